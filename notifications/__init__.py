@@ -1,0 +1,1 @@
+"""Rendering and delivering notices (reminders and overdue notices)."""

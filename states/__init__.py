@@ -1,0 +1,1 @@
+"""The campaign's machines, guards, checklist and definitions, as data (importable without a database)."""

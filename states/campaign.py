@@ -1,0 +1,353 @@
+"""A campaign definition (stages, cohorts, milestones, checklists) loaded from TOML and validated.
+
+Errors name the line and the field, so an office editing its own file can find the mistake.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from .machines import SPECS
+
+COHORTS = ("provincial_demo", "county_demo", "key", "heavy_task")
+KINDS = ("flag", "count", "text")
+BUILTIN = ("chengde-2014",)
+
+
+class CampaignError(ValueError):
+    """A campaign file that cannot be used; `problems` lists each one with its line."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Stage:
+    id: str
+    name: str
+    starts: dt.date
+    ends: dt.date
+
+
+@dataclass(frozen=True)
+class Cohort:
+    id: str
+    name: str
+    deadline: dt.date | None
+    per_county: tuple[int, int] | None = None
+    requires: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Which units owe a milestone, and what makes it met for them."""
+
+    level: str
+    cohorts: tuple[str, ...] = ()
+    exclude_cohorts: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+    guards: tuple[str, ...] = ()
+    when_has: str | None = None
+
+    def applies(self, level: str, cohorts: frozenset[str]) -> bool:
+        if level != self.level:
+            return False
+        if self.cohorts and not cohorts.intersection(self.cohorts):
+            return False
+        return not cohorts.intersection(self.exclude_cohorts)
+
+
+@dataclass(frozen=True)
+class Milestone:
+    id: str
+    name: str
+    deadline: dt.date
+    stage: str
+    rules: tuple[Rule, ...]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One checklist fact; `requirement(cohorts)` says what makes it ok for a unit."""
+
+    id: str
+    area: str
+    label: str
+    kind: str
+    required: Any = None
+    by_cohort: dict[str, Any] = field(default_factory=dict)
+    minimum_of: str | None = None
+    only_for: tuple[str, ...] = ()
+    optional: bool = False
+
+    def applies(self, cohorts: frozenset[str]) -> bool:
+        return not self.only_for or bool(cohorts.intersection(self.only_for))
+
+    def requirement(self, cohorts: frozenset[str]) -> Any:
+        """True for a required flag, a minimum for a count, None for any text (False: optional)."""
+        if self.kind == "flag":
+            return not self.optional
+        if self.kind == "text":
+            return None
+        raised = [v for c, v in self.by_cohort.items() if c in cohorts]
+        return max([self.required or 0, *raised])
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: str
+    title: str
+    issuer: str
+    issued: dt.date
+    city: str
+    timezone: str
+    stages: tuple[Stage, ...]
+    cohorts: dict[str, Cohort]
+    milestones: tuple[Milestone, ...]
+    checklists: dict[str, tuple[Item, ...]]
+    areas: dict[str, str]
+    sha256: str
+
+    def items(self, level: str) -> tuple[Item, ...]:
+        return self.checklists.get(level, ())
+
+    def item(self, level: str, item_id: str) -> Item | None:
+        return next((i for i in self.items(level) if i.id == item_id), None)
+
+    def milestone(self, milestone_id: str) -> Milestone | None:
+        return next((m for m in self.milestones if m.id == milestone_id), None)
+
+    def stage(self, stage_id: str) -> Stage | None:
+        return next((s for s in self.stages if s.id == stage_id), None)
+
+
+def builtin_text(name: str) -> str:
+    """The text of a campaign file shipped with anjian."""
+    return resources.files("anjian.states").joinpath("campaigns", f"{name}.toml").read_text("utf-8")
+
+
+def load(text: str, source: str = "<campaign>") -> Campaign:
+    """Parse and validate a campaign; raise CampaignError listing every problem with its line."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CampaignError(source, [f"TOML syntax: {exc}"]) from None
+    checker = _Checker(text)
+    campaign = checker.build(data, hashlib.sha256(text.encode("utf-8")).hexdigest())
+    if checker.problems:
+        raise CampaignError(source, checker.problems)
+    return campaign
+
+
+class _Checker:
+    """Builds a Campaign while collecting problems; finds the line of a field in the source text."""
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines()
+        self.problems: list[str] = []
+
+    # -- locating ---------------------------------------------------------------------------------
+    def line_of(self, table: str, index: int | None, key: str | None) -> int | None:
+        """Line number of `key` inside the index-th `[[table]]` (or `[table]`)."""
+        header = re.compile(r"^\s*\[\[\s*" + re.escape(table) + r"\s*\]\]" if index is not None
+                            else r"^\s*\[\s*" + re.escape(table) + r"\s*\]")
+        seen = -1
+        start = None
+        for n, line in enumerate(self.lines):
+            if header.match(line):
+                seen += 1
+                if index is None or seen == index:
+                    start = n
+                    break
+        if start is None:
+            return None
+        if key is None:
+            return start + 1
+        keyline = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+        for n in range(start + 1, len(self.lines)):
+            if self.lines[n].lstrip().startswith("["):
+                break
+            if keyline.match(self.lines[n]):
+                return n + 1
+        return start + 1
+
+    def problem(self, where: tuple[str, int | None, str | None], message: str) -> None:
+        table, index, key = where
+        line = self.line_of(table, index, key)
+        label = table + (f"[{index}]" if index is not None else "") + (f".{key}" if key else "")
+        self.problems.append(f"line {line or '?'}, {label}: {message}")
+
+    def take(self, raw: dict, where: tuple[str, int | None], key: str, kind: type | tuple, default: Any = ...) -> Any:
+        value = raw.get(key, default)
+        if value is ...:
+            self.problem((*where, key), "is required")
+            return None
+        if value is not default and not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+            expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            self.problem((*where, key), f"must be {expected}, not {value!r}")
+            return None
+        return value
+
+    def unknown(self, raw: dict, where: tuple[str, int | None], allowed: set[str]) -> None:
+        for key in raw:
+            if key not in allowed:
+                self.problem((*where, key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+    # -- building ---------------------------------------------------------------------------------
+    def build(self, data: dict, sha: str) -> Campaign:
+        self.unknown(data, ("", None), {"campaign", "stages", "cohorts", "milestones", "checklist", "areas"})
+        head = data.get("campaign", {})
+        w = ("campaign", None)
+        self.unknown(head, w, {"id", "title", "issuer", "issued", "city", "timezone"})
+        issued = self.take(head, w, "issued", dt.date) or dt.date.min
+        stages = self.stages(data.get("stages", []))
+        cohorts = self.cohorts(data.get("cohorts", {}))
+        areas = data.get("areas", {})
+        checklists = {level: self.items(level, data.get("checklist", {}).get(level, []), areas)
+                      for level in ("township", "county")}
+        milestones = self.milestones(data.get("milestones", []), issued, {s.id for s in stages})
+        return Campaign(
+            id=self.take(head, w, "id", str) or "",
+            title=self.take(head, w, "title", str) or "",
+            issuer=self.take(head, w, "issuer", str, "") or "",
+            issued=issued,
+            city=self.take(head, w, "city", str, "") or "",
+            timezone=self.take(head, w, "timezone", str, "Asia/Shanghai") or "Asia/Shanghai",
+            stages=stages, cohorts=cohorts, milestones=milestones, checklists=checklists,
+            areas=dict(areas), sha256=sha,
+        )
+
+    def stages(self, raw: list) -> tuple[Stage, ...]:
+        out: list[Stage] = []
+        city_states = SPECS["city"].states
+        for n, entry in enumerate(raw):
+            w = ("stages", n)
+            self.unknown(entry, w, {"id", "name", "starts", "ends"})
+            sid = self.take(entry, w, "id", str)
+            starts, ends = self.take(entry, w, "starts", dt.date), self.take(entry, w, "ends", dt.date)
+            if sid is not None and sid not in city_states[:-1]:
+                self.problem((*w, "id"), f"unknown state {sid!r} (the city machine's stages: {', '.join(city_states[:-1])})")
+            if starts and ends and ends < starts:
+                self.problem((*w, "ends"), f"{ends} is before starts {starts}")
+            if out and starts and starts <= out[-1].starts:
+                self.problem((*w, "starts"), f"{starts} is not after the previous stage's start {out[-1].starts} (dates out of order)")
+            if sid and starts and ends:
+                out.append(Stage(sid, self.take(entry, w, "name", str, sid), starts, ends))
+        if not self.problems and [s.id for s in out] != list(city_states[:-1]):
+            self.problem(("stages", None, None), f"must declare the stages {', '.join(city_states[:-1])} in this order")
+        return tuple(out)
+
+    def cohorts(self, raw: dict) -> dict[str, Cohort]:
+        out: dict[str, Cohort] = {}
+        for cid, entry in raw.items():
+            w = (f"cohorts.{cid}", None)
+            if cid not in COHORTS:
+                self.problem((*w, None), f"unknown cohort {cid!r} (known: {', '.join(COHORTS)})")
+                continue
+            self.unknown(entry, w, {"name", "deadline", "decided_by", "per_county", "requires"})
+            per = self.take(entry, w, "per_county", list, None)
+            if per is not None and (len(per) != 2 or not all(isinstance(x, int) for x in per) or per[0] > per[1]):
+                self.problem((*w, "per_county"), f"must be [least, most], not {per!r}")
+                per = None
+            requires = tuple(self.take(entry, w, "requires", list, []) or [])
+            for r in requires:
+                if r not in COHORTS:
+                    self.problem((*w, "requires"), f"unknown cohort {r!r}")
+            out[cid] = Cohort(cid, self.take(entry, w, "name", str, cid), self.take(entry, w, "deadline", dt.date, None),
+                              tuple(per) if per else None, requires)
+        return out
+
+    def milestones(self, raw: list, issued: dt.date, stage_ids: set[str]) -> tuple[Milestone, ...]:
+        from .guards import GUARDS
+
+        out: list[Milestone] = []
+        for n, entry in enumerate(raw):
+            w = ("milestones", n)
+            self.unknown(entry, w, {"id", "name", "deadline", "stage", "rules"})
+            mid, deadline = self.take(entry, w, "id", str), self.take(entry, w, "deadline", dt.date)
+            stage = self.take(entry, w, "stage", str)
+            if stage and stage_ids and stage not in stage_ids:
+                self.problem((*w, "stage"), f"unknown stage {stage!r}")
+            if deadline and deadline < issued:
+                self.problem((*w, "deadline"), f"{deadline} is before the campaign was issued ({issued})")
+            if deadline and out and deadline < out[-1].deadline:
+                self.problem((*w, "deadline"), f"{deadline} is before the previous milestone's {out[-1].deadline} (dates out of order)")
+            if mid and any(m.id == mid for m in out):
+                self.problem((*w, "id"), f"duplicate milestone {mid!r}")
+            rules = []
+            for raw_rule in self.take(entry, w, "rules", list, []) or []:
+                rules.append(self.rule(raw_rule, w, GUARDS))
+            if mid and deadline:
+                out.append(Milestone(mid, self.take(entry, w, "name", str, mid), deadline, stage or "", tuple(r for r in rules if r)))
+        return tuple(out)
+
+    def rule(self, raw: dict, w: tuple[str, int], guards: dict) -> Rule | None:
+        self.unknown(raw, w, {"level", "cohorts", "exclude_cohorts", "states", "guards", "when_has"})
+        level = raw.get("level")
+        if level not in ("township", "county"):
+            self.problem((*w, "rules"), f"rule level must be township or county, not {level!r}")
+            return None
+        bad = False
+        for s in raw.get("states", []):
+            if s not in SPECS[level].states:
+                self.problem((*w, "rules"), f"unknown {level} state {s!r}")
+                bad = True
+        for g in raw.get("guards", []):
+            if g not in guards.get(level, {}):
+                self.problem((*w, "rules"), f"unknown {level} guard {g!r}")
+                bad = True
+        for c in [*raw.get("cohorts", []), *raw.get("exclude_cohorts", []), *filter(None, [raw.get("when_has")])]:
+            if c not in COHORTS:
+                self.problem((*w, "rules"), f"unknown cohort {c!r}")
+                bad = True
+        if not raw.get("states") and not raw.get("guards"):
+            self.problem((*w, "rules"), "a rule needs `states` or `guards`")
+            bad = True
+        if bad:
+            return None
+        return Rule(level, tuple(raw.get("cohorts", [])), tuple(raw.get("exclude_cohorts", [])),
+                    tuple(raw.get("states", [])), tuple(raw.get("guards", [])), raw.get("when_has"))
+
+    def items(self, level: str, raw: list, areas: dict) -> tuple[Item, ...]:
+        out: list[Item] = []
+        table = f"checklist.{level}"
+        for n, entry in enumerate(raw):
+            w = (table, n)
+            self.unknown(entry, w, {"id", "area", "label", "kind", "required", "by_cohort", "minimum_of", "only_for", "optional"})
+            iid, kind = self.take(entry, w, "id", str), self.take(entry, w, "kind", str)
+            if kind is not None and kind not in KINDS:
+                self.problem((*w, "kind"), f"must be one of {', '.join(KINDS)}, not {kind!r}")
+                continue
+            if iid and any(i.id == iid for i in out):
+                self.problem((*w, "id"), f"duplicate item {iid!r}")
+            area = self.take(entry, w, "area", str, "")
+            if areas and area and area not in areas:
+                self.problem((*w, "area"), f"unknown area {area!r}")
+            required = self.take(entry, w, "required", int, None) if kind == "count" else None
+            if isinstance(required, int) and required < 0:
+                self.problem((*w, "required"), "must not be negative")
+            by_cohort = self.take(entry, w, "by_cohort", dict, {}) or {}
+            for c, v in by_cohort.items():
+                if c not in COHORTS:
+                    self.problem((*w, "by_cohort"), f"unknown cohort {c!r}")
+                if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                    self.problem((*w, "by_cohort"), f"{c} must be a whole number, not {v!r}")
+            minimum_of = self.take(entry, w, "minimum_of", str, None)
+            if minimum_of and not any(i.id == minimum_of and i.kind == "count" for i in out):
+                self.problem((*w, "minimum_of"), f"{minimum_of!r} is not an earlier count item")
+            only_for = tuple(self.take(entry, w, "only_for", list, []) or [])
+            for c in only_for:
+                if c not in COHORTS:
+                    self.problem((*w, "only_for"), f"unknown cohort {c!r}")
+            if iid and kind:
+                out.append(Item(iid, area or "", self.take(entry, w, "label", str, iid) or iid, kind, required,
+                                dict(by_cohort), minimum_of, only_for, bool(entry.get("optional", False))))
+        return tuple(out)

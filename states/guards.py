@@ -1,0 +1,208 @@
+"""The plan's rules as named guards.
+
+Each guard takes the `Facts` of one unit at one moment and returns the reasons, in words an official
+can act on, why it is not satisfied; the guard holds when that list is empty.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .campaign import Campaign
+from .machines import state_name
+
+FLAG_TRUE = "是"
+FLAG_FALSE = "否"
+COHORT_NAMES = {"provincial_demo": "省定示范乡镇", "county_demo": "县区示范重点乡镇", "key": "安全生产重点乡镇",
+                "heavy_task": "安全监管任务较重的乡镇"}
+
+
+@dataclass(frozen=True)
+class Child:
+    """A township as its county's guards see it."""
+
+    code: str
+    name: str
+    state: str
+    cohorts: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    path: str
+    sha256: str
+
+
+@dataclass
+class Facts:
+    """Everything a guard may look at for one unit, loaded once before a trigger fires."""
+
+    level: str
+    code: str
+    name: str
+    state: str
+    cohorts: frozenset[str]
+    campaign: Campaign
+    now: dt.datetime
+    checklist: dict[str, str] = field(default_factory=dict)
+    children: tuple[Child, ...] = ()
+    actor: str | None = None
+    note: str | None = None
+    evidence: tuple[Evidence, ...] = ()
+    last_applicant: str | None = None
+    dest: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemStatus:
+    item: str
+    label: str
+    area: str
+    kind: str
+    required: object
+    value: object
+    ok: bool
+
+
+def parse_value(kind: str, raw: str | None) -> object:
+    """A stored checklist value as its kind: bool for a flag, int for a count, str for text."""
+    if raw is None:
+        return None
+    if kind == "flag":
+        return raw == FLAG_TRUE
+    if kind == "count":
+        return int(raw)
+    return raw
+
+
+def checklist(facts: Facts) -> list[ItemStatus]:
+    """Each checklist item that applies to this unit, with what it requires and whether it is ok."""
+    out: list[ItemStatus] = []
+    values: dict[str, object] = {}
+    for item in facts.campaign.items(facts.level):
+        if not item.applies(facts.cohorts):
+            continue
+        value = parse_value(item.kind, facts.checklist.get(item.id))
+        values[item.id] = value
+        required = item.requirement(facts.cohorts)
+        if item.minimum_of:
+            linked = values.get(item.minimum_of)
+            required = max(required, linked if isinstance(linked, int) else 0)
+        if item.kind == "flag":
+            ok = value is True or required is False
+        elif item.kind == "count":
+            ok = value is not None and value >= required
+        else:
+            ok = bool(value and str(value).strip())
+        out.append(ItemStatus(item.id, item.label, item.area, item.kind, required, value, ok))
+    return out
+
+
+def _describe_missing(s: ItemStatus) -> str:
+    if s.kind == "flag":
+        return f"{s.label}：尚未落实（{s.item}）"
+    if s.kind == "count":
+        have = "未填报" if s.value is None else f"现有 {s.value}"
+        return f"{s.label}：须不少于 {s.required}，{have}（{s.item}）"
+    return f"{s.label}：未填报（{s.item}）"
+
+
+def checklist_complete(f: Facts) -> list[str]:
+    return [_describe_missing(s) for s in checklist(f) if not s.ok]
+
+
+def _needs_note(what: str) -> Callable[[Facts], list[str]]:
+    def guard(f: Facts) -> list[str]:
+        return [] if f.note and f.note.strip() else [f"须填写{what}（--note）"]
+
+    guard.__doc__ = f"A note carrying the {what}."
+    return guard
+
+
+def inspector_is_not_applicant(f: Facts) -> list[str]:
+    if f.actor and f.last_applicant and f.actor == f.last_applicant:
+        return [f"验收须由申请人以外的人员进行（{f.actor} 提出了本次验收申请）"]
+    return []
+
+
+def plan_document_attached(f: Facts) -> list[str]:
+    return [] if f.evidence else ["须附推进方案文件（--evidence 方案文件）"]
+
+
+def _names(children: list[Child], limit: int = 5) -> str:
+    shown = "、".join(f"{c.name}（{state_name('township', c.state)}）" for c in children[:limit])
+    return shown + (f" 等共 {len(children)} 个" if len(children) > limit else "")
+
+
+def _cohort_accepted(cohort: str) -> Callable[[Facts], list[str]]:
+    def guard(f: Facts) -> list[str]:
+        late = [c for c in f.children if cohort in c.cohorts and c.state != "accepted"]
+        return [f"{COHORT_NAMES[cohort]}尚未全部通过验收：{_names(late)}"] if late else []
+
+    return guard
+
+
+def county_demos_accepted(f: Facts) -> list[str]:
+    demos = [c for c in f.children if "county_demo" in c.cohorts]
+    cohort = f.campaign.cohorts.get("county_demo")
+    least, most = cohort.per_county if cohort and cohort.per_county else (1, 3)
+    reasons = []
+    if len(demos) < least:
+        reasons.append(f"县区示范重点乡镇须确定 {least}–{most} 个，现有 {len(demos)} 个（anjian designate 乡镇 county_demo）")
+    if len(demos) > most:
+        reasons.append(f"县区示范重点乡镇至多 {most} 个，现有 {len(demos)} 个")
+    late = [c for c in demos if c.state != "accepted"]
+    if late:
+        reasons.append(f"县区示范重点乡镇尚未全部通过验收：{_names(late)}")
+    return reasons
+
+
+def other_townships_started(f: Facts) -> list[str]:
+    idle = [c for c in f.children if "key" not in c.cohorts and c.state == "not_started"]
+    return [f"其他乡镇尚未全面开展：{_names(idle)}"] if idle else []
+
+
+def all_townships_accepted(f: Facts) -> list[str]:
+    late = [c for c in f.children if c.state != "accepted"]
+    return [f"尚有乡镇未达标：{_names(late)}"] if late else []
+
+
+def stage_date_reached(f: Facts) -> list[str]:
+    stage = f.campaign.stage(f.dest or "")
+    if stage is None:  # `closed` has no stage of its own: it follows the last stage's end
+        last = f.campaign.stages[-1]
+        starts = last.ends + dt.timedelta(days=1)
+    else:
+        starts = stage.starts
+    today = f.now.astimezone(_tz(f.campaign)).date()
+    return [] if today >= starts else [f"{starts} 起方可进入（今天是 {today}）"]
+
+
+def _tz(campaign: Campaign):
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(campaign.timezone)
+
+
+GUARDS: dict[str, dict[str, Callable[[Facts], list[str]]]] = {
+    "township": {
+        "checklist_complete": checklist_complete,
+        "inspection_note_given": _needs_note("验收意见"),
+        "inspector_is_not_applicant": inspector_is_not_applicant,
+        "rejection_reason_given": _needs_note("不予通过的原因和整改要求"),
+        "reinspection_finding_given": _needs_note("复查发现的问题"),
+    },
+    "county": {
+        "plan_document_attached": plan_document_attached,
+        "county_checklist_complete": checklist_complete,
+        "provincial_demos_accepted": _cohort_accepted("provincial_demo"),
+        "county_demos_accepted": county_demos_accepted,
+        "key_townships_accepted": _cohort_accepted("key"),
+        "other_townships_started": other_townships_started,
+        "all_townships_accepted": all_townships_accepted,
+        "review_note_given": _needs_note("验收总结意见"),
+    },
+    "city": {"stage_date_reached": stage_date_reached},
+}

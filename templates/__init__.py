@@ -1,0 +1,1 @@
+"""Jinja2 templates of notices and reports, shipped as package data."""

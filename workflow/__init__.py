@@ -1,0 +1,1 @@
+"""The anjian engine: settings, database, services, scheduler and command line."""

@@ -1,0 +1,191 @@
+"""Services that change units: fire a trigger (one or a batch), record a checklist fact, designate a
+cohort. Each change and its audit row are written in one transaction; nothing is written on refusal."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from anjian.states.guards import Evidence
+from anjian.states.machines import SPECS, TRIGGER_NAMES
+
+from . import audit, machine
+from .clock import utc_text
+from .db import Database
+from .errors import BadInput, Conflict, Refused
+from .evidence import EvidenceFile, examine, keep
+from .facts import FactsLoader
+from .models import Unit
+from .names import Resolver, UnitRef
+from .registry import campaign_in_force
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One fired trigger as written: its audit sequence number and the unit's new version."""
+
+    seq: int
+    code: str
+    name: str
+    level: str
+    trigger: str
+    from_state: str
+    to_state: str
+    version: int
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    line: int
+    unit: str
+    trigger: str
+    kind: str  # "bad_input" or "refused"
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    applied: list[Transition]
+    problems: list[RowProblem]
+    rows: int
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+
+def normalize_trigger(name: str) -> str:
+    return name.strip().replace("-", "_").lower()
+
+
+def trigger_for(unit: UnitRef, trigger: str) -> str:
+    """The trigger name checked against the unit's machine; BadInput lists the valid ones."""
+    t = normalize_trigger(trigger)
+    spec = SPECS.get(unit.level)
+    if spec is None:
+        raise BadInput(f"{unit.name}（{unit.code}）is a {unit.level}: it has no state machine in this campaign")
+    if t not in spec.triggers:
+        valid = "、".join(f"{x}（{TRIGGER_NAMES.get(x, x)}）" for x in spec.triggers)
+        raise BadInput(f"trigger “{trigger}” does not exist for a {unit.level}; {unit.level} triggers: {valid}")
+    return t
+
+
+def conflict_message(u: Unit, expected: int) -> str:
+    from .clock import shown
+
+    when = shown(u.changed_at) if u.changed_at else "?"
+    return (f"{u.name}（{u.code}）was changed meanwhile by {u.changed_by} at {when} "
+            f"(version {u.version}, you had {expected}); nothing was written — look again and retry")
+
+
+class Advancer:
+    """Fires triggers inside one write transaction, keeping later rows aware of earlier ones."""
+
+    def __init__(self, session: Session, now: dt.datetime, actor: str):
+        self.session = session
+        self.now = now
+        self.actor = actor
+        self.resolver = Resolver(session)
+        self.loader = FactsLoader(session, campaign_in_force(session), now)
+        self.versions: dict[str, int] = {}
+        self.entries: list[audit.Entry] = []
+        self.pending: list[tuple[UnitRef, str, str, str]] = []
+
+    def prepare(self, unit: UnitRef, trigger: str, note: str | None, evidence: list[EvidenceFile]) -> tuple[str, str]:
+        """Check and fire one trigger in memory; return (from, to) or raise Refused."""
+        self.loader.prefetch([unit.code])
+        facts = self.loader.facts(unit.code, self.actor, note, tuple(Evidence(e.path, e.sha256) for e in evidence))
+        verdict = machine.check(facts, trigger)
+        if not verdict.allowed:
+            raise Refused(f"{unit.name}（{unit.code}）: “{trigger}”（{TRIGGER_NAMES.get(trigger, trigger)}）is refused now",
+                          verdict.unmet)
+        before = facts.state
+        after = machine.fire(facts, trigger)
+        self.loader.overlay[unit.code] = after
+        if trigger in ("apply", "resubmit"):
+            self.loader.applicants[unit.code] = self.actor
+        self.versions.setdefault(unit.code, self.loader.units[unit.code].version)
+        self.entries.append(audit.Entry(self.now, self.actor, trigger, unit.code, before, after, note,
+                                        tuple(e.as_json() for e in evidence)))
+        self.pending.append((unit, trigger, before, after))
+        return before, after
+
+    def commit(self) -> list[Transition]:
+        """Write the new states (refusing stale versions) and the audit rows."""
+        final: dict[str, str] = {}
+        for unit, _, _, after in self.pending:
+            final[unit.code] = after
+        bumps: dict[str, int] = {}
+        for code, state in final.items():
+            loaded = self.versions[code]
+            steps = sum(1 for u, *_ in self.pending if u.code == code)
+            result = self.session.execute(
+                update(Unit).where(Unit.code == code, Unit.version == loaded)
+                .values(state=state, version=loaded + steps, changed_at=utc_text(self.now), changed_by=self.actor)
+                .execution_options(synchronize_session=False))
+            if result.rowcount != 1:
+                self.session.expire_all()
+                raise Conflict(conflict_message(self.session.get(Unit, code), loaded))
+            bumps[code] = loaded
+        seqs = audit.append(self.session, self.entries)
+        out, seen = [], dict.fromkeys(final, 0)
+        for seq, (unit, trigger, before, after) in zip(seqs, self.pending, strict=True):
+            seen[unit.code] += 1
+            out.append(Transition(seq, unit.code, unit.name, unit.level, trigger, before, after, bumps[unit.code] + seen[unit.code]))
+        return out
+
+
+def advance(db: Database, unit: str, trigger: str, actor: str, now: dt.datetime, note: str | None = None,
+            evidence: tuple[str, ...] = (), expect_version: int | None = None, evidence_dir=None) -> Transition:
+    """Fire one trigger for one unit, with its guards; refuse a stale `expect_version` (Conflict)."""
+    files = examine(list(evidence))
+    note = note.strip() if note and note.strip() else None
+    with db.write() as session:
+        adv = Advancer(session, now, actor)
+        ref = adv.resolver.resolve(unit)
+        t = trigger_for(ref, trigger)
+        if expect_version is not None and ref.version != expect_version:
+            raise Conflict(conflict_message(session.get(Unit, ref.code), expect_version))
+        adv.prepare(ref, t, note, files)
+        if files and evidence_dir is not None:
+            keep(files, evidence_dir)
+        return adv.commit()[0]
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    line: int
+    unit: str
+    trigger: str
+    note: str | None = None
+
+
+def advance_batch(db: Database, rows: list[BatchRow], actor: str, now: dt.datetime, partial: bool = False) -> BatchResult:
+    """Fire many triggers in one transaction: all or nothing, or with `partial` the rows that pass."""
+    problems: list[RowProblem] = []
+    with db.write() as session:
+        adv = Advancer(session, now, actor)
+        refs: dict[int, UnitRef] = {}
+        for r in rows:
+            try:
+                refs[r.line] = adv.resolver.resolve(r.unit)
+            except BadInput as exc:
+                problems.append(RowProblem(r.line, r.unit, r.trigger, "bad_input", (exc.message, *exc.details)))
+        adv.loader.prefetch(ref.code for ref in refs.values())
+        for r in rows:
+            ref = refs.get(r.line)
+            if ref is None:
+                continue
+            try:
+                adv.prepare(ref, trigger_for(ref, r.trigger), r.note or None, [])
+            except BadInput as exc:
+                problems.append(RowProblem(r.line, r.unit, r.trigger, "bad_input", (exc.message,)))
+            except Refused as exc:
+                problems.append(RowProblem(r.line, r.unit, r.trigger, "refused", tuple(exc.details)))
+        problems.sort(key=lambda p: p.line)
+        if problems and not partial:  # nothing was written yet: leaving the transaction writes nothing
+            return BatchResult([], problems, len(rows))
+        return BatchResult(adv.commit(), problems, len(rows))

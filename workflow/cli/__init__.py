@@ -1,0 +1,76 @@
+"""The `anjian` command line: a thin shell over the services.
+
+Subcommands are imported only when run, so `anjian --help` never loads SQLAlchemy or transitions.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from .common import global_options
+
+# command name -> "module:attribute", in the order `--help` lists them
+COMMANDS = {
+    "init": "setup:init",
+    "status": "views:status",
+    "units": "views:units",
+    "show": "views:show",
+    "designate": "changes:designate",
+    "record": "changes:record",
+    "advance": "changes:advance",
+    "history": "auditing:history",
+    "audit": "auditing:audit",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands live in modules imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name.replace("_", "-")) or COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help comes from a static table so that listing commands imports nothing.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, SUMMARIES.get(name, "")) for name in COMMANDS])
+
+
+SUMMARIES = {
+    "init": "Create or upgrade the database; load the registry and campaign.",
+    "status": "The city at a glance: each county's stage, progress and deadlines.",
+    "units": "List units, filtered by level, county, cohort, state or overdue.",
+    "show": "One unit in full: checklist, milestones, and what each trigger needs.",
+    "designate": "Put a township into a cohort (or take it out), one or from a CSV file.",
+    "record": "Record one checklist fact of a unit.",
+    "advance": "Fire a trigger for a unit (one, or a CSV batch).",
+    "history": "The audit trail, filtered by unit, time and actor.",
+    "audit": "Check the audit log's hash chain.",
+}
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@global_options
+@click.version_option(package_name="anjian", prog_name="anjian")
+def cli() -> None:
+    """anjian（安监）— 乡镇安全监管规范化建设 workflow engine.
+
+    Every county and township moves through the campaign's stages as a guarded state machine;
+    officials advance them here and see exactly what is missing when a guard refuses.
+
+    Example:
+
+        anjian init && anjian status
+    """
+
+
+def main() -> None:
+    cli(prog_name="anjian")

@@ -1,0 +1,138 @@
+"""`anjian designate`, `record` and `advance`: the commands that change units."""
+
+from __future__ import annotations
+
+import click
+
+from .common import command, emit, fail, format_option
+
+
+@click.command()
+@click.argument("unit", required=False)
+@click.argument("cohort", required=False)
+@click.option("--remove", is_flag=True, help="Take the township out of the cohort.")
+@click.option("--file", "file", metavar="FILE.csv", help="Bulk: a CSV with columns unit,cohort (optional remove).")
+@format_option(("table", "json"))
+@command
+def designate(env, unit, cohort, remove, file, fmt) -> None:
+    """Put a township into a cohort (provincial_demo, county_demo, key, heavy_task), or take it out.
+
+    A file is applied all or nothing; the plan's limits (1–3 county demonstration townships per county,
+    each also a key township) are checked on the result.
+
+    Example:
+
+        anjian designate 宽城峪耳崖镇 key
+        anjian designate --file key-townships.csv
+    """
+    from .. import records, render, tables
+
+    if file:
+        if unit or cohort:
+            fail("give either UNIT COHORT or --file, not both")
+        recs, problems = tables.read_csv(file, ("unit", "cohort"), ("remove",))
+        tables.refuse_if(problems, file)
+        rows = records.designation_rows(recs)
+    else:
+        if not (unit and cohort):
+            fail("give UNIT COHORT (e.g. anjian designate 宽城峪耳崖镇 key), or --file FILE.csv")
+        rows = [records.DesignateRow(0, unit, cohort, remove)]
+    res = records.designate(env.database(), rows, env.actor, env.now)
+
+    def text() -> str:
+        lines = []
+        for d in res:
+            verb = "移出" if d.removed else "列为"
+            lines.append(f"{d.name}（{d.code}）{verb} {d.cohort}" + ("" if d.changed else "：已是如此，无变化"))
+        changed = sum(d.changed for d in res)
+        return "\n".join(lines[:50] + ([f"… 共 {len(res)} 行"] if len(lines) > 50 else []) + [f"更改 {changed} 项"])
+
+    emit(fmt, text, [render.to_jsonable(d) | {"changed": d.changed} for d in res])
+
+
+@click.command()
+@click.argument("unit")
+@click.argument("item")
+@click.argument("value")
+@click.option("--evidence", "evidence", multiple=True, metavar="FILE", help="A file that shows it (repeatable).")
+@format_option(("table", "json"))
+@command
+def record(env, unit, item, value, evidence, fmt) -> None:
+    """Record one checklist fact: a flag (是/否), a count, or a text such as a keeper's name.
+
+    ITEM is the item's code (see `anjian show UNIT`) or its exact label.
+
+    Example:
+
+        anjian record 宽城峪耳崖镇 staff.full_time 4
+        anjian record 宽城峪耳崖镇 six.vehicle 是 --evidence 车辆登记证.pdf
+    """
+    from .. import records, render
+
+    res = records.record(env.database(), unit, item, value, env.actor, env.now, tuple(evidence), env.settings.evidence_dir)
+
+    def text() -> str:
+        lines = [f"⚠ {w}" for w in res.warnings]
+        if res.changed:
+            was = f"（原为 {res.previous}）" if res.previous is not None else ""
+            lines.append(f"{res.name}（{res.code}）{res.label}：{res.value}{was}  审计序号 {res.seq}")
+        else:
+            lines.append(f"{res.name}（{res.code}）{res.label} 已是 {res.value}，无变化")
+        return "\n".join(lines)
+
+    emit(fmt, text, render.to_jsonable(res) | {"changed": res.changed})
+
+
+@click.command()
+@click.argument("unit", required=False)
+@click.argument("trigger", required=False)
+@click.option("--note", metavar="TEXT", help="The note: an inspector's opinion, a reason, a finding.")
+@click.option("--evidence", "evidence", multiple=True, metavar="FILE", help="A file to attach (repeatable).")
+@click.option("--expect-version", type=int, metavar="N",
+              help="Refuse (exit 5) unless the unit is still at this version (see `anjian show`).")
+@click.option("--file", "file", metavar="FILE.csv", help="Bulk: a CSV with columns unit,trigger,note.")
+@click.option("--partial", is_flag=True, help="With --file: apply the rows that pass and report the rest.")
+@format_option(("table", "json"))
+@command
+def advance(env, unit, trigger, note, evidence, expect_version, file, partial, fmt) -> None:
+    """Fire a trigger for a unit. If a guard refuses, every unmet reason is printed (exit 3).
+
+    Township triggers: start, apply, accept, reject, resubmit, revoke.
+    County triggers: submit_plan, approve_demonstration, certify_key_compliance, certify_full_coverage.
+    A --file batch is all or nothing unless --partial.
+
+    Example:
+
+        anjian advance 宽城峪耳崖镇 apply
+        anjian advance 宽城县 submit_plan --evidence 推进方案.pdf
+        anjian advance --file batch.csv --partial
+    """
+    from .. import actions, render, tables
+    from ..errors import BadInput, Refused
+
+    if file:
+        if unit or trigger or evidence or note:
+            fail("--file takes its units, triggers and notes from the file; give no UNIT, TRIGGER, --note or --evidence")
+        recs, problems = tables.read_csv(file, ("unit", "trigger"), ("note",))
+        tables.refuse_if(problems, file)
+        rows = [actions.BatchRow(r.line, r.values["unit"], r.values["trigger"], r.values.get("note") or None) for r in recs]
+        res = actions.advance_batch(env.database(), rows, env.actor, env.now, partial)
+        lines = [f"{t.name}（{t.code}）{t.trigger}: {t.from_state} → {t.to_state}" for t in res.applied]
+        head = (f"已执行 {len(res.applied)} / {res.rows} 行" if res.applied or partial
+                else f"未执行：{len(res.problems)} 行有问题，整批未写入")
+        emit(fmt, lambda: "\n".join(lines[:50] + ([f"… 共 {len(lines)} 行"] if len(lines) > 50 else []) + [head]),
+             {"applied": render.to_jsonable(res.applied), "problems": render.to_jsonable(res.problems)})
+        if res.problems:
+            details = [f"line {p.line} ({p.unit} {p.trigger}): {'; '.join(p.reasons)}" for p in res.problems]
+            worst = BadInput if any(p.kind == "bad_input" for p in res.problems) else Refused
+            raise worst(f"{file}: {len(res.problems)} row(s) " + ("not applied" if partial else "refused; nothing was written"), details)
+        return
+    if not (unit and trigger):
+        fail("give UNIT TRIGGER (e.g. anjian advance 宽城峪耳崖镇 apply), or --file FILE.csv")
+    t = actions.advance(env.database(), unit, trigger, env.actor, env.now, note, tuple(evidence), expect_version,
+                        env.settings.evidence_dir)
+    from anjian.states.machines import TRIGGER_NAMES, state_name
+
+    emit(fmt, lambda: (f"{t.name}（{t.code}）{TRIGGER_NAMES.get(t.trigger, t.trigger)}："
+                       f"{state_name(t.level, t.from_state)} → {state_name(t.level, t.to_state)}"
+                       f"  审计序号 {t.seq}，版本 {t.version}"), t)

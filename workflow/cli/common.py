@@ -1,0 +1,166 @@
+"""What every command shares: global options, the settings, the database, the acting official,
+output formats, and the one table that turns domain errors into the contract's exit codes."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+FORMATS = ("table", "json", "csv")
+# The contract's exit codes, by error class name (resolved lazily so that --help imports nothing).
+EXIT_CODES = {"BadInput": 2, "NotInitialized": 2, "Refused": 3, "NotPermitted": 4, "Conflict": 5, "AuditBroken": 6}
+
+
+def _remember(name: str) -> Callable:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            ctx.ensure_object(dict)[name] = value
+            root = ctx.find_root()
+            root.ensure_object(dict)[name] = value
+        return value
+
+    return callback
+
+
+def global_options(f: Callable) -> Callable:
+    """--db, --now and --as, accepted before or after the subcommand."""
+    f = click.option("--as", "as_user", metavar="NAME", expose_value=False, callback=_remember("as_user"),
+                     help="Act as this official (env ANJIAN_USER).")(f)
+    f = click.option("--now", metavar="TIME", expose_value=False, callback=_remember("now"),
+                     help="The time to act at, ISO 8601; no offset means Asia/Shanghai (env ANJIAN_NOW).")(f)
+    f = click.option("--db", metavar="URL", expose_value=False, callback=_remember("db"),
+                     help="SQLAlchemy URL or SQLite file (env ANJIAN_DB).")(f)
+    return f
+
+
+def format_option(choices: tuple[str, ...] = FORMATS) -> Callable:
+    return click.option("--format", "fmt", type=click.Choice(choices), default="table", show_default=True,
+                        help="Output format.")
+
+
+class Env:
+    """Settings, database and actor for one command, resolved once on first use."""
+
+    def __init__(self, ctx: click.Context):
+        self._opts = ctx.find_root().ensure_object(dict)
+        self._settings = None
+        self._db = None
+
+    @property
+    def settings(self):
+        if self._settings is None:
+            from ..settings import resolve
+
+            o = self._opts
+            self._settings = resolve(o.get("db"), o.get("now"), o.get("as_user"))
+        return self._settings
+
+    @property
+    def now(self):
+        return self.settings.now
+
+    @property
+    def actor(self) -> str:
+        return self.settings.as_user or os_login()
+
+    def database(self, initialized: bool = True):
+        if self._db is None:
+            from ..db import Database
+
+            self._db = Database(self.settings.db_url)
+            if initialized:
+                require_current(self._db)
+        return self._db
+
+
+def os_login() -> str:
+    """The operating-system account running this process, from its user id (not $USER)."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid{os.getuid()}"
+
+
+def require_current(db) -> None:
+    from ..errors import NotInitialized
+
+    try:
+        revision = db.current_revision()
+    except Exception as exc:  # noqa: BLE001 - an unreachable server or unreadable file
+        raise NotInitialized(f"cannot open the database {db.url}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+    if revision is None:
+        raise NotInitialized(f"the database {db.url} is empty: run `anjian init` first")
+
+
+def command(f: Callable) -> Callable:
+    """Wrap a command body: give it an Env, and turn domain errors into exit codes and messages."""
+
+    @functools.wraps(f)
+    @click.pass_context
+    def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
+        env = Env(ctx)
+        try:
+            return f(env, *args, **kwargs)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place errors meet the user
+            code = _exit_code(exc)
+            if code is None:
+                _unexpected(exc, env)
+            fail(exc.message, exc.details, code)
+
+    return global_options(wrapper)
+
+
+def _exit_code(exc: Exception) -> int | None:
+    for cls in type(exc).__mro__:
+        if cls.__name__ in EXIT_CODES and cls.__module__.endswith("errors"):
+            return EXIT_CODES[cls.__name__]
+    return None
+
+
+def fail(message: str, details: list[str] | tuple[str, ...] = (), code: int = 2) -> None:
+    label = {2: "错误", 3: "不能进行", 4: "无权操作", 5: "冲突", 6: "审计校验失败"}.get(code, "错误")
+    click.echo(f"{label}: {message}", err=True)
+    for d in details:
+        click.echo(f"  - {d}", err=True)
+    sys.exit(code)
+
+
+def _unexpected(exc: Exception, env: Env) -> None:
+    import tempfile
+    import traceback
+
+    try:
+        folder = env.settings.data_dir
+        folder.mkdir(parents=True, exist_ok=True)
+    except Exception:  # noqa: BLE001 - even the settings may be what failed
+        from pathlib import Path
+
+        folder = Path(tempfile.gettempdir())
+    log = folder / "anjian-error.log"
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write("".join(traceback.format_exception(exc)) + "\n")
+    click.echo(f"内部错误（a bug）: {exc.__class__.__name__}: {exc}\n  details were written to {log}", err=True)
+    sys.exit(1)
+
+
+def emit(fmt: str, table_fn: Callable[[], str], data: Any, csv_fn: Callable[[], str] | None = None) -> None:
+    """Print a result in the chosen format."""
+    from .. import render
+
+    if fmt == "json":
+        click.echo(render.as_json(data))
+    elif fmt == "csv" and csv_fn is not None:
+        click.echo(csv_fn())
+    else:
+        click.echo(table_fn())

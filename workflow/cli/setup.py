@@ -1,0 +1,31 @@
+"""`anjian init`."""
+
+from __future__ import annotations
+
+import click
+
+from .common import command
+
+
+@click.command()
+@click.option("--registry", metavar="chengde|FILE.csv", help="Units to load (default: the built-in 承德市 registry).")
+@click.option("--campaign", metavar="chengde-2014|FILE.toml", help="Campaign to run (default: chengde-2014).")
+@command
+def init(env, registry: str | None, campaign: str | None) -> None:
+    """Create or upgrade the database and load the registry and campaign.
+
+    Running it again changes nothing and says so. A registry CSV has the columns
+    code,name,level,parent_code (and optionally cohorts); a bad row anywhere loads nothing.
+
+    Example:
+
+        anjian init --registry chengde --campaign chengde-2014
+    """
+    from ..registry import initialize
+
+    db = env.database(initialized=False)
+    result = initialize(db, registry, campaign, env.now, env.actor)
+    for line in result.messages:
+        click.echo(line)
+    levels = "，".join(f"{k} {v}" for k, v in sorted(result.units.items()))
+    click.echo(f"数据库：{result.database}（{levels}）")

@@ -1,0 +1,146 @@
+"""`anjian status`, `units` and `show`: read-only views."""
+
+from __future__ import annotations
+
+import click
+
+from .common import command, emit, format_option
+
+COHORT_SHORT = {"provincial_demo": "省示范", "county_demo": "县示范", "key": "重点", "heavy_task": "任务重"}
+STATUS_WORDS = {"met": "已完成", "pending": "未到期", "overdue": "已逾期"}
+
+
+@click.command()
+@click.option("--county", metavar="UNIT", help="Only this county.")
+@format_option()
+@command
+def status(env, county: str | None, fmt: str) -> None:
+    """The city at a glance: per county its stage, townships accepted/total per cohort,
+    the next milestone with days left, and what is overdue.
+
+    Example:
+
+        anjian status --now 2015-04-01
+    """
+    from .. import progress, render
+
+    res = progress.status(env.database(), env.now, county)
+    headers = ["代码", "县区", "阶段", "省示范", "县示范", "重点", "全部达标", "已开展", "下一节点", "剩余天数", "逾期节点", "逾期乡镇"]
+    rows = [[c.code, c.name, c.state_name, *(_frac(c.cohorts[k]) for k in ("provincial_demo", "county_demo", "key")),
+             f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}",
+             c.next_milestone["id"] if c.next_milestone else None,
+             c.next_milestone["days"] if c.next_milestone else None, c.overdue, c.overdue_townships or None]
+            for c in res.counties]
+
+    def text() -> str:
+        city = res.city
+        head = f"{res.title}（{res.campaign}）  今天 {res.today}"
+        if city:
+            head += f"  {city['name']}：{city['state_name']}"
+        t = res.totals
+        foot = (f"合计：乡镇 {t['townships']} 个，已达标 {t['accepted']}，已开展 {t['started']}，"
+                f"逾期乡镇 {t['overdue_townships']}，有逾期节点的县区 {t['counties_overdue']}")
+        return "\n".join([head, "", render.table(headers, rows), "", foot])
+
+    emit(fmt, text, res, lambda: render.as_csv(headers, rows))
+
+
+def _frac(pair: list[int]) -> str | None:
+    accepted, total = pair
+    return f"{accepted}/{total}" if total else None
+
+
+@click.command()
+@click.option("--level", type=click.Choice(["province", "city", "county", "township"]), help="Only this level.")
+@click.option("--county", metavar="UNIT", help="Only units within this county (or city, province).")
+@click.option("--cohort", type=click.Choice(["provincial_demo", "county_demo", "key", "heavy_task"]), help="Only this cohort.")
+@click.option("--state", metavar="STATE", help="Only units in this state (e.g. building).")
+@click.option("--overdue", is_flag=True, help="Only units with an overdue milestone.")
+@format_option()
+@command
+def units(env, level, county, cohort, state, overdue, fmt) -> None:
+    """List units, filtered.
+
+    Example:
+
+        anjian units --county 宽城 --level township --state building
+    """
+    from .. import progress, render
+
+    if state:
+        state = state.replace("-", "_")
+    res = progress.units(env.database(), env.now, level, county, cohort, state, overdue)
+    headers = ["代码", "名称", "级别", "上级", "状态", "类别", "逾期节点"]
+    rows = [[u.code, u.name, u.level, u.parent_name or u.parent, u.state, [COHORT_SHORT[c] for c in u.cohorts], u.overdue]
+            for u in res]
+    data = [{"code": u.code, "name": u.name, "level": u.level, "parent": u.parent, "state": u.state,
+             "cohorts": u.cohorts, "overdue": u.overdue} for u in res]
+    emit(fmt, lambda: render.table(headers, rows) + f"\n共 {len(res)} 个", data, lambda: render.as_csv(
+        ["code", "name", "level", "parent", "state", "cohorts", "overdue"],
+        [[u.code, u.name, u.level, u.parent, u.state, u.cohorts, u.overdue] for u in res]))
+
+
+@click.command()
+@click.argument("unit")
+@format_option(("table", "json"))
+@command
+def show(env, unit: str, fmt: str) -> None:
+    """One unit in full: its checklist (what is missing), milestones, and for each trigger
+    whether it is open now and, if not, every reason why.
+
+    Example:
+
+        anjian show 宽城峪耳崖镇
+    """
+    from .. import progress, render
+
+    res = progress.show(env.database(), unit, env.now, env.actor)
+
+    def text() -> str:
+        out = [f"{res.path}（{res.code}）  {res.level}  状态：{res.state_name}  版本 {res.version}"]
+        if res.cohorts:
+            out.append("类别：" + "、".join(COHORT_SHORT[c] for c in res.cohorts))
+        if res.children:
+            out.append("下辖乡镇：" + "，".join(f"{k} {v}" for k, v in sorted(res.children.items())))
+        if res.checklist:
+            missing = [c for c in res.checklist if not c["ok"]]
+            out += ["", f"规范化建设清单（{len(res.checklist) - len(missing)}/{len(res.checklist)} 项达标）"]
+            out.append(render.table(["", "项目", "要求", "现状", "代码"], [
+                ["✓" if c["ok"] else "✗", c["label"], _required(c), _value(c), c["item"]] for c in res.checklist]))
+        if res.milestones:
+            out += ["", "时间节点", render.table(["节点", "期限", "状态", "天数"], [
+                [m["id"], m["deadline"], STATUS_WORDS[m["status"]], _days(m)] for m in res.milestones])]
+        if res.triggers:
+            out += ["", "可进行的操作"]
+            for t in res.triggers:
+                mark = "✓ 可以" if t["allowed"] else "✗ 不能"
+                out.append(f"  {t['name']:<24} {mark}")
+                out.extend(f"      - {r}" for r in t["unmet"])
+        return "\n".join(out)
+
+    emit(fmt, text, res)
+
+
+def _required(c: dict) -> str:
+    if c["kind"] == "flag":
+        return "必备" if c["required"] else "可选"
+    if c["kind"] == "count":
+        return f"≥ {c['required']}"
+    return "须填写"
+
+
+def _value(c: dict) -> str:
+    v = c["value"]
+    if v is None:
+        return "未填报"
+    if isinstance(v, bool):
+        return "是" if v else "否"
+    return str(v)
+
+
+def _days(m: dict) -> str:
+    if m["status"] == "pending":
+        return f"剩 {m['days']} 天"
+    if m["status"] == "overdue":
+        return f"逾期 {m['days']} 天"
+    return ""

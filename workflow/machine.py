@@ -1,0 +1,86 @@
+"""Runs the declared machines with the `transitions` library: one shared Machine per unit type,
+fired for one loaded unit at a time (never `add_model` per row: its cost grows with the square)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from anjian.states.guards import GUARDS, Facts
+from anjian.states.machines import SPECS, TRIGGER_NAMES, state_name
+
+
+@dataclass(frozen=True)
+class TriggerCheck:
+    """Whether a trigger may fire now, and each reason it may not."""
+
+    name: str
+    allowed: bool
+    unmet: tuple[str, ...]
+    dest: str | None
+
+
+class Subject:
+    """The model `transitions` fires: the unit's state plus its guards, each answered from `Facts`."""
+
+    def __init__(self, facts: Facts):
+        self.facts = facts
+        self.state = facts.state
+        self._unmet: dict[str, list[str]] = {}
+
+    def unmet(self, guard: str) -> list[str]:
+        if guard not in self._unmet:
+            self._unmet[guard] = GUARDS[self.facts.level][guard](self.facts)
+        return self._unmet[guard]
+
+    def __getattr__(self, name: str):
+        guards = GUARDS.get(self.__dict__["facts"].level, {})
+        if name in guards:
+            return lambda *_: not self.unmet(name)
+        raise AttributeError(name)
+
+
+@cache
+def machine(level: str):
+    """The one Machine for a unit type, built from the data in `states.machines`."""
+    from transitions import Machine
+
+    spec = SPECS[level]
+    return Machine(
+        model=None,
+        states=list(spec.states),
+        transitions=[dict(t) for t in spec.transitions],
+        initial=spec.initial,
+        auto_transitions=False,
+        send_event=True,
+    )
+
+
+def check(facts: Facts, trigger: str) -> TriggerCheck:
+    """Evaluate a trigger for a unit without firing it."""
+    spec = SPECS[facts.level]
+    t = spec.transition(trigger)
+    if t is None:
+        raise KeyError(trigger)
+    if facts.state != t["source"]:
+        reason = (f"当前状态为“{state_name(facts.level, facts.state)}”，"
+                  f"“{TRIGGER_NAMES.get(trigger, trigger)}”只能在“{state_name(facts.level, t['source'])}”状态下进行")
+        return TriggerCheck(trigger, False, (reason,), t["dest"])
+    facts.dest = t["dest"]
+    subject = Subject(facts)
+    unmet = [r for g in t["conditions"] for r in subject.unmet(g)]
+    return TriggerCheck(trigger, not unmet, tuple(unmet), t["dest"])
+
+
+def fire(facts: Facts, trigger: str) -> str:
+    """Fire a trigger through `transitions` and return the new state; the caller checked it first."""
+    facts.dest = SPECS[facts.level].transition(trigger)["dest"]
+    subject = Subject(facts)
+    ok = machine(facts.level).events[trigger].trigger(subject)
+    if not ok:  # a guard changed its mind between check and fire: a bug, not an official's error
+        raise RuntimeError(f"{trigger} refused by the machine after its check passed")
+    return subject.state
+
+
+def triggers(level: str) -> tuple[str, ...]:
+    return SPECS[level].triggers

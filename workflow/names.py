@@ -1,0 +1,170 @@
+"""Resolving what an official types (a code, a name, a name with its county or city in front, full or
+short, full-width or not) to exactly one unit. A name that fits several units is refused with the
+candidates listed; it is never guessed."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from .errors import BadInput
+from .models import Unit
+
+_ETHNIC = re.compile(r"^(.{2,}?)(?:[\u4e00-\u9fff]{1,3}族)+自治(?:县|旗|州|区)$")
+_SUFFIXES = {
+    "province": ("维吾尔自治区", "壮族自治区", "回族自治区", "自治区", "特别行政区", "省", "市"),
+    "city": ("地区", "自治州", "盟", "市"),
+    "county": ("矿区", "自治县", "自治旗", "新区", "县", "区", "市", "旗"),
+    "township": ("街道办事处", "街道", "镇", "乡", "苏木"),
+}
+# Written after a short name to mean the county or city: 平泉县 for 平泉市 (renamed in 2017), 承德市.
+_LOOSE_SUFFIXES = ("县", "市", "区")
+MAX_LISTED = 20
+
+
+def fold(text: str) -> str:
+    """NFKC-folded, without white space: 'ｗｉｄｅ　名' and 'wide名' are the same name."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
+def short_name(name: str, level: str) -> str:
+    """The short form officials write: 宽城 for 宽城满族自治县, 高寺台 for 高寺台镇."""
+    m = _ETHNIC.match(name)
+    if m and level in ("county", "city"):
+        return m.group(1)
+    if level == "township":
+        m = re.match(r"^(.{2,}?)(?:[\u4e00-\u9fff]{1,3}族)+乡$", name)
+        if m:
+            return m.group(1)
+    for suffix in _SUFFIXES.get(level, ()):
+        if name.endswith(suffix) and len(name) - len(suffix) >= 2:
+            return name[: -len(suffix)]
+    return name
+
+
+def _variants(token: str) -> set[str]:
+    out = {token}
+    if token.endswith(_LOOSE_SUFFIXES) and len(token) >= 3:
+        out.add(token[:-1])
+    return out
+
+
+@dataclass(frozen=True)
+class UnitRef:
+    code: str
+    name: str
+    level: str
+    parent_code: str | None
+    state: str | None
+    version: int
+
+
+def _ref(u: Unit) -> UnitRef:
+    return UnitRef(u.code, u.name, u.level, u.parent_code, u.state, u.version)
+
+
+class Resolver:
+    """Resolves names against one session, caching what it looked up."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._units: dict[str, Unit | None] = {}
+
+    def unit(self, code: str | None) -> Unit | None:
+        if code is None:
+            return None
+        if code not in self._units:
+            self._units[code] = self.session.get(Unit, code)
+        return self._units[code]
+
+    def _by_tokens(self, tokens: set[str]) -> dict[str, list[Unit]]:
+        keys = set().union(*(_variants(t) for t in tokens)) if tokens else set()
+        if not keys:
+            return {}
+        found = self.session.scalars(select(Unit).where(or_(Unit.name.in_(keys), Unit.short_name.in_(keys)))).all()
+        out: dict[str, list[Unit]] = {t: [] for t in tokens}
+        for u in found:
+            self._units[u.code] = u
+            for t in tokens:
+                vs = _variants(t)
+                if u.name == t or u.short_name in vs:
+                    out[t].append(u)
+        return out
+
+    def ancestors(self, unit: Unit) -> list[Unit]:
+        chain, seen = [], set()
+        parent = self.unit(unit.parent_code)
+        while parent is not None and parent.code not in seen:
+            chain.append(parent)
+            seen.add(parent.code)
+            parent = self.unit(parent.parent_code)
+        return chain
+
+    def candidates(self, query: str) -> list[Unit]:
+        """Every unit the query could mean (empty when none)."""
+        q = fold(query)
+        if not q:
+            return []
+        if q.isascii() and q.isdigit():
+            u = self.unit(q)
+            return [u] if u else []
+        # One query for the whole name and for every prefix and suffix it could be split into.
+        tokens = {q} | {q[:i] for i in range(2, len(q) - 1)} | {q[i:] for i in range(2, len(q) - 1)}
+        by = self._by_tokens(tokens)
+        if by.get(q):
+            return _unique(by[q])
+        found: list[Unit] = []
+        for i in range(2, len(q) - 1):
+            heads, tails = by.get(q[:i], []), by.get(q[i:], [])
+            if not heads or not tails:
+                continue
+            head_codes = {h.code for h in heads if h.level != "township"}
+            for t in tails:
+                if head_codes.intersection(a.code for a in self.ancestors(t)):
+                    found.append(t)
+        if not found:  # three levels written out: 承德市承德县高寺台镇
+            for i in range(2, len(q) - 1):
+                for t in by.get(q[i:], []):
+                    if any(fold(self.path(t, upto=a)) == q for a in self.ancestors(t)):
+                        found.append(t)
+        return _unique(found)
+
+    def path(self, unit: Unit, upto: Unit | None = None) -> str:
+        """The unit's name with its ancestors in front (up to and including `upto`)."""
+        names = [unit.name]
+        for a in self.ancestors(unit):
+            names.append(a.name)
+            if upto is not None and a.code == upto.code:
+                break
+        return "".join(reversed(names))
+
+    def resolve(self, query: str, what: str = "unit", levels: tuple[str, ...] | None = None) -> UnitRef:
+        """Exactly one unit for the query, or BadInput naming the candidates."""
+        found = self.candidates(query)
+        if levels:
+            found = [u for u in found if u.level in levels] or found
+        if len(found) == 1:
+            return _ref(found[0])
+        if not found:
+            hint = self._similar(fold(query))
+            raise BadInput(f"{what} “{query}”: no such unit in the registry" + (f"; did you mean: {hint}" if hint else ""))
+        listed = [f"{u.code} {self.path(u)}" for u in found[:MAX_LISTED]]
+        more = f" … and {len(found) - MAX_LISTED} more" if len(found) > MAX_LISTED else ""
+        raise BadInput(
+            f"{what} “{query}” fits {len(found)} units; write its county or city in front, or use the code",
+            listed + ([more] if more else []),
+        )
+
+    def _similar(self, q: str) -> str:
+        if not q or q.isdigit():
+            return ""
+        rows = self.session.scalars(select(Unit).where(Unit.name.contains(q[:4], autoescape=True)).limit(5)).all()
+        return "、".join(f"{self.path(u)}（{u.code}）" for u in rows)
+
+
+def _unique(units: list[Unit]) -> list[Unit]:
+    return list({u.code: u for u in units}.values())
