@@ -73,6 +73,12 @@ def trigger_for(unit: UnitRef, trigger: str) -> str:
     return t
 
 
+def levels_for(trigger: str) -> tuple[str, ...]:
+    """The unit levels whose machine has this trigger: narrows a name like 宽城 (county or town)."""
+    t = normalize_trigger(trigger)
+    return tuple(level for level, spec in SPECS.items() if t in spec.triggers)
+
+
 def conflict_message(u: Unit, expected: int) -> str:
     from .clock import shown
 
@@ -145,7 +151,7 @@ def advance(db: Database, unit: str, trigger: str, actor: str, now: dt.datetime,
     note = note.strip() if note and note.strip() else None
     with db.write() as session:
         adv = Advancer(session, now, actor)
-        ref = adv.resolver.resolve(unit)
+        ref = adv.resolver.resolve(unit, levels=levels_for(trigger))
         t = trigger_for(ref, trigger)
         if expect_version is not None and ref.version != expect_version:
             raise Conflict(conflict_message(session.get(Unit, ref.code), expect_version))
@@ -171,7 +177,7 @@ def advance_batch(db: Database, rows: list[BatchRow], actor: str, now: dt.dateti
         refs: dict[int, UnitRef] = {}
         for r in rows:
             try:
-                refs[r.line] = adv.resolver.resolve(r.unit)
+                refs[r.line] = adv.resolver.resolve(r.unit, levels=levels_for(r.trigger))
             except BadInput as exc:
                 problems.append(RowProblem(r.line, r.unit, r.trigger, "bad_input", (exc.message, *exc.details)))
         adv.loader.prefetch(ref.code for ref in refs.values())

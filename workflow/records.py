@@ -57,7 +57,7 @@ def find_item(campaign: Campaign, level: str, text: str) -> Item:
 
 def normalize_value(item: Item, raw: str) -> str:
     """The stored text of a value: 是/否 for a flag, a whole number for a count, trimmed text."""
-    value = unicodedata.normalize("NFKC", raw).strip()
+    value = unicodedata.normalize("NFKC", raw).strip()  # folds full-width digits and letters
     if item.kind == "flag":
         low = value.lower()
         if low in TRUE_WORDS:
@@ -69,6 +69,7 @@ def normalize_value(item: Item, raw: str) -> str:
         if not (value.isascii() and value.isdigit()):
             raise BadInput(f"{item.id}（{item.label}）is a count: write a whole number such as 4, not “{raw}”")
         return str(int(value))
+    value = raw.strip()  # text keeps its Chinese punctuation as written
     if not value:
         raise BadInput(f"{item.id}（{item.label}）needs some text (e.g. the keeper's name)")
     if any(unicodedata.category(ch) == "Cc" for ch in value):
@@ -89,8 +90,10 @@ def record(db: Database, unit: str, item: str, value: str, actor: str, now: dt.d
     """Record one checklist fact (an unchanged value writes nothing)."""
     files = examine(list(evidence))
     with db.write() as session:
-        ref = Resolver(session).resolve(unit)
         campaign = campaign_in_force(session)
+        key = unicodedata.normalize("NFKC", item).strip().replace("-", "_").lower()
+        levels = tuple(lv for lv in ("township", "county") if any(i.id == key for i in campaign.items(lv)))
+        ref = Resolver(session).resolve(unit, levels=levels)
         it = find_item(campaign, ref.level, item)
         stored = normalize_value(it, value)
         row = session.get(ChecklistValue, (ref.code, it.id))

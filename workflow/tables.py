@@ -78,7 +78,7 @@ def parse_csv(text: str, source: str, required: tuple[str, ...], optional: tuple
             if len(fields) != len(names):
                 problems.append(f"line {start}: {len(fields)} fields where the header has {len(names)}")
                 continue
-            records.append(Record(start, {n: unicodedata.normalize("NFKC", f).strip() for n, f in zip(names, fields, strict=True)}))
+            records.append(Record(start, {n: f.strip() for n, f in zip(names, fields, strict=True)}))
     except csv.Error as exc:
         problems.append(f"line {reader.line_num}: {exc}")
     return records, problems
