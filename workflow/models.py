@@ -6,7 +6,7 @@ so the audit chain hashes identically on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -81,3 +81,76 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class Contact(Base):
+    """Someone at a unit who receives its notices: an e-mail address, a group-robot webhook, or both."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    unit_code: Mapped[str] = mapped_column(ForeignKey("units.code"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(254))
+    webhook: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[str] = mapped_column(String(32))
+
+    __table_args__ = (UniqueConstraint("unit_code", "name", name="uq_contacts_unit_name"),)
+
+
+class Notice(Base):
+    """One message to one recipient over one channel, claimed before it is sent and marked after.
+
+    `key` is the idempotency key (recipient, channel and every unit/milestone/rung it carries): the
+    unique constraint makes a second claim of the same message fail instead of sending it twice.
+    """
+
+    __tablename__ = "notices"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    recipient: Mapped[str] = mapped_column(String(500), index=True)
+    recipient_name: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # claimed | sent | retry | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[str] = mapped_column(String(32), index=True)
+    sent_at: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    ambiguous: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(120))  # host:pid of the pass that claimed it
+
+
+class NoticeItem(Base):
+    """One (unit, milestone, rung) a notice tells its recipient about; each is told at most once."""
+
+    __tablename__ = "notice_items"
+
+    notice_id: Mapped[str] = mapped_column(ForeignKey("notices.id"), primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(500), primary_key=True)
+    unit_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    milestone: Mapped[str] = mapped_column(String(40), primary_key=True)
+    rung: Mapped[str] = mapped_column(String(16), primary_key=True)
+    rung_date: Mapped[str] = mapped_column(String(10))
+
+    __table_args__ = (
+        UniqueConstraint("recipient", "unit_code", "milestone", "rung", name="uq_notice_items_once"),
+        Index("ix_notice_items_lookup", "recipient", "unit_code", "milestone"),
+    )
+
+
+class CalendarDay(Base):
+    """An official working-day schedule entry loaded by the office (overrides the packaged calendar)."""
+
+    __tablename__ = "calendar_days"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    workday: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(200))

@@ -22,6 +22,12 @@ COMMANDS = {
     "advance": "changes:advance",
     "history": "auditing:history",
     "audit": "auditing:audit",
+    "contact": "notify:contact",
+    "remind": "notify:remind",
+    "notices": "notify:notices",
+    "deadlines": "notify:deadlines",
+    "calendar": "notify:calendar",
+    "daemon": "notify:daemon",
 }
 
 
@@ -54,6 +60,12 @@ SUMMARIES = {
     "advance": "Fire a trigger for a unit (one, or a CSV batch).",
     "history": "The audit trail, filtered by unit, time and actor.",
     "audit": "Check the audit log's hash chain.",
+    "contact": "Who receives a unit's notices (add, list, remove, import).",
+    "remind": "One reminder pass at `now` (reminders and overdue notices).",
+    "notices": "What was sent, to whom, when, by which channel, with status.",
+    "deadlines": "Deadlines and the working days they are reminded on; --ics exports them.",
+    "calendar": "Load the official working-day schedule of a year.",
+    "daemon": "Run the scheduler: reminders each working day at 08:30.",
 }
 
 

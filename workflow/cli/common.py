@@ -65,6 +65,11 @@ class Env:
         return self.settings.now
 
     @property
+    def now_given(self) -> bool:
+        """Whether --now or ANJIAN_NOW set the time (rather than the real clock)."""
+        return bool(self._opts.get("now") or os.environ.get("ANJIAN_NOW"))
+
+    @property
     def actor(self) -> str:
         return self.settings.as_user or os_login()
 

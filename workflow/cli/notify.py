@@ -1,0 +1,245 @@
+"""`anjian contact`, `remind`, `notices`, `deadlines`, `calendar` and `daemon`."""
+
+from __future__ import annotations
+
+import click
+
+from .common import command, emit, format_option
+
+KIND_WORDS = {"reminder": "到期提醒", "overdue": "逾期通知"}
+STATUS_WORDS = {"sent": "已发送", "claimed": "发送中", "retry": "待重试", "failed": "失败", "planned": "将发送"}
+
+
+def _notify(env):
+    from ..settings import notify_settings
+
+    return notify_settings(env.settings.data_dir)
+
+
+@click.group()
+def contact() -> None:
+    """Who receives a unit's notices.
+
+    Example:
+
+        anjian contact add 宽城峪耳崖镇 --name 王站长 --email wang@kc.gov.cn
+    """
+
+
+@contact.command("add")
+@click.argument("unit")
+@click.option("--name", required=True, help="The person's name.")
+@click.option("--email", metavar="ADDRESS", help="E-mail address.")
+@click.option("--webhook", metavar="URL", help="Group-robot webhook URL (WeCom/DingTalk style).")
+@command
+def contact_add(env, unit, name, email, webhook) -> None:
+    """Add a contact to a unit.
+
+    Example:
+
+        anjian contact add 宽城县 --name 李科长 --email li@kc.gov.cn --webhook https://robot.example/hook
+    """
+    from .. import contacts
+
+    c = contacts.add(env.database(), unit, name, email, webhook, env.actor, env.now)
+    click.echo(f"已添加联系人 {c.name}（{c.unit_name}）：{c.email or ''} {c.webhook or ''}".rstrip())
+
+
+@contact.command("import")
+@click.argument("file", metavar="FILE.csv")
+@command
+def contact_import(env, file) -> None:
+    """Add contacts from a CSV file (columns unit,name,email,webhook); all rows or none.
+
+    Example:
+
+        anjian contact import contacts.csv
+    """
+    from .. import contacts, tables
+
+    recs, problems = tables.read_csv(file, ("unit", "name"), ("email", "webhook"))
+    tables.refuse_if(problems, file)
+    out = contacts.add_many(env.database(), recs, env.actor, env.now)
+    click.echo(f"已添加 {len(out)} 个联系人")
+
+
+@contact.command("list")
+@click.argument("unit", required=False)
+@format_option()
+@command
+def contact_list(env, unit, fmt) -> None:
+    """List contacts (of one unit, or all).
+
+    Example:
+
+        anjian contact list 宽城县
+    """
+    from .. import contacts, render
+
+    rows = contacts.listing(env.database(), unit)
+    headers = ["单位代码", "单位", "姓名", "邮箱", "Webhook"]
+    table = [[c.unit, c.unit_name, c.name, c.email, c.webhook] for c in rows]
+    emit(fmt, lambda: render.table(headers, table) + f"\n共 {len(rows)} 个", rows, lambda: render.as_csv(headers, table))
+
+
+@contact.command("remove")
+@click.argument("unit")
+@click.option("--name", required=True, help="The contact's name.")
+@command
+def contact_remove(env, unit, name) -> None:
+    """Remove a unit's contact.
+
+    Example:
+
+        anjian contact remove 宽城县 --name 李科长
+    """
+    from .. import contacts
+
+    contacts.remove(env.database(), unit, name, env.actor, env.now)
+    click.echo(f"已删除联系人 {name}")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; send and record nothing.")
+@format_option(("table", "json"))
+@command
+def remind(env, dry_run, fmt) -> None:
+    """One reminder pass at `now`: each recipient gets at most one message listing everything due for them.
+
+    Running it twice at the same time sends nothing new. Units without a contact are reported.
+
+    Example:
+
+        anjian remind --now 2015-03-24T08:30 --dry-run
+    """
+    from .. import render
+    from ..reminders import run_pass
+
+    res = run_pass(env.database(), env.now, _notify(env), env.settings.outbox, dry_run=dry_run)
+
+    def text() -> str:
+        head = f"{res.today}（{'工作日' if res.workday else '非工作日'}，日历：{res.calendar}）" + ("  试运行，未发送" if dry_run else "")
+        rows = [[s.notice_id, s.recipient, s.channel, KIND_WORDS[s.kind], STATUS_WORDS[s.status], s.units, s.milestones]
+                for s in res.sent + res.deferred + res.failed]
+        out = [head, render.table(["编号", "收件人", "渠道", "类型", "状态", "单位", "节点"], rows)]
+        units = [s for s in res.skipped if "unit" in s]
+        if units:
+            out.append(f"未能发送（无联系人）{len(units)} 项：" + "、".join(sorted({str(s['unit']) for s in units})[:20]))
+        out += [s["reason"] for s in res.skipped if "unit" not in s]
+        return "\n".join(out)
+
+    emit(fmt, text, res)
+
+
+@click.command()
+@click.option("--unit", metavar="UNIT", help="Only notices about this unit.")
+@click.option("--status", type=click.Choice(["sent", "claimed", "retry", "failed"]), help="Only notices in this status.")
+@format_option()
+@command
+def notices(env, unit, status, fmt) -> None:
+    """What was sent, to whom, when, by which channel, with its status.
+
+    Example:
+
+        anjian notices --status failed
+    """
+    from .. import render
+    from ..clock import shown
+    from ..reminders import notices as listing
+
+    rows = listing(env.database(), unit, status)
+    headers = ["编号", "生成时间", "发送时间", "收件人", "渠道", "类型", "状态", "次数", "单位", "节点", "备注"]
+    table = [[n.id, shown(n.created_at), shown(n.sent_at) if n.sent_at else None, n.recipient, n.channel, KIND_WORDS[n.kind],
+              STATUS_WORDS[n.status], n.attempts, n.units, n.milestones,
+              ("可能重复发送；" if n.ambiguous else "") + (n.last_error or "")] for n in rows]
+    emit(fmt, lambda: render.table(headers, table) + f"\n共 {len(rows)} 条", rows, lambda: render.as_csv(headers, table))
+
+
+@click.command()
+@click.argument("unit", required=False)
+@click.option("--ics", metavar="FILE", help="Also write the dates as an iCalendar file.")
+@format_option(("table", "json"))
+@command
+def deadlines(env, unit, ics, fmt) -> None:
+    """The deadlines and the working days each is reminded on (30, 14, 7, 3, 1 days before; a day off
+    moves a reminder to the working day before), and the first overdue notices.
+
+    Example:
+
+        anjian deadlines 宽城峪耳崖镇 --ics 峪耳崖镇.ics
+    """
+    from pathlib import Path
+
+    from .. import render
+    from ..deadlines import deadlines as compute
+    from ..deadlines import to_ics
+
+    res = compute(env.database(), env.now, unit)
+    if ics:
+        Path(ics).write_bytes(to_ics(res))
+
+    def text() -> str:
+        out = [f"{res.unit_name or '全部节点'}  今天 {res.today}  日历来源：" + "，".join(f"{y} {s}" for y, s in res.calendar.items())]
+        out += [f"⚠ {w}" for w in res.warnings]
+        rows = []
+        for m in res.milestones:
+            days = "、".join(r.day[5:] + ("*" if r.shifted else "") for r in m.reminders)
+            late = "、".join(r.day[5:] for r in m.overdue)
+            rows.append([m.id, m.deadline, m.status or "—", days, late])
+        out.append(render.table(["节点", "期限", "状态", "提醒日（*为顺延至前一工作日）", "逾期通知日"], rows))
+        if ics:
+            out.append(f"已写入 {ics}")
+        return "\n".join(out)
+
+    emit(fmt, text, res)
+
+
+@click.group()
+def calendar() -> None:
+    """The official working-day calendar (holidays and make-up working days).
+
+    Example:
+
+        anjian calendar load 2027-schedule.csv
+    """
+
+
+@calendar.command("load")
+@click.argument("file", metavar="FILE.csv")
+@command
+def calendar_load(env, file) -> None:
+    """Load a year's official schedule (columns date,workday[,name]; workday 1/0 or 班/休).
+
+    Example:
+
+        anjian calendar load 2027-schedule.csv
+    """
+    from ..workdays import load_schedule
+
+    years = load_schedule(env.database(), file, env.actor, env.now)
+    click.echo("已载入官方节假日安排：" + "，".join(f"{y} 年 {n} 天" for y, n in years.items()))
+
+
+@click.command()
+@click.option("--log-file", metavar="FILE", help="Also append the log to this file.")
+@command
+def daemon(env, log_file) -> None:
+    """Run the scheduler: each day at 08:30 Asia/Shanghai (settings: [daemon] at) it moves the city on
+    the stage dates and sends the day's reminders on working days; once at start-up to catch up;
+    retries due every few minutes. Stops cleanly on SIGTERM/SIGINT; refuses a second copy.
+
+    Example:
+
+        anjian daemon --log-file /var/log/anjian.log
+    """
+    import logging
+    import sys
+
+    from ..daemon import Daemon, clock_from
+
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True)
+    start = env.now if env.now_given else None
+    Daemon(env.database(), _notify(env), env.settings.outbox, clock_from(start)).run()

@@ -1,0 +1,145 @@
+"""`anjian daemon`: APScheduler 3.11 runs our reminder pass on a schedule; it owns no state of ours.
+
+APScheduler's job stores are not safe across processes and drop jobs they cannot load, so the
+daemon keeps none: a cron tick calls the pass, whose exactly-once bookkeeping lives in our tables.
+One daemon per database: a lock (a file lock beside an SQLite file, an advisory lock on PostgreSQL)
+refuses a second copy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .clock import SHANGHAI, local_date
+from .db import Database
+from .errors import Conflict
+from .settings import NotifySettings
+
+log = logging.getLogger("anjian.daemon")
+DAEMON_LOCK_KEY = 0x616E6A6A  # advisory lock of the one daemon on PostgreSQL
+
+
+def clock_from(start: dt.datetime | None) -> Callable[[], dt.datetime]:
+    """The real clock, or one that starts at `start` (ANJIAN_NOW) and runs at real speed."""
+    if start is None:
+        return lambda: dt.datetime.now(dt.UTC)
+    t0 = time.monotonic()
+    return lambda: start + dt.timedelta(seconds=time.monotonic() - t0)
+
+
+class SingleInstance:
+    """Holds the one-daemon-per-database lock for as long as the daemon lives."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._fh = None
+        self._conn = None
+
+    def acquire(self) -> None:
+        if self.db.dialect == "sqlite":
+            import fcntl
+
+            path = Path(self.db.url.split(":///", 1)[1] + ".daemon.lock")
+            self._fh = open(path, "a+")  # noqa: SIM115 - held open for the daemon's life
+            try:
+                fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._fh.seek(0)
+                holder = self._fh.read().strip() or "another process"
+                self._fh.close()
+                raise Conflict(f"a daemon is already running against {self.db.url} ({holder}); not starting a second copy") from None
+            import os
+
+            self._fh.seek(0)
+            self._fh.truncate()
+            self._fh.write(f"pid {os.getpid()}")
+            self._fh.flush()
+        else:
+            from sqlalchemy import text
+
+            self._conn = self.db.engine.connect()
+            got = self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": DAEMON_LOCK_KEY}).scalar()
+            self._conn.commit()
+            if not got:
+                self._conn.close()
+                raise Conflict(f"a daemon is already running against {self.db.url}; not starting a second copy")
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+        if self._conn is not None:
+            self._conn.close()
+
+
+class Daemon:
+    """The reminder daemon. `tick()` is one scheduled run; `run()` blocks until SIGTERM or SIGINT."""
+
+    def __init__(self, db: Database, notify: NotifySettings, outbox: Path, clock: Callable[[], dt.datetime]):
+        self.db = db
+        self.notify = notify
+        self.outbox = outbox
+        self.clock = clock
+        self.scheduler = None
+
+    def tick(self, retry_only: bool = False) -> None:
+        """Move the city on the stage dates, then run a reminder pass (on working days)."""
+        from .reminders import run_pass
+        from .stages import tick_city
+
+        now = self.clock()
+        try:
+            if not retry_only:
+                for t in tick_city(self.db, now):
+                    log.info("城市阶段：%s → %s（审计序号 %s）", t.from_state, t.to_state, t.seq)
+            result = run_pass(self.db, now, self.notify, self.outbox, retry_only=retry_only)
+        except Exception:  # noqa: BLE001 - a failed tick is logged; the next one tries again
+            log.exception("提醒任务失败，将在下次运行时重试")
+            return
+        if result.calendar == "fallback":
+            log.warning("%s 年没有官方节假日安排：按周末和法定节假日推算工作日", result.today[:4])
+        if not result.workday and not retry_only:
+            log.info("%s 不是工作日，未发送新的提醒", result.today)
+        for s in result.sent:
+            log.info("已发送 %s → %s（%s，%s）%s", s.notice_id, s.recipient, s.channel, s.kind, "、".join(s.milestones))
+        for s in result.deferred:
+            log.warning("发送推迟 %s → %s：%s", s.notice_id, s.recipient, s.error)
+        for s in result.failed:
+            log.error("发送失败 %s → %s：%s", s.notice_id, s.recipient, s.error)
+        for s in result.skipped:
+            if "unit" in s:
+                log.warning("未发送：%s %s（%s）", s.get("unit"), s.get("milestone", ""), s["reason"])
+
+    def run(self) -> None:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.blocking import BlockingScheduler
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        lock = SingleInstance(self.db)
+        lock.acquire()
+        hour, minute = (int(x) for x in self.notify.daemon_at.split(":"))
+        self.scheduler = BlockingScheduler(timezone=SHANGHAI, executors={"default": ThreadPoolExecutor(1)},
+                                           job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
+        self.scheduler.add_job(self.tick, CronTrigger(hour=hour, minute=minute, timezone=SHANGHAI), id="daily")
+        self.scheduler.add_job(self.tick, IntervalTrigger(minutes=self.notify.retry_minutes), id="retry",
+                               kwargs={"retry_only": True})
+
+        def stop(signum, _frame):
+            log.info("收到信号 %s，正在停止", signal.Signals(signum).name)
+            self.scheduler.shutdown(wait=False)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        log.info("anjian daemon 启动：数据库 %s，每天 %s（北京时间）运行，今天 %s", self.db.url, self.notify.daemon_at,
+                 local_date(self.clock()))
+        try:
+            self.tick()  # catch up at start-up
+            self.scheduler.start()
+        finally:
+            lock.release()
+            log.info("anjian daemon 已停止")
