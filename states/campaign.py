@@ -12,7 +12,9 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .locate import Locator
 from .machines import SPECS
 
 COHORTS = ("provincial_demo", "county_demo", "key", "heavy_task")
@@ -139,7 +141,9 @@ def load(text: str, source: str = "<campaign>") -> Campaign:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise CampaignError(source, [f"TOML syntax: {exc}"]) from None
+        at = re.search(r"at line (\d+)", str(exc))
+        where = f"line {at[1]}, {Locator(text).label_at(int(at[1]))}: " if at else ""
+        raise CampaignError(source, [f"{where}TOML syntax: {exc}"]) from None
     checker = _Checker(text)
     campaign = checker.build(data, hashlib.sha256(text.encode("utf-8")).hexdigest())
     if checker.problems:
@@ -147,42 +151,17 @@ def load(text: str, source: str = "<campaign>") -> Campaign:
     return campaign
 
 
-class _Checker:
-    """Builds a Campaign while collecting problems; finds the line of a field in the source text."""
+class _Checker(Locator):
+    """Builds a Campaign while collecting problems, each with the line of its field."""
 
     def __init__(self, text: str):
-        self.lines = text.splitlines()
+        super().__init__(text)
         self.problems: list[str] = []
 
-    # -- locating ---------------------------------------------------------------------------------
-    def line_of(self, table: str, index: int | None, key: str | None) -> int | None:
-        """Line number of `key` inside the index-th `[[table]]` (or `[table]`)."""
-        header = re.compile(r"^\s*\[\[\s*" + re.escape(table) + r"\s*\]\]" if index is not None
-                            else r"^\s*\[\s*" + re.escape(table) + r"\s*\]")
-        seen = -1
-        start = None
-        for n, line in enumerate(self.lines):
-            if header.match(line):
-                seen += 1
-                if index is None or seen == index:
-                    start = n
-                    break
-        if start is None:
-            return None
-        if key is None:
-            return start + 1
-        keyline = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
-        for n in range(start + 1, len(self.lines)):
-            if self.lines[n].lstrip().startswith("["):
-                break
-            if keyline.match(self.lines[n]):
-                return n + 1
-        return start + 1
-
-    def problem(self, where: tuple[str, int | None, str | None], message: str) -> None:
+    def problem(self, where: tuple[str, int | None, str | None], message: str, line: int | None = None) -> None:
         table, index, key = where
-        line = self.line_of(table, index, key)
-        label = table + (f"[{index}]" if index is not None else "") + (f".{key}" if key else "")
+        line = line or self.line_of(table, index, key)
+        label = ".".join(filter(None, [table + (f"[{index}]" if index is not None else ""), key]))
         self.problems.append(f"line {line or '?'}, {label}: {message}")
 
     def take(self, raw: dict, where: tuple[str, int | None], key: str, kind: type | tuple, default: Any = ...) -> Any:
@@ -190,11 +169,32 @@ class _Checker:
         if value is ...:
             self.problem((*where, key), "is required")
             return None
-        if value is not default and not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        # to isinstance a bool is an int and a datetime is a date; to a campaign file neither is
+        wrong = (not isinstance(value, kind) or isinstance(value, bool) and kind is int
+                 or kind is dt.date and isinstance(value, dt.datetime))
+        if value is not default and wrong:
             expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             self.problem((*where, key), f"must be {expected}, not {value!r}")
             return None
         return value
+
+    def table(self, raw: Any, name: str) -> dict:
+        """`raw` when it is a table; otherwise a problem, and an empty table to go on with."""
+        if isinstance(raw, dict):
+            return raw
+        self.problem(("", None, name), f"must be a table [{name}], not {raw!r}")
+        return {}
+
+    def array(self, raw: Any, name: str) -> list[tuple[int, dict]]:
+        """The tables of an array `[[name]]` with their index; anything else is a problem."""
+        if not isinstance(raw, list):
+            self.problem(("", None, name), f"must be an array of tables [[{name}]], not {raw!r}")
+            return []
+        for n, entry in enumerate(raw):
+            if not isinstance(entry, dict):
+                self.problem((name, n, None), f"must be a table, not {entry!r}",
+                             self.line_of(name, n, None) or self.top_line(name))
+        return [(n, entry) for n, entry in enumerate(raw) if isinstance(entry, dict)]
 
     def unknown(self, raw: dict, where: tuple[str, int | None], allowed: set[str]) -> None:
         for key in raw:
@@ -204,23 +204,33 @@ class _Checker:
     # -- building ---------------------------------------------------------------------------------
     def build(self, data: dict, sha: str) -> Campaign:
         self.unknown(data, ("", None), {"campaign", "stages", "cohorts", "milestones", "checklist", "areas"})
-        head = data.get("campaign", {})
+        head = self.table(data.get("campaign", {}), "campaign")
         w = ("campaign", None)
         self.unknown(head, w, {"id", "title", "issuer", "issued", "city", "timezone"})
         issued = self.take(head, w, "issued", dt.date) or dt.date.min
+        timezone = self.take(head, w, "timezone", str, "Asia/Shanghai") or "Asia/Shanghai"
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.problem((*w, "timezone"), f"unknown time zone {timezone!r} (e.g. Asia/Shanghai)")
         stages = self.stages(data.get("stages", []))
-        cohorts = self.cohorts(data.get("cohorts", {}))
-        areas = data.get("areas", {})
-        checklists = {level: self.items(level, data.get("checklist", {}).get(level, []), areas)
-                      for level in ("township", "county")}
-        milestones = self.milestones(data.get("milestones", []), issued, {s.id for s in stages})
+        cohorts = self.cohorts(self.table(data.get("cohorts", {}), "cohorts"))
+        areas = self.table(data.get("areas", {}), "areas")
+        lists = self.table(data.get("checklist", {}), "checklist")
+        for level, value in lists.items():  # a misspelt level would silently drop its whole checklist
+            if level not in ("township", "county"):
+                self.problem((f"checklist.{level}", 0 if isinstance(value, list) else None, None),
+                             "unknown checklist level (allowed: county, township)")
+        checklists = {level: self.items(level, lists.get(level, []), areas) for level in ("township", "county")}
+        # checked against the city machine's stages, so that one bad stage is not reported again per milestone
+        milestones = self.milestones(data.get("milestones", []), issued, set(SPECS["city"].states[:-1]))
         return Campaign(
             id=self.take(head, w, "id", str) or "",
             title=self.take(head, w, "title", str) or "",
             issuer=self.take(head, w, "issuer", str, "") or "",
             issued=issued,
             city=self.take(head, w, "city", str, "") or "",
-            timezone=self.take(head, w, "timezone", str, "Asia/Shanghai") or "Asia/Shanghai",
+            timezone=timezone,
             stages=stages, cohorts=cohorts, milestones=milestones, checklists=checklists,
             areas=dict(areas), sha256=sha,
         )
@@ -228,7 +238,7 @@ class _Checker:
     def stages(self, raw: list) -> tuple[Stage, ...]:
         out: list[Stage] = []
         city_states = SPECS["city"].states
-        for n, entry in enumerate(raw):
+        for n, entry in self.array(raw, "stages"):
             w = ("stages", n)
             self.unknown(entry, w, {"id", "name", "starts", "ends"})
             sid = self.take(entry, w, "id", str)
@@ -249,6 +259,9 @@ class _Checker:
         out: dict[str, Cohort] = {}
         for cid, entry in raw.items():
             w = (f"cohorts.{cid}", None)
+            if not isinstance(entry, dict):
+                self.problem(("cohorts", None, cid), f"must be a table [cohorts.{cid}], not {entry!r}")
+                continue
             if cid not in COHORTS:
                 self.problem((*w, None), f"unknown cohort {cid!r} (known: {', '.join(COHORTS)})")
                 continue
@@ -269,7 +282,7 @@ class _Checker:
         from .guards import GUARDS
 
         out: list[Milestone] = []
-        for n, entry in enumerate(raw):
+        for n, entry in self.array(raw, "milestones"):
             w = ("milestones", n)
             self.unknown(entry, w, {"id", "name", "deadline", "stage", "rules"})
             mid, deadline = self.take(entry, w, "id", str), self.take(entry, w, "deadline", dt.date)
@@ -283,43 +296,66 @@ class _Checker:
             if mid and any(m.id == mid for m in out):
                 self.problem((*w, "id"), f"duplicate milestone {mid!r}")
             rules = []
-            for raw_rule in self.take(entry, w, "rules", list, []) or []:
-                rules.append(self.rule(raw_rule, w, GUARDS))
+            for k, raw_rule in enumerate(self.take(entry, w, "rules", list, []) or []):
+                rules.append(self.rule(raw_rule, w, k, GUARDS))
             if mid and deadline:
                 out.append(Milestone(mid, self.take(entry, w, "name", str, mid), deadline, stage or "", tuple(r for r in rules if r)))
         return tuple(out)
 
-    def rule(self, raw: dict, w: tuple[str, int], guards: dict) -> Rule | None:
-        self.unknown(raw, w, {"level", "cohorts", "exclude_cohorts", "states", "guards", "when_has"})
+    def rule(self, raw: dict, w: tuple[str, int], k: int, guards: dict) -> Rule | None:
+        line = self.line_in_array(*w, "rules", k)
+
+        def say(key: str | None, message: str) -> None:  # a rule sits on its own line inside `rules = [...]`
+            self.problem((*w, f"rules[{k}]" + (f".{key}" if key else "")), message, line)
+
+        if not isinstance(raw, dict):
+            say(None, f"must be a table like {{ level = \"township\", states = [\"accepted\"] }}, not {raw!r}")
+            return None
+        allowed = {"level", "cohorts", "exclude_cohorts", "states", "guards", "when_has"}
+        for key in raw:
+            if key not in allowed:
+                say(key, f"unknown field (allowed: {', '.join(sorted(allowed))})")
+        names: dict[str, tuple[str, ...]] = {}
+        for key in ("cohorts", "exclude_cohorts", "states", "guards"):
+            value = raw.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+                say(key, f"must be a list of names, not {value!r}")
+                value = []
+            names[key] = tuple(value)
+        when_has = raw.get("when_has")
+        if when_has is not None and not isinstance(when_has, str):
+            say("when_has", f"must be a cohort name, not {when_has!r}")
+            when_has = None
         level = raw.get("level")
         if level not in ("township", "county"):
-            self.problem((*w, "rules"), f"rule level must be township or county, not {level!r}")
+            say("level", f"rule level must be township or county, not {level!r}")
             return None
         bad = False
-        for s in raw.get("states", []):
+        for s in names["states"]:
             if s not in SPECS[level].states:
-                self.problem((*w, "rules"), f"unknown {level} state {s!r}")
+                say("states", f"unknown {level} state {s!r}")
                 bad = True
-        for g in raw.get("guards", []):
+        for g in names["guards"]:
             if g not in guards.get(level, {}):
-                self.problem((*w, "rules"), f"unknown {level} guard {g!r}")
+                say("guards", f"unknown {level} guard {g!r}")
                 bad = True
-        for c in [*raw.get("cohorts", []), *raw.get("exclude_cohorts", []), *filter(None, [raw.get("when_has")])]:
-            if c not in COHORTS:
-                self.problem((*w, "rules"), f"unknown cohort {c!r}")
-                bad = True
-        if not raw.get("states") and not raw.get("guards"):
-            self.problem((*w, "rules"), "a rule needs `states` or `guards`")
+        for key, cohorts in (("cohorts", names["cohorts"]), ("exclude_cohorts", names["exclude_cohorts"]),
+                             ("when_has", (when_has,) if when_has else ())):
+            for c in cohorts:
+                if c not in COHORTS:
+                    say(key, f"unknown cohort {c!r}")
+                    bad = True
+        if not names["states"] and not names["guards"]:
+            say(None, "a rule needs `states` or `guards`")
             bad = True
         if bad:
             return None
-        return Rule(level, tuple(raw.get("cohorts", [])), tuple(raw.get("exclude_cohorts", [])),
-                    tuple(raw.get("states", [])), tuple(raw.get("guards", [])), raw.get("when_has"))
+        return Rule(level, names["cohorts"], names["exclude_cohorts"], names["states"], names["guards"], when_has)
 
     def items(self, level: str, raw: list, areas: dict) -> tuple[Item, ...]:
         out: list[Item] = []
         table = f"checklist.{level}"
-        for n, entry in enumerate(raw):
+        for n, entry in self.array(raw, table):
             w = (table, n)
             self.unknown(entry, w, {"id", "area", "label", "kind", "required", "by_cohort", "minimum_of", "only_for", "optional"})
             iid, kind = self.take(entry, w, "id", str), self.take(entry, w, "kind", str)
@@ -349,5 +385,5 @@ class _Checker:
                     self.problem((*w, "only_for"), f"unknown cohort {c!r}")
             if iid and kind:
                 out.append(Item(iid, area or "", self.take(entry, w, "label", str, iid) or iid, kind, required,
-                                dict(by_cohort), minimum_of, only_for, bool(entry.get("optional", False))))
+                                dict(by_cohort), minimum_of, only_for, bool(self.take(entry, w, "optional", bool, False))))
         return tuple(out)
