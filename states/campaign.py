@@ -104,6 +104,14 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Reminders:
+    """The reminder ladder: days before each deadline, then an overdue notice every N days."""
+
+    before: tuple[int, ...] = (30, 14, 7, 3, 1)
+    overdue_every: int = 7
+
+
+@dataclass(frozen=True)
 class Campaign:
     id: str
     title: str
@@ -117,6 +125,7 @@ class Campaign:
     checklists: dict[str, tuple[Item, ...]]
     areas: dict[str, str]
     sha256: str
+    reminders: Reminders = Reminders()
 
     def items(self, level: str) -> tuple[Item, ...]:
         return self.checklists.get(level, ())
@@ -203,7 +212,7 @@ class _Checker(Locator):
 
     # -- building ---------------------------------------------------------------------------------
     def build(self, data: dict, sha: str) -> Campaign:
-        self.unknown(data, ("", None), {"campaign", "stages", "cohorts", "milestones", "checklist", "areas"})
+        self.unknown(data, ("", None), {"campaign", "stages", "cohorts", "milestones", "checklist", "areas", "reminders"})
         head = self.table(data.get("campaign", {}), "campaign")
         w = ("campaign", None)
         self.unknown(head, w, {"id", "title", "issuer", "issued", "city", "timezone"})
@@ -232,8 +241,21 @@ class _Checker(Locator):
             city=self.take(head, w, "city", str, "") or "",
             timezone=timezone,
             stages=stages, cohorts=cohorts, milestones=milestones, checklists=checklists,
-            areas=dict(areas), sha256=sha,
+            areas=dict(areas), sha256=sha, reminders=self.reminders(self.table(data.get("reminders", {}), "reminders")),
         )
+
+    def reminders(self, raw: dict) -> Reminders:
+        w = ("reminders", None)
+        self.unknown(raw, w, {"before", "overdue_every"})
+        before = self.take(raw, w, "before", list, list(Reminders.before)) or []
+        if not before or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in before):
+            self.problem((*w, "before"), f"must be a list of whole numbers of days above 0, not {before!r}")
+            before = list(Reminders.before)
+        every = self.take(raw, w, "overdue_every", int, Reminders.overdue_every)
+        if not isinstance(every, int) or every < 1:
+            self.problem((*w, "overdue_every"), f"must be a whole number of days above 0, not {every!r}")
+            every = Reminders.overdue_every
+        return Reminders(tuple(sorted(set(before), reverse=True)), every)
 
     def stages(self, raw: list) -> tuple[Stage, ...]:
         out: list[Stage] = []

@@ -395,3 +395,14 @@ def test_county_children_are_judged_by_the_loaded_campaigns_limits():
     assert GUARDS["county"]["county_demos_accepted"](
         Facts("county", "130821", "承德县", "demonstration", frozenset(), load(BUILTIN), facts.now, children=kids)) == [
         "县区示范重点乡镇至多 3 个，现有 4 个"]
+
+
+def test_reminder_ladder_is_read_from_the_campaign():
+    """The [reminders] table sets the ladder; a non-positive interval is refused at its line."""
+    assert load(BUILTIN).reminders.before == (30, 14, 7, 3, 1)
+    assert load(BUILTIN).reminders.overdue_every == 7
+    other = load(BUILTIN.replace("before = [30, 14, 7, 3, 1]", "before = [10, 2]"))
+    assert other.reminders.before == (10, 2)
+    problems = problems_of(BUILTIN.replace("overdue_every = 7", "overdue_every = 0"))
+    line = BUILTIN.splitlines().index("overdue_every = 7") + 1
+    assert problems == [f"line {line}, reminders.overdue_every: must be a whole number of days above 0, not 0"]

@@ -84,10 +84,8 @@ class PassResult:
 
 
 def ladder_of(campaign) -> Ladder:
-    spec = getattr(campaign, "reminders", None)
-    if spec is None:
-        return Ladder()
-    return Ladder(tuple(spec.before), spec.overdue_every)
+    """The campaign's reminder ladder (its `[reminders]` table)."""
+    return Ladder(tuple(campaign.reminders.before), campaign.reminders.overdue_every)
 
 
 def owner_tag() -> str:
