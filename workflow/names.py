@@ -24,6 +24,8 @@ _SUFFIXES = {
 # Written after a short name to mean the county or city: 平泉县 for 平泉市 (renamed in 2017), 承德市.
 _LOOSE_SUFFIXES = ("县", "市", "区")
 MAX_LISTED = 20
+_UPPER = ("province", "city", "county")
+_MAX_PREFIXES = 3  # province, city, county in front of a township
 
 
 def fold(text: str) -> str:
@@ -73,6 +75,7 @@ class Resolver:
     def __init__(self, session: Session):
         self.session = session
         self._units: dict[str, Unit | None] = {}
+        self._tokens: dict[str, list[Unit]] = {}
 
     def unit(self, code: str | None) -> Unit | None:
         if code is None:
@@ -81,19 +84,23 @@ class Resolver:
             self._units[code] = self.session.get(Unit, code)
         return self._units[code]
 
-    def _by_tokens(self, tokens: set[str]) -> dict[str, list[Unit]]:
-        keys = set().union(*(_variants(t) for t in tokens)) if tokens else set()
-        if not keys:
-            return {}
-        found = self.session.scalars(select(Unit).where(or_(Unit.name.in_(keys), Unit.short_name.in_(keys)))).all()
-        out: dict[str, list[Unit]] = {t: [] for t in tokens}
-        for u in found:
-            self._units[u.code] = u
-            for t in tokens:
-                vs = _variants(t)
-                if u.name == t or u.short_name in vs:
-                    out[t].append(u)
-        return out
+    def _lookup(self, tokens: set[str]) -> dict[str, list[Unit]]:
+        """The units each token names, looked up in one query for the tokens not seen before.
+
+        A full or short name wins; only when neither fits does a 县/市/区 written after a short name
+        count, and then only for a county or city (平泉县 for 平泉市), never for 平泉镇.
+        """
+        missing = {t for t in tokens if t not in self._tokens}
+        if missing:
+            keys = set().union(*(_variants(t) for t in missing))
+            found = self.session.scalars(select(Unit).where(or_(Unit.name.in_(keys), Unit.short_name.in_(keys)))).all()
+            for u in found:
+                self._units[u.code] = u
+            for t in missing:
+                exact = [u for u in found if t in (u.name, u.short_name)]
+                loose = _variants(t) - {t}
+                self._tokens[t] = exact or [u for u in found if u.level in _UPPER and u.short_name in loose]
+        return {t: self._tokens[t] for t in tokens}
 
     def ancestors(self, unit: Unit) -> list[Unit]:
         chain, seen = [], set()
@@ -112,26 +119,25 @@ class Resolver:
         if q.isascii() and q.isdigit():
             u = self.unit(q)
             return [u] if u else []
-        # One query for the whole name and for every prefix and suffix it could be split into.
-        tokens = {q} | {q[:i] for i in range(2, len(q) - 1)} | {q[i:] for i in range(2, len(q) - 1)}
-        by = self._by_tokens(tokens)
-        if by.get(q):
-            return _unique(by[q])
+        return _unique(self._named(q, _MAX_PREFIXES))
+
+    def _named(self, q: str, prefixes: int) -> list[Unit]:
+        """Units `q` names: a name alone, or one with up to `prefixes` enclosing units (full or short)
+        written in front of it, each an ancestor of the next."""
+        # One query for the whole text and for every prefix and suffix it could be split into.
+        splits = range(2, len(q) - 1) if prefixes else range(0)
+        by = self._lookup({q} | {q[:i] for i in splits} | {q[i:] for i in splits})
+        if by[q] or not prefixes:
+            return by[q]
         found: list[Unit] = []
-        for i in range(2, len(q) - 1):
-            heads, tails = by.get(q[:i], []), by.get(q[i:], [])
-            if not heads or not tails:
+        for i in splits:
+            head_codes = {h.code for h in by[q[:i]] if h.level != "township"}
+            if not head_codes:
                 continue
-            head_codes = {h.code for h in heads if h.level != "township"}
-            for t in tails:
+            for t in self._named(q[i:], prefixes - 1):
                 if head_codes.intersection(a.code for a in self.ancestors(t)):
                     found.append(t)
-        if not found:  # three levels written out: 承德市承德县高寺台镇
-            for i in range(2, len(q) - 1):
-                for t in by.get(q[i:], []):
-                    if any(fold(self.path(t, upto=a)) == q for a in self.ancestors(t)):
-                        found.append(t)
-        return _unique(found)
+        return found
 
     def path(self, unit: Unit, upto: Unit | None = None) -> str:
         """The unit's name with its ancestors in front (up to and including `upto`)."""
@@ -144,7 +150,7 @@ class Resolver:
 
     def resolve(self, query: str, what: str = "unit", levels: tuple[str, ...] | None = None) -> UnitRef:
         """Exactly one unit for the query, or BadInput naming the candidates."""
-        found = self.candidates(query)
+        found = sorted(self.candidates(query), key=lambda u: u.code)
         if levels:
             found = [u for u in found if u.level in levels] or found
         if len(found) == 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -72,6 +73,8 @@ def parse_registry(source: Source) -> list[dict]:
             bad.append("name is empty")
         elif len(name) > 64:
             bad.append("name is longer than 64 characters")
+        elif any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in name):
+            bad.append(f"name {name!r} contains a line break or control character")
         if level not in LEVELS:
             bad.append(f"level {v['level']!r} is not one of {', '.join(LEVELS)}")
         if parent is not None and not (parent.isascii() and parent.isdigit()):
@@ -91,8 +94,10 @@ def parse_registry(source: Source) -> list[dict]:
     for row in rows:
         parent = by_code.get(row["parent_code"] or "")
         if parent is None:
-            if LEVELS.index(row["level"]) != top:
-                problems.append(f"line {row['line']}: parent_code {row['parent_code']} is not in the file")
+            if row["parent_code"] in seen or LEVELS.index(row["level"]) == top:
+                continue  # a parent on a bad line is reported there
+            problems.append(f"line {row['line']}: " + (f"parent_code {row['parent_code']} is not in the file"
+                                                        if row["parent_code"] else f"a {row['level']} needs a parent_code"))
         elif LEVELS.index(parent["level"]) >= LEVELS.index(row["level"]):
             problems.append(f"line {row['line']}: parent {parent['code']} is a {parent['level']}, not above a {row['level']}")
     if not rows and not problems:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from .errors import BadInput
 
+_UNCLOSED = "a quoted field opened on this line is never closed"
+
 
 @dataclass(frozen=True)
 class Record:
@@ -49,7 +51,7 @@ def read_csv(path: Path | str, required: tuple[str, ...], optional: tuple[str, .
 
 
 def parse_csv(text: str, source: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> tuple[list[Record], list[str]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -70,17 +72,23 @@ def parse_csv(text: str, source: str, required: tuple[str, ...], optional: tuple
     if problems:
         raise BadInput(f"{source}: bad header", problems)
     records, last = [], reader.line_num
-    try:
-        for fields in reader:
-            start, last = last + 1, reader.line_num
-            if not any(f.strip() for f in fields):
-                continue
-            if len(fields) != len(names):
-                problems.append(f"line {start}: {len(fields)} fields where the header has {len(names)}")
-                continue
-            records.append(Record(start, {n: f.strip() for n, f in zip(names, fields, strict=True)}))
-    except csv.Error as exc:
-        problems.append(f"line {reader.line_num}: {exc}")
+    while True:
+        start = last + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # strict: a quote left open would otherwise swallow the rest of the file
+            last = reader.line_num
+            problems.append(f"line {start}: {_UNCLOSED if str(exc) == 'unexpected end of data' else exc}")
+            continue
+        last = reader.line_num
+        if not any(f.strip() for f in fields):
+            continue
+        if len(fields) != len(names):
+            problems.append(f"line {start}: {len(fields)} fields where the header has {len(names)}")
+            continue
+        records.append(Record(start, {n: f.strip() for n, f in zip(names, fields, strict=True)}))
     return records, problems
 
 
