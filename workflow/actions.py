@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from anjian.states.guards import Evidence
+from anjian.states.guards import GUARDS, Evidence, Facts
 from anjian.states.machines import SPECS, TRIGGER_NAMES
 
 from . import audit, machine
 from .clock import utc_text
 from .db import Database
-from .errors import BadInput, Conflict, Refused
+from .errors import BadInput, Conflict, NotPermitted, Refused
 from .evidence import EvidenceFile, examine, keep
 from .facts import FactsLoader
 from .models import Unit
@@ -42,7 +42,7 @@ class RowProblem:
     line: int
     unit: str
     trigger: str
-    kind: str  # "bad_input" or "refused"
+    kind: str  # "bad_input", "not_permitted" or "refused"
     reasons: tuple[str, ...]
 
 
@@ -79,6 +79,16 @@ def levels_for(trigger: str) -> tuple[str, ...]:
     return tuple(level for level, spec in SPECS.items() if t in spec.triggers)
 
 
+# Guards that say who may act rather than what must be true: the contract's exit 4, not 3.
+PERMISSION_GUARDS = ("inspector_is_not_applicant",)
+
+
+def _not_permitted(facts: Facts, trigger: str) -> bool:
+    t = SPECS[facts.level].transition(trigger)
+    return facts.state == t["source"] and any(
+        g in t["conditions"] and GUARDS[facts.level][g](facts) for g in PERMISSION_GUARDS)
+
+
 def conflict_message(u: Unit, expected: int) -> str:
     from .clock import shown
 
@@ -106,8 +116,10 @@ class Advancer:
         facts = self.loader.facts(unit.code, self.actor, note, tuple(Evidence(e.path, e.sha256) for e in evidence))
         verdict = machine.check(facts, trigger)
         if not verdict.allowed:
-            raise Refused(f"{unit.name}（{unit.code}）: “{trigger}”（{TRIGGER_NAMES.get(trigger, trigger)}）is refused now",
-                          verdict.unmet)
+            what = f"{unit.name}（{unit.code}）: “{trigger}”（{TRIGGER_NAMES.get(trigger, trigger)}）"
+            if _not_permitted(facts, trigger):  # every reason is still listed, not only the permission
+                raise NotPermitted(f"{what}is not permitted to {self.actor}", verdict.unmet)
+            raise Refused(f"{what}is refused now", verdict.unmet)
         before = facts.state
         after = machine.fire(facts, trigger)
         self.loader.overlay[unit.code] = after
@@ -189,6 +201,8 @@ def advance_batch(db: Database, rows: list[BatchRow], actor: str, now: dt.dateti
                 adv.prepare(ref, trigger_for(ref, r.trigger), r.note or None, [])
             except BadInput as exc:
                 problems.append(RowProblem(r.line, r.unit, r.trigger, "bad_input", (exc.message,)))
+            except NotPermitted as exc:
+                problems.append(RowProblem(r.line, r.unit, r.trigger, "not_permitted", tuple(exc.details)))
             except Refused as exc:
                 problems.append(RowProblem(r.line, r.unit, r.trigger, "refused", tuple(exc.details)))
         problems.sort(key=lambda p: p.line)

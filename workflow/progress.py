@@ -130,6 +130,9 @@ class UnitRow:
 def units(db: Database, now: dt.datetime, level: str | None = None, county: str | None = None,
           cohort: str | None = None, state: str | None = None, overdue: bool = False) -> list[UnitRow]:
     """Units filtered by level, county, cohort, state, and whether any milestone is overdue."""
+    known = sorted({s for spec in SPECS.values() for s in spec.states})
+    if state and state not in known:  # a misspelt state would otherwise list nothing, silently
+        raise BadInput(f"state “{state}” does not exist; states: {', '.join(known)}")
     with db.read() as session:
         campaign = campaign_in_force(session)
         q = select(Unit).order_by(Unit.code)

@@ -91,8 +91,11 @@ def record(db: Database, unit: str, item: str, value: str, actor: str, now: dt.d
     files = examine(list(evidence))
     with db.write() as session:
         campaign = campaign_in_force(session)
-        key = unicodedata.normalize("NFKC", item).strip().replace("-", "_").lower()
-        levels = tuple(lv for lv in ("township", "county") if any(i.id == key for i in campaign.items(lv)))
+        written = unicodedata.normalize("NFKC", item).strip()
+        key = written.replace("-", "_").lower()
+        # an item named by its label narrows the unit as its id does (宽城 + a county item is the county)
+        levels = tuple(lv for lv in ("township", "county") if any(
+            i.id == key or unicodedata.normalize("NFKC", i.label) == written for i in campaign.items(lv)))
         ref = Resolver(session).resolve(unit, levels=levels)
         it = find_item(campaign, ref.level, item)
         stored = normalize_value(it, value)

@@ -108,25 +108,29 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, f
         anjian advance --file batch.csv --partial
     """
     from .. import actions, render, tables
-    from ..errors import BadInput, Refused
+    from ..errors import BadInput, NotPermitted, Refused
 
     if file:
-        if unit or trigger or evidence or note:
-            fail("--file takes its units, triggers and notes from the file; give no UNIT, TRIGGER, --note or --evidence")
+        if unit or trigger or evidence or note or expect_version is not None:
+            fail("--file takes its units, triggers and notes from the file; "
+                 "give no UNIT, TRIGGER, --note, --evidence or --expect-version")
         recs, problems = tables.read_csv(file, ("unit", "trigger"), ("note",))
         tables.refuse_if(problems, file)
         rows = [actions.BatchRow(r.line, r.values["unit"], r.values["trigger"], r.values.get("note") or None) for r in recs]
         res = actions.advance_batch(env.database(), rows, env.actor, env.now, partial)
         lines = [f"{t.name}（{t.code}）{t.trigger}: {t.from_state} → {t.to_state}" for t in res.applied]
-        head = (f"已执行 {len(res.applied)} / {res.rows} 行" if res.applied or partial
+        head = (f"已执行 {len(res.applied)} / {res.rows} 行" if res.applied or partial or not res.problems
                 else f"未执行：{len(res.problems)} 行有问题，整批未写入")
         emit(fmt, lambda: "\n".join(lines[:50] + ([f"… 共 {len(lines)} 行"] if len(lines) > 50 else []) + [head]),
              {"applied": render.to_jsonable(res.applied), "problems": render.to_jsonable(res.problems)})
         if res.problems:
             details = [f"line {p.line} ({p.unit} {p.trigger}): {'; '.join(p.reasons)}" for p in res.problems]
-            worst = BadInput if any(p.kind == "bad_input" for p in res.problems) else Refused
+            kinds = {p.kind for p in res.problems}
+            worst = BadInput if "bad_input" in kinds else NotPermitted if "not_permitted" in kinds else Refused
             raise worst(f"{file}: {len(res.problems)} row(s) " + ("not applied" if partial else "refused; nothing was written"), details)
         return
+    if partial:
+        fail("--partial goes with --file FILE.csv")
     if not (unit and trigger):
         fail("give UNIT TRIGGER (e.g. anjian advance 宽城峪耳崖镇 apply), or --file FILE.csv")
     t = actions.advance(env.database(), unit, trigger, env.actor, env.now, note, tuple(evidence), expect_version,
