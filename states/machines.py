@@ -22,7 +22,12 @@ TOWNSHIP_TRANSITIONS: list[dict[str, Any]] = [
         "dest": "accepted",
         "conditions": ["inspection_note_given", "inspector_is_not_applicant"],
     },
-    {"trigger": "reject", "source": "applied", "dest": "rectifying", "conditions": ["rejection_reason_given"]},
+    {
+        "trigger": "reject",
+        "source": "applied",
+        "dest": "rectifying",
+        "conditions": ["rejection_reason_given", "inspector_is_not_applicant"],
+    },
     {"trigger": "resubmit", "source": "rectifying", "dest": "applied", "conditions": ["checklist_complete"]},
     {"trigger": "revoke", "source": "accepted", "dest": "rectifying", "conditions": ["reinspection_finding_given"]},
 ]

@@ -229,6 +229,17 @@ def test_applicant_cannot_accept_own_application(applied, cli):
     assert snapshot(applied, TOWN) == before
 
 
+def test_applicant_cannot_reject_own_application(applied, cli):
+    """Rejection is an inspection outcome too: the applicant may not give it (exit 4), nothing written."""
+    before = snapshot(applied, TOWN)
+    r = cli("advance", TOWN, "reject", "--note", "台账不全", user="chief")
+    assert r.exit_code == 4, r.output
+    assert "申请人以外" in r.output
+    assert snapshot(applied, TOWN) == before
+    ok = cli("advance", TOWN, "reject", "--note", "台账不全", user="inspector")
+    assert ok.exit_code == 0, ok.output
+
+
 def test_applicant_without_note_hears_every_reason(applied, cli):
     """Refused for two reasons at once, both are printed."""
     r = cli("advance", TOWN, "accept", user="chief")
