@@ -6,9 +6,11 @@ and `Permanent` for one that retrying cannot fix (an address refused, HTTP 4xx, 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import smtplib
+import ssl
 import tempfile
 import urllib.error
 import urllib.request
@@ -121,13 +123,21 @@ class SmtpChannel:
     def send(self, o: Outgoing) -> None:
         c = self.config
         try:
-            cls = smtplib.SMTP_SSL if c.security == "tls" else smtplib.SMTP
-            with cls(c.host, c.port, timeout=c.timeout) as smtp:
+            # smtplib's own default context verifies nothing; a verifying one keeps the password and
+            # the notice away from a man in the middle.
+            tls = ssl.create_default_context()
+            if c.security == "tls":
+                smtp = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout, context=tls)
+            else:
+                smtp = smtplib.SMTP(c.host, c.port, timeout=c.timeout)
+            try:
                 if c.security == "starttls":
-                    smtp.starttls()
+                    smtp.starttls(context=tls)
                 if c.user:
                     smtp.login(c.user, c.password or "")
                 smtp.send_message(email_message(o), to_addrs=[o.address])
+            finally:
+                _quit(smtp)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             if all(400 <= code < 500 for code in codes):
@@ -140,6 +150,15 @@ class SmtpChannel:
             raise kind(f"SMTP {c.host}: {exc.smtp_code} {exc.smtp_error!r}") from None
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             raise Transient(f"SMTP {c.host}:{c.port}: {exc.__class__.__name__}: {exc}") from None
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    """Say goodbye. The reply to DATA decided the message's fate: a QUIT answered with an error (which
+    `with SMTP(...)` would raise) must not turn a delivered message into a failed or repeated one."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
 
 
 class WebhookChannel:
@@ -159,9 +178,9 @@ class WebhookChannel:
 
     def send(self, o: Outgoing) -> None:
         body = json.dumps(self.payload(o), ensure_ascii=False).encode("utf-8")
-        req = urllib.request.Request(o.address, data=body, method="POST", headers={
-            "Content-Type": "application/json; charset=utf-8", "X-Anjian-Notice": o.notice_id})
         try:
+            req = urllib.request.Request(o.address, data=body, method="POST", headers={
+                "Content-Type": "application/json; charset=utf-8", "X-Anjian-Notice": o.notice_id})
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 reply = resp.read(65536)
         except urllib.error.HTTPError as exc:
@@ -169,6 +188,8 @@ class WebhookChannel:
             raise kind(f"webhook HTTP {exc.code}") from None
         except (TimeoutError, urllib.error.URLError, OSError) as exc:
             raise Transient(f"webhook: {getattr(exc, 'reason', exc)}") from None
+        except (ValueError, http.client.InvalidURL) as exc:  # a URL that cannot go on the wire: retrying won't help
+            raise Permanent(f"webhook URL cannot be requested: {exc}") from None
         try:
             answer = json.loads(reply or b"{}")
         except ValueError:

@@ -57,9 +57,16 @@ def check_webhook(url: str | None) -> str | None:
     if url is None or not url.strip():
         return None
     value = url.strip()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(ch in value for ch in "\r\n\0 "):
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError:
+        raise BadInput(f"webhook {url!r} is not an http(s) URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadInput(f"webhook {url!r} is not an http(s) URL")
+    # Sent as is on the request line, so only printable ASCII: other characters must be percent-encoded.
+    if not all(" " < ch < "\x7f" for ch in value):
+        raise BadInput(f"webhook {url!r} has spaces, control or non-ASCII characters (percent-encode them)")
     return value
 
 
@@ -104,12 +111,13 @@ def add_many(db: Database, records: list[Record], actor: str, now: dt.datetime) 
 
 
 def remove(db: Database, unit: str, name: str, actor: str, now: dt.datetime) -> int:
+    folded = check_name(name)  # folded as `add` stored it, so a name is found as it was typed
     with db.write() as session:
         ref = Resolver(session).resolve(unit)
-        n = session.execute(delete(Contact).where(Contact.unit_code == ref.code, Contact.name == name.strip())).rowcount
+        n = session.execute(delete(Contact).where(Contact.unit_code == ref.code, Contact.name == folded)).rowcount
         if not n:
             raise BadInput(f"{ref.name} has no contact named {name}")
-        audit.append(session, [audit.Entry(now, actor, "contact_remove", ref.code, detail={"name": name.strip()})])
+        audit.append(session, [audit.Entry(now, actor, "contact_remove", ref.code, detail={"name": folded})])
         return n
 
 

@@ -1,0 +1,247 @@
+"""`anjian remind` and `anjian notices`: one pass at `now` sends each recipient one message once, a dry run
+sends and records nothing, days off send nothing, and the notices can be listed by unit and status."""
+
+from __future__ import annotations
+
+import email
+import json
+from email import policy
+
+import pytest
+from conftest import PG, T0
+from sqlalchemy import func, select
+
+from anjian.workflow import contacts
+from anjian.workflow.models import Notice, NoticeItem
+
+OVERDUE = "2014-12-31T08:30"  # plan_submission (2014-12-30) one day late for every county
+MIXED = "2015-03-24T08:30"  # also provincial_demo (2015-03-31) seven days ahead: the d-7 reminder
+KUANCHENG, YUERYA, CITY = "130827", "130827102", "130800"
+SENT_KEYS = {"notice_id", "recipient", "channel", "units", "milestones", "kind"}
+
+
+@pytest.fixture
+def outbox(tmp_path, monkeypatch):
+    """The file outbox of this test (ANJIAN_OUTBOX)."""
+    folder = tmp_path / "outbox"
+    monkeypatch.setenv("ANJIAN_OUTBOX", str(folder))
+    return folder
+
+
+@pytest.fixture
+def reachable(chengde):
+    """Chengde with e-mail contacts at 宽城县, at its township 峪耳崖镇 (a provincial demonstration) and the city office."""
+    contacts.add(chengde, "宽城县", "李科长", "li@kc.gov.cn", None, "admin", T0)
+    contacts.add(chengde, "宽城峪耳崖镇", "王站长", "wang@kc.gov.cn", None, "admin", T0)
+    contacts.add(chengde, "承德市", "市安委办", "office@cd.gov.cn", None, "admin", T0)
+    return chengde
+
+
+def remind_json(cli, now: str, *extra: str) -> dict:
+    r = cli("remind", "--format", "json", *extra, now=now)
+    assert r.exit_code == 0, r.output
+    return json.loads(r.output)
+
+
+def notices_json(cli, *args: str) -> list[dict]:
+    r = cli("notices", "--format", "json", *args)
+    assert r.exit_code == 0, r.output
+    return json.loads(r.output)
+
+
+def stored(db) -> tuple[int, int]:
+    with db.read() as s:
+        return (s.scalar(select(func.count()).select_from(Notice)), s.scalar(select(func.count()).select_from(NoticeItem)))
+
+
+def files(outbox) -> list[str]:
+    return sorted(p.name for p in outbox.iterdir()) if outbox.exists() else []
+
+
+def test_remind_reports_what_it_sent_in_the_contract_shape(reachable, cli, outbox):
+    """`remind --format json` gives {"sent": [{notice_id, recipient, channel, units, milestones, kind}], "skipped": [...]}."""
+    data = remind_json(cli, MIXED)
+    assert {"sent", "skipped"} <= set(data)
+    assert all(set(s) >= SENT_KEYS for s in data["sent"])
+    by_recipient = {s["recipient"]: s for s in data["sent"]}
+    assert set(by_recipient) == {"li@kc.gov.cn", "wang@kc.gov.cn", "office@cd.gov.cn"}
+    county = by_recipient["li@kc.gov.cn"]
+    assert (county["channel"], county["units"], county["kind"]) == ("file", [KUANCHENG], "overdue")
+    assert county["milestones"] == ["plan_submission", "provincial_demo"]
+    town = by_recipient["wang@kc.gov.cn"]
+    assert (town["units"], town["milestones"], town["kind"]) == ([YUERYA], ["provincial_demo"], "reminder")
+    assert len(by_recipient["office@cd.gov.cn"]["units"]) == 12
+    assert files(outbox) == sorted(f"{s['notice_id']}.eml" for s in data["sent"])
+
+
+def test_remind_twice_at_the_same_time_sends_nothing_new(reachable, cli, outbox):
+    """The second `remind` at the same --now exits 0, sends nothing, and writes no file or row."""
+    first = remind_json(cli, OVERDUE)
+    assert len(first["sent"]) == 2
+    before = (files(outbox), stored(reachable))
+    second = remind_json(cli, OVERDUE)
+    assert second["sent"] == []
+    assert (files(outbox), stored(reachable)) == before
+    table = cli("remind", now=OVERDUE)
+    assert table.exit_code == 0, table.output
+    assert "li@kc.gov.cn" not in table.output
+    assert (files(outbox), stored(reachable)) == before
+
+
+def test_remind_table_lists_each_message(reachable, cli, outbox):
+    """The table output names the day as a working day and lists each recipient with the kind and status in words."""
+    r = cli("remind", now=OVERDUE)
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("2014-12-31（工作日")
+    for words in ("li@kc.gov.cn", "office@cd.gov.cn", "逾期通知", "已发送", "plan_submission"):
+        assert words in r.output
+
+
+def test_dry_run_plans_the_same_messages_and_writes_nothing(reachable, cli, outbox):
+    """`--dry-run` lists the messages a real pass would send, under the same ids, but writes no file and no row."""
+    planned = remind_json(cli, MIXED, "--dry-run")
+    assert planned["dry_run"] is True
+    assert {s["status"] for s in planned["sent"]} == {"planned"}
+    assert stored(reachable) == (0, 0)
+    assert not outbox.exists()
+    text = cli("remind", "--dry-run", now=MIXED)
+    assert text.exit_code == 0, text.output
+    assert "试运行，未发送" in text.output and "将发送" in text.output
+    assert stored(reachable) == (0, 0) and not outbox.exists()
+    sent = remind_json(cli, MIXED)
+    assert sorted((s["notice_id"], s["recipient"]) for s in sent["sent"]) == sorted(
+        (s["notice_id"], s["recipient"]) for s in planned["sent"])
+
+
+def test_unit_without_contact_is_reported_as_skipped(chengde, cli, outbox):
+    """Units with something due but nobody to tell appear in "skipped" with the reason; the reachable one is sent."""
+    contacts.add(chengde, "宽城县", "李科长", "li@kc.gov.cn", None, "admin", T0)
+    data = remind_json(cli, OVERDUE)
+    assert [s["recipient"] for s in data["sent"]] == ["li@kc.gov.cn"]
+    no_contact = {s["unit"] for s in data["skipped"] if s.get("reason") == "no contact"}
+    assert "130821" in no_contact and "130826" in no_contact and KUANCHENG not in no_contact
+    assert len(no_contact) == 11
+    escalations = [s for s in data["skipped"] if s.get("for_unit") == KUANCHENG]
+    assert escalations and escalations[0]["unit"] == CITY
+    assert "supervising unit" in escalations[0]["reason"]
+    text = cli("remind", now=OVERDUE)
+    assert text.exit_code == 0
+    assert "未能发送（无联系人）" in text.output and "130821" in text.output
+
+
+@pytest.mark.parametrize(("now", "why"), [
+    ("2015-02-24T08:30", "Spring Festival holiday on a Tuesday"),
+    ("2015-02-21T08:30", "Spring Festival holiday on a Saturday"),
+    ("2015-01-11T08:30", "an ordinary Sunday"),
+])
+def test_day_off_sends_nothing_and_says_so(reachable, cli, outbox, now, why):
+    """On a day off (a holiday or a weekend) `remind` sends nothing, says the day is not a working day, and exits 0."""
+    data = remind_json(cli, now)
+    assert data["workday"] is False, why
+    assert data["sent"] == []
+    assert any("不是工作日" in s.get("reason", "") for s in data["skipped"])
+    text = cli("remind", now=now)
+    assert text.exit_code == 0
+    assert "非工作日" in text.output and "不是工作日" in text.output
+    assert stored(reachable) == (0, 0) and not outbox.exists()
+
+
+def test_make_up_working_sunday_sends(reachable, cli, outbox):
+    """2015-01-04 is a Sunday but an official make-up working day: the overdue notices go out."""
+    data = remind_json(cli, "2015-01-04T08:30")
+    assert data["workday"] is True
+    assert {s["recipient"] for s in data["sent"]} == {"li@kc.gov.cn", "office@cd.gov.cn"}
+
+
+def test_notices_lists_what_was_sent_with_status(reachable, cli, outbox):
+    """`notices` lists each message with recipient, channel, kind, status, attempts, units and milestones."""
+    remind_json(cli, OVERDUE)
+    rows = notices_json(cli)
+    assert {(n["recipient"], n["channel"], n["kind"], n["status"], n["attempts"]) for n in rows} == {
+        ("li@kc.gov.cn", "file", "overdue", "sent", 1), ("office@cd.gov.cn", "file", "overdue", "sent", 1)}
+    assert all(n["sent_at"] and n["subject"].startswith("【逾期通知】") for n in rows)
+    table = cli("notices")
+    assert table.exit_code == 0, table.output
+    assert "已发送" in table.output and "li@kc.gov.cn" in table.output and "共 2 条" in table.output
+    assert "2014-12-31 08:30:00" in table.output  # shown in Shanghai time
+    csv = cli("notices", "--format", "csv")
+    assert csv.exit_code == 0 and csv.output.count("li@kc.gov.cn") == 1
+
+
+def test_notices_filtered_by_unit(reachable, cli, outbox):
+    """`--unit` keeps the messages that tell about that unit, whoever received them."""
+    remind_json(cli, MIXED)
+    assert {n["recipient"] for n in notices_json(cli, "--unit", "宽城县")} == {"li@kc.gov.cn", "office@cd.gov.cn"}
+    assert {n["recipient"] for n in notices_json(cli, "--unit", "承德县")} == {"office@cd.gov.cn"}
+    assert {n["recipient"] for n in notices_json(cli, "--unit", "宽城峪耳崖镇")} == {"wang@kc.gov.cn"}
+    assert notices_json(cli, "--unit", "宽城镇") == []
+
+
+def test_notices_filtered_by_status(chengde, cli, outbox):
+    """`--status` keeps the messages in that status: a robot that is down leaves its message in `retry`."""
+    contacts.add(chengde, "宽城县", "李科长", "li@kc.gov.cn", "http://127.0.0.1:9/down", "admin", T0)
+    remind_json(cli, OVERDUE)
+    assert [(n["channel"], n["status"]) for n in notices_json(cli, "--status", "sent")] == [("file", "sent")]
+    retry = notices_json(cli, "--status", "retry")
+    assert [(n["channel"], n["recipient"], n["attempts"]) for n in retry] == [("webhook", "http://127.0.0.1:9/down", 1)]
+    assert retry[0]["last_error"]
+    assert notices_json(cli, "--status", "failed") == []
+    table = cli("notices", "--status", "retry")
+    assert table.exit_code == 0 and "待重试" in table.output and "li@kc.gov.cn" not in table.output
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("--unit", "不存在县"), "no such unit"),
+    (("--status", "lost"), "lost"),
+])
+def test_notices_bad_filter_is_bad_input(chengde, cli, args, words):
+    """An unknown unit or status exits 2 and names it."""
+    r = cli("notices", *args)
+    assert r.exit_code == 2
+    assert words in r.output
+
+
+def test_outbox_defaults_beside_the_database(chengde, cli, tmp_path, monkeypatch):
+    """Without ANJIAN_OUTBOX the files go to outbox/ beside the SQLite file (under ANJIAN_HOME for a server database)."""
+    monkeypatch.delenv("ANJIAN_OUTBOX", raising=False)
+    contacts.add(chengde, "宽城县", "李科长", "li@kc.gov.cn", None, "admin", T0)
+    (sent,) = remind_json(cli, OVERDUE)["sent"]
+    folder = tmp_path / "home" / "outbox" if PG else tmp_path / "outbox"
+    assert files(folder) == [f"{sent['notice_id']}.eml"]
+
+
+def test_language_setting_sends_english(chengde, cli, outbox, monkeypatch):
+    """ANJIAN_LANGUAGE=en renders the notices in English."""
+    monkeypatch.setenv("ANJIAN_LANGUAGE", "en")
+    contacts.add(chengde, "宽城县", "Li", "li@kc.gov.cn", None, "admin", T0)
+    (sent,) = remind_json(cli, OVERDUE)["sent"]
+    msg = email.message_from_bytes((outbox / f"{sent['notice_id']}.eml").read_bytes(), policy=policy.default)
+    assert msg["Subject"].startswith("[Overdue] ")
+    assert "1 day(s) late" in msg.get_body(("plain",)).get_content()
+
+
+def test_config_file_sets_language_and_sender(chengde, cli, outbox, tmp_path):
+    """<ANJIAN_HOME>/config.toml sets the language and the sender of the messages."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / "config.toml").write_text('[notify]\nlanguage = "en"\nsender = "Office <office@cd.gov.cn>"\n', encoding="utf-8")
+    contacts.add(chengde, "宽城县", "Li", "li@kc.gov.cn", None, "admin", T0)
+    (sent,) = remind_json(cli, OVERDUE)["sent"]
+    msg = email.message_from_bytes((outbox / f"{sent['notice_id']}.eml").read_bytes(), policy=policy.default)
+    assert msg["From"] == "Office <office@cd.gov.cn>"
+    assert msg["Subject"].startswith("[Overdue] ")
+
+
+@pytest.mark.parametrize(("var", "value", "words"), [
+    ("ANJIAN_CHANNEL", "pigeon", "setting channel must be one of file, smtp"),
+    ("ANJIAN_LANGUAGE", "fr", "setting language must be one of zh, en"),
+    ("ANJIAN_SMTP_PORT", "twenty-five", "setting smtp_port must be a number"),
+    ("ANJIAN_SMTP_SECURITY", "ssl", "setting smtp_security must be one of none, starttls, tls"),
+])
+def test_bad_notification_setting_is_bad_input(reachable, cli, outbox, monkeypatch, var, value, words):
+    """A bad notification setting exits 2 naming it, before anything is claimed or sent."""
+    monkeypatch.setenv(var, value)
+    r = cli("remind", now=OVERDUE)
+    assert r.exit_code == 2
+    assert words in r.output
+    assert stored(reachable) == (0, 0) and not outbox.exists()

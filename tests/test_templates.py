@@ -1,0 +1,214 @@
+"""The notice templates: every one renders with sample data in both languages, a missing variable is an
+error, markup and template syntax in the data come out as text, and the Chinese notice has the official form."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+from email import policy
+
+import pytest
+from conftest import T0
+from jinja2 import meta
+from jinja2.exceptions import UndefinedError
+
+from anjian.notifications.render import (
+    LANGUAGES,
+    NoticeLine,
+    chinese_date,
+    context,
+    environment,
+    render,
+    template_names,
+)
+from anjian.workflow import contacts
+from anjian.workflow.clock import SHANGHAI
+from anjian.workflow.reminders import run_pass
+from anjian.workflow.settings import NotifySettings
+
+TODAY = dt.date(2015, 3, 24)
+ISSUER = "承德市安全生产委员会办公室"
+CAMPAIGN = "承德市乡镇安全监管规范化建设"
+LATE = NoticeLine("130827", "承德市宽城满族自治县", "plan_submission", "县区推进方案报市安委会办公室",
+                  dt.date(2014, 12, 30), "o+78", "overdue", 84)
+SOON = NoticeLine("130827102", "承德市宽城满族自治县峪耳崖镇", "provincial_demo", "省定5家示范镇完成规范化建设",
+                  dt.date(2015, 3, 31), "d-7", "reminder", 7)
+SAMPLES = {"reminder": [SOON], "overdue": [LATE], "mixed": [LATE, SOON]}
+HOSTILE = ["<script>alert(1)</script>", "{{ 7*7 }}", "{% if true %}x{% endif %}"]
+
+
+def sample(kind: str, language: str = "zh", name: str = "李科长", unit: str = "承德市宽城满族自治县",
+           lines: list[NoticeLine] | None = None) -> dict:
+    """The context of a notice of this sample kind (reminder, overdue or mixed)."""
+    lines = SAMPLES[kind] if lines is None else lines
+    notice_kind = "overdue" if any(x.kind == "overdue" for x in lines) else "reminder"
+    return context("20150324-0123456789abcdef", notice_kind, name, unit, lines, CAMPAIGN, ISSUER, TODAY, language)
+
+
+def language_of(template: str) -> str:
+    return template.split(".")[1]
+
+
+def source_of(template: str) -> str:
+    env = environment()
+    return env.loader.get_source(env, template)[0]
+
+
+def test_every_language_has_each_template_render_uses():
+    """For each language there is a subject, a text and an HTML notice and a robot message, and no template besides."""
+    expected = {f"{stem}.{lang}.{ext}.j2" for lang in LANGUAGES
+                for stem, ext in (("subject", "txt"), ("notice", "txt"), ("notice", "html"), ("webhook", "md"))}
+    assert set(template_names()) == expected
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLES))
+@pytest.mark.parametrize("template", template_names())
+def test_every_template_renders_with_sample_data(template, kind):
+    """Each template renders each sample kind in its language and names the recipient's unit."""
+    ctx = sample(kind, language_of(template))
+    out = environment().get_template(template).render(ctx)
+    assert "承德市宽城满族自治县" in out
+    if not template.startswith("subject."):
+        for line in SAMPLES[kind]:
+            assert line.unit_path in out and line.milestone_name in out
+        assert ctx["notice_id"] in out
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_render_gives_a_one_line_subject_and_tidy_text(language, kind):
+    """The subject is one line (it becomes a mail header); text and robot message never leave two blank lines in a row."""
+    r = render(sample(kind, language), language)
+    assert r.subject and "\n" not in r.subject
+    for body in (r.text, r.markdown):
+        assert "\n\n\n" not in body
+    assert r.html.lstrip().startswith("<!DOCTYPE html>") and r.html.rstrip().endswith("</html>")
+
+
+@pytest.mark.parametrize(("kind", "subject"), [
+    ("overdue", "【逾期通知】承德市宽城满族自治县：乡镇安全监管规范化建设有 1 项节点已逾期"),
+    ("mixed", "【逾期通知】承德市宽城满族自治县：乡镇安全监管规范化建设有 1 项节点已逾期"),
+    ("reminder", "【到期提醒】承德市宽城满族自治县：乡镇安全监管规范化建设有 1 项节点即将到期"),
+])
+def test_chinese_subject_names_the_kind_and_count(kind, subject):
+    """An overdue item makes the subject an overdue notice; otherwise it is a reminder."""
+    assert render(sample(kind)).subject == subject
+
+
+def test_chinese_text_notice_has_the_official_form():
+    """Title, addressee with a full-width colon, the body citing the plan, the items, then issuing office and date in 年月日."""
+    text = render(sample("mixed")).text
+    lines = text.splitlines()
+    assert lines[0] == "关于乡镇安全监管规范化建设节点逾期的通知"
+    assert lines[1] == ""
+    assert lines[2] == "承德市宽城满族自治县李科长："
+    assert lines[4] == "根据《承德市乡镇安全监管规范化建设推进方案》的时间安排，截至2015年3月24日，涉及贵单位的规范化建设事项如下："
+    assert "一、已逾期事项（共 1 项）" in lines
+    assert "1. 承德市宽城满族自治县：县区推进方案报市安委会办公室，期限 2014年12月30日，已逾期 84 天。" in lines
+    assert "二、即将到期事项（共 1 项）" in lines
+    assert "1. 承德市宽城满族自治县峪耳崖镇：省定5家示范镇完成规范化建设，期限 2015年3月31日，还剩 7 天。" in lines
+    signature = lines.index(ISSUER)
+    assert lines[signature + 1] == "2015年3月24日"
+    assert lines[signature - 1] == ""
+    assert lines[signature - 2].startswith("请立即组织整改")
+    assert lines[-1] == "（本通知由安监规范化建设工作系统自动发送，编号 20150324-0123456789abcdef）"
+
+
+def test_chinese_reminder_only_numbers_its_section_one():
+    """A notice with only reminders numbers that section 一 and asks for completion on time."""
+    text = render(sample("reminder")).text
+    assert text.startswith("关于乡镇安全监管规范化建设节点即将到期的提醒\n")
+    assert "一、即将到期事项（共 1 项）" in text
+    assert "已逾期" not in text and "二、" not in text
+    assert "请对照标准抓紧落实，确保按期完成。" in text
+
+
+@pytest.mark.parametrize(("day", "words"), [
+    (dt.date(2015, 3, 24), "2015年3月24日"),
+    (dt.date(2015, 3, 4), "2015年3月4日"),
+    (dt.date(2014, 12, 30), "2014年12月30日"),
+])
+def test_chinese_date_has_no_leading_zeros(day, words):
+    """Dates are written the official way: 2015年3月4日, not 2015年03月04日."""
+    assert chinese_date(day) == words
+
+
+def test_english_notice_uses_iso_dates():
+    """The English notice writes dates as ISO 8601 and says how late each item is."""
+    r = render(sample("mixed", "en"), "en")
+    assert r.subject.startswith("[Overdue] 承德市宽城满族自治县:")
+    assert "deadline 2014-12-30, 84 day(s) late." in r.text
+    assert "deadline 2015-03-31, 7 day(s) left." in r.text
+    assert r.text.rstrip().splitlines()[-4:-2] == [ISSUER, "2015-03-24"]
+
+
+def test_unknown_language_is_refused():
+    """Rendering in a language without templates is an error, not a silent fallback."""
+    with pytest.raises(ValueError, match="fr"):
+        render(sample("mixed"), "fr")
+
+
+@pytest.mark.parametrize("template", template_names())
+def test_every_variable_a_template_uses_is_required(template):
+    """Leaving out any variable a template names makes rendering fail (StrictUndefined), for some sample kind."""
+    names = meta.find_undeclared_variables(environment().parse(source_of(template)))
+    assert names
+    compiled = environment().get_template(template)
+    for name in sorted(names):
+        failures = 0
+        for kind in SAMPLES:
+            ctx = sample(kind, language_of(template))
+            del ctx[name]
+            try:
+                compiled.render(ctx)
+            except UndefinedError:
+                failures += 1
+        assert failures, f"{template} renders without {name}"
+
+
+@pytest.mark.parametrize("template", [t for t in template_names() if not t.startswith("subject.")])
+def test_an_item_missing_a_field_fails_to_render(template):
+    """An item without its days fails loudly rather than printing an empty number."""
+    ctx = sample("mixed", language_of(template))
+    for item in ctx["overdue"] + ctx["reminders"]:
+        del item["days"]
+    with pytest.raises(UndefinedError):
+        environment().get_template(template).render(ctx)
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_markup_in_data_is_escaped_in_html(language, hostile):
+    """Markup or template syntax in a name or unit path is escaped in HTML and never evaluated."""
+    line = NoticeLine("130827", hostile, "plan_submission", "县区推进方案报市安委会办公室", dt.date(2014, 12, 30),
+                      "o+1", "overdue", 1)
+    r = render(sample("overdue", language, name=hostile, unit=hostile, lines=[line]), language)
+    assert "<script>" not in r.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in r.html or hostile in r.html
+    assert "49" not in r.html.replace("20150324", "")
+    assert ">x<" not in r.html
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_markup_in_data_is_literal_in_text(language, hostile):
+    """In the plain text, subject and robot message the same data appears literally, as written, not evaluated."""
+    line = NoticeLine("130827", hostile, "plan_submission", "县区推进方案报市安委会办公室", dt.date(2014, 12, 30),
+                      "o+1", "overdue", 1)
+    r = render(sample("overdue", language, name=hostile, unit=hostile, lines=[line]), language)
+    for out in (r.text, r.markdown, r.subject):
+        assert hostile in out
+        assert "49" not in out.replace("20150324", "")
+        assert "&lt;" not in out
+
+
+def test_a_contact_named_with_markup_is_escaped_in_the_mailed_html(chengde, tmp_path):
+    """End to end: a contact named `<script>…</script>` gets a message whose HTML part shows the name as text."""
+    contacts.add(chengde, "宽城县", "<script>alert(1)</script>", "li@kc.gov.cn", None, "admin", T0)
+    now = dt.datetime(2014, 12, 31, 8, 30, tzinfo=SHANGHAI)
+    result = run_pass(chengde, now, NotifySettings(), tmp_path / "outbox")
+    (sent,) = result.sent
+    msg = email.message_from_bytes((tmp_path / "outbox" / f"{sent.notice_id}.eml").read_bytes(), policy=policy.default)
+    html = msg.get_body(("html",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "承德市宽城满族自治县<script>alert(1)</script>：" in msg.get_body(("plain",)).get_content()
