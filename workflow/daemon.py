@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .clock import SHANGHAI, local_date
 from .db import Database
-from .errors import Conflict
+from .errors import BadInput, Conflict
 from .settings import NotifySettings
 
 log = logging.getLogger("anjian.daemon")
@@ -30,6 +30,18 @@ def clock_from(start: dt.datetime | None) -> Callable[[], dt.datetime]:
         return lambda: dt.datetime.now(dt.UTC)
     t0 = time.monotonic()
     return lambda: start + dt.timedelta(seconds=time.monotonic() - t0)
+
+
+def daily_time(notify: NotifySettings) -> tuple[int, int]:
+    """The hour and minute of the daily pass; a malformed setting is the official's input, not a bug."""
+    text = str(notify.daemon_at).strip()
+    hour, _, minute = text.partition(":")
+    if not (hour.isascii() and hour.isdigit() and minute.isascii() and minute.isdigit()
+            and int(hour) < 24 and int(minute) < 60):
+        raise BadInput(f"setting daemon at (ANJIAN_DAEMON_AT or [daemon] at) must be HH:MM such as 08:30, not {text!r}")
+    if notify.retry_minutes < 1:
+        raise BadInput(f"setting daemon retry_minutes must be at least 1, not {notify.retry_minutes}")
+    return int(hour), int(minute)
 
 
 class SingleInstance:
@@ -73,6 +85,11 @@ class SingleInstance:
         if self._fh is not None:
             self._fh.close()
         if self._conn is not None:
+            from sqlalchemy import text
+
+            # The pool keeps the connection open after close(), and with it a session-level lock.
+            self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": DAEMON_LOCK_KEY})
+            self._conn.commit()
             self._conn.close()
 
 
@@ -113,33 +130,51 @@ class Daemon:
         for s in result.skipped:
             if "unit" in s:
                 log.warning("未发送：%s %s（%s）", s.get("unit"), s.get("milestone", ""), s["reason"])
+        if not retry_only:  # says the pass ran even when nothing was due (the operator's and the tests' cue)
+            log.info("提醒任务完成：%s，发送 %d 条，推迟 %d 条，失败 %d 条", result.today, len(result.sent),
+                     len(result.deferred), len(result.failed))
 
     def run(self) -> None:
+        from apscheduler.events import EVENT_SCHEDULER_STARTED
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.blocking import BlockingScheduler
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
+        hour, minute = daily_time(self.notify)
         lock = SingleInstance(self.db)
         lock.acquire()
-        hour, minute = (int(x) for x in self.notify.daemon_at.split(":"))
         self.scheduler = BlockingScheduler(timezone=SHANGHAI, executors={"default": ThreadPoolExecutor(1)},
                                            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
         self.scheduler.add_job(self.tick, CronTrigger(hour=hour, minute=minute, timezone=SHANGHAI), id="daily")
         self.scheduler.add_job(self.tick, IntervalTrigger(minutes=self.notify.retry_minutes), id="retry",
                                kwargs={"retry_only": True})
 
-        def stop(signum, _frame):
-            log.info("收到信号 %s，正在停止", signal.Signals(signum).name)
-            self.scheduler.shutdown(wait=False)
+        stopping = False
 
+        def stop(signum, _frame):
+            # Never raise here: before the scheduler runs, shutdown() would raise inside the start-up pass,
+            # whose error handling would swallow it and the daemon would then run on, deaf to SIGTERM.
+            nonlocal stopping
+            log.info("收到信号 %s，正在停止", signal.Signals(signum).name)
+            stopping = True
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+
+        def stop_if_asked(_event) -> None:
+            # A signal that came between the start-up pass and the scheduler's start is honoured here.
+            if stopping and self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+
+        self.scheduler.add_listener(stop_if_asked, EVENT_SCHEDULER_STARTED)
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         log.info("anjian daemon 启动：数据库 %s，每天 %s（北京时间）运行，今天 %s", self.db.url, self.notify.daemon_at,
                  local_date(self.clock()))
         try:
             self.tick()  # catch up at start-up
-            self.scheduler.start()
+            if not stopping:
+                self.scheduler.start()
         finally:
             lock.release()
             log.info("anjian daemon 已停止")

@@ -122,13 +122,16 @@ def due_items(session: Session, now: dt.datetime, cal: WorkCalendar) -> list[Due
     out: list[Due] = []
     names = {m.id: m.name for m in campaign.milestones}
     deadlines = {m.id: m.deadline for m in campaign.milestones}
+    # The rung depends on the deadline and today only; each one walks the calendar week by week since
+    # the deadline, so it is worked out once per milestone, not once per unit.
+    rungs = {mid: latest_due(day, today, ladder, cal) for mid, day in deadlines.items()}
     for code, u in sorted(loader.units.items()):
         if u.level not in ("county", "township"):
             continue
         for m in milestones(loader.facts(code), campaign, today):
             if m.status == "met":
                 continue
-            rung = latest_due(deadlines[m.id], today, ladder, cal)
+            rung = rungs[m.id]
             if rung is None:
                 continue
             path = resolver.path(u)

@@ -176,7 +176,12 @@ def deadlines(env, unit, ics, fmt) -> None:
 
     res = compute(env.database(), env.now, unit)
     if ics:
-        Path(ics).write_bytes(to_ics(res))
+        try:
+            Path(ics).write_bytes(to_ics(res))
+        except OSError as exc:  # a folder that does not exist, a directory, no permission: the user's input
+            from ..errors import BadInput
+
+            raise BadInput(f"--ics {ics}: cannot write the file ({exc.strerror})") from None
 
     def text() -> str:
         out = [f"{res.unit_name or '全部节点'}  今天 {res.today}  日历来源：" + "，".join(f"{y} {s}" for y, s in res.calendar.items())]
