@@ -282,8 +282,6 @@ def test_import_with_a_ragged_row_names_its_line(chengde, cli, tmp_path):
     assert snapshot(chengde) == before
 
 
-@pytest.mark.xfail(strict=True, reason="workflow/cli/notify.py contact_import refuses on the CSV reader's problems "
-                                       "before add_many checks the well-formed rows, so their problems go unreported")
 def test_import_reports_ragged_and_invalid_rows_together(chengde, cli, tmp_path):
     """A ragged row and a row with a bad address are both reported in the one refusal."""
     path = write_csv(tmp_path, "unit,name,email,webhook\n宽城县,李科长,not-an-address,\n宽城县,张干事,zhang@kc.gov.cn,,extra\n")

@@ -126,7 +126,8 @@ def test_unit_without_contact_is_reported_as_skipped(chengde, cli, outbox):
     assert "supervising unit" in escalations[0]["reason"]
     text = cli("remind", now=OVERDUE)
     assert text.exit_code == 0
-    assert "未能发送（无联系人）" in text.output and "130821" in text.output
+    assert "无联系人、未能发送提醒的单位 11 个" in text.output and "130821" in text.output
+    assert "未能接收逾期通报的上级单位 1 个：130800" in text.output
 
 
 @pytest.mark.parametrize(("now", "why"), [
@@ -245,3 +246,33 @@ def test_bad_notification_setting_is_bad_input(reachable, cli, outbox, monkeypat
     assert r.exit_code == 2
     assert words in r.output
     assert stored(reachable) == (0, 0) and not outbox.exists()
+
+
+def test_a_leftover_notice_is_taken_over_by_one_pass_only(chengde, cli, outbox):
+    """Two passes that both see a notice waiting for retry: exactly one takes it over and sends it."""
+    from sqlalchemy import update as sql_update
+
+    from anjian.workflow.models import Notice
+    from anjian.workflow.reminders import _take_over
+
+    contacts.add(chengde, "宽城县", "李科长", "li@kc.gov.cn", None, "admin", T0)
+    sent = remind_json(cli, OVERDUE)["sent"]
+    nid = sent[0]["notice_id"]
+    with chengde.write() as session:
+        session.execute(sql_update(Notice).where(Notice.id == nid).values(status="retry", owner="elsewhere:1"))
+    assert _take_over(chengde, nid, "retry", "elsewhere:1") is True
+    assert _take_over(chengde, nid, "retry", "elsewhere:1") is False
+
+
+def test_robot_messages_are_cut_to_the_robots_limit():
+    """A group-robot message longer than the limit is cut at a line, saying how many items were left out."""
+    from anjian.workflow.reminders import WEBHOOK_LIMIT, fit_markdown
+
+    items = [f"> 承德市某县某乡镇{n}：重点乡镇全部达到规范化水平（期限 2015年12月31日，已逾期 {n} 天）" for n in range(200)]
+    text = "\n".join(["### 通知", "**承德市安委办**：截至2016年1月4日，", *items, "—— 承德市安全生产委员会办公室（编号 x）"]) + "\n"
+    cut = fit_markdown(text, WEBHOOK_LIMIT)
+    assert len(cut.encode("utf-8")) <= WEBHOOK_LIMIT
+    kept = sum(1 for line in cut.splitlines() if line.startswith("> 承德市"))
+    assert f"另有 {200 - kept} 项未列出" in cut
+    assert cut.rstrip().endswith("（编号 x）")
+    assert fit_markdown("short\n", WEBHOOK_LIMIT) == "short\n"

@@ -204,3 +204,11 @@ def test_calendar_load_refuses_an_empty_schedule(chengde, cli, tmp_path):
     r = cli("calendar", "load", str(path))
     assert r.exit_code == 2
     assert "no days" in r.output
+
+
+def test_an_office_file_of_make_up_days_keeps_the_holidays_off():
+    """A schedule that lists only make-up working days leaves the official holidays as days off."""
+    cal = WorkCalendar({dt.date(2015, 2, 15): True, dt.date(2015, 2, 28): True})
+    assert cal.is_workday(dt.date(2015, 2, 15))
+    assert not cal.is_workday(dt.date(2015, 2, 19))
+    assert cal.source(2015) == "office"

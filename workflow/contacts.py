@@ -75,9 +75,11 @@ def add(db: Database, unit: str, name: str, email: str | None, webhook: str | No
     return add_many(db, [Record(0, {"unit": unit, "name": name, "email": email or "", "webhook": webhook or ""})], actor, now)[0]
 
 
-def add_many(db: Database, records: list[Record], actor: str, now: dt.datetime) -> list[ContactView]:
-    """Add contacts from rows (unit,name,email,webhook): all or none, every bad row reported."""
-    problems, staged = [], []
+def add_many(db: Database, records: list[Record], actor: str, now: dt.datetime,
+             unreadable: list[str] | None = None) -> list[ContactView]:
+    """Add contacts from rows (unit,name,email,webhook): all or none, every bad row reported —
+    `unreadable` carries the rows the CSV reader could not split, reported together with the rest."""
+    problems, staged = list(unreadable or []), []
     with db.write() as session:
         resolver = Resolver(session)
         seen: set[tuple[str, str]] = set()
@@ -98,6 +100,7 @@ def add_many(db: Database, records: list[Record], actor: str, now: dt.datetime) 
             seen.add((ref.code, name))
             staged.append((ref, name, email, hook))
         if problems:
+            problems.sort(key=_line_number)
             raise BadInput(f"contacts refused: {len(problems)} problem(s); nothing was written", problems)
         out = []
         for ref, name, email, hook in staged:
@@ -108,6 +111,11 @@ def add_many(db: Database, records: list[Record], actor: str, now: dt.datetime) 
         audit.append(session, [audit.Entry(now, actor, "contact_add", c.unit, detail={"name": c.name, "email": c.email,
                                                                                        "webhook": c.webhook}) for c in out])
         return out
+
+
+def _line_number(problem: str) -> int:
+    head = problem.split(":", 1)[0]
+    return int(head.removeprefix("line ")) if head.startswith("line ") and head[5:].isdigit() else 0
 
 
 def remove(db: Database, unit: str, name: str, actor: str, now: dt.datetime) -> int:

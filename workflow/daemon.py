@@ -127,9 +127,13 @@ class Daemon:
             log.warning("发送推迟 %s → %s：%s", s.notice_id, s.recipient, s.error)
         for s in result.failed:
             log.error("发送失败 %s → %s：%s", s.notice_id, s.recipient, s.error)
-        for s in result.skipped:
-            if "unit" in s:
-                log.warning("未发送：%s %s（%s）", s.get("unit"), s.get("milestone", ""), s["reason"])
+        lonely = sorted({str(s["unit"]) for s in result.skipped if s.get("reason") == "no contact"})
+        if lonely:  # one line, not one per unit: the real registry has hundreds
+            log.warning("无联系人、未能发送提醒的单位 %d 个：%s%s", len(lonely), "、".join(lonely[:30]),
+                        " 等（anjian remind --dry-run --format json 查看全部）" if len(lonely) > 30 else "")
+        bosses = sorted({str(s["unit"]) for s in result.skipped if "for_unit" in s})
+        if bosses:
+            log.warning("无联系人、未能接收逾期通报的上级单位：%s", "、".join(bosses))
         if not retry_only:  # says the pass ran even when nothing was due (the operator's and the tests' cue)
             log.info("提醒任务完成：%s，发送 %d 条，推迟 %d 条，失败 %d 条", result.today, len(result.sent),
                      len(result.deferred), len(result.failed))

@@ -42,6 +42,7 @@ from .registry import campaign_in_force
 from .settings import NotifySettings
 from .workdays import WorkCalendar, load_office_calendar
 
+WEBHOOK_LIMIT = 4000  # group robots refuse longer markdown (WeCom: 4096 bytes)
 BACKOFF_MINUTES = (5, 30, 120, 720)  # then the notice is marked failed
 MAX_ATTEMPTS = len(BACKOFF_MINUTES) + 1
 
@@ -208,6 +209,27 @@ def plan(session: Session, now: dt.datetime, cal: WorkCalendar, settings: Notify
     return list(plans.values()), skipped
 
 
+def fit_markdown(text: str, limit: int, language: str = "zh") -> str:
+    """Cut a robot message to `limit` bytes at a line boundary, saying how many lines were left out;
+    the full list goes out by e-mail and stays in `anjian notices`."""
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    lines = text.rstrip("\n").split("\n")
+    footer = lines[-1]
+    kept: list[str] = []
+    budget = limit - len(footer.encode("utf-8")) - 200
+    for line in lines[:-1]:
+        size = len(line.encode("utf-8")) + 1
+        if size > budget:
+            break
+        kept.append(line)
+        budget -= size
+    left = sum(1 for line in lines[len(kept):-1] if line.startswith(">"))
+    note = (f"> ……另有 {left} 项未列出，详见邮件通知或 anjian notices" if language == "zh"
+            else f"> … {left} more item(s) not listed; see the e-mail or anjian notices")
+    return "\n".join([*kept, note, footer]) + "\n"
+
+
 def _notice_id(today: dt.date, key: str) -> str:
     return f"{today:%Y%m%d}-{key[:16]}"
 
@@ -266,9 +288,10 @@ def _claim(db: Database, now: dt.datetime, today: dt.date, plans: list[_Plan], u
         ctx = context(nid, p.kind, p.name, unit_names[p.unit_code], sorted(p.lines, key=lambda x: (x.kind != "overdue", x.deadline, x.unit_code)),
                       campaign.title, campaign.issuer, today, settings.language)
         r = render(ctx, settings.language)
+        markdown = fit_markdown(r.markdown, WEBHOOK_LIMIT, settings.language)
         rows.append({"id": nid, "key": key, "recipient": p.address, "recipient_name": p.name, "channel": p.channel,
                      "kind": p.kind, "language": settings.language, "subject": r.subject,
-                     "body": r.markdown if p.channel == "webhook" else r.text, "html": None if p.channel == "webhook" else r.html,
+                     "body": markdown if p.channel == "webhook" else r.text, "html": None if p.channel == "webhook" else r.html,
                      "status": "claimed", "attempts": 0, "next_attempt_at": None, "created_at": utc_text(now),
                      "sent_at": None, "last_error": None, "ambiguous": 0, "owner": owner_tag()})
         items.append([{"notice_id": nid, "recipient": p.address, "unit_code": x.unit_code, "milestone": x.milestone,
@@ -300,14 +323,16 @@ def _outgoing(n: Notice, now: dt.datetime, sender: str) -> Outgoing:
 
 
 def _deliver(db: Database, now: dt.datetime, notice_id: str, channels: dict, result: PassResult,
-             settings: NotifySettings, leftover: bool = False) -> None:
+             settings: NotifySettings, resumed_claim: bool = False) -> None:
+    """Send one claimed notice and mark the outcome. `resumed_claim`: a dead pass claimed it and may
+    have sent it already; a network channel cannot tell, so a resend is flagged as possibly doubled."""
     with db.read() as session:
         n = session.get(Notice, notice_id)
         units = sorted(set(session.scalars(select(NoticeItem.unit_code).where(NoticeItem.notice_id == notice_id))))
         ms = sorted(set(session.scalars(select(NoticeItem.milestone).where(NoticeItem.notice_id == notice_id))))
     channel = channels[n.channel]
     view = dict(notice_id=n.id, recipient=n.recipient, channel=n.channel, units=units, milestones=ms, kind=n.kind)
-    ambiguous = leftover and n.status == "claimed" and n.channel != "file"
+    ambiguous = resumed_claim and n.channel != "file"
     try:
         channel.send(_outgoing(n, now, settings.sender))
     except Transient as exc:
@@ -347,12 +372,21 @@ def _finish_leftovers(db: Database, now: dt.datetime, settings: NotifySettings, 
     with db.read() as session:
         rows = session.execute(select(Notice.id, Notice.status, Notice.owner, Notice.created_at, Notice.next_attempt_at)
                                .where(Notice.status.in_(("claimed", "retry"))).order_by(Notice.id)).all()
-    todo = []
     for nid, status, owner, created, retry_at in rows:
-        if status == "retry" and retry_at and retry_at <= utc_text(now) or status == "claimed" and (_owner_dead(owner) or created <= lease):
-            todo.append(nid)
-    for nid in todo:
-        _deliver(db, now, nid, channels, result, settings, leftover=True)
+        due_retry = status == "retry" and retry_at and retry_at <= utc_text(now)
+        orphan = status == "claimed" and (_owner_dead(owner) or created <= lease)
+        if (due_retry or orphan) and _take_over(db, nid, status, owner):
+            _deliver(db, now, nid, channels, result, settings, resumed_claim=orphan)
+
+
+def _take_over(db: Database, notice_id: str, seen_status: str, seen_owner: str | None) -> bool:
+    """Claim a leftover notice for this pass, atomically: of two passes that saw it, one wins."""
+    with db.write() as session:
+        changed = session.execute(
+            update(Notice).where(Notice.id == notice_id, Notice.status == seen_status,
+                                 Notice.owner.is_not_distinct_from(seen_owner))
+            .values(status="claimed", owner=owner_tag()).execution_options(synchronize_session=False)).rowcount
+    return changed == 1
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,10 @@ class WorkCalendar:
         return OFFICIAL if _official(dt.date(year, 6, 1)) is not None else FALLBACK
 
     def is_workday(self, day: dt.date) -> bool:
-        if day.year in self.office_years:
-            return self.office.get(day, day.weekday() < 5)
+        # The office's file lists the days it rules on; any other day follows the official calendar
+        # (or the fallback), so a file of make-up days alone does not turn holidays into working days.
+        if day in self.office:
+            return self.office[day]
         official = _official(day)
         if official is not None:
             return official

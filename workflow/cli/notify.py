@@ -58,8 +58,7 @@ def contact_import(env, file) -> None:
     from .. import contacts, tables
 
     recs, problems = tables.read_csv(file, ("unit", "name"), ("email", "webhook"))
-    tables.refuse_if(problems, file)
-    out = contacts.add_many(env.database(), recs, env.actor, env.now)
+    out = contacts.add_many(env.database(), recs, env.actor, env.now, unreadable=problems)
     click.echo(f"已添加 {len(out)} 个联系人")
 
 
@@ -122,9 +121,12 @@ def remind(env, dry_run, fmt) -> None:
         rows = [[s.notice_id, s.recipient, s.channel, KIND_WORDS[s.kind], STATUS_WORDS[s.status], s.units, s.milestones]
                 for s in res.sent + res.deferred + res.failed]
         out = [head, render.table(["编号", "收件人", "渠道", "类型", "状态", "单位", "节点"], rows)]
-        units = [s for s in res.skipped if "unit" in s]
-        if units:
-            out.append(f"未能发送（无联系人）{len(units)} 项：" + "、".join(sorted({str(s['unit']) for s in units})[:20]))
+        lonely = sorted({str(s["unit"]) for s in res.skipped if s.get("reason") == "no contact"})
+        if lonely:
+            out.append(f"无联系人、未能发送提醒的单位 {len(lonely)} 个：" + "、".join(lonely[:20]) + (" 等" if len(lonely) > 20 else ""))
+        bosses = sorted({str(s["unit"]) for s in res.skipped if "for_unit" in s})
+        if bosses:
+            out.append(f"无联系人、未能接收逾期通报的上级单位 {len(bosses)} 个：" + "、".join(bosses[:20]))
         out += [s["reason"] for s in res.skipped if "unit" not in s]
         return "\n".join(out)
 
