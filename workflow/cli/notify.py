@@ -190,8 +190,8 @@ def deadlines(env, unit, ics, fmt) -> None:
         out += [f"⚠ {w}" for w in res.warnings]
         rows = []
         for m in res.milestones:
-            days = "、".join(r.day[5:] + ("*" if r.shifted else "") for r in m.reminders)
-            late = "、".join(r.day[5:] for r in m.overdue)
+            days = "、".join(_short(r.day, m.deadline) + ("*" if r.shifted else "") for r in m.reminders)
+            late = "、".join(_short(r.day, m.deadline) for r in m.overdue)
             rows.append([m.id, m.deadline, m.status or "—", days, late])
         out.append(render.table(["节点", "期限", "状态", "提醒日（*为顺延至前一工作日）", "逾期通知日"], rows))
         if ics:
@@ -199,6 +199,11 @@ def deadlines(env, unit, ics, fmt) -> None:
         return "\n".join(out)
 
     emit(fmt, text, res)
+
+
+def _short(day: str, deadline: str) -> str:
+    """MM-DD when in the deadline's year, the full date when not (2016-01-04 after 2015-12-31)."""
+    return day[5:] if day[:4] == deadline[:4] else day
 
 
 @click.group()
