@@ -53,7 +53,7 @@ def test_reminder_days_are_listed_with_the_shifted_ones_marked(chengde, cli):
     assert "pending" in row
     full = rows_of(r.output)["full_coverage"]
     assert "12-01、12-16*、12-23*、12-28、12-30" in full
-    assert "01-03、01-09、01-16、01-22" in full
+    assert "2017-01-03、2017-01-09、2017-01-16、2017-01-22" in full
 
 
 def test_json_gives_nominal_and_sending_day_of_each_rung(chengde, cli):
