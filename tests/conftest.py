@@ -7,6 +7,8 @@ import datetime as dt
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -21,8 +23,16 @@ PG = os.environ.get("ANJIAN_TEST_PG")  # e.g. postgresql+psycopg://postgres@127.
 @pytest.fixture
 def db_url(tmp_path) -> Iterator[str]:
     """The URL of an empty database that exists only for this test."""
+    with new_database_url(tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def new_database_url(folder: Path) -> Iterator[str]:
+    """An empty database (an SQLite file in `folder`, or a new PostgreSQL database), dropped afterwards;
+    for fixtures of a wider scope than one test."""
     if not PG:
-        yield f"sqlite:///{tmp_path / 'anjian.db'}"
+        yield f"sqlite:///{folder / 'anjian.db'}"
         return
     from sqlalchemy import create_engine, text
 
@@ -46,12 +56,44 @@ def fresh_db(db_url) -> Iterator[Database]:
     db.dispose()
 
 
+# Officials the tests act as (with `cli(..., user=NAME)`, i.e. `--as NAME` by this OS account, which
+# the first init makes the admin). Permission tests add officials of narrower roles themselves.
+TEST_OFFICIALS = {
+    "tester": ("city_office", "130800"),
+    "chief": ("city_office", "130800"),
+    "office": ("city_office", "130800"),
+    "city_office": ("city_office", "130800"),
+    "inspector": ("city_inspector", "130800"),
+    "city_inspector": ("city_inspector", "130800"),
+    "chief_yuerya": ("township_chief", "130827102"),
+    "zhao": ("city_office", "130800"),
+    "zhang": ("city_office", "130800"),
+    "wang": ("city_inspector", "130800"),
+    "li": ("county_official", "130827"),
+    "county_official": ("county_official", "130827"),
+    "someone": ("city_office", "130800"),
+}
+
+
+def add_officials(db: Database, officials: dict[str, tuple[str, str]]) -> None:
+    """Register officials directly (a trusted caller), as an admin would with `anjian user add`."""
+    from anjian.workflow.models import Official
+
+    with db.write() as session:
+        for name, (role, unit) in officials.items():
+            if session.get(Official, name) is None:
+                session.add(Official(name=name, role=role, unit_code=unit, os_user=None, active=1,
+                                     created_at="2014-12-15T01:00:00.000000Z", created_by="admin"))
+
+
 @pytest.fixture
 def chengde(fresh_db) -> Database:
-    """A database with the built-in 承德市 registry and the chengde-2014 campaign, loaded at T0 by `admin`."""
+    """The built-in 承德市 registry and chengde-2014 campaign, loaded at T0; this OS account is the admin,
+    and the officials in TEST_OFFICIALS exist."""
     from anjian.workflow.registry import initialize
 
     initialize(fresh_db, None, None, T0, "admin")
+    add_officials(fresh_db, TEST_OFFICIALS)
     return fresh_db
 
 
@@ -115,3 +157,17 @@ def fill_checklist() -> Callable[..., None]:
                 record(db, unit, item, value, actor, now)
 
     return fill
+
+
+def drop_audit_guards(db: Database) -> None:
+    """Remove the triggers that make audit_log append-only, as the database's owner could: what is
+    left to catch tampering then is the hash chain (and a checkpoint)."""
+    from sqlalchemy import text
+
+    with db.engine.begin() as conn:
+        if db.dialect == "sqlite":
+            conn.execute(text("DROP TRIGGER IF EXISTS audit_log_no_update"))
+            conn.execute(text("DROP TRIGGER IF EXISTS audit_log_no_delete"))
+        else:
+            conn.execute(text("DROP TRIGGER IF EXISTS audit_log_no_change ON audit_log"))
+            conn.execute(text("DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log"))

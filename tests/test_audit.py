@@ -7,6 +7,7 @@ import datetime as dt
 import json
 
 import pytest
+from conftest import drop_audit_guards
 from sqlalchemy import select, text
 
 from anjian.workflow import audit
@@ -40,6 +41,7 @@ def busy(chengde, fill_checklist, tmp_path):
     advance(chengde, YUERYA, "resubmit", "chief", at("2015-01-20T09:00"))
     advance(chengde, YUERYA, "accept", "inspector", at("2015-02-01T07:00"), note="合格")
     advance(chengde, GAOSITAI, "start", "other", at("2015-02-02T09:00"))
+    drop_audit_guards(chengde)  # the tests below tamper as the database's owner would
     return chengde
 
 
@@ -50,6 +52,16 @@ def verify_cli(cli):
 def rows(db) -> list[AuditRow]:
     with db.read() as s:
         return list(s.scalars(select(AuditRow).order_by(AuditRow.seq)))
+
+
+def test_the_database_refuses_to_change_or_remove_audit_rows(chengde):
+    """With its triggers in place, the database itself refuses UPDATE and DELETE on audit_log."""
+    from sqlalchemy.exc import DBAPIError
+
+    for sql in ("UPDATE audit_log SET note = 'x' WHERE seq = 1", "DELETE FROM audit_log WHERE seq = 1"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            raw(chengde, sql)
+    assert len(rows(chengde)) >= 2
 
 
 def raw(db, sql: str, **params) -> None:

@@ -1,5 +1,5 @@
 """`anjian advance`: one trigger, or a CSV batch; every exit code of the contract, and nothing written
-on any refusal."""
+on any refusal (but, for an exit 4, the audit row that records the refusal itself)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,16 @@ def snapshot(db, *codes: str) -> tuple:
     return rows, units
 
 
+def only_denials_since(db, before: tuple, *codes: str) -> list[AuditRow]:
+    """After an exit 4: the units are untouched and the only new audit rows are `denied` ones."""
+    after = snapshot(db, *codes)
+    assert after[1] == before[1]
+    with db.read() as s:
+        rows = list(s.scalars(select(AuditRow).where(AuditRow.seq > before[0]).order_by(AuditRow.seq)))
+    assert rows and {r.action for r in rows} == {"denied"}
+    return rows
+
+
 def state_of(db, code: str) -> str:
     with db.read() as s:
         return s.get(Unit, code).state
@@ -33,12 +43,13 @@ def state_of(db, code: str) -> str:
 
 @pytest.fixture
 def applied(chengde, fill_checklist):
-    """宽城镇 started, its checklist complete, and applied for acceptance by `chief`."""
+    """宽城镇 started, its checklist complete, and applied for acceptance by `li`, a county official of
+    宽城 — a role that may also accept, so only separation of duties stops him accepting his own."""
     from anjian.workflow.actions import advance
 
-    advance(chengde, TOWN, "start", "chief", T0)
+    advance(chengde, TOWN, "start", "li", T0)
     fill_checklist(chengde, TOWN)
-    advance(chengde, TOWN, "apply", "chief", T0)
+    advance(chengde, TOWN, "apply", "li", T0)
     return chengde
 
 
@@ -70,7 +81,7 @@ def test_dash_in_a_trigger_name_is_accepted(chengde, cli, tmp_path):
     plan = tmp_path / "plan.pdf"
     plan.write_bytes(b"%PDF plan")
     assert cli("record", KUANCHENG, "county.leadership_group", "组长 张三").exit_code == 0
-    r = cli("advance", KUANCHENG, "submit-plan", "--evidence", str(plan))
+    r = cli("advance", KUANCHENG, "submit-plan", "--evidence", str(plan), user="li")
     assert r.exit_code == 0, r.output
     assert state_of(chengde, KUANCHENG) == "demonstration"
 
@@ -187,8 +198,8 @@ def test_apply_with_incomplete_checklist_lists_every_missing_item(chengde, cli, 
 def test_trigger_from_the_wrong_state_is_refused(chengde, cli):
     """`accept` on a township that has not applied exits 3 naming the current and required state."""
     before = snapshot(chengde, YUERYA)
-    r = cli("advance", YUERYA, "accept", "--note", "合格")
-    assert r.exit_code == 3
+    r = cli("advance", YUERYA, "accept", "--note", "合格", user="inspector")
+    assert r.exit_code == 3, r.output
     assert "未开展" in r.output and "已申请验收" in r.output
     assert snapshot(chengde, YUERYA) == before
 
@@ -212,8 +223,8 @@ def test_blank_note_counts_as_no_note(applied, cli):
 def test_submit_plan_lists_every_unmet_reason(chengde, cli):
     """A county with neither plan file nor leadership group is told both reasons at once."""
     before = snapshot(chengde, KUANCHENG)
-    r = cli("advance", KUANCHENG, "submit_plan")
-    assert r.exit_code == 3
+    r = cli("advance", KUANCHENG, "submit_plan", user="li")
+    assert r.exit_code == 3, r.output
     assert "--evidence" in r.output
     assert "county.leadership_group" in r.output
     assert snapshot(chengde, KUANCHENG) == before
@@ -221,29 +232,29 @@ def test_submit_plan_lists_every_unmet_reason(chengde, cli):
 
 # -- exit 4: separation of duties --------------------------------------------------------------------
 def test_applicant_cannot_accept_own_application(applied, cli):
-    """The official who applied may not accept: exit 4 (separation of duties), nothing written."""
+    """The official who applied may not accept: exit 4 (separation of duties); only the refusal is audited."""
     before = snapshot(applied, TOWN)
-    r = cli("advance", TOWN, "accept", "--note", "合格", user="chief")
+    r = cli("advance", TOWN, "accept", "--note", "合格", user="li")
     assert r.exit_code == 4, r.output
-    assert "申请人以外" in r.output and "chief" in r.output
-    assert snapshot(applied, TOWN) == before
+    assert "申请人以外" in r.output and "li 提出" in r.output
+    assert len(only_denials_since(applied, before, TOWN)) == 1
 
 
 def test_applicant_cannot_reject_own_application(applied, cli):
-    """Rejection is an inspection outcome too: the applicant may not give it (exit 4), nothing written."""
+    """Rejection is an inspection outcome too: the applicant may not give it (exit 4); only the refusal is audited."""
     before = snapshot(applied, TOWN)
-    r = cli("advance", TOWN, "reject", "--note", "台账不全", user="chief")
+    r = cli("advance", TOWN, "reject", "--note", "台账不全", user="li")
     assert r.exit_code == 4, r.output
     assert "申请人以外" in r.output
-    assert snapshot(applied, TOWN) == before
+    assert len(only_denials_since(applied, before, TOWN)) == 1
     ok = cli("advance", TOWN, "reject", "--note", "台账不全", user="inspector")
     assert ok.exit_code == 0, ok.output
 
 
 def test_applicant_without_note_hears_every_reason(applied, cli):
-    """Refused for two reasons at once, both are printed."""
-    r = cli("advance", TOWN, "accept", user="chief")
-    assert r.exit_code == 4
+    """Refused for two reasons at once (separation of duties and no note), both are printed."""
+    r = cli("advance", TOWN, "accept", user="li")
+    assert r.exit_code == 4, r.output
     assert "申请人以外" in r.output
     assert "验收意见" in r.output
 
@@ -266,7 +277,7 @@ def test_evidence_is_hashed_into_history_and_kept_in_the_store(chengde, cli, tmp
     plan.write_bytes(body)
     digest = hashlib.sha256(body).hexdigest()
     assert cli("record", KUANCHENG, "county.leadership_group", "组长 张三").exit_code == 0
-    r = cli("advance", KUANCHENG, "submit_plan", "--evidence", str(plan))
+    r = cli("advance", KUANCHENG, "submit_plan", "--evidence", str(plan), user="li")
     assert r.exit_code == 0, r.output
 
     h = cli("history", KUANCHENG, "--format", "json")
@@ -293,8 +304,8 @@ def test_refused_transition_keeps_no_evidence(chengde, cli, tmp_path):
 
     plan = tmp_path / "plan.pdf"
     plan.write_bytes(b"draft")
-    r = cli("advance", KUANCHENG, "submit_plan", "--evidence", str(plan))
-    assert r.exit_code == 3
+    r = cli("advance", KUANCHENG, "submit_plan", "--evidence", str(plan), user="li")
+    assert r.exit_code == 3, r.output
     digest = hashlib.sha256(b"draft").hexdigest()
     assert not (resolve().evidence_dir / digest[:2] / digest).exists()
 
@@ -343,10 +354,11 @@ def test_batch_with_bad_rows_writes_nothing_and_names_each_line(chengde, cli, tm
 
 
 def test_batch_with_only_refusals_exits_3(chengde, cli, tmp_path):
-    """Rows that are well formed but refused make the batch exit 3, each with its reasons."""
+    """Rows that are well formed but refused make the batch exit 3, each with its reasons (by a county
+    official of 宽城, who may fire every one of them there)."""
     before = snapshot(chengde, YUERYA, TOWN)
     f = write_csv(tmp_path, f"unit,trigger,note\n{YUERYA},start,\n{TOWN},apply,\n{LONGXUMEN},accept,\n")
-    r = cli("advance", "--file", f)
+    r = cli("advance", "--file", f, user="li")
     assert r.exit_code == 3, r.output
     assert "line 3" in r.output and "line 4" in r.output
     assert "nothing was written" in r.output
@@ -391,10 +403,10 @@ def test_batch_same_actor_cannot_apply_and_accept(chengde, cli, tmp_path, fill_c
     fill_checklist(chengde, YUERYA)
     before = snapshot(chengde, YUERYA)
     f = write_csv(tmp_path, f"unit,trigger,note\n{YUERYA},start,\n{YUERYA},apply,\n{YUERYA},accept,合格\n")
-    r = cli("advance", "--file", f)
+    r = cli("advance", "--file", f, user="li")  # a county official may apply and accept, never both
     assert r.exit_code == 4, r.output
     assert "line 4" in r.output and "申请人以外" in r.output
-    assert snapshot(chengde, YUERYA) == before
+    assert len(only_denials_since(chengde, before, YUERYA)) == 1
 
 
 def test_batch_with_a_bad_header_is_bad_input(chengde, cli, tmp_path):

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from anjian.workflow.models import AuditRow, Unit, UnitCohort
+from anjian.workflow.users import os_login
 
 KUANCHENG = "130827"
 TOWN = "130827100"  # 宽城镇
@@ -39,7 +40,7 @@ def write_csv(tmp_path, text: str):
 
 
 def test_designate_one_township(chengde, cli):
-    """`designate UNIT key` adds the cohort, bumps the version and audits it."""
+    """`designate UNIT key` adds the cohort, bumps the version and audits it (the admin acting as tester in `by`)."""
     with chengde.read() as s:
         v0 = s.get(Unit, TOWN).version
     r = cli("designate", "宽城镇", "key")
@@ -50,7 +51,7 @@ def test_designate_one_township(chengde, cli):
     with chengde.read() as s:
         assert s.get(Unit, TOWN).version == v0 + 1
         row = s.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).one()
-    assert (row.action, row.unit_code, row.actor, json.loads(row.detail)) == ("designate", TOWN, "tester", {"cohort": "key"})
+    assert (row.action, row.unit_code, row.actor, json.loads(row.detail)) == ("designate", TOWN, "tester", {"cohort": "key", "by": os_login()})
 
 
 def test_designating_twice_is_a_no_op(chengde, cli):

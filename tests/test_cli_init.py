@@ -15,6 +15,7 @@ from anjian.states.campaign import builtin_text
 from anjian.workflow.cli import COMMANDS, cli
 from anjian.workflow.db import Database
 from anjian.workflow.models import AuditRow, Meta, Unit
+from anjian.workflow.users import os_login
 
 HEADER = "code,name,level,parent_code,cohorts\n"
 SMALL = (HEADER + "130800,承德市,city,130000,\n130821,承德县,county,130800,\n"
@@ -110,15 +111,17 @@ def test_status_on_an_empty_database_says_to_run_init(cli, db_url):
 
 
 def test_init_loads_the_builtin_registry_and_campaign(cli, db_url):
-    """`anjian init` creates the schema and loads 232 units and chengde-2014, saying so."""
-    result = cli("init")
+    """`anjian init` creates the schema, loads 232 units and chengde-2014, and makes this OS account the
+    database's admin, saying so."""
+    result = cli("init", user=None)
     assert result.exit_code == 0, result.output
     assert "已载入登记册 chengde：232 个单位" in result.output
     assert "已载入工作方案 chengde-2014" in result.output
     assert "city 1，county 12，township 219" in result.output
     snap = snapshot(db_url)
     assert snap["units"] == 232
-    assert [a[1] for a in snap["audit"]] == ["registry_load", "campaign_load"]
+    assert [a[1] for a in snap["audit"]] == ["registry_load", "campaign_load", "user_add"]
+    assert f"已将操作系统账户 {os_login()} 设为本数据库的管理员（admin）" in result.output
 
 
 def test_status_works_after_init(cli):
@@ -130,10 +133,10 @@ def test_status_works_after_init(cli):
 
 
 def test_init_twice_changes_nothing_and_says_so(cli, db_url):
-    """A second `anjian init` exits 0, says nothing changed, and adds no audit row."""
-    assert cli("init").exit_code == 0
+    """A second `anjian init` (by the admin, later) exits 0, says nothing changed, and adds no audit row."""
+    assert cli("init", user=None).exit_code == 0
     before = snapshot(db_url)
-    result = cli("init", now="2015-01-05T10:00", user="someone")
+    result = cli("init", now="2015-01-05T10:00", user=None)
     assert result.exit_code == 0, result.output
     assert "无变化" in result.output
     assert "未做任何更改" in result.output
@@ -142,9 +145,9 @@ def test_init_twice_changes_nothing_and_says_so(cli, db_url):
 
 def test_init_with_the_same_builtin_registry_named_changes_nothing(cli, db_url):
     """`anjian init --registry chengde --campaign chengde-2014` on a loaded database changes nothing."""
-    assert cli("init").exit_code == 0
+    assert cli("init", user=None).exit_code == 0
     before = snapshot(db_url)
-    result = cli("init", "--registry", "chengde", "--campaign", "chengde-2014")
+    result = cli("init", "--registry", "chengde", "--campaign", "chengde-2014", user=None)
     assert result.exit_code == 0, result.output
     assert "未做任何更改" in result.output
     assert snapshot(db_url) == before
@@ -259,10 +262,10 @@ def test_registry_neither_utf8_nor_gbk_exits_2(cli, db_url, tmp_path):
 
 def test_different_registry_on_an_initialized_database_is_refused(cli, db_url, write_file):
     """`init --registry OTHER.csv` on a loaded database exits 2 naming the registry loaded; nothing changes."""
-    assert cli("init").exit_code == 0
+    assert cli("init", user=None).exit_code == 0
     before = snapshot(db_url)
-    result = cli("init", "--registry", write_file(SMALL))
-    assert result.exit_code == 2
+    result = cli("init", "--registry", write_file(SMALL), user=None)
+    assert result.exit_code == 2, result.output
     assert "already holds the registry chengde" in result.output
     assert snapshot(db_url) == before
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from anjian.workflow.models import AuditRow, ChecklistValue, Unit
+from anjian.workflow.users import os_login
 
 YUERYA = "130827102"  # 宽城峪耳崖镇
 KUANCHENG = "130827"  # 宽城满族自治县
@@ -145,7 +146,8 @@ def test_unchanged_value_writes_nothing(chengde, cli):
 
 
 def test_record_bumps_version_and_audits_item_value_previous(chengde, cli):
-    """Each change bumps the unit's version and writes one audit row with item, value and previous."""
+    """Each change bumps the unit's version and writes one audit row with item, value and previous (and,
+    as the CLI's admin acts --as an official, the admin in `by`)."""
     with chengde.read() as s:
         v0 = s.get(Unit, YUERYA).version
     assert cli("record", YUERYA, "staff.full_time", "3").exit_code == 0
@@ -157,8 +159,8 @@ def test_record_bumps_version_and_audits_item_value_previous(chengde, cli):
         assert s.get(Unit, YUERYA).changed_by == "chief"
         rows = s.scalars(select(AuditRow).where(AuditRow.unit_code == YUERYA).order_by(AuditRow.seq)).all()
     assert [r.action for r in rows] == ["record", "record"]
-    assert json.loads(rows[0].detail) == {"item": "staff.full_time", "value": "3", "previous": None}
-    assert json.loads(rows[1].detail) == {"item": "staff.full_time", "value": "5", "previous": "3"}
+    assert json.loads(rows[0].detail) == {"item": "staff.full_time", "value": "3", "previous": None, "by": os_login()}
+    assert json.loads(rows[1].detail) == {"item": "staff.full_time", "value": "5", "previous": "3", "by": os_login()}
     assert rows[1].actor == "chief"
     assert rows[1].from_state == rows[1].to_state == "not_started"
 

@@ -36,11 +36,11 @@ def audit_count(db, action: str | None = None) -> int:
 def test_cli_stale_expect_version_exits_5(chengde, cli):
     """`advance --expect-version N` after someone else changed the unit exits 5 naming them and when."""
     seen = json.loads(cli("show", YUERYA, "--format", "json").stdout)["version"]
-    assert cli("record", YUERYA, "six.vehicle", "是", user="wang", now="2014-12-16T10:30").exit_code == 0
+    assert cli("record", YUERYA, "six.vehicle", "是", user="chief_yuerya", now="2014-12-16T10:30").exit_code == 0
     before = audit_count(chengde)
     r = cli("advance", YUERYA, "start", "--expect-version", str(seen), user="li", now="2014-12-16T11:00")
     assert r.exit_code == 5, r.output
-    assert "wang" in r.output and "2014-12-16 10:30:00" in r.output
+    assert "chief_yuerya" in r.output and "2014-12-16 10:30:00" in r.output
     assert f"you had {seen}" in r.output and "nothing was written" in r.output
     assert audit_count(chengde) == before
     assert unit(chengde).state == "not_started"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from anjian.workflow.db import Database
 from anjian.workflow.errors import BadInput
 from anjian.workflow.models import AuditRow, Meta, Unit, UnitCohort
 from anjian.workflow.registry import Source, initialize, parse_registry
+from anjian.workflow.users import os_login
 
 HEADER = "code,name,level,parent_code,cohorts\n"
 SMALL = (
@@ -94,13 +96,18 @@ def test_builtin_registry_keeps_the_renamed_and_new_units(chengde):
 
 
 def test_builtin_load_writes_one_registry_load_and_one_campaign_load_row(chengde):
-    """Loading the built-in data writes one registry_load and one campaign_load audit row, by the loader."""
-    assert audit_actions(chengde) == ["registry_load", "campaign_load"]
+    """Loading the built-in data writes one registry_load and one campaign_load audit row, by the loader,
+    then one user_add for the first admin (this OS account, acting for the city)."""
+    assert audit_actions(chengde) == ["registry_load", "campaign_load", "user_add"]
     with chengde.read() as session:
         row = session.scalars(select(AuditRow).where(AuditRow.action == "registry_load")).one()
         assert row.actor == "admin"
         assert '"units":232' in row.detail.replace(" ", "")
         assert session.get(Meta, "registry_name").value == "chengde"
+        first = session.scalars(select(AuditRow).where(AuditRow.action == "user_add")).one()
+        assert (first.actor, first.unit_code) == (os_login(), None)
+        assert json.loads(first.detail) == {"name": os_login(), "role": "admin", "os_user": os_login(),
+                                            "unit": "130800", "first_admin": True}
 
 
 def test_custom_registry_loads_with_initial_states(fresh_db, write_registry):

@@ -77,8 +77,12 @@ def test_walk_kuancheng_from_mobilization_to_standardized(chengde, cli, fill_che
     ms = {m["id"]: m["status"] for m in show(cli, CODE, now)["milestones"]}
     assert ms["plan_submission"] == "met"
 
-    # The county picks its demonstration townships (key as well) and marks a heavy-task one.
-    rows = [f"{c},key" for c in DEMOS + KEYS] + [f"{c},county_demo" for c in DEMOS] + [f"{HEAVY},heavy_task"]
+    # The city office enters the key townships (the province's list); the county then picks its
+    # demonstration townships among them and marks a heavy-task one.
+    keys = [f"{c},key" for c in DEMOS + KEYS]
+    step(cli, "designate", "--file", write(tmp_path, "keys.csv", "unit,cohort\n" + "\n".join(keys) + "\n"),
+         now="2014-12-22T09:00", user="city_office")
+    rows = [f"{c},county_demo" for c in DEMOS] + [f"{HEAVY},heavy_task"]
     step(cli, "designate", "--file", write(tmp_path, "cohorts.csv", "unit,cohort\n" + "\n".join(rows) + "\n"),
          now="2014-12-22T09:00")
     assert {u["code"] for u in json.loads(step(cli, "units", "--county", CODE, "--cohort", "county_demo",
@@ -90,7 +94,8 @@ def test_walk_kuancheng_from_mobilization_to_standardized(chengde, cli, fill_che
     step(cli, "advance", "宽城峪耳崖镇", "apply", now="2015-02-10T09:00", user="chief_yuerya")
     r = step(cli, "advance", "宽城峪耳崖镇", "accept", code=3, now="2015-03-20T09:00", user="city_inspector")
     assert "验收意见" in r.output
-    step(cli, "advance", "宽城峪耳崖镇", "accept", "--note", "合格", code=4, now="2015-03-20T09:00", user="chief_yuerya")
+    r = step(cli, "advance", "宽城峪耳崖镇", "accept", "--note", "合格", code=4, now="2015-03-20T09:00", user="chief_yuerya")
+    assert "may not fire accept" in r.output  # a township chief never gives the verdict, least of all on his own
     step(cli, "advance", "宽城峪耳崖镇", "accept", "--note", "省级验收合格", now="2015-03-20T09:00", user="city_inspector")
     ms = {m["id"]: m["status"] for m in show(cli, CODE, "2015-04-01")["milestones"]}
     assert ms["provincial_demo"] == "met"

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from anjian.states.guards import GUARDS, Evidence, Facts
 from anjian.states.machines import SPECS, TRIGGER_NAMES
 
-from . import audit, machine
+from . import audit, authz, machine
+from .authz import Actor, name_of
 from .clock import utc_text
 from .db import Database
 from .errors import BadInput, Conflict, NotPermitted, Refused
@@ -100,7 +101,7 @@ def conflict_message(u: Unit, expected: int) -> str:
 class Advancer:
     """Fires triggers inside one write transaction, keeping later rows aware of earlier ones."""
 
-    def __init__(self, session: Session, now: dt.datetime, actor: str):
+    def __init__(self, session: Session, now: dt.datetime, actor: str | Actor):
         self.session = session
         self.now = now
         self.actor = actor
@@ -113,18 +114,20 @@ class Advancer:
     def prepare(self, unit: UnitRef, trigger: str, note: str | None, evidence: list[EvidenceFile]) -> tuple[str, str]:
         """Check and fire one trigger in memory; return (from, to) or raise Refused."""
         self.loader.prefetch([unit.code])
-        facts = self.loader.facts(unit.code, self.actor, note, tuple(Evidence(e.path, e.sha256) for e in evidence))
+        authz.may_fire(self.session, self.actor, unit.level, trigger, unit.code, unit.name)
+        authz.not_own_unit(self.session, self.actor, unit.code, self.loader.applicants.get(unit.code), trigger)
+        facts = self.loader.facts(unit.code, name_of(self.actor), note, tuple(Evidence(e.path, e.sha256) for e in evidence))
         verdict = machine.check(facts, trigger)
         if not verdict.allowed:
             what = f"{unit.name}（{unit.code}）: “{trigger}”（{TRIGGER_NAMES.get(trigger, trigger)}）"
             if _not_permitted(facts, trigger):  # every reason is still listed, not only the permission
-                raise NotPermitted(f"{what}is not permitted to {self.actor}", verdict.unmet)
+                raise authz.denied(f"{what}is not permitted to {self.actor}", unit.code).with_details(verdict.unmet)
             raise Refused(f"{what}is refused now", verdict.unmet)
         before = facts.state
         after = machine.fire(facts, trigger)
         self.loader.overlay[unit.code] = after
         if trigger in ("apply", "resubmit"):
-            self.loader.applicants[unit.code] = self.actor
+            self.loader.applicants[unit.code] = name_of(self.actor)
         self.versions.setdefault(unit.code, self.loader.units[unit.code].version)
         self.entries.append(audit.Entry(self.now, self.actor, trigger, unit.code, before, after, note,
                                         tuple(e.as_json() for e in evidence)))
@@ -142,7 +145,7 @@ class Advancer:
             steps = sum(1 for u, *_ in self.pending if u.code == code)
             result = self.session.execute(
                 update(Unit).where(Unit.code == code, Unit.version == loaded)
-                .values(state=state, version=loaded + steps, changed_at=utc_text(self.now), changed_by=self.actor)
+                .values(state=state, version=loaded + steps, changed_at=utc_text(self.now), changed_by=name_of(self.actor))
                 .execution_options(synchronize_session=False))
             if result.rowcount != 1:
                 self.session.expire_all()
@@ -156,12 +159,12 @@ class Advancer:
         return out
 
 
-def advance(db: Database, unit: str, trigger: str, actor: str, now: dt.datetime, note: str | None = None,
+def advance(db: Database, unit: str, trigger: str, actor: str | Actor, now: dt.datetime, note: str | None = None,
             evidence: tuple[str, ...] = (), expect_version: int | None = None, evidence_dir=None) -> Transition:
     """Fire one trigger for one unit, with its guards; refuse a stale `expect_version` (Conflict)."""
     files = examine(list(evidence))
     note = note.strip() if note and note.strip() else None
-    with db.write() as session:
+    with authz.refusals_audited(db, actor, now, f"advance {trigger}"), db.write() as session:
         adv = Advancer(session, now, actor)
         ref = adv.resolver.resolve(unit, levels=levels_for(trigger))
         t = trigger_for(ref, trigger)
@@ -181,7 +184,7 @@ class BatchRow:
     note: str | None = None
 
 
-def advance_batch(db: Database, rows: list[BatchRow], actor: str, now: dt.datetime, partial: bool = False) -> BatchResult:
+def advance_batch(db: Database, rows: list[BatchRow], actor: str | Actor, now: dt.datetime, partial: bool = False) -> BatchResult:
     """Fire many triggers in one transaction: all or nothing, or with `partial` the rows that pass."""
     problems: list[RowProblem] = []
     with db.write() as session:
@@ -202,10 +205,20 @@ def advance_batch(db: Database, rows: list[BatchRow], actor: str, now: dt.dateti
             except BadInput as exc:
                 problems.append(RowProblem(r.line, r.unit, r.trigger, "bad_input", (exc.message,)))
             except NotPermitted as exc:
-                problems.append(RowProblem(r.line, r.unit, r.trigger, "not_permitted", tuple(exc.details)))
+                problems.append(RowProblem(r.line, r.unit, r.trigger, "not_permitted", (exc.message, *exc.details)))
             except Refused as exc:
                 problems.append(RowProblem(r.line, r.unit, r.trigger, "refused", tuple(exc.details)))
         problems.sort(key=lambda p: p.line)
-        if problems and not partial:  # nothing was written yet: leaving the transaction writes nothing
-            return BatchResult([], problems, len(rows))
-        return BatchResult(adv.commit(), problems, len(rows))
+        applied = [] if problems and not partial else adv.commit()  # all or nothing: nothing written yet
+    _audit_batch_denials(db, actor, now, problems)
+    return BatchResult(applied, problems, len(rows))
+
+
+def _audit_batch_denials(db: Database, actor: str | Actor, now: dt.datetime, problems: list[RowProblem]) -> None:
+    denials = [p for p in problems if p.kind == "not_permitted"]
+    if denials:
+        with db.write() as session:
+            audit.append(session, [audit.Entry(now, actor, "denied", None, detail={
+                "attempted": f"advance {p.trigger}", "unit": p.unit, "line": p.line, "reason": p.reasons[0]}
+                | ({"details": list(p.reasons[1:])} if len(p.reasons) > 1 else {}))
+                for p in denials])

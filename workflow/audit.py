@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select
@@ -26,7 +26,7 @@ class Entry:
     """One change about to be audited."""
 
     at: dt.datetime
-    actor: str
+    actor: object  # a name, or an authz.Actor (whose admin, when acting as them, lands in detail["by"])
     action: str
     unit_code: str | None = None
     from_state: str | None = None
@@ -42,9 +42,10 @@ def canonical(obj: object) -> str:
 
 def row_hash(prev_hash: str, seq: int, at: str, actor: str, unit_code: str | None, action: str,
              from_state: str | None, to_state: str | None, note: str | None, evidence: str, detail: str) -> str:
-    """The hash of one row: SHA-256 of the canonical JSON of its fields and its predecessor's hash."""
-    body = canonical([prev_hash, seq, at, actor, unit_code, action, from_state, to_state, note,
-                      json.loads(evidence), json.loads(detail)])
+    """The hash of one row: SHA-256 of the JSON array of its fields as stored (evidence and detail
+    are stored as canonical JSON text, hashed as that text) and its predecessor's hash."""
+    body = json.dumps([prev_hash, seq, at, actor, unit_code, action, from_state, to_state, note, evidence, detail],
+                      ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
@@ -64,10 +65,12 @@ def append(session: Session, entries: Iterable[Entry]) -> list[int]:
     for e in entries:
         seq += 1
         at = utc_text(e.at)
+        actor = str(e.actor)
+        by = getattr(e.actor, "by", None)
         evidence = canonical(list(e.evidence))
-        detail = canonical(e.detail)
-        h = row_hash(prev, seq, at, e.actor, e.unit_code, e.action, e.from_state, e.to_state, e.note, evidence, detail)
-        rows.append({"seq": seq, "at": at, "actor": e.actor, "unit_code": e.unit_code, "action": e.action,
+        detail = canonical({**e.detail, "by": by} if by else e.detail)
+        h = row_hash(prev, seq, at, actor, e.unit_code, e.action, e.from_state, e.to_state, e.note, evidence, detail)
+        rows.append({"seq": seq, "at": at, "actor": actor, "unit_code": e.unit_code, "action": e.action,
                      "from_state": e.from_state, "to_state": e.to_state, "note": e.note, "evidence": evidence,
                      "detail": detail, "prev_hash": prev, "hash": h})
         prev = h
@@ -76,52 +79,11 @@ def append(session: Session, entries: Iterable[Entry]) -> list[int]:
     return [r["seq"] for r in rows]
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome of checking the chain: how many rows, and the first bad one with why."""
+def verify(session: Session, checkpoint=None, replay: bool = True):
+    """Check the log (see `integrity.verify`): the chain, a signed checkpoint, and the units' states."""
+    from .integrity import verify as check
 
-    rows: int
-    head_seq: int
-    head_hash: str
-    bad_seq: int | None = None
-    reason: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.bad_seq is None
-
-
-def _stream(session: Session, batch: int = 5000) -> Iterator[tuple]:
-    cols = (AuditRow.seq, AuditRow.at, AuditRow.actor, AuditRow.unit_code, AuditRow.action, AuditRow.from_state,
-            AuditRow.to_state, AuditRow.note, AuditRow.evidence, AuditRow.detail, AuditRow.prev_hash, AuditRow.hash)
-    last = 0
-    while True:
-        chunk = session.execute(select(*cols).where(AuditRow.seq > last).order_by(AuditRow.seq).limit(batch)).all()
-        if not chunk:
-            return
-        yield from chunk
-        last = chunk[-1][0]
-
-
-def verify(session: Session) -> Verdict:
-    """Walk the chain from the first row and name the first row that does not fit."""
-    expected_seq, prev, count = 1, GENESIS, 0
-    for seq, at, actor, unit, action, frm, to, note, evidence, detail, prev_hash, h in _stream(session):
-        count += 1
-        if seq != expected_seq:
-            why = (f"rows {expected_seq}–{seq - 1} are missing (deleted)" if seq > expected_seq
-                   else "sequence out of order")
-            return Verdict(count, seq, h, expected_seq, why)
-        if prev_hash != prev:
-            return Verdict(count, seq, h, seq, "its link to the previous row is broken (a row was inserted, removed or reordered before it)")
-        try:
-            recomputed = row_hash(prev_hash, seq, at, actor, unit, action, frm, to, note, evidence, detail)
-        except (ValueError, TypeError):
-            recomputed = None
-        if recomputed != h:
-            return Verdict(count, seq, h, seq, "its content does not match its hash (modified)")
-        prev, expected_seq = h, seq + 1
-    return Verdict(count, expected_seq - 1, prev)
+    return check(session, checkpoint, replay)
 
 
 @dataclass(frozen=True)

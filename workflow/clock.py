@@ -41,7 +41,7 @@ def parse_time(text: str, what: str = "time") -> dt.datetime:
     sign = 1 if offset[0] == "+" else -1
     digits = offset[1:].replace(":", "")
     delta = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    if delta >= dt.timedelta(hours=24):
+    if delta >= dt.timedelta(hours=24) or int(digits[2:]) > 59:
         raise BadInput(f"{what} “{text}” has an impossible offset {offset}")
     return naive.replace(tzinfo=dt.timezone(sign * delta))
 

@@ -11,10 +11,11 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from . import audit
+from . import audit, authz
+from .authz import Actor
 from .clock import utc_text
 from .db import Database
-from .errors import BadInput
+from .errors import BadInput, NotPermitted
 from .models import Contact, Unit
 from .names import Resolver
 from .tables import Record
@@ -37,6 +38,8 @@ def check_name(name: str) -> str:
     value = unicodedata.normalize("NFKC", name).strip()
     if not value:
         raise BadInput("contact --name is empty")
+    if any(unicodedata.category(ch) == "Cs" for ch in value):  # bytes that were not UTF-8 (a GBK terminal)
+        raise BadInput(f"contact name {name!r} is not valid text: the terminal sent bytes that are not UTF-8")
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
         raise BadInput(f"contact name {name!r} contains control characters (line breaks are not allowed)")
     if len(value) > 64:
@@ -70,23 +73,29 @@ def check_webhook(url: str | None) -> str | None:
     return value
 
 
-def add(db: Database, unit: str, name: str, email: str | None, webhook: str | None, actor: str, now: dt.datetime) -> ContactView:
+def add(db: Database, unit: str, name: str, email: str | None, webhook: str | None, actor: str | Actor, now: dt.datetime) -> ContactView:
     """Add a contact to a unit (a name may appear once per unit)."""
     return add_many(db, [Record(0, {"unit": unit, "name": name, "email": email or "", "webhook": webhook or ""})], actor, now)[0]
 
 
-def add_many(db: Database, records: list[Record], actor: str, now: dt.datetime,
+def add_many(db: Database, records: list[Record], actor: str | Actor, now: dt.datetime,
              unreadable: list[str] | None = None) -> list[ContactView]:
     """Add contacts from rows (unit,name,email,webhook): all or none, every bad row reported —
     `unreadable` carries the rows the CSV reader could not split, reported together with the rest."""
     problems, staged = list(unreadable or []), []
-    with db.write() as session:
+    denials: list[str] = []
+    with authz.refusals_audited(db, actor, now, "contact add"), db.write() as session:
         resolver = Resolver(session)
         seen: set[tuple[str, str]] = set()
         for r in records:
             where = f"line {r.line}: " if r.line else ""
             try:
                 ref = resolver.resolve(r.values["unit"])
+                try:
+                    authz.may(session, actor, "contact", ref.code, ref.name)
+                except NotPermitted as exc:
+                    denials.append(where + exc.message)
+                    continue
                 name = check_name(r.values["name"])
                 email, hook = check_email(r.values.get("email")), check_webhook(r.values.get("webhook"))
                 if not email and not hook:
@@ -99,6 +108,9 @@ def add_many(db: Database, records: list[Record], actor: str, now: dt.datetime,
                 continue
             seen.add((ref.code, name))
             staged.append((ref, name, email, hook))
+        if denials:
+            raise authz.denied(f"contacts refused: {len(denials)} row(s) not permitted; nothing was written",
+                               None).with_details(denials)
         if problems:
             problems.sort(key=_line_number)
             raise BadInput(f"contacts refused: {len(problems)} problem(s); nothing was written", problems)
@@ -118,10 +130,11 @@ def _line_number(problem: str) -> int:
     return int(head.removeprefix("line ")) if head.startswith("line ") and head[5:].isdigit() else 0
 
 
-def remove(db: Database, unit: str, name: str, actor: str, now: dt.datetime) -> int:
+def remove(db: Database, unit: str, name: str, actor: str | Actor, now: dt.datetime) -> int:
     folded = check_name(name)  # folded as `add` stored it, so a name is found as it was typed
-    with db.write() as session:
+    with authz.refusals_audited(db, actor, now, "contact remove"), db.write() as session:
         ref = Resolver(session).resolve(unit)
+        authz.may(session, actor, "contact", ref.code, ref.name)
         n = session.execute(delete(Contact).where(Contact.unit_code == ref.code, Contact.name == folded)).rowcount
         if not n:
             raise BadInput(f"{ref.name} has no contact named {name}")

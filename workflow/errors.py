@@ -11,6 +11,10 @@ class AnjianError(Exception):
         self.message = message
         self.details = list(details)
 
+    def with_details(self, details: list[str] | tuple[str, ...]) -> AnjianError:
+        self.details = list(details)
+        return self
+
 
 class BadInput(AnjianError):
     """Usage, unknown or ambiguous unit, bad date, bad file: nothing was written."""

@@ -27,9 +27,14 @@ def examine(paths: list[str] | tuple[str, ...]) -> list[EvidenceFile]:
     """Hash each evidence file; a missing, unreadable or directory path is bad input."""
     out = []
     for raw in paths:
+        if not raw.strip():
+            raise BadInput("evidence: the path is empty; give a file")
         p = Path(raw).expanduser()
         if p.is_dir():
             raise BadInput(f"evidence {raw}: is a directory; give a file")
+        if p.exists() and not p.is_file():
+            # a pipe would block, or be used up by hashing before `keep` copies it; a device is no record
+            raise BadInput(f"evidence {raw}: is not a regular file (a device, pipe or socket); give a file")
         try:
             digest, size = hashlib.sha256(), 0
             with p.open("rb") as fh:

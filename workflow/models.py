@@ -154,3 +154,17 @@ class CalendarDay(Base):
     workday: Mapped[int] = mapped_column(Integer)
     name: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(200))
+
+
+class Official(Base):
+    """A person who may act: a role, the unit whose jurisdiction they act in, their OS account."""
+
+    __tablename__ = "officials"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    unit_code: Mapped[str] = mapped_column(ForeignKey("units.code"))
+    os_user: Mapped[str | None] = mapped_column(String(64), unique=True)
+    active: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(64))

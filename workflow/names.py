@@ -150,6 +150,10 @@ class Resolver:
 
     def resolve(self, query: str, what: str = "unit", levels: tuple[str, ...] | None = None) -> UnitRef:
         """Exactly one unit for the query, or BadInput naming the candidates."""
+        if any(unicodedata.category(ch) == "Cs" for ch in query):
+            # bytes that were not UTF-8 (a GBK terminal): the database cannot even be asked about them
+            raise BadInput(f"{what} {query!r} is not valid text: the terminal sent bytes that are not UTF-8 "
+                           "(set its encoding to UTF-8, or use the unit's code)")
         found = sorted(self.candidates(query), key=lambda u: u.code)
         if levels:
             found = [u for u in found if u.level in levels] or found
@@ -159,7 +163,7 @@ class Resolver:
             hint = self._similar(fold(query))
             raise BadInput(f"{what} “{query}”: no such unit in the registry" + (f"; did you mean: {hint}" if hint else ""))
         listed = [f"{u.code} {self.path(u)}" for u in found[:MAX_LISTED]]
-        more = f" … and {len(found) - MAX_LISTED} more" if len(found) > MAX_LISTED else ""
+        more = f"… and {len(found) - MAX_LISTED} more" if len(found) > MAX_LISTED else ""
         raise BadInput(
             f"{what} “{query}” fits {len(found)} units; write its county or city in front, or use the code",
             listed + ([more] if more else []),
@@ -169,7 +173,14 @@ class Resolver:
         if not q or q.isdigit():
             return ""
         rows = self.session.scalars(select(Unit).where(Unit.name.contains(q[:4], autoescape=True)).limit(5)).all()
-        return "、".join(f"{self.path(u)}（{u.code}）" for u in rows)
+        more = ""
+        if not rows:
+            # 宽城县大阁镇: the township exists, but not under what is written in front of it
+            tails = (q[i:] for i in range(2, len(q) - 2))
+            tail, named = next(((t, units) for t in tails if (units := self._lookup({t})[t])), ("", []))
+            rows = sorted(named, key=lambda u: u.code)[:5]
+            more = f" … {len(named)} units are named {tail}" if len(named) > len(rows) else ""
+        return "、".join(f"{self.path(u)}（{u.code}）" for u in rows) + more
 
 
 def _unique(units: list[Unit]) -> list[Unit]:

@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session
 from anjian.states.campaign import COHORTS, Campaign, Item
 from anjian.states.guards import COHORT_NAMES, FLAG_FALSE, FLAG_TRUE
 
-from . import audit
+from . import audit, authz
+from .authz import Actor, name_of
 from .clock import utc_text
 from .db import Database
-from .errors import BadInput
+from .errors import BadInput, NotPermitted
 from .evidence import examine, keep
 from .models import ChecklistValue, Unit, UnitCohort
 from .names import Resolver, UnitRef
@@ -79,17 +80,17 @@ def normalize_value(item: Item, raw: str) -> str:
     return value
 
 
-def _bump(session: Session, ref: UnitRef, now: dt.datetime, actor: str) -> None:
+def _bump(session: Session, ref: UnitRef, now: dt.datetime, actor: str | Actor) -> None:
     session.execute(update(Unit).where(Unit.code == ref.code)
-                    .values(version=Unit.version + 1, changed_at=utc_text(now), changed_by=actor)
+                    .values(version=Unit.version + 1, changed_at=utc_text(now), changed_by=name_of(actor))
                     .execution_options(synchronize_session=False))
 
 
-def record(db: Database, unit: str, item: str, value: str, actor: str, now: dt.datetime,
+def record(db: Database, unit: str, item: str, value: str, actor: str | Actor, now: dt.datetime,
            evidence: tuple[str, ...] = (), evidence_dir=None) -> Recorded:
     """Record one checklist fact (an unchanged value writes nothing)."""
     files = examine(list(evidence))
-    with db.write() as session:
+    with authz.refusals_audited(db, actor, now, f"record {item}"), db.write() as session:
         campaign = campaign_in_force(session)
         written = unicodedata.normalize("NFKC", item).strip()
         key = written.replace("-", "_").lower()
@@ -99,6 +100,8 @@ def record(db: Database, unit: str, item: str, value: str, actor: str, now: dt.d
         ref = Resolver(session).resolve(unit, levels=levels)
         it = find_item(campaign, ref.level, item)
         stored = normalize_value(it, value)
+        # after the input is checked, as `advance` checks unit and trigger first: no item is bad input (2)
+        authz.may_record(session, actor, ref.level, ref.code, ref.name)
         row = session.get(ChecklistValue, (ref.code, it.id))
         previous = row.value if row else None
         cohorts = frozenset(session.scalars(select(UnitCohort.cohort).where(UnitCohort.unit_code == ref.code)))
@@ -109,9 +112,9 @@ def record(db: Database, unit: str, item: str, value: str, actor: str, now: dt.d
         if previous == stored and not files:
             return Recorded(None, ref.code, ref.name, it.id, it.label, stored, previous, warnings)
         if row is None:
-            session.add(ChecklistValue(unit_code=ref.code, item=it.id, value=stored, recorded_at=utc_text(now), recorded_by=actor))
+            session.add(ChecklistValue(unit_code=ref.code, item=it.id, value=stored, recorded_at=utc_text(now), recorded_by=name_of(actor)))
         else:
-            row.value, row.recorded_at, row.recorded_by = stored, utc_text(now), actor
+            row.value, row.recorded_at, row.recorded_by = stored, utc_text(now), name_of(actor)
         _bump(session, ref, now, actor)
         if files and evidence_dir is not None:
             keep(files, evidence_dir)
@@ -150,11 +153,14 @@ def normalize_cohort(text: str) -> str:
     return c
 
 
-def designate(db: Database, rows: list[DesignateRow], actor: str, now: dt.datetime) -> list[Designation]:
+def designate(db: Database, rows: list[DesignateRow], actor: str | Actor, now: dt.datetime) -> list[Designation]:
     """Add or remove cohorts for townships; all rows or none, and the plan's limits hold afterwards."""
     problems: list[str] = []
     out: list[Designation] = []
-    with db.write() as session:
+    denials: list[str] = []
+    seen: dict[tuple[str, str], int] = {}
+    denied_units: set[str] = set()
+    with authz.refusals_audited(db, actor, now, "designate"), db.write() as session:
         resolver = Resolver(session)
         campaign = campaign_in_force(session)
         entries: list[audit.Entry] = []
@@ -170,6 +176,16 @@ def designate(db: Database, rows: list[DesignateRow], actor: str, now: dt.dateti
             if ref.level != "township":
                 problems.append(f"{where}{ref.name}（{ref.code}）is a {ref.level}; only townships are designated")
                 continue
+            if (ref.code, cohort) in seen:
+                problems.append(f"{where}{ref.name}（{ref.code}）{cohort}: the same township and cohort as line {seen[ref.code, cohort]}")
+                continue
+            seen[ref.code, cohort] = r.line
+            try:
+                authz.may_designate(session, actor, cohort, ref.code, ref.name)
+            except NotPermitted as exc:
+                denials.append(where + exc.message)
+                denied_units.add(ref.code)
+                continue
             has = session.get(UnitCohort, (ref.code, cohort)) is not None
             if has != r.remove:  # already as asked: nothing to write
                 out.append(Designation(ref.code, ref.name, cohort, r.remove, None))
@@ -184,6 +200,10 @@ def designate(db: Database, rows: list[DesignateRow], actor: str, now: dt.dateti
                                        ref.state, None, (), {"cohort": cohort}))
             out.append(Designation(ref.code, ref.name, cohort, r.remove, -1))
         problems.extend(_limits(session, campaign, touched))
+        if denials:
+            raise authz.denied(f"designation refused: {len(denials)} row(s) not permitted; nothing was written",
+                               next(iter(denied_units)) if len(denied_units) == 1 else None
+                               ).with_details(denials + problems)
         if problems:
             raise BadInput(f"designation refused: {len(problems)} problem(s); nothing was written", problems)
         for ref in touched.values():

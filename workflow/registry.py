@@ -157,11 +157,18 @@ class InitResult:
     messages: list[str]
 
 
-def initialize(db: Database, registry: str | None, campaign: str | None, now: dt.datetime, actor: str) -> InitResult:
+def initialize(db: Database, registry: str | None, campaign: str | None, now: dt.datetime, actor: str,
+               login: str | None = None, as_user: str | None = None) -> InitResult:
     """Create or upgrade the schema, then load the registry and campaign unless already there.
 
     Both files are read and validated before the database is touched, so bad input changes nothing.
+    On a database with no officials the current OS account (`login`, by default this process's)
+    becomes its admin; once there are officials, only an admin may run init (when `login` is given:
+    the CLI's case; a plain `actor` name is a trusted caller inside the program).
     """
+    from .authz import may, refusals_audited
+    from .users import ensure_admin, identify, os_login
+
     reg_source = registry_source(registry or "chengde")
     rows = parse_registry(reg_source)
     camp_source = campaign_source(campaign or "chengde-2014")
@@ -169,7 +176,13 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
     migrations = db.upgrade()
     messages = [f"数据库结构已升级到 {migrations[-1]}" if migrations else "数据库结构已是最新"]
     changed = bool(migrations)
-    with db.write() as session:
+    with refusals_audited(db, login or actor, now, "init"), db.write() as session:
+        from .models import Official
+
+        if login is not None and session.scalar(select(func.count()).select_from(Official)):
+            acting = identify(session, login, as_user)
+            may(session, acting, "init")
+            actor = acting
         loaded_sha = meta(session, "registry_sha256")
         if loaded_sha is None:
             _load_units(session, rows, reg_source, now, actor)
@@ -195,6 +208,10 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
             changed = True
         else:
             messages.append(f"工作方案 {new_campaign.id} 已载入，无变化")
+        admin = ensure_admin(session, login or os_login(), now)
+        if admin:
+            messages.append(f"已将操作系统账户 {admin} 设为本数据库的管理员（admin）")
+            changed = True
         counts = dict(session.execute(select(Unit.level, func.count()).group_by(Unit.level)).all())
     if not changed:
         messages.append("init 未做任何更改")

@@ -3,7 +3,9 @@
 Exactly once: every (recipient, unit, milestone, rung) a notice carries is stored under a unique
 constraint when the notice is claimed, before anything is sent; a second pass (or a second daemon)
 cannot claim it again. A pass that died between claiming and marking leaves the notice `claimed`;
-the next pass finishes it — the file outbox sees the finished file and does not write it twice.
+the next pass finishes it — the file outbox sees the finished file and does not write it twice. A
+network channel cannot tell, so the one notice the dead pass had begun sending is sent again and
+flagged `ambiguous` (可能重复发送); notices it never began are sent once, unflagged.
 """
 
 from __future__ import annotations
@@ -323,16 +325,22 @@ def _outgoing(n: Notice, now: dt.datetime, sender: str) -> Outgoing:
 
 
 def _deliver(db: Database, now: dt.datetime, notice_id: str, channels: dict, result: PassResult,
-             settings: NotifySettings, resumed_claim: bool = False) -> None:
-    """Send one claimed notice and mark the outcome. `resumed_claim`: a dead pass claimed it and may
-    have sent it already; a network channel cannot tell, so a resend is flagged as possibly doubled."""
+             settings: NotifySettings) -> None:
+    """Send one claimed notice and mark the outcome.
+
+    A network channel cannot tell whether a message a dead pass began sending went out, so the attempt
+    is recorded before sending (`ambiguous` set; `_mark` puts back what it was before); a pass that
+    finds the record left by a dead one resends and keeps the flag. The file outbox needs no record:
+    it sees a finished file and does not write it twice."""
     with db.read() as session:
         n = session.get(Notice, notice_id)
         units = sorted(set(session.scalars(select(NoticeItem.unit_code).where(NoticeItem.notice_id == notice_id))))
         ms = sorted(set(session.scalars(select(NoticeItem.milestone).where(NoticeItem.notice_id == notice_id))))
     channel = channels[n.channel]
     view = dict(notice_id=n.id, recipient=n.recipient, channel=n.channel, units=units, milestones=ms, kind=n.kind)
-    ambiguous = resumed_claim and n.channel != "file"
+    ambiguous = bool(n.ambiguous)  # an attempt a dead pass began (or an earlier one's flag): this send may double it
+    if n.channel != "file" and not ambiguous:
+        _begin_attempt(db, notice_id)
     try:
         channel.send(_outgoing(n, now, settings.sender))
     except Transient as exc:
@@ -361,9 +369,15 @@ def _mark(db: Database, notice_id: str, status: str, now: dt.datetime, attempts:
                   "next_attempt_at": utc_text(retry_at) if retry_at else None}
         if status == "sent":
             values["sent_at"] = utc_text(now)
-        if ambiguous:
-            values["ambiguous"] = 1
+        values["ambiguous"] = 1 if ambiguous else 0  # clears the mark of an attempt that ended here
         session.execute(update(Notice).where(Notice.id == notice_id).values(**values))
+
+
+def _begin_attempt(db: Database, notice_id: str) -> None:
+    """Record, before a network send, that it may go out: if this pass dies before `_mark`, the next
+    one knows this notice (and only this one) may reach its recipient twice."""
+    with db.write() as session:
+        session.execute(update(Notice).where(Notice.id == notice_id).values(ambiguous=1))
 
 
 def _finish_leftovers(db: Database, now: dt.datetime, settings: NotifySettings, channels: dict, result: PassResult) -> None:
@@ -376,7 +390,7 @@ def _finish_leftovers(db: Database, now: dt.datetime, settings: NotifySettings, 
         due_retry = status == "retry" and retry_at and retry_at <= utc_text(now)
         orphan = status == "claimed" and (_owner_dead(owner) or created <= lease)
         if (due_retry or orphan) and _take_over(db, nid, status, owner):
-            _deliver(db, now, nid, channels, result, settings, resumed_claim=orphan)
+            _deliver(db, now, nid, channels, result, settings)
 
 
 def _take_over(db: Database, notice_id: str, seen_status: str, seen_owner: str | None) -> bool:

@@ -44,8 +44,12 @@ def resolve(
     db_url = db or env.get("ANJIAN_DB") or f"sqlite:///{data_dir / 'anjian.db'}"
     if "://" not in db_url:  # a bare path is an SQLite file
         db_url = f"sqlite:///{Path(db_url).expanduser().resolve()}"
-    now_text = now or env.get("ANJIAN_NOW")
-    moment = parse_time(now_text, "--now/ANJIAN_NOW") if now_text else dt.datetime.now(dt.UTC)
+    if now is not None:  # given, even empty: an empty --now is a mistake, not "the real clock"
+        moment = parse_time(now, "--now")
+    elif env.get("ANJIAN_NOW"):
+        moment = parse_time(env["ANJIAN_NOW"], "ANJIAN_NOW")
+    else:
+        moment = dt.datetime.now(dt.UTC)
     sqlite_dir = _sqlite_dir(db_url)
     home = sqlite_dir or data_dir
     return Settings(

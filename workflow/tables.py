@@ -27,9 +27,12 @@ def decode(data: bytes, source: str) -> str:
     except UnicodeDecodeError as first:
         try:
             return data.decode("gb18030")
-        except UnicodeDecodeError:
-            line = data[: first.start].count(b"\n") + 1
-            raise BadInput(f"{source}: line {line}: not UTF-8 or GBK text (byte {first.start})") from None
+        except UnicodeDecodeError as second:
+            # The encoding that read further is the file's: a GBK file with one bad byte on line 9,999
+            # fails as UTF-8 on its first Chinese character, and that line is not the one to name.
+            at = max(first.start, second.start)
+            line = data[:at].count(b"\n") + 1
+            raise BadInput(f"{source}: line {line}: not UTF-8 or GBK text (byte {at})") from None
 
 
 def read_bytes(path: Path | str, what: str = "file") -> bytes:

@@ -113,7 +113,10 @@ def load_schedule(db, path: str, actor: str, now) -> dict[int, int]:
         problems.append("the file lists no days")
     refuse_if(problems, str(path))
     years = sorted({int(r["day"][:4]) for r in rows})
-    with db.write() as session:
+    from .authz import may, refusals_audited
+
+    with refusals_audited(db, actor, now, "calendar load"), db.write() as session:
+        may(session, actor, "calendar")
         for y in years:
             session.execute(delete(CalendarDay).where(CalendarDay.day.like(f"{y}-%")))
         session.execute(insert(CalendarDay), rows)

@@ -28,6 +28,7 @@ COMMANDS = {
     "deadlines": "notify:deadlines",
     "calendar": "notify:calendar",
     "daemon": "notify:daemon",
+    "user": "people:user",
 }
 
 
@@ -59,13 +60,14 @@ SUMMARIES = {
     "record": "Record one checklist fact of a unit.",
     "advance": "Fire a trigger for a unit (one, or a CSV batch).",
     "history": "The audit trail, filtered by unit, time and actor.",
-    "audit": "Check the audit log's hash chain.",
+    "audit": "Verify the audit log (chain, checkpoint, states); write signed checkpoints.",
     "contact": "Who receives a unit's notices (add, list, remove, import).",
     "remind": "One reminder pass at `now` (reminders and overdue notices).",
     "notices": "What was sent, to whom, when, by which channel, with status.",
     "deadlines": "Deadlines and the working days they are reminded on; --ics exports them.",
     "calendar": "Load the official working-day schedule of a year.",
     "daemon": "Run the scheduler: reminders each working day at 08:30.",
+    "user": "Officials: add, list, disable (admins only).",
 }
 
 

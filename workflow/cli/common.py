@@ -50,6 +50,7 @@ class Env:
         self._opts = ctx.find_root().ensure_object(dict)
         self._settings = None
         self._db = None
+        self._actor = None
 
     @property
     def settings(self):
@@ -70,8 +71,27 @@ class Env:
         return bool(self._opts.get("now") or os.environ.get("ANJIAN_NOW"))
 
     @property
-    def actor(self) -> str:
-        return self.settings.as_user or os_login()
+    def login(self) -> str:
+        from ..users import os_login
+
+        return os_login()
+
+    @property
+    def actor_name(self) -> str:
+        """Who the command says is acting, unchecked: for views that only explain (e.g. `show`)."""
+        return self.settings.as_user or self.login
+
+    @property
+    def actor(self):
+        """The acting official, from the OS account (and --as for an admin); a refusal is audited."""
+        if self._actor is None:
+            from ..authz import refusals_audited
+            from ..users import identify
+
+            db = self.database()
+            with refusals_audited(db, self.login, self.now, "identify"), db.read() as session:
+                self._actor = identify(session, self.login, self.settings.as_user)
+        return self._actor
 
     def database(self, initialized: bool = True):
         if self._db is None:
@@ -81,16 +101,6 @@ class Env:
             if initialized:
                 require_current(self._db)
         return self._db
-
-
-def os_login() -> str:
-    """The operating-system account running this process, from its user id (not $USER)."""
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return f"uid{os.getuid()}"
 
 
 def require_current(db) -> None:
@@ -111,6 +121,7 @@ def command(f: Callable) -> Callable:
     @click.pass_context
     def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
         env = Env(ctx)
+        _refuse_undecodable({**ctx.find_root().ensure_object(dict), **kwargs})
         try:
             return f(env, *args, **kwargs)
         except click.exceptions.Exit:
@@ -124,6 +135,20 @@ def command(f: Callable) -> Callable:
             fail(exc.message, exc.details, code)
 
     return global_options(wrapper)
+
+
+def _refuse_undecodable(values: dict[str, Any]) -> None:
+    """Text typed in a terminal that is not UTF-8 (GBK, say) arrives as undecodable bytes: refuse it
+    here, naming the option, rather than let it reach the audit hash."""
+    for name, value in values.items():
+        for v in value if isinstance(value, tuple | list) else (value,):
+            if isinstance(v, str):
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    flag = "--" + name.replace("_", "-") if name not in ("unit", "item", "value", "trigger", "cohort") \
+                        else name.upper()
+                    fail(f"{flag}: the text is not UTF-8 (set the terminal to UTF-8, e.g. LANG=zh_CN.UTF-8)")
 
 
 def _exit_code(exc: Exception) -> int | None:

@@ -24,7 +24,7 @@ def init(env, registry: str | None, campaign: str | None) -> None:
     from ..registry import initialize
 
     db = env.database(initialized=False)
-    result = initialize(db, registry, campaign, env.now, env.actor)
+    result = initialize(db, registry, campaign, env.now, env.login, login=env.login, as_user=env.settings.as_user)
     for line in result.messages:
         click.echo(line)
     levels = "，".join(f"{k} {v}" for k, v in sorted(result.units.items()))

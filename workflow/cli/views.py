@@ -94,7 +94,7 @@ def show(env, unit: str, fmt: str) -> None:
     """
     from .. import progress, render
 
-    res = progress.show(env.database(), unit, env.now, env.actor)
+    res = progress.show(env.database(), unit, env.now, env.actor_name)
 
     def text() -> str:
         out = [f"{res.path}（{res.code}）  {res.level}  状态：{res.state_name}  版本 {res.version}"]

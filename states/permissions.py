@@ -1,0 +1,58 @@
+"""Who may do what, as data next to the machines. Deny by default: an action not listed for a role
+is refused. Every permission holds only within the official's jurisdiction — their own unit and the
+units below it (a county official acts on the county and its townships only)."""
+
+from __future__ import annotations
+
+ROLES = {
+    "city_office": "市安委办",
+    "city_inspector": "市局验收人员",
+    "county_official": "县区工作人员",
+    "township_chief": "乡镇安监站长",
+    "admin": "系统管理员",
+}
+
+# (level, trigger) -> roles that may fire it
+TRIGGERS: dict[tuple[str, str], frozenset[str]] = {
+    ("township", "start"): frozenset({"township_chief", "county_official", "city_office"}),
+    ("township", "apply"): frozenset({"township_chief", "county_official", "city_office"}),
+    ("township", "resubmit"): frozenset({"township_chief", "county_official", "city_office"}),
+    ("township", "accept"): frozenset({"city_inspector", "county_official"}),
+    ("township", "reject"): frozenset({"city_inspector", "county_official"}),
+    ("township", "revoke"): frozenset({"city_inspector", "county_official"}),
+    ("county", "submit_plan"): frozenset({"county_official"}),
+    ("county", "approve_demonstration"): frozenset({"city_inspector", "city_office"}),
+    ("county", "certify_key_compliance"): frozenset({"city_inspector", "city_office"}),
+    ("county", "certify_full_coverage"): frozenset({"city_inspector", "city_office"}),
+    ("city", "begin_demonstration"): frozenset({"city_office"}),
+    ("city", "begin_key_compliance"): frozenset({"city_office"}),
+    ("city", "begin_full_coverage"): frozenset({"city_office"}),
+    ("city", "close"): frozenset({"city_office"}),
+}
+
+# level of the unit whose checklist is recorded -> roles that may record it
+RECORD: dict[str, frozenset[str]] = {
+    "township": frozenset({"township_chief", "county_official", "city_office"}),
+    "county": frozenset({"county_official", "city_office"}),
+}
+
+# cohort -> roles that may designate townships into it (or take them out)
+DESIGNATE: dict[str, frozenset[str]] = {
+    "provincial_demo": frozenset({"city_office"}),  # named by the province; entered by the city office
+    "key": frozenset({"city_office"}),  # the list of 冀安委办[2014]4号
+    "county_demo": frozenset({"county_official", "city_office"}),
+    "heavy_task": frozenset({"county_official", "city_office"}),
+}
+
+# other actions -> roles (jurisdiction applies where the action names a unit)
+ACTIONS: dict[str, frozenset[str]] = {
+    "contact": frozenset({"city_office", "county_official", "township_chief", "admin"}),
+    "calendar": frozenset({"city_office", "admin"}),
+    "users": frozenset({"admin"}),
+    "init": frozenset({"admin"}),
+    "checkpoint": frozenset({"admin", "city_office"}),
+}
+
+# Acceptance, rejection and revocation must come from someone other than whoever applied — and from
+# outside the unit that applied (the plan: acceptance is done by someone other than the applicant).
+INSPECTION_TRIGGERS = frozenset({"accept", "reject"})
