@@ -55,6 +55,7 @@ COLS = (AuditRow.seq, AuditRow.at, AuditRow.actor, AuditRow.unit_code, AuditRow.
 
 def stream(session: Session, batch: int = 20000) -> Iterator[tuple]:
     """Audit rows in sequence order, in batches (keyset pagination: constant memory)."""
+    session.flush()  # Core reads below skip the ORM's autoflush; pending rows must still be seen
     last = None
     while True:
         q = select(*COLS).order_by(AuditRow.seq).limit(batch)
