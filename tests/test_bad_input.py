@@ -8,7 +8,6 @@ import email
 import hashlib
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email import policy
@@ -19,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import PG, TEST_OFFICIALS, add_officials
+from conftest import TEST_OFFICIALS, add_officials, new_database_url
 from sqlalchemy import select
 
 from anjian.workflow.db import Database
@@ -238,26 +237,6 @@ def test_unit_typed_in_a_gbk_terminal_is_refused(untouched, cli):
 
 
 # -- the national registry: one township name in many counties -------------------------------------
-@contextmanager
-def module_database(folder: Path) -> Iterator[str]:
-    """A database URL for a whole module: an SQLite file, or a fresh PostgreSQL database (ANJIAN_TEST_PG)."""
-    if not PG:
-        yield f"sqlite:///{folder / 'national.db'}"
-        return
-    from sqlalchemy import create_engine, text
-
-    name = f"anjian_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{PG}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def run_on(url: str, home: Path, *args: str) -> Result:
     """`anjian --db URL ARGS…` as this OS account (the admin of that database)."""
     from anjian.workflow.cli import cli as group
@@ -272,7 +251,7 @@ def national(tmp_path_factory) -> Iterator[SimpleNamespace]:
     if not CHINA.exists():
         pytest.skip(f"{CHINA} is not here")
     home = tmp_path_factory.mktemp("national")
-    with module_database(home) as url:
+    with new_database_url(home) as url:
         r = run_on(url, home, "init", "--registry", str(CHINA))
         assert r.exit_code == 0, r.output
         db = Database(url)
