@@ -122,7 +122,13 @@ class Advancer:
             what = f"{unit.name}（{unit.code}）: “{trigger}”（{TRIGGER_NAMES.get(trigger, trigger)}）"
             if _not_permitted(facts, trigger):  # every reason is still listed, not only the permission
                 raise authz.denied(f"{what}is not permitted to {self.actor}", unit.code).with_details(verdict.unmet)
-            raise Refused(f"{what}is refused now", verdict.unmet)
+            reasons = list(verdict.unmet)
+            u = self.loader.units[unit.code]
+            if facts.state != SPECS[unit.level].transition(trigger)["source"] and u.changed_by and u.changed_at:
+                from .clock import shown  # the race's losers learn who moved the unit, and when
+
+                reasons.append(f"最近一次更改：{u.changed_by}，{shown(u.changed_at)}（版本 {u.version}）")
+            raise Refused(f"{what}is refused now", reasons)
         before = facts.state
         after = machine.fire(facts, trigger)
         self.loader.overlay[unit.code] = after
