@@ -308,3 +308,28 @@ def test_missing_campaign_file_exits_2(cli, db_url, tmp_path):
     assert result.exit_code == 2
     assert "none.toml does not exist" in result.output
     assert snapshot(db_url) == {"tables": []}
+
+
+def test_the_schema_head_the_cli_expects_is_alembic_s_head():
+    """Commands check the schema without importing Alembic; the constant they use must be its head."""
+    from importlib import resources
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from anjian.workflow.db import SCHEMA_HEAD
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("anjian.workflow") / "migrations"))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
+
+
+def test_an_older_schema_asks_for_init(chengde, cli):
+    """A database left at an older migration is not used as it is: the message says to run init."""
+    from sqlalchemy import text
+
+    with chengde.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0002'"))
+    r = cli("status")
+    assert r.exit_code == 2, r.output
+    assert "0002" in r.output and "anjian init" in r.output

@@ -4,9 +4,10 @@ cohort. Each change and its audit row are written in one transaction; nothing is
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from anjian.states.guards import GUARDS, Evidence, Facts
@@ -141,28 +142,41 @@ class Advancer:
         return before, after
 
     def commit(self) -> list[Transition]:
-        """Write the new states (refusing stale versions) and the audit rows."""
+        """Write the new states (refusing stale versions) and the audit rows, in one statement each."""
         final: dict[str, str] = {}
+        steps: Counter[str] = Counter()
         for unit, _, _, after in self.pending:
             final[unit.code] = after
-        bumps: dict[str, int] = {}
-        for code, state in final.items():
-            loaded = self.versions[code]
-            steps = sum(1 for u, *_ in self.pending if u.code == code)
-            result = self.session.execute(
-                update(Unit).where(Unit.code == code, Unit.version == loaded)
-                .values(state=state, version=loaded + steps, changed_at=utc_text(self.now), changed_by=name_of(self.actor))
-                .execution_options(synchronize_session=False))
-            if result.rowcount != 1:
-                self.session.expire_all()
-                raise Conflict(conflict_message(self.session.get(Unit, code), loaded))
-            bumps[code] = loaded
+            steps[unit.code] += 1
+        stamp, by = utc_text(self.now), name_of(self.actor)
+        params = [{"c": code, "v": self.versions[code], "state": state, "nv": self.versions[code] + steps[code]}
+                  for code, state in final.items()]
+        if params:
+            self._refuse_stale(list(final))
+            stmt = (update(Unit.__table__).where(Unit.code == bindparam("c"), Unit.version == bindparam("v"))
+                    .values(state=bindparam("state"), version=bindparam("nv"), changed_at=stamp, changed_by=by))
+            conn = self.session.connection()
+            changed = conn.execute(stmt, params).rowcount
+            if conn.dialect.supports_sane_multi_rowcount and changed != len(params):
+                self._refuse_stale(list(final))  # cannot happen under the write lock; never write over a change
         seqs = audit.append(self.session, self.entries)
         out, seen = [], dict.fromkeys(final, 0)
         for seq, (unit, trigger, before, after) in zip(seqs, self.pending, strict=True):
             seen[unit.code] += 1
-            out.append(Transition(seq, unit.code, unit.name, unit.level, trigger, before, after, bumps[unit.code] + seen[unit.code]))
+            out.append(Transition(seq, unit.code, unit.name, unit.level, trigger, before, after,
+                                  self.versions[unit.code] + seen[unit.code]))
         return out
+
+    def _refuse_stale(self, codes: list[str]) -> None:
+        """Raise Conflict for the first unit whose stored version is not the one this batch read."""
+        self.session.flush()
+        for i in range(0, len(codes), 900):
+            part = codes[i:i + 900]
+            stored = dict(self.session.execute(select(Unit.code, Unit.version).where(Unit.code.in_(part))).all())
+            for code in part:
+                if stored.get(code) != self.versions[code]:
+                    self.session.expire_all()
+                    raise Conflict(conflict_message(self.session.get(Unit, code), self.versions[code]))
 
 
 def advance(db: Database, unit: str, trigger: str, actor: str | Actor, now: dt.datetime, note: str | None = None,
@@ -196,6 +210,7 @@ def advance_batch(db: Database, rows: list[BatchRow], actor: str | Actor, now: d
     with db.write() as session:
         adv = Advancer(session, now, actor)
         refs: dict[int, UnitRef] = {}
+        adv.resolver.preload([r.unit for r in rows])
         for r in rows:
             try:
                 refs[r.line] = adv.resolver.resolve(r.unit, levels=levels_for(r.trigger))

@@ -60,7 +60,10 @@ class FactsLoader:
                 kids.append(u.code)
         for c in parents:
             self.children.setdefault(c, [])
-        self._load_cohorts(todo + kids)
+        kids = [k for k in kids if k not in self._checked]
+        self._checked.update(kids)
+        todo = todo + kids  # a child's own facts come along: no query per child later
+        self._load_cohorts(todo)
         for part in _chunks(todo):
             for v in self.session.scalars(select(ChecklistValue).where(ChecklistValue.unit_code.in_(part))):
                 self.values[v.unit_code][v.item] = v.value

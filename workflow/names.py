@@ -84,6 +84,15 @@ class Resolver:
             self._units[code] = self.session.get(Unit, code)
         return self._units[code]
 
+    def preload(self, queries: list[str]) -> None:
+        """Look up, in a few queries, the units that queries written as division codes name (a batch)."""
+        codes = sorted({q for q in map(fold, queries) if q.isascii() and q.isdigit()} - set(self._units))
+        for i in range(0, len(codes), 900):
+            part = codes[i:i + 900]
+            found = {u.code: u for u in self.session.scalars(select(Unit).where(Unit.code.in_(part)))}
+            for code in part:
+                self._units[code] = found.get(code)
+
     def _lookup(self, tokens: set[str]) -> dict[str, list[Unit]]:
         """The units each token names, looked up in one query for the tokens not seen before.
 

@@ -4,21 +4,21 @@ glance (`status`), unit lists (`units`) and one unit in full (`show`)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from anjian.states.campaign import Campaign, Milestone, Rule
-from anjian.states.guards import GUARDS, Facts, checklist
+from anjian.states.guards import GUARDS, Child, Facts, checklist
 from anjian.states.machines import SPECS, state_name
 
-from . import machine
 from .clock import local_date
 from .db import Database
 from .errors import BadInput
 from .facts import FactsLoader
-from .models import Unit
+from .models import ChecklistValue, Unit, UnitCohort
 from .names import Resolver
 from .registry import campaign_in_force
 
@@ -89,6 +89,8 @@ class ShowResult:
 
 def show(db: Database, unit: str, now: dt.datetime, actor: str | None = None) -> ShowResult:
     """One unit in full: what it has, what is missing, its milestones and which triggers are open now."""
+    from . import machine  # transitions is needed here only
+
     with db.read() as session:
         resolver = Resolver(session)
         ref = resolver.resolve(unit)
@@ -114,6 +116,105 @@ def show(db: Database, unit: str, now: dt.datetime, actor: str | None = None) ->
                           items, ms, trig, children, now.isoformat())
 
 
+# -- the whole registry at once (set-based) -------------------------------------------------------
+BY_LEVELS = ("county", "city", "province")
+_BITS = {c: 1 << i for i, c in enumerate(COHORT_ORDER)}
+
+
+def _cohorts_of(mask: int) -> frozenset[str]:
+    return frozenset(c for c, bit in _BITS.items() if mask & bit)
+
+
+def _mask_query():
+    """Per unit, its cohorts as one integer (a bit each): lets SQL group townships by what they owe."""
+    mask = func.sum(case(_BITS, value=UnitCohort.cohort, else_=0))
+    return select(UnitCohort.unit_code, mask.label("mask")).group_by(UnitCohort.unit_code).subquery()
+
+
+def _state_only(campaign: Campaign, level: str) -> bool:
+    """Whether every milestone rule for this level is decided by the state and cohorts alone."""
+    return all(not r.guards for m in campaign.milestones for r in m.rules if r.level == level)
+
+
+class Snapshot:
+    """Every unit above the townships, and the townships counted by (parent, state, cohorts) in one
+    GROUP BY: what status, units and the reminder pass need, without a query or a machine per row.
+
+    A township's milestones depend on its state and cohorts only (the campaign says so; checked), so
+    they are worked out once per distinct pair. A county's come from its townships' counts.
+    """
+
+    def __init__(self, session: Session, campaign: Campaign, now: dt.datetime):
+        self.session, self.campaign, self.now = session, campaign, now
+        self.today = local_date(now)
+        self.upper: dict[str, tuple[str, str, str | None, str | None]] = {}  # code -> name, level, parent, state
+        for code, name, level, parent, state in session.execute(
+                select(Unit.code, Unit.name, Unit.level, Unit.parent_code, Unit.state).where(Unit.level != "township")):
+            self.upper[code] = (name, level, parent, state)
+        masks = _mask_query()
+        q = (select(Unit.parent_code, Unit.state, func.coalesce(masks.c.mask, 0), func.count())
+             .select_from(Unit).outerjoin(masks, masks.c.unit_code == Unit.code)
+             .where(Unit.level == "township").group_by(Unit.parent_code, Unit.state, func.coalesce(masks.c.mask, 0)))
+        self.groups: dict[str, list[tuple[str, int, int]]] = defaultdict(list)  # parent -> (state, mask, count)
+        for parent, state, mask, n in session.execute(q):
+            self.groups[parent].append((state, int(mask), n))
+        self._town: dict[tuple[str, int], list[MilestoneStatus]] = {}
+        self._county: dict[str, list[MilestoneStatus]] = {}
+        self.exact = _state_only(campaign, "township")
+        self._loader: FactsLoader | None = None
+        self._values: dict[str, dict[str, str]] | None = None
+
+    def loader(self) -> FactsLoader:
+        if self._loader is None:
+            self._loader = FactsLoader(self.session, self.campaign, self.now)
+        return self._loader
+
+    def township(self, state: str, mask: int, code: str | None = None) -> list[MilestoneStatus]:
+        """A township's milestones; by (state, cohorts) when the campaign allows, else from its own facts."""
+        if not self.exact:
+            return milestones(self.loader().facts(code), self.campaign, self.today)
+        key = (state, mask)
+        if key not in self._town:
+            facts = Facts(level="township", code="", name="", state=state, cohorts=_cohorts_of(mask),
+                          campaign=self.campaign, now=self.now)
+            self._town[key] = milestones(facts, self.campaign, self.today)
+        return self._town[key]
+
+    def county(self, code: str) -> list[MilestoneStatus]:
+        if code not in self._county:
+            self._county[code] = milestones(self.county_facts(code), self.campaign, self.today)
+        return self._county[code]
+
+    def county_facts(self, code: str) -> Facts:
+        name, level, _, state = self.upper[code]
+        kids: list[Child] = []
+        for st, mask, n in self.groups.get(code, ()):
+            kids.extend((Child("", "", st, _cohorts_of(mask)),) * n)
+        if self._values is None:  # the counties' own checklists, for a guard that reads them: one query
+            self._values = defaultdict(dict)
+            for unit, item, value in self.session.execute(
+                    select(ChecklistValue.unit_code, ChecklistValue.item, ChecklistValue.value)
+                    .join(Unit, Unit.code == ChecklistValue.unit_code).where(Unit.level != "township")):
+                self._values[unit][item] = value
+        return Facts(level=level, code=code, name=name, state=state, cohorts=frozenset(), campaign=self.campaign,
+                     now=self.now, checklist=dict(self._values.get(code, {})), children=tuple(kids))
+
+    def ancestor(self, code: str | None, level: str) -> str | None:
+        """The unit of `level` above `code` (itself when it is of that level)."""
+        while code is not None and code in self.upper:
+            if self.upper[code][1] == level:
+                return code
+            code = self.upper[code][2]
+        return None
+
+    def group_of(self, parent: str, by: str) -> str | None:
+        """Where a township under `parent` is counted when grouping by `by`: its county — or, for the
+        townships a city holds directly (东莞市, 中山市…), that city — its city, or its province."""
+        if by == "county":
+            return parent
+        return self.ancestor(parent, by)
+
+
 # -- units -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class UnitRow:
@@ -127,47 +228,8 @@ class UnitRow:
     overdue: list[str] | None = None
 
 
-def units(db: Database, now: dt.datetime, level: str | None = None, county: str | None = None,
-          cohort: str | None = None, state: str | None = None, overdue: bool = False) -> list[UnitRow]:
-    """Units filtered by level, county, cohort, state, and whether any milestone is overdue."""
-    known = sorted({s for spec in SPECS.values() for s in spec.states})
-    if state and state not in known:  # a misspelt state would otherwise list nothing, silently
-        raise BadInput(f"state “{state}” does not exist; states: {', '.join(known)}")
-    with db.read() as session:
-        campaign = campaign_in_force(session)
-        q = select(Unit).order_by(Unit.code)
-        if county:
-            ref = Resolver(session).resolve(county, "county", levels=("county", "city", "province"))
-            scope = _descendants(session, ref.code)
-            q = q.where(Unit.code.in_(scope)) if len(scope) < 30000 else q
-        if level:
-            q = q.where(Unit.level == level)
-        if state:
-            q = q.where(Unit.state == state)
-        rows = list(session.scalars(q))
-        if county and len(scope) >= 30000:
-            rows = [u for u in rows if u.code in scope]
-        loader = FactsLoader(session, campaign, now)
-        loader.prefetch(u.code for u in rows)
-        names = {u.code: u.name for u in session.execute(select(Unit.code, Unit.name).where(
-            Unit.level.in_(("province", "city", "county"))))}
-        today = local_date(now)
-        out = []
-        for u in rows:
-            cohorts = sorted(loader.cohorts.get(u.code, ()), key=COHORT_ORDER.index)
-            if cohort and cohort not in cohorts:
-                continue
-            late = None
-            if overdue or u.level in ("township", "county"):
-                late = [m.id for m in milestones(loader.facts(u.code), campaign, today) if m.status == "overdue"] \
-                    if u.level in ("township", "county") else []
-            if overdue and not late:
-                continue
-            out.append(UnitRow(u.code, u.name, u.level, u.parent_code, u.state, cohorts, names.get(u.parent_code or ""), late))
-        return out
-
-
 def _descendants(session: Session, code: str) -> set[str]:
+    """The unit and everything under it (for `history` of a county or city)."""
     found, frontier = {code}, [code]
     while frontier:
         nxt = []
@@ -176,6 +238,94 @@ def _descendants(session: Session, code: str) -> set[str]:
         frontier = [c for c in nxt if c not in found]
         found.update(frontier)
     return found
+
+
+def _scope(session: Session, resolver: Resolver, where: str, levels: tuple[str, ...]) -> Unit:
+    ref = resolver.resolve(where, "county", levels=levels)
+    return session.get(Unit, ref.code)
+
+
+def units(db: Database, now: dt.datetime, level: str | None = None, county: str | None = None,
+          cohort: str | None = None, state: str | None = None, overdue: bool = False) -> list[UnitRow]:
+    """Units filtered by level, county (or city, province), cohort, state, and whether any milestone is
+    overdue — two queries for the whole registry, whatever its size."""
+    known = sorted({s for spec in SPECS.values() for s in spec.states})
+    if state and state not in known:  # a misspelt state would otherwise list nothing, silently
+        raise BadInput(f"state “{state}” does not exist; states: {', '.join(known)}")
+    with db.read() as session:
+        campaign = campaign_in_force(session)
+        within = None
+        if county:
+            scope = _scope(session, Resolver(session), county, ("county", "city", "province"))
+        snap = Snapshot(session, campaign, now)
+        if county:
+            within = {c for c in snap.upper if c == scope.code or snap.ancestor(snap.upper[c][2], scope.level) == scope.code}
+            within.add(scope.code)
+        masks = _mask_query()
+        q = (select(Unit.code, Unit.name, Unit.level, Unit.parent_code, Unit.state, func.coalesce(masks.c.mask, 0))
+             .outerjoin(masks, masks.c.unit_code == Unit.code).order_by(Unit.code))
+        if level:
+            q = q.where(Unit.level == level)
+        if state:
+            q = q.where(Unit.state == state)
+        if cohort:
+            q = q.where(Unit.code.in_(select(UnitCohort.unit_code).where(UnitCohort.cohort == cohort)))
+        out = []
+        for code, name, lvl, parent, st, mask in session.execute(q):
+            if within is not None and code not in within and (lvl != "township" or parent not in within):
+                continue
+            if lvl == "township":
+                late = [m.id for m in snap.township(st, mask, code) if m.status == "overdue"]
+            elif lvl == "county":
+                late = [m.id for m in snap.county(code) if m.status == "overdue"]
+            else:
+                late = None
+            if overdue and not late:
+                continue
+            cohorts = [c for c in COHORT_ORDER if mask & _BITS[c]]
+            pname = snap.upper[parent][0] if parent in snap.upper else None
+            out.append(UnitRow(code, name, lvl, parent, st, cohorts, pname, late if lvl in ("township", "county") else None))
+        return out
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The units of one county, city or province that passed the filters, counted by state."""
+
+    code: str
+    name: str
+    level: str
+    units: int
+    states: dict[str, int]
+    overdue: int
+
+
+def tally(db: Database, rows: list[UnitRow], by: str) -> list[Tally]:
+    """`units --by`: the listed units counted per county, city or province they lie in."""
+    if by not in BY_LEVELS:
+        raise BadInput(f"--by {by!r}: group by one of {', '.join(BY_LEVELS)}")
+    with db.read() as session:
+        upper = {c: (n, lvl, p) for c, n, lvl, p in session.execute(
+            select(Unit.code, Unit.name, Unit.level, Unit.parent_code).where(Unit.level != "township"))}
+
+    def up(code: str | None) -> str | None:
+        while code is not None and code in upper:
+            if upper[code][1] == by:
+                return code
+            code = upper[code][2]
+        return None
+
+    acc: dict[str, dict] = {}
+    for r in rows:
+        key = r.code if r.level == by else (r.parent if by == "county" and r.level == "township" else up(r.parent))
+        if key is None or key not in upper:
+            continue
+        a = acc.setdefault(key, {"units": 0, "states": {}, "overdue": 0})
+        a["units"] += 1
+        if r.state:
+            a["states"][r.state] = a["states"].get(r.state, 0) + 1
+        a["overdue"] += bool(r.overdue)
+    return [Tally(k, upper[k][0], upper[k][1], a["units"], a["states"], a["overdue"]) for k, a in sorted(acc.items())]
 
 
 # -- status ----------------------------------------------------------------------------------------
@@ -192,6 +342,10 @@ class CountyStatus:
     next_milestone: dict | None
     overdue: list[str]
     overdue_townships: int
+    level: str = "county"
+    parent: str | None = None
+    counties: int = 1
+    counties_overdue: int = 0
 
 
 @dataclass(frozen=True)
@@ -201,55 +355,100 @@ class StatusResult:
     campaign: str
     title: str
     city: dict | None
-    counties: list[CountyStatus]
+    counties: list[CountyStatus]  # the rows, one per county — or per city or province with `by`
     totals: dict
+    by: str = "county"
 
     def as_json(self) -> dict:
         return asdict(self)
 
 
-def status(db: Database, now: dt.datetime, county: str | None = None) -> StatusResult:
-    """Per county: its stage, townships accepted/total per cohort, the next milestone, what is overdue."""
+def status(db: Database, now: dt.datetime, county: str | None = None, by: str = "county") -> StatusResult:
+    """Per county (or city, or province): its stage, townships accepted/total per cohort, the next
+    milestone, what is overdue. One GROUP BY over the townships; milestones per distinct case."""
+    if by not in BY_LEVELS:
+        raise BadInput(f"--by {by!r}: group by one of {', '.join(BY_LEVELS)}")
     with db.read() as session:
         campaign = campaign_in_force(session)
-        resolver = Resolver(session)
+        scope = None
         if county:
-            ref = resolver.resolve(county, "county", levels=("county",))
-            if ref.level != "county":
-                raise BadInput(f"{ref.name}（{ref.code}）is a {ref.level}, not a county")
-            counties = [session.get(Unit, ref.code)]
-        else:
-            counties = list(session.scalars(select(Unit).where(Unit.level == "county").order_by(Unit.code)))
-        loader = FactsLoader(session, campaign, now)
-        loader.prefetch(c.code for c in counties)
-        today = local_date(now)
-        out = []
-        totals = {"townships": 0, "accepted": 0, "started": 0, "overdue_townships": 0, "counties_overdue": 0}
-        for c in counties:
-            facts = loader.facts(c.code)
-            kids = facts.children
-            by = {k: [0, 0] for k in COHORT_ORDER}
-            late_kids = 0
-            for k in kids:
-                for coh in k.cohorts:
-                    by[coh][1] += 1
-                    by[coh][0] += k.state == "accepted"
-                kf = loader.facts(k.code)
-                if any(m.status == "overdue" for m in milestones(kf, campaign, today)):
-                    late_kids += 1
-            ms = milestones(facts, campaign, today)
-            nxt = next((asdict(m) for m in ms if m.status == "pending"), None)
-            late = [m.id for m in ms if m.status == "overdue"]
-            accepted = sum(k.state == "accepted" for k in kids)
-            started = sum(k.state != "not_started" for k in kids)
-            out.append(CountyStatus(c.code, c.name, c.state, state_name("county", c.state), len(kids), accepted, started,
-                                    by, nxt, late, late_kids))
-            totals["townships"] += len(kids)
-            totals["accepted"] += accepted
-            totals["started"] += started
-            totals["overdue_townships"] += late_kids
-            totals["counties_overdue"] += bool(late)
-        city = session.get(Unit, campaign.city) if campaign.city else None
-        city_info = ({"code": city.code, "name": city.name, "state": city.state, "state_name": state_name("city", city.state)}
+            scope = _scope(session, Resolver(session), county, ("county", "city", "province"))
+            if scope.level == "township":
+                raise BadInput(f"{scope.name}（{scope.code}）is a township, not a county, city or province")
+        snap = Snapshot(session, campaign, now)
+        today = snap.today
+        # Every county, and every city that holds townships directly, is a county-level row.
+        rows = sorted(c for c, (_, lvl, _, _) in snap.upper.items() if lvl == "county")
+        rows += sorted(c for c, (_, lvl, _, _) in snap.upper.items() if lvl == "city" and snap.groups.get(c))
+        if scope is not None:
+            rows = [c for c in rows if c == scope.code or snap.ancestor(snap.upper[c][2], scope.level) == scope.code]
+        per = [_county_row(snap, c) for c in rows]
+        per.sort(key=lambda r: r.code)
+        out = per if by == "county" else _grouped(snap, per, by)
+        totals = {"townships": 0, "accepted": 0, "started": 0, "overdue_townships": 0, "counties_overdue": 0,
+                  "counties": len(per)}
+        for r in per:
+            totals["townships"] += r.townships
+            totals["accepted"] += r.accepted
+            totals["started"] += r.started
+            totals["overdue_townships"] += r.overdue_townships
+            totals["counties_overdue"] += bool(r.overdue)
+        city = snap.upper.get(campaign.city) if campaign.city else None
+        city_info = ({"code": campaign.city, "name": city[0], "state": city[3], "state_name": state_name("city", city[3])}
                      if city else None)
-        return StatusResult(now.isoformat(), today.isoformat(), campaign.id, campaign.title, city_info, out, totals)
+        return StatusResult(now.isoformat(), today.isoformat(), campaign.id, campaign.title, city_info, out, totals, by)
+
+
+def _county_row(snap: Snapshot, code: str) -> CountyStatus:
+    name, level, parent, state = snap.upper[code]
+    by = {k: [0, 0] for k in COHORT_ORDER}
+    townships = accepted = started = late_kids = 0
+    for st, mask, n in snap.groups.get(code, ()):
+        townships += n
+        accepted += n if st == "accepted" else 0
+        started += n if st != "not_started" else 0
+        for c in COHORT_ORDER:
+            if mask & _BITS[c]:
+                by[c][1] += n
+                by[c][0] += n if st == "accepted" else 0
+        if snap.exact and any(m.status == "overdue" for m in snap.township(st, mask)):
+            late_kids += n
+    if not snap.exact:  # a campaign whose township milestones read more than state and cohorts
+        kids = [k for k in snap.session.scalars(select(Unit.code).where(Unit.parent_code == code, Unit.level == "township"))]
+        snap.loader().prefetch([code])
+        late_kids = sum(any(m.status == "overdue" for m in snap.township("", 0, k)) for k in kids)
+    if level == "county":
+        ms = snap.county(code)
+        nxt = next((asdict(m) for m in ms if m.status == "pending"), None)
+        late = [m.id for m in ms if m.status == "overdue"]
+        shown_state = state_name("county", state)
+    else:  # a city holding townships directly has no county stage of its own
+        nxt, late, state, shown_state = None, [], None, "—"
+    return CountyStatus(code, name, state, shown_state, townships, accepted, started, by, nxt, late, late_kids,
+                        level, parent, 1, int(bool(late)))
+
+
+def _grouped(snap: Snapshot, per: list[CountyStatus], by: str) -> list[CountyStatus]:
+    """County rows summed into their city or province."""
+    acc: dict[str, dict] = {}
+    for r in per:
+        key = r.code if r.level == by else snap.ancestor(r.parent, by)
+        if key is None:
+            continue
+        a = acc.setdefault(key, {"townships": 0, "accepted": 0, "started": 0, "overdue_townships": 0, "counties": 0,
+                                 "counties_overdue": 0, "cohorts": {k: [0, 0] for k in COHORT_ORDER}, "overdue": set()})
+        for k in ("townships", "accepted", "started", "overdue_townships", "counties", "counties_overdue"):
+            a[k] += getattr(r, k)
+        for k, (done, total) in r.cohorts.items():
+            a["cohorts"][k][0] += done
+            a["cohorts"][k][1] += total
+        a["overdue"].update(r.overdue)
+    out = []
+    order = [m.id for m in snap.campaign.milestones]
+    for code in sorted(acc):
+        a = acc[code]
+        name, level, parent, _ = snap.upper[code]
+        out.append(CountyStatus(code, name, None, "—", a["townships"], a["accepted"], a["started"], a["cohorts"], None,
+                                sorted(a["overdue"], key=order.index), a["overdue_townships"], level, parent,
+                                a["counties"], a["counties_overdue"]))
+    return out

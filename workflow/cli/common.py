@@ -112,6 +112,14 @@ def require_current(db) -> None:
         raise NotInitialized(f"cannot open the database {db.url}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
     if revision is None:
         raise NotInitialized(f"the database {db.url} is empty: run `anjian init` first")
+    from ..db import SCHEMA_HEAD
+
+    if revision > SCHEMA_HEAD:
+        raise NotInitialized(f"the database {db.url} has schema {revision}, newer than this anjian knows ({SCHEMA_HEAD}): "
+                             "upgrade anjian")
+    if revision != SCHEMA_HEAD:
+        raise NotInitialized(f"the database {db.url} has schema {revision}, this anjian needs {SCHEMA_HEAD}: "
+                             "run `anjian init` to upgrade it")
 
 
 def command(f: Callable) -> Callable:

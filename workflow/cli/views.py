@@ -10,27 +10,42 @@ COHORT_SHORT = {"provincial_demo": "省示范", "county_demo": "县示范", "key
 STATUS_WORDS = {"met": "已完成", "pending": "未到期", "overdue": "已逾期"}
 
 
+BY_WORDS = {"county": "县区", "city": "市", "province": "省"}
+BY_CHOICE = click.Choice(["county", "city", "province"])
+
+
 @click.command()
-@click.option("--county", metavar="UNIT", help="Only this county.")
+@click.option("--county", metavar="UNIT", help="Only this county — or the counties of this city or province.")
+@click.option("--by", type=BY_CHOICE, default="county", show_default=True,
+              help="One row per county, or summed per city or province.")
 @format_option()
 @command
-def status(env, county: str | None, fmt: str) -> None:
+def status(env, county: str | None, by: str, fmt: str) -> None:
     """The city at a glance: per county its stage, townships accepted/total per cohort,
-    the next milestone with days left, and what is overdue.
+    the next milestone with days left, and what is overdue. A national or provincial
+    registry is easier to read summed: --by province or --by city.
 
     Example:
 
         anjian status --now 2015-04-01
+        anjian status --by province
     """
     from .. import progress, render
 
-    res = progress.status(env.database(), env.now, county)
-    headers = ["代码", "县区", "阶段", "省示范", "县示范", "重点", "全部达标", "已开展", "下一节点", "剩余天数", "逾期节点", "逾期乡镇"]
-    rows = [[c.code, c.name, c.state_name, *(_frac(c.cohorts[k]) for k in ("provincial_demo", "county_demo", "key")),
-             f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}",
-             c.next_milestone["id"] if c.next_milestone else None,
-             c.next_milestone["days"] if c.next_milestone else None, c.overdue, c.overdue_townships or None]
-            for c in res.counties]
+    res = progress.status(env.database(), env.now, county, by)
+    if by == "county":
+        headers = ["代码", "县区", "阶段", "省示范", "县示范", "重点", "全部达标", "已开展", "下一节点", "剩余天数", "逾期节点", "逾期乡镇"]
+        rows = [[c.code, c.name, c.state_name, *(_frac(c.cohorts[k]) for k in ("provincial_demo", "county_demo", "key")),
+                 f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}",
+                 c.next_milestone["id"] if c.next_milestone else None,
+                 c.next_milestone["days"] if c.next_milestone else None, c.overdue, c.overdue_townships or None]
+                for c in res.counties]
+    else:
+        headers = ["代码", BY_WORDS[by], "县区", "有逾期的县区", "省示范", "县示范", "重点", "全部达标", "已开展", "逾期节点", "逾期乡镇"]
+        rows = [[c.code, c.name, c.counties, c.counties_overdue or None,
+                 *(_frac(c.cohorts[k]) for k in ("provincial_demo", "county_demo", "key")),
+                 f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}", c.overdue, c.overdue_townships or None]
+                for c in res.counties]
 
     def text() -> str:
         city = res.city
@@ -45,6 +60,24 @@ def status(env, county: str | None, fmt: str) -> None:
     emit(fmt, text, res, lambda: render.as_csv(headers, rows))
 
 
+def _state_order(state: str) -> tuple[int, str]:
+    from anjian.states.machines import SPECS
+
+    for i, level in enumerate(("township", "county", "city")):
+        if state in SPECS[level].states:
+            return i * 10 + SPECS[level].states.index(state), state
+    return 99, state
+
+
+def _state_word(state: str) -> str:
+    from anjian.states.machines import STATE_NAMES
+
+    for level in ("township", "county", "city"):
+        if (level, state) in STATE_NAMES:
+            return STATE_NAMES[level, state]
+    return state
+
+
 def _frac(pair: list[int]) -> str | None:
     accepted, total = pair
     return f"{accepted}/{total}" if total else None
@@ -56,20 +89,33 @@ def _frac(pair: list[int]) -> str | None:
 @click.option("--cohort", type=click.Choice(["provincial_demo", "county_demo", "key", "heavy_task"]), help="Only this cohort.")
 @click.option("--state", metavar="STATE", help="Only units in this state (e.g. building).")
 @click.option("--overdue", is_flag=True, help="Only units with an overdue milestone.")
+@click.option("--by", type=BY_CHOICE, help="Count the units per county, city or province instead of listing them.")
 @format_option()
 @command
-def units(env, level, county, cohort, state, overdue, fmt) -> None:
-    """List units, filtered.
+def units(env, level, county, cohort, state, overdue, by, fmt) -> None:
+    """List units, filtered — or count them per county, city or province (--by).
 
     Example:
 
         anjian units --county 宽城 --level township --state building
+        anjian units --county 河北省 --level township --state accepted --by city
     """
     from .. import progress, render
 
     if state:
         state = state.replace("-", "_")
     res = progress.units(env.database(), env.now, level, county, cohort, state, overdue)
+    if by:
+        groups = progress.tally(env.database(), res, by)
+        states = sorted({s for g in groups for s in g.states}, key=_state_order)
+        headers = ["代码", BY_WORDS[by], "单位数", *(_state_word(s) for s in states), "有逾期"]
+        rows = [[g.code, g.name, g.units, *(g.states.get(s) for s in states), g.overdue or None] for g in groups]
+        data = [{"code": g.code, "name": g.name, "level": g.level, "units": g.units, "states": g.states,
+                 "overdue": g.overdue} for g in groups]
+        emit(fmt, lambda: render.table(headers, rows) + f"\n共 {len(res)} 个单位，{len(groups)} 个{BY_WORDS[by]}", data,
+             lambda: render.as_csv(["code", "name", "units", *states, "overdue"],
+                                   [[g.code, g.name, g.units, *(g.states.get(s, 0) for s in states), g.overdue] for g in groups]))
+        return
     headers = ["代码", "名称", "级别", "上级", "状态", "类别", "逾期节点"]
     rows = [[u.code, u.name, u.level, u.parent_name or u.parent, u.state, [COHORT_SHORT[c] for c in u.cohorts], u.overdue]
             for u in res]
