@@ -7,7 +7,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from anjian.states.campaign import Campaign, Milestone, Rule
@@ -152,9 +152,10 @@ class Snapshot:
                 select(Unit.code, Unit.name, Unit.level, Unit.parent_code, Unit.state).where(Unit.level != "township")):
             self.upper[code] = (name, level, parent, state)
         masks = _mask_query()
-        q = (select(Unit.parent_code, Unit.state, func.coalesce(masks.c.mask, 0), func.count())
+        mask = func.coalesce(masks.c.mask, literal_column("0"))  # a literal: PostgreSQL must see one expression
+        q = (select(Unit.parent_code, Unit.state, mask, func.count())
              .select_from(Unit).outerjoin(masks, masks.c.unit_code == Unit.code)
-             .where(Unit.level == "township").group_by(Unit.parent_code, Unit.state, func.coalesce(masks.c.mask, 0)))
+             .where(Unit.level == "township").group_by(Unit.parent_code, Unit.state, mask))
         self.groups: dict[str, list[tuple[str, int, int]]] = defaultdict(list)  # parent -> (state, mask, count)
         for parent, state, mask, n in session.execute(q):
             self.groups[parent].append((state, int(mask), n))

@@ -8,10 +8,14 @@ import io
 import json
 import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 
 
+@lru_cache(maxsize=65536)
 def width(text: str) -> int:
     """Terminal columns a string takes: CJK characters take two."""
+    if text.isascii():
+        return len(text)
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
@@ -21,10 +25,12 @@ def pad(text: str, cols: int) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max([width(h)] + [width(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    sizes = [[width(c) for c in r] for r in cells]  # each cell measured once
+    widths = [max([width(h)] + [s[i] for s in sizes]) for i, h in enumerate(headers)]
     lines = ["  ".join(pad(h, w) for h, w in zip(headers, widths, strict=True)).rstrip(),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(pad(c, w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines += ["  ".join(c + " " * (w - n) for c, n, w in zip(r, s, widths, strict=True)).rstrip()
+              for r, s in zip(cells, sizes, strict=True)]
     return "\n".join(lines)
 
 

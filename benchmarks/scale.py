@@ -1,0 +1,418 @@
+"""The national registry at full size, measured beside anchors taken in the same run.
+
+    python benchmarks/scale.py [--pg URL | --no-pg] [--repeat 5] [--audit-rows 1000000]
+
+For SQLite (a file in a temporary folder) and, when a server answers, PostgreSQL (a database this
+script creates and drops), it loads ../shared/data/china-divisions.csv (44,700 units) and measures:
+
+| figure                          | anchor (same run, same machine)                 | target                |
+| ------------------------------- | ----------------------------------------------- | --------------------- |
+| registry load (`init`)          | plain executemany of the same rows              | within 10×            |
+| `anjian status`, `anjian show`  | `python -c "import sqlalchemy.orm"` (the floor) | floor +0.5 s / +0.2 s |
+| `anjian --help`                 | `python -c "import click"`                      | within 1.5×           |
+| batch advance of 10,000         | executemany of the same UPDATEs and INSERTs     | ≥ 2,000 transitions/s |
+| reminder pass, every township   | writing the same number of files, plain Python  | ≤ 10 s, < 300 MB      |
+| `anjian audit verify`, 1M rows  | a plain scan of the rows hashing each one       | ≤ 30 s                |
+
+Command-line figures are medians of `--repeat` runs, each run of anjian interleaved with its anchor;
+peak memory is the child's own max RSS (wait4). Prints a table and writes benchmarks/results/scale.json.
+Exits 1 when a target is missed. Not part of the test suite: these machines are noisy; the ratios and
+medians are what to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REGISTRY = ROOT.parent / "shared" / "data" / "china-divisions.csv"
+RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
+ANJIAN = str(Path(sys.executable).with_name("anjian"))
+DEFAULT_PG = os.environ.get("ANJIAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+INIT_AT = "2014-12-15T09:00"
+ADVANCE_AT = "2015-01-05T10:00"
+REMIND_AT = "2016-12-01T09:00"  # d-30 of full_coverage (2016-12-31), a Thursday: every township owes it
+SHOW_UNIT = "130821106"  # 承德县高寺台镇
+SHOW_COUNTY = "130821"
+
+
+@dataclass
+class Row:
+    engine: str
+    figure: str
+    value: float
+    unit: str
+    anchor: float | None
+    anchor_what: str
+    target: str
+    ok: bool
+    note: str = ""
+
+
+def run(args: list[str], env: dict | None = None, stdout=subprocess.DEVNULL) -> tuple[float, int, int]:
+    """Run a child; (wall seconds, its own max RSS in MB, exit status)."""
+    t = time.perf_counter()
+    p = subprocess.Popen(args, stdout=stdout, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    p.returncode = os.waitstatus_to_exitcode(status)
+    err = p.stderr.read().decode("utf-8", "replace") if p.stderr else ""
+    p.stderr.close()
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({p.returncode}):\n{err[-2000:]}")
+    return wall, usage.ru_maxrss // 1024, p.returncode
+
+
+def medians(pairs: list[tuple[list[str], list[str]]], repeat: int, env: dict) -> list[tuple[float, float]]:
+    """Median wall time of each command and of its anchor, run interleaved."""
+    out = []
+    for cmd, anchor in pairs:
+        a, b = [], []
+        for _ in range(repeat):
+            a.append(run(cmd, env)[0])
+            b.append(run(anchor, env)[0])
+        out.append((statistics.median(a), statistics.median(b)))
+    return out
+
+
+def national_rows() -> list[dict]:
+    with open(REGISTRY, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# -- anchors -----------------------------------------------------------------------------------------
+def anchor_load(engine: str, url: str, rows: list[dict]) -> float:
+    """Read the CSV and executemany the same rows into a table of the same shape, plain driver."""
+    t = time.perf_counter()
+    rows = national_rows()
+    data = [(r["code"], r["name"], r["name"], r["level"], r["parent_code"] or None, "not_started", 1, "t", "b") for r in rows]
+    conn = _raw(engine, url)
+    cur = conn.cursor()
+    cur.execute("DROP TABLE IF EXISTS anchor_units")
+    cur.execute("CREATE TABLE anchor_units (code VARCHAR(12) PRIMARY KEY, name VARCHAR(64), short_name VARCHAR(64), "
+                "level VARCHAR(10), parent_code VARCHAR(12), state VARCHAR(20), version INTEGER, changed_at VARCHAR(32), "
+                "changed_by VARCHAR(128))")
+    ph = ",".join([_ph(engine)] * 9)
+    cur.executemany(f"INSERT INTO anchor_units VALUES ({ph})", data)
+    conn.commit()
+    took = time.perf_counter() - t
+    cur.execute("DROP TABLE anchor_units")
+    conn.commit()
+    conn.close()
+    return took
+
+
+def anchor_advance(engine: str, url: str, codes: list[str]) -> float:
+    """The same 10,000 UPDATEs and audit-sized INSERTs as one executemany each, plain driver."""
+    conn = _raw(engine, url)
+    cur = conn.cursor()
+    cur.execute("DROP TABLE IF EXISTS anchor_audit")
+    cur.execute("CREATE TABLE anchor_audit (seq INTEGER PRIMARY KEY, at VARCHAR(32), actor VARCHAR(128), unit_code VARCHAR(12), "
+                "action VARCHAR(32), from_state VARCHAR(20), to_state VARCHAR(20), hash VARCHAR(64))")
+    conn.commit()
+    ph = _ph(engine)
+    t = time.perf_counter()
+    cur.executemany(f"UPDATE units SET version = version WHERE code = {ph}", [(c,) for c in codes])
+    cur.executemany(f"INSERT INTO anchor_audit VALUES ({','.join([ph] * 8)})",
+                    [(i, "2015-01-05T02:00:00Z", "bench", c, "start", "not_started", "building",
+                      hashlib.sha256(c.encode()).hexdigest()) for i, c in enumerate(codes)])
+    conn.commit()
+    took = time.perf_counter() - t
+    cur.execute("DROP TABLE anchor_audit")
+    conn.commit()
+    conn.close()
+    return took
+
+
+def anchor_files(folder: Path, count: int, size: int) -> float:
+    """Write `count` files of `size` bytes, one sync at the end: what any outbox must do at least."""
+    folder.mkdir(parents=True, exist_ok=True)
+    body = b"x" * size
+    t = time.perf_counter()
+    for i in range(count):
+        with open(folder / f"{i}.eml", "wb") as f:
+            f.write(body)
+    os.sync()
+    took = time.perf_counter() - t
+    shutil.rmtree(folder)
+    return took
+
+
+def anchor_scan(engine: str, url: str) -> float:
+    """Read every audit row with the plain driver and hash it: the floor of any verification."""
+    conn = _raw(engine, url)
+    cur = conn.cursor()
+    t = time.perf_counter()
+    cur.execute("SELECT seq, at, actor, unit_code, action, from_state, to_state, note, evidence, detail, prev_hash, hash "
+                "FROM audit_log ORDER BY seq")
+    n = 0
+    while True:
+        chunk = cur.fetchmany(20000)
+        if not chunk:
+            break
+        for r in chunk:
+            hashlib.sha256(json.dumps(list(r), ensure_ascii=False).encode("utf-8")).hexdigest()
+            n += 1
+    took = time.perf_counter() - t
+    conn.close()
+    return took
+
+
+def _raw(engine: str, url: str):
+    if engine == "sqlite":
+        import sqlite3
+
+        return sqlite3.connect(url.split(":///", 1)[1])
+    import psycopg
+
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+
+
+def _ph(engine: str) -> str:
+    return "?" if engine == "sqlite" else "%s"
+
+
+# -- the data ----------------------------------------------------------------------------------------
+def add_contacts(db) -> int:
+    """One contact at every township and county (the pass then has all of them to write to)."""
+    from sqlalchemy import insert, select
+
+    from anjian.workflow.models import Contact, Unit
+
+    with db.write() as session:
+        codes = list(session.scalars(select(Unit.code).where(Unit.level.in_(("township", "county")))))
+        session.connection().execute(insert(Contact.__table__), [
+            {"unit_code": c, "name": f"安监站{c}", "email": f"u{c}@example.gov.cn", "webhook": None,
+             "created_at": "2014-12-15T01:00:00Z"} for c in codes])
+    return len(codes)
+
+
+def grow_audit(db, engine: str, url: str, total: int) -> int:
+    """Append checklist-record rows, properly chained, until the log holds `total` rows."""
+    from anjian.workflow.audit import canonical, head, row_hash
+
+    with db.read() as session:
+        seq, prev = head(session)
+    codes = []
+    with db.read() as session:
+        from sqlalchemy import select
+
+        from anjian.workflow.models import Unit
+
+        codes = list(session.scalars(select(Unit.code).where(Unit.level == "township")))
+    items = ("six.office", "six.vehicle", "six.equipment", "staff.count")
+    conn = _raw(engine, url)
+    cur = conn.cursor()
+    ph = ",".join([_ph(engine)] * 12)
+    sql = f"INSERT INTO audit_log (seq, at, actor, unit_code, action, from_state, to_state, note, evidence, detail, prev_hash, hash) VALUES ({ph})"
+    batch = []
+    start = seq
+    at = "2015-01-05T02:00:00Z"
+    while seq < total:
+        seq += 1
+        code = codes[seq % len(codes)]
+        detail = canonical({"item": items[seq % 4], "value": "是", "previous": None})
+        evidence = canonical([])
+        h = row_hash(prev, seq, at, "bench", code, "record", None, None, None, evidence, detail)
+        batch.append((seq, at, "bench", code, "record", None, None, None, evidence, detail, prev, h))
+        prev = h
+        if len(batch) == 50000:
+            cur.executemany(sql, batch)
+            batch.clear()
+    if batch:
+        cur.executemany(sql, batch)
+    conn.commit()
+    conn.close()
+    return seq - start
+
+
+# -- one engine --------------------------------------------------------------------------------------
+def bench_engine(engine: str, url: str, folder: Path, repeat: int, audit_rows: int, skip: set[str]) -> list[Row]:
+    import anjian.workflow.registry as registry
+    from anjian.workflow.actions import BatchRow, advance_batch
+    from anjian.workflow.clock import SHANGHAI
+    from anjian.workflow.db import Database
+
+    rows: list[Row] = []
+    reg = national_rows()
+    env = {**os.environ, "ANJIAN_HOME": str(folder / "home"), "ANJIAN_DB": url, "ANJIAN_OUTBOX": str(folder / "outbox")}
+
+    def at(text: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+
+    # 1. the registry
+    anchor = anchor_load(engine, url if engine != "sqlite" else f"sqlite:///{folder / 'anchor.db'}", reg)
+    db = Database(url)
+    t = time.perf_counter()
+    res = registry.initialize(db, str(REGISTRY), None, at(INIT_AT), "bench")
+    took = time.perf_counter() - t
+    assert sum(res.units.values()) == len(reg) == 44700, res.units
+    rows.append(Row(engine, "registry load: init, 44,700 units", took, "s", anchor, "executemany of the same rows",
+                    "≤ 10× anchor", took <= 10 * anchor, f"{took / anchor:.1f}×"))
+
+    # 2. the commands an official types
+    cli = [ANJIAN, "--now", "2015-04-01T09:00"]
+    # The floor: Python and SQLAlchemy's ORM — and, on PostgreSQL, its driver, which any client must load.
+    floor = [sys.executable, "-c", "import sqlalchemy.orm" + (", psycopg" if engine == "postgresql" else "")]
+    what = "python + import sqlalchemy.orm" + (", psycopg" if engine == "postgresql" else "")
+    (st, f1), (sh, f2), (sc, f3) = medians([(cli + ["status"], floor), (cli + ["show", SHOW_UNIT], floor),
+                                           (cli + ["show", SHOW_COUNTY], floor)], repeat, env)
+    rows.append(Row(engine, "anjian status (2,975 counties + 77 cities)", st, "s", f1, what,
+                    "≤ floor + 0.5 s", st <= f1 + 0.5, f"+{st - f1:.2f} s"))
+    rows.append(Row(engine, "anjian show TOWNSHIP", sh, "s", f2, what, "≤ floor + 0.2 s",
+                    sh <= f2 + 0.2, f"+{sh - f2:.2f} s"))
+    rows.append(Row(engine, "anjian show COUNTY", sc, "s", f3, what, "≤ floor + 0.2 s",
+                    sc <= f3 + 0.2, f"+{sc - f3:.2f} s"))
+    (sp, f4), = medians([(cli + ["status", "--by", "province"], floor)], repeat, env)
+    rows.append(Row(engine, "anjian status --by province", sp, "s", f4, what,
+                    "≤ floor + 0.5 s", sp <= f4 + 0.5, f"+{sp - f4:.2f} s"))
+    if engine == "sqlite":
+        (hp, ck), = medians([([ANJIAN, "--help"], [sys.executable, "-c", "import click"])], repeat, env)
+        rows.append(Row(engine, "anjian --help", hp, "s", ck, "python -c 'import click'", "≤ 1.5× anchor",
+                        hp <= 1.5 * ck, f"{hp / ck:.2f}×"))
+
+    # 3. a batch advance of 10,000 townships, in one transaction with its audit rows
+    codes = sorted(r["code"] for r in reg if r["level"] == "township")[:10000]
+    anchor = anchor_advance(engine, url, codes)
+    batch = [BatchRow(i + 2, c, "start") for i, c in enumerate(codes)]
+    t = time.perf_counter()
+    out = advance_batch(db, batch, "bench", at(ADVANCE_AT))
+    took = time.perf_counter() - t
+    assert len(out.applied) == 10000 and not out.problems, out.problems[:3]
+    rate = 10000 / took
+    rows.append(Row(engine, "batch advance, 10,000 townships", rate, "transitions/s", 10000 / anchor,
+                    "executemany of the same UPDATEs + INSERTs (rows/s)", "≥ 2,000/s" if engine == "sqlite" else "—",
+                    rate >= 2000 or engine != "sqlite", f"{took:.2f} s"))
+
+    if "remind" in skip:
+        db.dispose()
+    # 4. a reminder pass with every township due; 5. the audit log at a million rows
+    if "remind" not in skip:
+        rows += bench_remind(engine, db, env, folder)
+    if "audit" not in skip:
+        rows += bench_audit(engine, url, env, audit_rows)
+    return rows
+
+
+def bench_remind(engine: str, db, env: dict, folder: Path) -> list[Row]:
+    rows = []
+    contacts = add_contacts(db)
+    db.dispose()
+    remind = [ANJIAN, "--now", REMIND_AT, "remind", "--format", "json"]
+    wall, rss, _ = run(remind + ["--dry-run"], env)
+    rows.append(Row(engine, f"remind --dry-run ({contacts:,} contacts)", wall, "s", None, "", "≤ 10 s, < 300 MB",
+                    wall <= 10 and rss < 300, f"{rss} MB"))
+    wall, rss, _ = run(remind, env)
+    sent = len(list((folder / "outbox").glob("*.eml")))
+    size = statistics.median(p.stat().st_size for p in list((folder / "outbox").glob("*.eml"))[:500]) if sent else 1000
+    anchor = anchor_files(folder / "anchor-files", sent or contacts, int(size))
+    rows.append(Row(engine, f"remind, file outbox ({sent:,} notices)", wall, "s", anchor,
+                    "writing as many files, one sync", "≤ 10 s, < 300 MB", wall <= 10 and rss < 300 and sent > 40000,
+                    f"{rss} MB"))
+
+    return rows
+
+
+def bench_audit(engine: str, url: str, env: dict, audit_rows: int) -> list[Row]:
+    """The audit log at a million rows."""
+    from anjian.workflow.db import Database
+
+    rows = []
+    db = Database(url)
+    grow_audit(db, engine, url, audit_rows)
+    db.dispose()
+    anchor = anchor_scan(engine, url)
+    wall, rss, _ = run([ANJIAN, "audit", "verify"], env)
+    rows.append(Row(engine, f"audit verify, {audit_rows:,} rows", wall, "s", anchor, "plain scan hashing each row",
+                    "≤ 30 s", wall <= 30, f"{rss} MB, {wall / anchor:.1f}× anchor"))
+    return rows
+
+
+# -- databases -----------------------------------------------------------------------------------------
+def pg_database(server: str) -> str | None:
+    """A fresh database on the server (None when no server answers)."""
+    try:
+        import psycopg
+
+        admin = psycopg.connect(server.replace("postgresql+psycopg://", "postgresql://").rstrip("/") + "/postgres",
+                                autocommit=True, connect_timeout=3)
+    except Exception as exc:  # noqa: BLE001 - no server: the PostgreSQL rows are left out, and said so
+        print(f"PostgreSQL not measured: {exc}", file=sys.stderr)
+        return None
+    name = f"anjian_scale_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+    return server.rstrip("/") + "/" + name
+
+
+def drop_pg(url: str) -> None:
+    import psycopg
+
+    server, name = url.rsplit("/", 1)
+    with psycopg.connect(server.replace("postgresql+psycopg://", "postgresql://") + "/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL server URL (default: %(default)s)")
+    ap.add_argument("--no-pg", action="store_true", help="SQLite only")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per command-line figure (median)")
+    ap.add_argument("--audit-rows", type=int, default=1_000_000)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--skip", action="append", choices=("remind", "audit"), default=[], help="leave a part out")
+    args = ap.parse_args()
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="anjian-scale-") as tmp:
+        folder = Path(tmp) / "sqlite"
+        folder.mkdir()
+        rows += bench_engine("sqlite", f"sqlite:///{folder / 'national.db'}", folder, args.repeat, args.audit_rows, set(args.skip))
+        if not args.no_pg:
+            url = pg_database(args.pg)
+            if url:
+                try:
+                    folder = Path(tmp) / "pg"
+                    folder.mkdir()
+                    rows += bench_engine("postgresql", url, folder, args.repeat, args.audit_rows, set(args.skip))
+                finally:
+                    drop_pg(url)
+
+    headers = ("engine", "figure", "anjian", "anchor", "", "target", "ok")
+    table = [(r.engine, r.figure, f"{r.value:,.2f} {r.unit}", f"{r.anchor:,.2f}" if r.anchor is not None else "—",
+              r.note, r.target, "yes" if r.ok else "NO") for r in rows]
+    widths = [max(_width(str(x)) for x in col) for col in zip(headers, *table, strict=True)]
+    for line in [headers, tuple("-" * w for w in widths), *table]:
+        print("  ".join(str(x) + " " * (w - _width(str(x))) for x, w in zip(line, widths, strict=True)).rstrip())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "python": platform.python_version(),
+        "machine": platform.platform(), "cpus": os.cpu_count(), "repeat": args.repeat,
+        "rows": [asdict(r) for r in rows]}, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(f"\nwritten: {args.out}")
+    return 0 if all(r.ok for r in rows) else 1
+
+
+def _width(s: str) -> int:
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
