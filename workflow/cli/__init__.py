@@ -29,6 +29,9 @@ COMMANDS = {
     "calendar": "notify:calendar",
     "daemon": "notify:daemon",
     "user": "people:user",
+    "report": "reports:report",
+    "assessment": "reports:assessment",
+    "diagram": "diagram:diagram",
 }
 
 
@@ -68,6 +71,9 @@ SUMMARIES = {
     "calendar": "Load the official working-day schedule of a year.",
     "daemon": "Run the scheduler: reminders each working day at 08:30.",
     "user": "Officials: add, list, disable (admins only).",
+    "report": "Reports: progress with charts, a township's dossier, a circular (通报).",
+    "assessment": "Each county's running score: deductions tied to milestones and audit rows.",
+    "diagram": "The state machines as diagrams (mermaid, dot, svg), guards on the edges.",
 }
 
 
