@@ -112,6 +112,29 @@ class Reminders:
 
 
 @dataclass(frozen=True)
+class Deduction:
+    """Points a county loses for one unit and one milestone: `late` when it was met after the deadline,
+    `missed` while it is still not met once the deadline has passed. `level` says whose milestone:
+    the county's own, or each of its townships'."""
+
+    milestone: str
+    level: str
+    late: float
+    missed: float
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The target-assessment (考核) rules: every county starts from `base` points."""
+
+    base: float = 100.0
+    deductions: tuple[Deduction, ...] = ()
+
+    def rule(self, milestone: str, level: str) -> Deduction | None:
+        return next((d for d in self.deductions if d.milestone == milestone and d.level == level), None)
+
+
+@dataclass(frozen=True)
 class Campaign:
     id: str
     title: str
@@ -126,6 +149,7 @@ class Campaign:
     areas: dict[str, str]
     sha256: str
     reminders: Reminders = Reminders()
+    assessment: Assessment = Assessment()
 
     def items(self, level: str) -> tuple[Item, ...]:
         return self.checklists.get(level, ())
@@ -212,7 +236,8 @@ class _Checker(Locator):
 
     # -- building ---------------------------------------------------------------------------------
     def build(self, data: dict, sha: str) -> Campaign:
-        self.unknown(data, ("", None), {"campaign", "stages", "cohorts", "milestones", "checklist", "areas", "reminders"})
+        self.unknown(data, ("", None), {"campaign", "stages", "cohorts", "milestones", "checklist", "areas", "reminders",
+                                     "assessment"})
         head = self.table(data.get("campaign", {}), "campaign")
         w = ("campaign", None)
         self.unknown(head, w, {"id", "title", "issuer", "issued", "city", "timezone"})
@@ -232,7 +257,9 @@ class _Checker(Locator):
                              "unknown checklist level (allowed: county, township)")
         checklists = {level: self.items(level, lists.get(level, []), areas) for level in ("township", "county")}
         # checked against the city machine's stages, so that one bad stage is not reported again per milestone
+        before = len(self.problems)
         milestones = self.milestones(data.get("milestones", []), issued, set(SPECS["city"].states[:-1]))
+        self.milestones_ok = len(self.problems) == before
         return Campaign(
             id=self.take(head, w, "id", str) or "",
             title=self.take(head, w, "title", str) or "",
@@ -242,7 +269,43 @@ class _Checker(Locator):
             timezone=timezone,
             stages=stages, cohorts=cohorts, milestones=milestones, checklists=checklists,
             areas=dict(areas), sha256=sha, reminders=self.reminders(self.table(data.get("reminders", {}), "reminders")),
+            assessment=self.assessment(self.table(data.get("assessment", {}), "assessment"), data.get("milestones", [])),
         )
+
+    def assessment(self, raw: dict, declared: Any) -> Assessment:
+        # Checked against the milestones as written, so a milestone already reported is not again here.
+        declared = [m for m in declared if isinstance(m, dict)] if isinstance(declared, list) else []
+        levels = {m.get("id"): {r.get("level") for r in m.get("rules", []) if isinstance(r, dict)}
+                  for m in declared if isinstance(m.get("rules", []), list)}
+        w = ("assessment", None)
+        self.unknown(raw, w, {"base", "deductions"})
+        base = self.take(raw, w, "base", (int, float), 100)
+        out: list[Deduction] = []
+        for n, entry in self.array(raw.get("deductions", []), "assessment.deductions"):
+            dw = ("assessment.deductions", n)
+            self.unknown(entry, dw, {"milestone", "level", "late", "missed"})
+            mid = self.take(entry, dw, "milestone", str)
+            level = self.take(entry, dw, "level", str)
+            known = [m.get("id") for m in declared if isinstance(m.get("id"), str)]
+            if not self.milestones_ok:  # the milestones' own problems come first; their references after
+                known = [mid] if mid in known else []
+            elif mid and mid not in known:
+                self.problem((*dw, "milestone"), f"unknown milestone {mid!r} (known: {', '.join(known)})")
+            elif mid in levels and level in ("county", "township") and level not in levels[mid]:
+                self.problem((*dw, "level"), f"milestone {mid!r} has no rule for level {level!r}")
+            if level and level not in ("county", "township"):
+                self.problem((*dw, "level"), f"must be county or township, not {level!r}")
+            points = []
+            for key in ("late", "missed"):
+                v = self.take(entry, dw, key, (int, float), 0)
+                if v is not None and v < 0:
+                    self.problem((*dw, key), f"must be 0 or more points, not {v!r}")
+                points.append(float(v or 0))
+            if mid and level and any(d.milestone == mid and d.level == level for d in out):
+                self.problem((*dw, "milestone"), f"a second deduction for {mid!r} at level {level!r}")
+            if mid in known and level in ("county", "township"):
+                out.append(Deduction(mid, level, *points))
+        return Assessment(float(base if base is not None else 100), tuple(out))
 
     def reminders(self, raw: dict) -> Reminders:
         w = ("reminders", None)

@@ -51,6 +51,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "users": frozenset({"admin"}),
     "init": frozenset({"admin"}),
     "checkpoint": frozenset({"admin", "city_office"}),
+    "circular": frozenset({"city_office"}),  # the city's safety committee office issues circulars (通报)
 }
 
 # Acceptance, rejection and revocation must come from someone other than whoever applied — and from

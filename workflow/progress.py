@@ -309,6 +309,9 @@ def tally(db: Database, rows: list[UnitRow], by: str) -> list[Tally]:
         upper = {c: (n, lvl, p) for c, n, lvl, p in session.execute(
             select(Unit.code, Unit.name, Unit.level, Unit.parent_code).where(Unit.level != "township"))}
 
+    if not any(lvl == by for _, lvl, _ in upper.values()):
+        raise _no_level(by)
+
     def up(code: str | None) -> str | None:
         while code is not None and code in upper:
             if upper[code][1] == by:
@@ -429,8 +432,16 @@ def _county_row(snap: Snapshot, code: str) -> CountyStatus:
                         level, parent, 1, int(bool(late)))
 
 
+def _no_level(by: str) -> BadInput:
+    words = {"city": "cities", "province": "provinces"}
+    return BadInput(f"--by {by}: this registry has no {words.get(by, by)} (it starts lower down); "
+                    "group by a level it has, e.g. --by county")
+
+
 def _grouped(snap: Snapshot, per: list[CountyStatus], by: str) -> list[CountyStatus]:
     """County rows summed into their city or province."""
+    if not any(lvl == by for _, lvl, _, _ in snap.upper.values()):
+        raise _no_level(by)
     acc: dict[str, dict] = {}
     for r in per:
         key = r.code if r.level == by else snap.ancestor(r.parent, by)

@@ -100,6 +100,7 @@ class Replay:
         self.cohorts = cohorts
         self.standing: dict[tuple[str, str], _Standing] = {}
         self.points: dict[str, list[TrendPoint]] = defaultdict(list)
+        self.last_seq: dict[str, int] = {}  # each unit's latest transition up to now
         self._walk(events)
 
     # -- evaluation --------------------------------------------------------------------------------
@@ -161,6 +162,7 @@ class Replay:
             if action in TRANSITIONS:
                 if to_state:
                     self.state[code] = to_state
+                self.last_seq[code] = seq
             else:
                 cohort = json.loads(detail or "{}").get("cohort")
                 if cohort:

@@ -1,0 +1,128 @@
+"""`anjian report progress|dossier|circular` and `anjian assessment`."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import click
+
+from .common import command, emit, format_option
+
+# report subcommand -> "module:attribute"; imported on use, so `anjian report --help` stays light
+REPORTS = {
+    "progress": "report_views:progress",
+    "dossier": "report_views:dossier",
+    "circular": "reports:circular",
+}
+SUMMARIES = {
+    "progress": "The city's progress per county and cohort, with charts (html, md, csv, xlsx).",
+    "dossier": "One unit's file for an acceptance visit: checklist, evidence, history.",
+    "circular": "Draft (or --issue) the circular (通报) on one milestone: on time, late, deductions.",
+}
+
+
+class ReportGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(REPORTS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = REPORTS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(f"{__package__}.{module}"), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, SUMMARIES[name]) for name in REPORTS])
+
+
+@click.group(cls=ReportGroup)
+def report() -> None:
+    """Reports for officials, in Chinese: progress with charts, a unit's dossier, a circular.
+
+    Example:
+
+        anjian report progress --format html --out 进度.html
+    """
+
+
+@click.command()
+@click.option("--milestone", "milestone", required=True, metavar="ID",
+              help="The milestone the circular is about (e.g. provincial_demo).")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md", show_default=True,
+              help="Output format.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help="Write to FILE.")
+@click.option("--issue", is_flag=True, help="Record in the audit log that this circular was issued (city office).")
+@command
+def circular(env, milestone: str, fmt: str, out: Path | None, issue: bool) -> None:
+    """Draft the circular (通报) on one milestone as of now: units on time, late (with days), not done,
+    and each county's deductions under the campaign's [assessment] rules. With --issue the issuing is
+    recorded (an audit row with the text's SHA-256).
+
+    Example:
+
+        anjian report circular --milestone provincial_demo --now 2015-04-01
+    """
+    from .. import assessment, render
+
+    db = env.database()
+    draft = assessment.circular(db, env.now, milestone, fmt="html" if fmt == "html" else "md")
+    if issue:
+        draft = assessment.issue(db, draft, env.actor, env.now)
+    text = render.as_json(draft.as_json()) if fmt == "json" else draft.text
+    if out is not None:
+        _write(out, text)
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+    if issue:
+        click.echo(f"已登记印发：审计记录 #{draft.issued_seq}，SHA-256 {draft.sha256[:16]}…", err=True)
+
+
+def _write(out: Path, text: str) -> None:
+    from ..errors import BadInput
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"cannot write {out}: {exc.strerror}") from None
+    click.echo(f"已写入 {out}", err=True)
+
+
+@click.command(name="assessment")
+@click.option("--county", metavar="UNIT", help="Only this county, with every deduction listed.")
+@format_option(("table", "json"))
+@command
+def assessment_cmd(env, county: str | None, fmt: str) -> None:
+    """Each county's running assessment score: the base less every deduction, each tied to its
+    milestone, the unit, the days late and the audit row behind it.
+
+    Example:
+
+        anjian assessment --now 2015-08-01
+        anjian assessment --county 宽城
+    """
+    from .. import assessment, render
+
+    res = assessment.assess(env.database(), env.now, county)
+    words = {"late": "逾期完成", "missed": "未完成"}
+
+    def text() -> str:
+        head = f"考核得分（{res.campaign}，截至 {res.today}，基础分 {res.base:g}）"
+        table = render.table(["代码", "县区", "得分", "扣分", "扣分项"], [
+            [c.code, c.name, f"{c.score:g}", f"{c.deducted:g}" if c.deducted else None, len(c.items) or None]
+            for c in sorted(res.counties, key=lambda c: (c.score, c.code))])
+        out = [head, "", table]
+        if county or len(res.counties) == 1:
+            for c in res.counties:
+                out += ["", f"{c.name} 扣分明细", render.table(["节点", "期限", "单位", "情形", "天数", "扣分", "审计记录"], [
+                    [d.milestone, d.deadline, d.unit_name, words[d.kind], d.days, f"{d.points:g}",
+                     f"#{d.audit_seq}" if d.audit_seq else None] for d in c.items]) if c.items else "无扣分"]
+        return "\n".join(out)
+
+    emit(fmt, text, res.as_json())
+
+
+assessment = assessment_cmd
