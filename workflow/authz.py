@@ -50,12 +50,15 @@ def _within(session: Session, actor: Actor, unit_code: str) -> bool:
     """Whether the unit is the actor's own unit or below it."""
     from .models import Unit
 
+    parents: dict[str, str | None] = session.info.setdefault("anjian_parents", {})  # the registry never changes
     code, seen = unit_code, set()
     while code and code not in seen:
         if code == actor.unit_code:
             return True
         seen.add(code)
-        code = session.scalar(select(Unit.parent_code).where(Unit.code == code))
+        if code not in parents:  # a batch asks once per unit above its rows, not once per row
+            parents[code] = session.scalar(select(Unit.parent_code).where(Unit.code == code))
+        code = parents[code]
     return False
 
 

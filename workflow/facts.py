@@ -50,6 +50,8 @@ class FactsLoader:
         for part in _chunks(todo):
             for u in self.session.scalars(select(Unit).where(Unit.code.in_(part))):
                 self.units[u.code] = u
+        # what authz walks up to check jurisdiction: known now, so a batch does not ask per row
+        self.session.info.setdefault("anjian_parents", {}).update((c, self.units[c].parent_code) for c in todo if c in self.units)
         parents = [c for c in todo if c in self.units and self.units[c].level in ("county", "city")]
         kids: list[str] = []
         for part in _chunks(parents):
