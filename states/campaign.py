@@ -203,7 +203,8 @@ class _Checker(Locator):
             self.problem((*where, key), "is required")
             return None
         # to isinstance a bool is an int and a datetime is a date; to a campaign file neither is
-        wrong = (not isinstance(value, kind) or isinstance(value, bool) and kind is int
+        numeric = kind is int or isinstance(kind, tuple) and int in kind
+        wrong = (not isinstance(value, kind) or isinstance(value, bool) and numeric
                  or kind is dt.date and isinstance(value, dt.datetime))
         if value is not default and wrong:
             expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)

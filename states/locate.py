@@ -38,6 +38,11 @@ class Locator:
                 break
             if keyline.match(self.lines[n]):
                 return n + 1
+        # `key` may be a table of its own: [table.key] or [[table.key]] (a misspelt one is named there)
+        sub = re.compile(r"^\s*\[\[?\s*" + re.escape(f"{table}.{key}") + r"\s*[\].]")
+        for n in range(start + 1, len(self.lines)):
+            if sub.match(self.lines[n]):
+                return n + 1
         return start + 1
 
     def top_line(self, key: str | None) -> int | None:

@@ -406,3 +406,104 @@ def test_reminder_ladder_is_read_from_the_campaign():
     problems = problems_of(BUILTIN.replace("overdue_every = 7", "overdue_every = 0"))
     line = BUILTIN.splitlines().index("overdue_every = 7") + 1
     assert problems == [f"line {line}, reminders.overdue_every: must be a whole number of days above 0, not 0"]
+
+
+# -- the target assessment ([assessment]) -----------------------------------------------------------
+ASSESSMENT = BUILTIN.splitlines().index("[assessment]") + 1  # the table's header line; the rules follow it
+
+
+def at_assessment(offset: int, old: str, new: str) -> tuple[int, str]:
+    """The line `offset` below the [assessment] header, and the campaign with `old` replaced there."""
+    return ASSESSMENT + offset, edited(ASSESSMENT + offset, old, new)
+
+
+def test_builtin_assessment_rules():
+    """chengde-2014 starts every county at 100 and holds one deduction per milestone, as the file writes them."""
+    a = load(BUILTIN).assessment
+    assert a.base == 100
+    assert [(d.milestone, d.level, d.late, d.missed) for d in a.deductions] == [
+        ("plan_submission", "county", 1, 2), ("provincial_demo", "township", 1, 2), ("county_demo", "county", 1, 2),
+        ("demo_review", "county", 1, 2), ("key_compliance", "township", 0.5, 1), ("full_coverage", "township", 0.2, 0.5)]
+    assert a.rule("provincial_demo", "township").missed == 2
+    assert a.rule("provincial_demo", "county") is None
+
+
+def test_a_campaign_without_assessment_has_base_100_and_no_deductions():
+    """A file with no [assessment] table loads with the base of 100 and nothing to deduct."""
+    lines = BUILTIN.splitlines(keepends=True)
+    c = load("".join(lines[:ASSESSMENT - 1]))
+    assert c.assessment.base == 100
+    assert c.assessment.deductions == ()
+    assert all(c.assessment.rule(m.id, level) is None for m in c.milestones for level in ("county", "township"))
+
+
+@pytest.mark.parametrize(("offset", "old", "new", "expected"), [
+    pytest.param(4, '"plan_submission"', '"plan_submision"', "assessment.deductions[0].milestone: unknown milestone "
+                 "'plan_submision' (known: plan_submission, provincial_demo, county_demo, demo_review, key_compliance, "
+                 "full_coverage)", id="unknown-milestone"),
+    pytest.param(5, '"county"', '"township"', "assessment.deductions[0].level: milestone 'plan_submission' has no rule "
+                 "for level 'township'", id="level-without-a-rule"),
+    pytest.param(5, '"county"', '"city"', "assessment.deductions[0].level: must be county or township, not 'city'",
+                 id="unknown-level"),
+    pytest.param(7, "missed = 2", "missed = -2", "assessment.deductions[0].missed: must be 0 or more points, not -2",
+                 id="negative-missed"),
+    pytest.param(30, "late = 0.5", "late = -0.5", "assessment.deductions[4].late: must be 0 or more points, not -0.5",
+                 id="negative-late"),
+    pytest.param(22, '"demo_review"', '"county_demo"', "assessment.deductions[3].milestone: a second deduction for "
+                 "'county_demo' at level 'county'", id="duplicate"),
+    pytest.param(6, "late", "lat", "assessment.deductions[0].lat: unknown field (allowed: late, level, milestone, "
+                 "missed)", id="unknown-field-of-a-deduction"),
+    pytest.param(1, "base", "bas", "assessment.bas: unknown field (allowed: base, deductions)",
+                 id="unknown-field-of-assessment"),
+    pytest.param(1, "100", '"100"', "assessment.base: must be int or float, not '100'", id="base-as-string"),
+    pytest.param(4, 'milestone = "plan_submission"', "milestone = 5", "assessment.deductions[0].milestone: must be str, "
+                 "not 5", id="milestone-as-number"),
+])
+def test_bad_assessment_names_its_line_and_field(offset, old, new, expected):
+    """Each mistake in [assessment] is one problem, at the line it is written on."""
+    line, text = at_assessment(offset, old, new)
+    assert problems_of(text) == [f"line {line}, {expected}"]
+
+
+@pytest.mark.parametrize(("offset", "old", "new", "field"), [
+    pytest.param(6, "late = 1", "late = true", "deductions[0].late", id="late"),
+    pytest.param(1, "base = 100", "base = true", "base", id="base"),
+])
+def test_points_written_as_a_flag_are_refused(offset, old, new, field):
+    """`late = true` is no number of points (a bool is an int only to Python), as `required = true` is refused
+    for a count: one problem at its line, not 1 point."""
+    line, text = at_assessment(offset, old, new)
+    try:
+        c = load(text, "bad.toml")
+    except CampaignError as exc:
+        assert exc.problems == [f"line {line}, assessment.{field}: must be int or float, not True"]
+        return
+    loaded = c.assessment.base if field == "base" else c.assessment.rule("plan_submission", "county").late
+    pytest.fail(f"line {line} `{new}` was accepted and loaded as {loaded!r}; expected the problem "
+                f"'line {line}, assessment.{field}: must be int or float, not True'")
+
+
+def test_misspelt_deductions_table_names_its_own_header():
+    """`[[assessment.deduction]]` is refused at the line of that header, not at the [assessment] line above it."""
+    line, text = at_assessment(3, "[[assessment.deductions]]", "[[assessment.deduction]]")
+    problems = problems_of(text)
+    assert len(problems) == 1
+    assert problems[0].startswith("line ") and "assessment.deduction: unknown field (allowed: base, deductions)" in problems[0]
+    assert problems[0].startswith(f"line {line}, "), f"expected line {line} (the misspelt header), got {problems[0]!r}"
+
+
+def test_a_deduction_without_its_level_is_refused_at_its_header():
+    """A deduction with no `level` reports it missing at the deduction's header line."""
+    lines = BUILTIN.splitlines(keepends=True)
+    assert lines[ASSESSMENT + 4].startswith("level = ")
+    text = "".join(lines[:ASSESSMENT + 4] + lines[ASSESSMENT + 5:])
+    assert problems_of(text) == [f"line {ASSESSMENT + 3}, assessment.deductions[0].level: is required"]
+
+
+def test_assessment_problems_come_with_the_others():
+    """Mistakes in [assessment] are reported together with the file's other problems, each at its line."""
+    text = edited(29, "2015-07-01", "2014-12-20")
+    text = edited(ASSESSMENT + 7, "missed = 2", "missed = -2", text)
+    text = edited(ASSESSMENT + 22, '"demo_review"', '"demo_reveiw"', text)
+    lines = sorted(int(re.match(r"line (\d+),", p)[1]) for p in problems_of(text))
+    assert lines == [29, ASSESSMENT + 7, ASSESSMENT + 22]

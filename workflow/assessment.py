@@ -139,7 +139,7 @@ class Circular:
     title: str
     issuer: str
     campaign_title: str
-    level: str  # whose milestone the circular lists: township or county
+    level: str  # whose milestone the circular lists: township, county or mixed
     on_time: list[CircularLine]
     late: list[CircularLine]
     missed: list[CircularLine]
@@ -164,11 +164,16 @@ def circular(db: Database, now: dt.datetime, milestone: str, language: str = "zh
                            + ", ".join(x.id for x in campaign.milestones))
         r = replay(session, campaign, now)
     outcomes = r.outcomes(milestone)
-    level = "township" if any(o.level == "township" for o in outcomes) else "county"
+    # List the level the campaign charges for this milestone, so every county charged is named; with no
+    # rule, the townships when they owe it, else the counties.
+    present = {o.level for o in outcomes}
+    levels = {d.level for d in campaign.assessment.deductions if d.milestone == m.id} & present
+    levels = levels or ({"township"} if "township" in present else {"county"})
+    level = levels.pop() if len(levels) == 1 else "mixed"
     lines = [CircularLine(o.county_code or "", r.units[o.county_code][0] if o.county_code else "", o.unit_code, o.unit_name,
                           o.level, o.status, o.days, o.met_at.isoformat() if o.met_at else None,
                           o.met_seq if o.status in ("late", "on_time") else r.last_seq.get(o.unit_code))
-             for o in outcomes if o.level == level]
+             for o in outcomes if level in (o.level, "mixed")]
     per: dict[str, dict] = defaultdict(lambda: {"points": 0.0, "items": []})
     for d in _deductions(r, campaign, outcomes):
         p = per[d.county]
@@ -198,10 +203,11 @@ def render_circular(c: Circular, fmt: str) -> str:
 
 
 def _by_county(lines: list[CircularLine]) -> list[tuple[str, list[CircularLine]]]:
-    groups: dict[str, list[CircularLine]] = defaultdict(list)
+    """Lines grouped for the circular: a county on its own line, townships under theirs ("承德县：…")."""
+    groups: dict[tuple[str, str], list[CircularLine]] = defaultdict(list)
     for x in lines:
-        groups[x.county_name].append(x)
-    return sorted(groups.items(), key=lambda kv: kv[1][0].county)
+        groups[(x.county, "") if x.level == "county" else (x.county, x.county_name + "：")].append(x)
+    return [(prefix, group) for (_, prefix), group in sorted(groups.items())]
 
 
 def _cn_date(iso: str) -> str:

@@ -137,6 +137,9 @@ class Replay:
         point = TrendPoint(day, sum(self.state[k] == "accepted" for k in kids),
                            sum(self.state[k] != "not_started" for k in kids), len(kids))
         series = self.points[county]
+        if series and day < series[-1].day:  # a row backdated with --now: counted on the day it lands
+            day = series[-1].day
+            point = TrendPoint(day, point.accepted, point.started, point.townships)
         if series and series[-1].day == day:
             series[-1] = point
         elif not series or (series[-1].accepted, series[-1].started, series[-1].townships) != (
@@ -156,7 +159,7 @@ class Replay:
         for seq, at_text, code, action, to_state, detail in events:
             at = from_utc_text(at_text)
             if at > self.now:
-                break
+                continue  # later than now; a row written after it with an earlier time still counts
             if code not in self.units:
                 continue
             if action in TRANSITIONS:
