@@ -277,7 +277,7 @@ def test_units_table_and_csv(chengde, cli):
     c = cli("units", "--level", "county", "--format", "csv")
     assert c.exit_code == 0
     lines = c.stdout.strip().splitlines()
-    assert lines[0].startswith("code,name,level,parent,state,cohorts")
+    assert lines[0].startswith("代码,名称,级别,级别代码,上级,上级代码,状态,状态代码,类别")
     assert len(lines) == 13
 
 

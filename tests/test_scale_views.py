@@ -442,7 +442,7 @@ def test_csv_output_parses(national, china):
     r = national.run("units", "--level", "township", "--by", "city", "--format", "csv")
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
-    assert {row["code"]: int(row["units"]) for row in rows} == dict(china.per_city)
+    assert {row["代码"]: int(row["单位数"]) for row in rows} == dict(china.per_city)
 
 
 def test_moves_show_in_the_province_totals(national, china):

@@ -61,12 +61,17 @@ def as_json(obj: object) -> str:
 
 
 def as_csv(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """CSV with a BOM-less UTF-8 body; cells that a spreadsheet would run as formulas are quoted."""
+    """CSV with a BOM-less UTF-8 body (`--out` files get the BOM, see `cli.common.emit`); cells that a
+    spreadsheet would run as formulas are quoted."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    # The csv module quotes a field with a line feed but not one with a lone CR, which readers then
+    # take for a line break: such rows are written fully quoted.
+    quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
     w.writerow(headers)
     for row in rows:
-        w.writerow([_safe(_csv_cell(v)) for v in row])
+        cells = [_safe(_csv_cell(v)) for v in row]
+        (quoted if any("\r" in c for c in cells) else w).writerow(cells)
     return buf.getvalue().rstrip("\n")
 
 
@@ -80,8 +85,12 @@ def _csv_cell(v: object) -> str:
     return str(v)
 
 
+# Text a spreadsheet would take for a formula (or a DDE call) if it were typed into a cell.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _safe(text: str) -> str:
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text) else text
+    return "'" + text if text.startswith(FORMULA_STARTS) and not _is_number(text) else text
 
 
 def _is_number(text: str) -> bool:

@@ -7,11 +7,13 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 FORMATS = ("table", "json", "csv")
+EXPORTS = (*FORMATS, "xlsx")  # the views officials take into a spreadsheet
 # The contract's exit codes, by error class name (resolved lazily so that --help imports nothing).
 EXIT_CODES = {"BadInput": 2, "NotInitialized": 2, "Refused": 3, "NotPermitted": 4, "Conflict": 5, "AuditBroken": 6}
 
@@ -41,6 +43,12 @@ def global_options(f: Callable) -> Callable:
 def format_option(choices: tuple[str, ...] = FORMATS) -> Callable:
     return click.option("--format", "fmt", type=click.Choice(choices), default="table", show_default=True,
                         help="Output format.")
+
+
+def out_option() -> Callable:
+    return click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                        help="Write to FILE instead of the terminal (needed for xlsx; a CSV file starts with "
+                             "the BOM that makes Excel read its Chinese).")
 
 
 class Env:
@@ -192,13 +200,41 @@ def _unexpected(exc: Exception, env: Env) -> None:
     sys.exit(1)
 
 
-def emit(fmt: str, table_fn: Callable[[], str], data: Any, csv_fn: Callable[[], str] | None = None) -> None:
-    """Print a result in the chosen format."""
+Sheet = tuple[str, list[str], list[list[Any]]]  # title, headers, rows of typed cells (numbers stay numbers)
+
+
+def emit(fmt: str, table_fn: Callable[[], str], data: Any, csv_fn: Callable[[], str] | None = None, *,
+         sheet: Callable[[], Sheet] | None = None, out: Path | None = None) -> None:
+    """Print a result in the chosen format, or write it to `out`. `sheet` gives what CSV and XLSX export."""
     from .. import render
 
+    if fmt == "xlsx":
+        if out is None:
+            fail("--format xlsx makes a binary file, not text for the terminal: name it with --out FILE "
+                 "(e.g. --out 进度.xlsx)")
+        from ..xlsx import workbook
+
+        write_file(out, workbook(*sheet()))
+        return
     if fmt == "json":
-        click.echo(render.as_json(data))
+        text = render.as_json(data)
+    elif fmt == "csv" and sheet is not None:
+        text = render.as_csv(*sheet()[1:])
     elif fmt == "csv" and csv_fn is not None:
-        click.echo(csv_fn())
+        text = csv_fn()
     else:
-        click.echo(table_fn())
+        text = table_fn()
+    if out is None:
+        click.echo(text)
+    else:
+        # Excel reads a CSV without a BOM in the ANSI code page (GBK on a Chinese Windows): mojibake.
+        write_file(out, (text + "\n").encode("utf-8-sig" if fmt == "csv" else "utf-8"))
+
+
+def write_file(out: Path, content: bytes) -> None:
+    """Write an export, or exit 2 naming the file and why it cannot be written."""
+    try:
+        out.write_bytes(content)
+    except OSError as exc:
+        fail(f"--out {out}: cannot write the file: {exc.strerror or exc}")
+    click.echo(f"已写入 {out}", err=True)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 
-from .common import command, emit, format_option
+from .common import EXPORTS, command, emit, format_option, out_option
 
 COHORT_SHORT = {"provincial_demo": "省示范", "county_demo": "县示范", "key": "重点", "heavy_task": "任务重"}
 STATUS_WORDS = {"met": "已完成", "pending": "未到期", "overdue": "已逾期"}
 
 
 BY_WORDS = {"county": "县区", "city": "市", "province": "省"}
+LEVEL_WORDS = {"province": "省", "city": "市", "county": "县区", "township": "乡镇"}
+COHORTS = ("provincial_demo", "county_demo", "key")
 BY_CHOICE = click.Choice(["county", "city", "province"])
 
 
@@ -18,24 +22,28 @@ BY_CHOICE = click.Choice(["county", "city", "province"])
 @click.option("--county", metavar="UNIT", help="Only this county — or the counties of this city or province.")
 @click.option("--by", type=BY_CHOICE, default="county", show_default=True,
               help="One row per county, or summed per city or province.")
-@format_option()
+@format_option(EXPORTS)
+@out_option()
 @command
-def status(env, county: str | None, by: str, fmt: str) -> None:
+def status(env, county: str | None, by: str, fmt: str, out) -> None:
     """The city at a glance: per county its stage, townships accepted/total per cohort,
     the next milestone with days left, and what is overdue. A national or provincial
-    registry is easier to read summed: --by province or --by city.
+    registry is easier to read summed: --by province or --by city. For a spreadsheet,
+    --format csv or xlsx with --out FILE (Chinese headers, stage ids beside their names).
 
     Example:
 
+    \b
         anjian status --now 2015-04-01
         anjian status --by province
+        anjian status --format xlsx --out 进度.xlsx
     """
     from .. import progress, render
 
     res = progress.status(env.database(), env.now, county, by)
     if by == "county":
         headers = ["代码", "县区", "阶段", "省示范", "县示范", "重点", "全部达标", "已开展", "下一节点", "剩余天数", "逾期节点", "逾期乡镇"]
-        rows = [[c.code, c.name, c.state_name, *(_frac(c.cohorts[k]) for k in ("provincial_demo", "county_demo", "key")),
+        rows = [[c.code, c.name, c.state_name, *(_frac(c.cohorts[k]) for k in COHORTS),
                  f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}",
                  c.next_milestone["id"] if c.next_milestone else None,
                  c.next_milestone["days"] if c.next_milestone else None, c.overdue, c.overdue_townships or None]
@@ -43,7 +51,7 @@ def status(env, county: str | None, by: str, fmt: str) -> None:
     else:
         headers = ["代码", BY_WORDS[by], "县区", "有逾期的县区", "省示范", "县示范", "重点", "全部达标", "已开展", "逾期节点", "逾期乡镇"]
         rows = [[c.code, c.name, c.counties, c.counties_overdue or None,
-                 *(_frac(c.cohorts[k]) for k in ("provincial_demo", "county_demo", "key")),
+                 *(_frac(c.cohorts[k]) for k in COHORTS),
                  f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}", c.overdue, c.overdue_townships or None]
                 for c in res.counties]
 
@@ -57,7 +65,32 @@ def status(env, county: str | None, by: str, fmt: str) -> None:
                 f"逾期乡镇 {t['overdue_townships']}，有逾期节点的县区 {t['counties_overdue']}")
         return "\n".join([head, "", render.table(headers, rows), "", foot])
 
-    emit(fmt, text, res, lambda: render.as_csv(headers, rows))
+    emit(fmt, text, res, sheet=lambda: _status_sheet(res, by), out=out)
+
+
+def _status_sheet(res, by: str):
+    """`status` for a spreadsheet: the table's columns, the stage id beside its name, counts as numbers."""
+    counts = ["乡镇数", "已达标乡镇", "已开展乡镇"]
+    if by == "county":
+        headers = ["代码", "县区", "阶段", "阶段代码", "省示范", "县示范", "重点", "全部达标", "已开展", *counts,
+                   "下一节点", "下一节点名称", "期限", "剩余天数", "逾期节点", "逾期乡镇"]
+    else:
+        headers = ["代码", BY_WORDS[by], "县区", "有逾期的县区", "省示范", "县示范", "重点", "全部达标", "已开展",
+                   *counts, "逾期节点", "逾期乡镇"]
+    rows = []
+    for c in res.counties:
+        shares = [*(_frac(c.cohorts[k]) for k in COHORTS), f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}",
+                  c.townships, c.accepted, c.started]
+        late = ";".join(c.overdue) or None
+        if by == "county":
+            m = c.next_milestone or {}
+            deadline = dt.date.fromisoformat(m["deadline"]) if m else None
+            rows.append([c.code, c.name, c.state_name if c.state else None, c.state, *shares,
+                         m.get("id"), m.get("name"), deadline, m.get("days"), late, c.overdue_townships])
+        else:
+            rows.append([c.code, c.name, c.counties, c.counties_overdue, *shares, late, c.overdue_townships])
+    title = "进度" if by == "county" else f"进度（按{BY_WORDS[by]}）"
+    return title, headers, rows
 
 
 def _state_order(state: str) -> tuple[int, str]:
@@ -90,15 +123,20 @@ def _frac(pair: list[int]) -> str | None:
 @click.option("--state", metavar="STATE", help="Only units in this state (e.g. building).")
 @click.option("--overdue", is_flag=True, help="Only units with an overdue milestone.")
 @click.option("--by", type=BY_CHOICE, help="Count the units per county, city or province instead of listing them.")
-@format_option()
+@format_option(EXPORTS)
+@out_option()
 @command
-def units(env, level, county, cohort, state, overdue, by, fmt) -> None:
-    """List units, filtered — or count them per county, city or province (--by).
+def units(env, level, county, cohort, state, overdue, by, fmt, out) -> None:
+    """List units, filtered — or count them per county, city or province (--by). For a
+    spreadsheet, --format csv or xlsx with --out FILE: Chinese headers, and each level,
+    state and cohort in Chinese with its id in the next column.
 
     Example:
 
+    \b
         anjian units --county 宽城 --level township --state building
         anjian units --county 河北省 --level township --state accepted --by city
+        anjian units --level township --format xlsx --out 乡镇.xlsx
     """
     from .. import progress, render
 
@@ -113,17 +151,33 @@ def units(env, level, county, cohort, state, overdue, by, fmt) -> None:
         data = [{"code": g.code, "name": g.name, "level": g.level, "units": g.units, "states": g.states,
                  "overdue": g.overdue} for g in groups]
         emit(fmt, lambda: render.table(headers, rows) + f"\n共 {len(res)} 个单位，{len(groups)} 个{BY_WORDS[by]}", data,
-             lambda: render.as_csv(["code", "name", "units", *states, "overdue"],
-                                   [[g.code, g.name, g.units, *(g.states.get(s, 0) for s in states), g.overdue] for g in groups]))
+             sheet=lambda: _tally_sheet(groups, states, by), out=out)
         return
     headers = ["代码", "名称", "级别", "上级", "状态", "类别", "逾期节点"]
     rows = [[u.code, u.name, u.level, u.parent_name or u.parent, u.state, [COHORT_SHORT[c] for c in u.cohorts], u.overdue]
             for u in res]
     data = [{"code": u.code, "name": u.name, "level": u.level, "parent": u.parent, "state": u.state,
              "cohorts": u.cohorts, "overdue": u.overdue} for u in res]
-    emit(fmt, lambda: render.table(headers, rows) + f"\n共 {len(res)} 个", data, lambda: render.as_csv(
-        ["code", "name", "level", "parent", "state", "cohorts", "overdue"],
-        [[u.code, u.name, u.level, u.parent, u.state, u.cohorts, u.overdue] for u in res]))
+    emit(fmt, lambda: render.table(headers, rows) + f"\n共 {len(res)} 个", data, sheet=lambda: _units_sheet(res), out=out)
+
+
+def _tally_sheet(groups, states: list[str], by: str):
+    """`units --by` for a spreadsheet: a count per state, headed by the state's name and id, zeros as 0."""
+    headers = ["代码", BY_WORDS[by], "单位数", *(f"{_state_word(s)}（{s}）" for s in states), "有逾期"]
+    rows = [[g.code, g.name, g.units, *(g.states.get(s, 0) for s in states), g.overdue] for g in groups]
+    return f"单位数（按{BY_WORDS[by]}）", headers, rows
+
+
+def _units_sheet(res):
+    """`units` for a spreadsheet: the table's columns in Chinese, each followed by the id to filter on."""
+    from anjian.states.machines import state_name
+
+    headers = ["代码", "名称", "级别", "级别代码", "上级", "上级代码", "状态", "状态代码", "类别", "类别代码", "逾期节点"]
+    rows = [[u.code, u.name, LEVEL_WORDS.get(u.level, u.level), u.level, u.parent_name, u.parent,
+             state_name(u.level, u.state) if u.state else None, u.state,
+             "、".join(COHORT_SHORT[c] for c in u.cohorts) or None, ";".join(u.cohorts) or None,
+             ";".join(u.overdue or ()) or None] for u in res]
+    return "单位", headers, rows
 
 
 @click.command()

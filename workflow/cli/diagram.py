@@ -1,0 +1,37 @@
+"""`anjian diagram`: a machine as mermaid, dot or SVG, drawn from the definitions the engine runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from anjian.states.machines import SPECS
+
+from .common import command, write_file
+
+
+@click.command()
+@click.argument("machine", type=click.Choice(tuple(SPECS)))
+@click.option("--format", "fmt", type=click.Choice(("mermaid", "dot", "svg")), default="mermaid", show_default=True,
+              help="mermaid stateDiagram-v2 text, Graphviz dot source, or SVG (needs Graphviz's `dot`).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write to FILE (UTF-8) instead of the terminal.")
+@command
+def diagram(env, machine: str, fmt: str, out) -> None:
+    """Draw the township, county or city machine: each state in Chinese with its id, each
+    edge with its trigger and the guards that must hold (e.g. 申请验收 apply [checklist_complete]).
+
+    Example:
+
+    \b
+        anjian diagram township --format svg --out 乡镇.svg
+        anjian diagram county --format mermaid
+    """
+    from .. import diagram as diagrams
+
+    text = diagrams.render(machine, fmt)
+    if out is None:
+        click.echo(text.rstrip("\n"))
+    else:
+        write_file(out, text.encode("utf-8"))
