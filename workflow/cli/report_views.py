@@ -1,0 +1,90 @@
+"""`anjian report progress` and `anjian report dossier` (attached to the `report` group in reports.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import command, fail
+
+SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".csv": "csv", ".xlsx": "xlsx"}
+BINARY = ("html", "xlsx")  # a page or a workbook is a file to open, not text for the terminal
+
+
+def _format(fmt: str | None, out: Path | None, choices: tuple[str, ...]) -> str:
+    """The format asked for, else the one --out's suffix names, else Markdown."""
+    if fmt:
+        return fmt
+    guess = SUFFIXES.get(out.suffix.lower()) if out is not None else None
+    return guess if guess in choices else "md"
+
+
+def _deliver(content: str | bytes, out: Path | None, fmt: str) -> None:
+    """Write the report to --out (CSV with the BOM Excel needs for Chinese), or print it."""
+    if out is None:
+        click.echo(content, nl=not str(content).endswith("\n"))
+        return
+    if isinstance(content, str):
+        content = content.encode("utf-8-sig" if fmt == "csv" else "utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(content)
+    except OSError as exc:
+        fail(f"--out {out}: cannot write the file: {exc.strerror or exc}")
+    click.echo(f"已写入 {out}（{len(content):,} 字节）", err=True)
+
+
+@click.command()
+@click.option("--county", metavar="UNIT", help="Only this county (or the counties of this city).")
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "csv", "xlsx"]),
+              help="html: one self-contained page with charts; md; csv: one row per county; xlsx: a workbook. "
+                   "[default: from --out's suffix, else md]")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write to FILE (needed for html and xlsx).")
+@command
+def progress(env, county: str | None, fmt: str | None, out: Path | None) -> None:
+    """The progress report: per county its townships accepted/total (with progress bars) and per
+    cohort, the four stages and their milestones against today, each county's milestones met on
+    time, late or overdue (in days), the overdue units in red, and the counties' trend rebuilt from
+    the audit log as of --now. The HTML page opens offline: charts are inline SVG, no script, no link.
+
+    Example:
+
+        anjian report progress --format html --out 进度.html
+        anjian report progress --now 2015-04-10 --county 宽城 --format md
+        anjian report progress --format xlsx --out 进度.xlsx
+    """
+    from .. import report_progress as rp
+
+    fmt = _format(fmt, out, ("html", "md", "csv", "xlsx"))
+    if fmt in BINARY and out is None:
+        fail(f"--format {fmt} makes a file to open, not text for the terminal: name it with --out FILE "
+             f"(e.g. --out 进度.{fmt})")
+    rep = rp.build(env.database(), env.now, county)
+    render = {"html": rp.html, "md": rp.markdown, "csv": rp.csv_text, "xlsx": rp.workbook}[fmt]
+    _deliver(render(rep), out, fmt)
+
+
+@click.command()
+@click.argument("unit")
+@click.option("--format", "fmt", type=click.Choice(["html", "md"]),
+              help="html: a printable page; md. [default: from --out's suffix, else md]")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help="Write to FILE.")
+@command
+def dossier(env, unit: str, fmt: str | None, out: Path | None) -> None:
+    """A unit's dossier for an acceptance visit: identity and path, state and cohorts, the checklist
+    with each value ok or missing, every evidence file with its SHA-256 and whether the stored copy
+    still matches, the full history from the audit log, and a block to sign. For a county: its own
+    checklist and a summary of its townships.
+
+    Example:
+
+        anjian report dossier 宽城峪耳崖镇 --format html --out 峪耳崖镇验收材料.html
+        anjian report dossier 宽城县
+    """
+    from .. import dossier as ds
+
+    fmt = _format(fmt, out, ("html", "md"))
+    d = ds.build(env.database(), unit, env.now, env.settings.evidence_dir)
+    _deliver(ds.html(d) if fmt == "html" else ds.markdown(d), out, fmt)
