@@ -215,6 +215,22 @@ def test_an_earlier_now_cuts_the_trend_and_the_outcomes_there(driven):
     assert not rp.build(driven.db, at(NOW)).stale
 
 
+def test_an_earlier_now_shows_the_states_as_they_stood_then(driven):
+    """As of 2015-03-25 宽城 had one township accepted (峪耳崖镇; 宽城镇 only on 04-05), 承德县 none, and
+    滦平县's 张百湾镇 was already started — the counts come from the log, not today's units table; and
+    the overdue list has what was overdue then (the ten counties without a plan), not what is now."""
+    early = rp.build(driven.db, at("2015-03-25T12:00"))
+    rows = {c.code: (c.accepted, c.started, c.townships) for c in early.counties}
+    assert rows[KUANCHENG] == (1, 2, 18)
+    assert rows[CHENGDE_COUNTY] == (0, 1, 23)
+    assert rows[LUANPING] == (0, 1, 20)
+    assert early.totals["accepted"] == 1
+    assert {u.name for u in early.overdue if u.level == "township"} == set()
+    assert len([u for u in early.overdue if u.level == "county"]) == 10
+    before = rp.build(driven.db, at("2014-12-16T09:00"))
+    assert before.totals["started"] == 0 and before.totals["accepted"] == 0
+
+
 def test_a_county_report_holds_that_county_only(driven):
     """--county narrows every part of the report to the county: its row, its trend, its overdue units."""
     rep = rp.build(driven.db, at(NOW), "宽城")

@@ -144,10 +144,19 @@ class Snapshot:
     they are worked out once per distinct pair. A county's come from its townships' counts.
     """
 
-    def __init__(self, session: Session, campaign: Campaign, now: dt.datetime):
+    def __init__(self, session: Session, campaign: Campaign, now: dt.datetime, replayed=None):
         self.session, self.campaign, self.now = session, campaign, now
         self.today = local_date(now)
+        self._town: dict[tuple[str, int], list[MilestoneStatus]] = {}
+        self._county: dict[str, list[MilestoneStatus]] = {}
+        self.exact = _state_only(campaign, "township")
+        self._loader: FactsLoader | None = None
+        self._values: dict[str, dict[str, str]] | None = None
         self.upper: dict[str, tuple[str, str, str | None, str | None]] = {}  # code -> name, level, parent, state
+        self.groups: dict[str, list[tuple[str, int, int]]] = defaultdict(list)  # parent -> (state, mask, count)
+        if replayed is not None:
+            self._from_replay(replayed)
+            return
         for code, name, level, parent, state in session.execute(
                 select(Unit.code, Unit.name, Unit.level, Unit.parent_code, Unit.state).where(Unit.level != "township")):
             self.upper[code] = (name, level, parent, state)
@@ -156,14 +165,23 @@ class Snapshot:
         q = (select(Unit.parent_code, Unit.state, mask, func.count())
              .select_from(Unit).outerjoin(masks, masks.c.unit_code == Unit.code)
              .where(Unit.level == "township").group_by(Unit.parent_code, Unit.state, mask))
-        self.groups: dict[str, list[tuple[str, int, int]]] = defaultdict(list)  # parent -> (state, mask, count)
         for parent, state, mask, n in session.execute(q):
             self.groups[parent].append((state, int(mask), n))
-        self._town: dict[tuple[str, int], list[MilestoneStatus]] = {}
-        self._county: dict[str, list[MilestoneStatus]] = {}
-        self.exact = _state_only(campaign, "township")
-        self._loader: FactsLoader | None = None
-        self._values: dict[str, dict[str, str]] | None = None
+
+    def _from_replay(self, r) -> None:
+        """The same counts from a campaign replayed to `now` (timeline.Replay): states and cohorts as
+        they stood then, not as they stand today."""
+        counts: dict[tuple[str, str, int], int] = defaultdict(int)
+        for code, (name, level, parent) in r.units.items():
+            state = r.state.get(code)
+            if level != "township":
+                self.upper[code] = (name, level, parent, state)
+                continue
+            mask = sum(_BITS[c] for c in r.cohorts.get(code, ()) if c in _BITS)
+            counts[(parent, state, mask)] += 1
+        for (parent, state, mask), n in sorted(counts.items()):
+            self.groups[parent].append((state, mask, n))
+        self._values = r.values
 
     def loader(self) -> FactsLoader:
         if self._loader is None:
@@ -367,9 +385,10 @@ class StatusResult:
         return asdict(self)
 
 
-def status(db: Database, now: dt.datetime, county: str | None = None, by: str = "county") -> StatusResult:
+def status(db: Database, now: dt.datetime, county: str | None = None, by: str = "county", as_of: bool = False) -> StatusResult:
     """Per county (or city, or province): its stage, townships accepted/total per cohort, the next
-    milestone, what is overdue. One GROUP BY over the townships; milestones per distinct case."""
+    milestone, what is overdue. One GROUP BY over the townships; milestones per distinct case.
+    With `as_of` the states are those the audit log says units had at `now` (a report of the past)."""
     if by not in BY_LEVELS:
         raise BadInput(f"--by {by!r}: group by one of {', '.join(BY_LEVELS)}")
     with db.read() as session:
@@ -379,7 +398,12 @@ def status(db: Database, now: dt.datetime, county: str | None = None, by: str = 
             scope = _scope(session, Resolver(session), county, ("county", "city", "province"))
             if scope.level == "township":
                 raise BadInput(f"{scope.name}（{scope.code}）is a township, not a county, city or province")
-        snap = Snapshot(session, campaign, now)
+        if as_of:
+            from .timeline import replay
+
+            snap = Snapshot(session, campaign, now, replay(session, campaign, now))
+        else:
+            snap = Snapshot(session, campaign, now)
         today = snap.today
         # Every county, and every city that holds townships directly, is a county-level row.
         rows = sorted(c for c, (_, lvl, _, _) in snap.upper.items() if lvl == "county")

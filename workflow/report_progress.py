@@ -98,13 +98,13 @@ def build(db: Database, now: dt.datetime, county: str | None = None) -> Progress
     from .registry import campaign_in_force
     from .timeline import TRANSITIONS, replay
 
-    st = progress.status(db, now, county)
-    late_units = progress.units(db, now, county=county, overdue=True)
+    st = progress.status(db, now, county, as_of=True)  # states as the audit log says they stood at `now`
     with db.read() as session:
         campaign = campaign_in_force(session)
         rep = replay(session, campaign, now)
         trend, outcomes = rep.trend(), rep.outcomes()
         last = session.scalar(select(func.max(AuditRow.at)).where(AuditRow.action.in_(TRANSITIONS)))
+    late_units = _overdue_as_of(rep, outcomes, {c.code for c in st.counties})
     scope_codes = {c.code for c in st.counties}
     by_id = {m.id: m for m in campaign.milestones}
     per_county: dict[str, dict[str, object]] = {c: {} for c in scope_codes}
@@ -131,6 +131,21 @@ def build(db: Database, now: dt.datetime, county: str | None = None) -> Progress
         st.city["state_name"] if st.city else None, st.counties, st.totals, campaign.stages, campaign.milestones,
         per_county, [MilestoneTally(m, dict(tallies[m.id][0]), dict(tallies[m.id][1])) for m in campaign.milestones],
         overdue, {c: p for c, p in trend.items() if c in scope_codes}, from_utc_text(last) if last else None)
+
+
+def _overdue_as_of(rep, outcomes, counties: set[str]) -> list[progress.UnitRow]:
+    """The units with a milestone overdue at the replay's `now`, as `units --overdue` lists them."""
+    late: dict[str, list[str]] = {}
+    for o in outcomes:
+        if o.status == "overdue" and o.county_code in counties:
+            late.setdefault(o.unit_code, []).append(o.milestone)
+    rows = []
+    for code in sorted(late):
+        name, level, parent = rep.units[code]
+        cohorts = [c for c in progress.COHORT_ORDER if c in rep.cohorts.get(code, ())]
+        rows.append(progress.UnitRow(code, name, level, parent, rep.state.get(code), cohorts,
+                                     rep.units[parent][0] if parent in rep.units else None, late[code]))
+    return rows
 
 
 def st_today(st: progress.StatusResult) -> dt.date:
@@ -219,7 +234,7 @@ def markdown(rep: ProgressReport) -> str:
            f"乡镇 {t['townships']} 个：已达标 {t['accepted']}（{percent(t['accepted'], t['townships'])}%），"
            f"已开展 {t['started']}，逾期乡镇 {t['overdue_townships']}；有逾期节点的县区 {t['counties_overdue']} 个。"]
     if rep.stale:
-        out += ["", f"> 注意：{rep.last_change.astimezone(SHANGHAI):%Y-%m-%d %H:%M} 之后还有变更；各县区状态按当前数据显示，趋势截至报告时间。"]
+        out += ["", f"> 注意：{rep.last_change.astimezone(SHANGHAI):%Y-%m-%d %H:%M} 之后还有变更；本报告各项数据均按审计日志回溯至报告时间。"]
     out += ["", "## 县区进度", ""]
     out += _md_table(["县区", "阶段", "全部达标", "已开展", "省示范", "县示范", "重点", "下一节点", "逾期"], [
         [c.name, c.state_name, f"`{text_bar(c.accepted, c.townships)}` {c.accepted}/{c.townships}",
