@@ -51,6 +51,8 @@ def _describe(r) -> str:
         parts.append(r.detail.get("cohort", ""))
     elif r.trigger == "denied":
         parts.append(f"{r.detail.get('attempted', '')}：{r.detail.get('reason', '')}")
+    elif r.trigger == "circular":
+        parts.append(f"通报 {r.detail.get('milestone', '')}（截至 {r.detail.get('as_of', '')}，SHA-256 {str(r.detail.get('sha256', ''))[:12]}…）")
     elif r.trigger in ("registry_load", "campaign_load"):
         parts.append(str(r.detail.get("source", "")))
     if r.note:
