@@ -6,7 +6,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import email
+import email.message
+import email.utils
 import json
+import os
 import shutil
 import socket
 import ssl
@@ -21,7 +24,8 @@ from aiosmtpd.controller import Controller
 from conftest import T0
 from sqlalchemy import select
 
-from anjian.notifications.channels import FileOutbox, Outgoing
+from anjian.notifications import channels
+from anjian.notifications.channels import FileOutbox, Outgoing, Transient, message_bytes
 from anjian.workflow import contacts
 from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.models import Contact, Notice
@@ -431,3 +435,131 @@ def test_webhook_url_that_cannot_be_sent_fails_alone(chengde, tmp_path, url):
     assert [(f.recipient, f.status) for f in result.failed] == [(url, "failed")]
     again = run_pass(chengde, OVERDUE_NOW + dt.timedelta(hours=1), NotifySettings(), tmp_path / "outbox")
     assert again.failed == [] and again.deferred == []
+
+
+# -- the message as written, and the outbox a chunk at a time ---------------------------------------
+def reference(o: Outgoing) -> email.message.EmailMessage:
+    """The message as the e-mail package itself builds it (what anjian wrote before it wrote its own)."""
+    msg = email.message.EmailMessage()
+    msg["Subject"] = o.subject
+    msg["From"] = o.sender
+    msg["To"] = email.utils.formataddr((o.recipient_name, o.address))
+    msg["Date"] = email.utils.format_datetime(o.sent_at)
+    msg["Message-ID"] = f"<{o.notice_id}@anjian>"
+    msg["X-Anjian-Notice"] = o.notice_id
+    msg.set_content(o.text, charset="utf-8")
+    if o.html:
+        msg.add_alternative(o.html, subtype="html", charset="utf-8")
+    return msg
+
+
+LONG_CHINESE = "【逾期通知】承德市宽城满族自治县：乡镇安全监管规范化建设有 12 项节点已逾期，请立即组织整改并报市安委会办公室"
+MESSAGES = {
+    "chinese": ("20141231-0000000000000001", LONG_CHINESE, "李科长", "承德市安全生产委员会办公室 <anjian@localhost>"),
+    "english": ("20141231-0000000000000002", "[Overdue] " + " ".join(["Chengde city county township"] * 5),
+                "Li", "Office <office@cd.gov.cn>"),
+    "address-syntax-name": ("20141231-0000000000000003", "=?utf-8?q?not_an_encoded_word?= 仅为文字",
+                            '"Evil" <evil@z.cn>, x', "anjian@localhost"),
+    "specials-and-astral": ("20141231-0000000000000004", "𠀀𠀁 生僻字与 emoji 😀 " * 4,
+                            "Dr. Li (county), 𠀀" + "长" * 50, "Office 承德 <office@cd.gov.cn>"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MESSAGES))
+def test_a_message_reads_back_as_the_e_mail_package_would_have_written_it(case):
+    """Subject, From, To (display name and address), date and both parts read back as from the e-mail
+    package's own message; no header line is longer than 78 columns; the same notice gives the same bytes."""
+    nid, subject, name, sender = MESSAGES[case]
+    text = "关于乡镇安全监管规范化建设节点逾期的通知\r\n\n第一行\n" + "长行" * 300 + "\n.\n末行"
+    o = Outgoing(nid, COUNTY_MAIL, name, subject, text, "<p>" + text.replace("\n", "<br>") + "</p>", text, sender,
+                 OVERDUE_NOW)
+    raw = message_bytes(o)
+    assert raw == message_bytes(o)
+    head = raw.split(b"\n\n", 1)[0].decode("ascii")
+    assert max(len(line) for line in head.split("\n")) <= 78
+    ours, theirs = parse(raw), parse(reference(o).as_bytes())
+    for field in ("From", "Date", "Message-ID", "X-Anjian-Notice"):
+        assert str(ours[field]) == str(theirs[field]), field
+    (to,) = ours["To"].addresses
+    assert to.addr_spec == COUNTY_MAIL
+    if len(name.encode("utf-8")) <= 40:  # one encoded word
+        assert to.display_name == name == theirs["To"].addresses[0].display_name
+    else:  # several: Python's reader puts a space where they join (a mail client does not)
+        assert to.display_name.replace(" ", "") == name.replace(" ", "")
+    # The subject as written, even where it looks like an encoded word (the e-mail package would decode that)
+    assert ours["Subject"] == subject
+    for kind in ("plain", "html"):
+        mine, ref = ours.get_body((kind,)), theirs.get_body((kind,))
+        assert mine.get_content() == ref.get_content()
+        assert mine.get_content_charset() == "utf-8"
+    assert ours.get_body(("plain",)).get_content().startswith("关于乡镇安全监管规范化建设节点逾期的通知\n\n第一行\n")
+
+
+def test_a_message_without_html_is_plain_text():
+    o = Outgoing("20141231-aaaa", COUNTY_MAIL, "李科长", "主题", "正文", None, "正文", "a <a@b.cn>", OVERDUE_NOW)
+    msg = parse(message_bytes(o))
+    assert not msg.is_multipart() and msg.get_content() == "正文\n"
+
+
+def outgoing(n: int) -> list[Outgoing]:
+    return [Outgoing(f"20141231-{i:016x}", COUNTY_MAIL, "李科长", f"【逾期通知】第{i}条", f"正文{i}", f"<p>正文{i}</p>",
+                     f"正文{i}", "承德市安全生产委员会办公室 <anjian@localhost>", OVERDUE_NOW) for i in range(n)]
+
+
+def test_the_outbox_syncs_a_chunk_once_before_any_file_has_its_name(tmp_path, monkeypatch):
+    """send_many writes fifty messages with one data sync and one folder sync, not fifty; when the data
+    is synced no message has its name yet, and after it each has, complete."""
+    outbox = FileOutbox(tmp_path / "outbox")
+    calls = []
+    sync_data, sync_folder = channels._sync_data, channels._sync_folder
+
+    def data(folder, paths):
+        calls.append(("data", len(paths), sorted(p.name for p in folder.iterdir() if p.name.endswith(".eml"))))
+        sync_data(folder, paths)
+
+    def folder(path):
+        calls.append(("folder", None, len(list(path.glob("*.eml")))))
+        sync_folder(path)
+
+    fsyncs = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(channels, "_sync_data", data)
+    monkeypatch.setattr(channels, "_sync_folder", folder)
+    monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+    messages = outgoing(50)
+    assert outbox.send_many(messages) == [None] * 50
+    assert calls == [("data", 50, []), ("folder", None, 50)]
+    if channels._syncfs is not None:  # one syncfs for the data, one fsync for the folder
+        assert len(fsyncs) == 1
+    for o in messages:
+        assert parse(outbox.path(o.notice_id).read_bytes())["X-Anjian-Notice"] == o.notice_id
+    assert sorted(p.name for p in outbox.folder.iterdir()) == sorted(f"{o.notice_id}.eml" for o in messages)
+
+
+def test_without_syncfs_each_file_is_fsynced_before_it_is_named(tmp_path, monkeypatch):
+    """Where there is no syncfs, each temporary file is fsynced (then the folder once) before any is renamed."""
+    monkeypatch.setattr(channels, "_syncfs", None)
+    folder = tmp_path / "outbox"
+    seen = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: seen.append(len(list(folder.glob("*.eml")))) or real_fsync(fd))
+    assert FileOutbox(folder).send_many(outgoing(5)) == [None] * 5
+    assert seen == [0, 0, 0, 0, 0, 5]
+
+
+def test_a_chunk_keeps_a_finished_file_and_writes_the_rest(tmp_path):
+    """In a chunk whose first message a dead pass already wrote, that file stays as it was; the others are written."""
+    outbox = FileOutbox(tmp_path / "outbox")
+    first, *rest = outgoing(3)
+    outbox.send(dataclasses.replace(first, subject="【逾期通知】先前写好的"))
+    before = outbox.path(first.notice_id).read_bytes()
+    assert outbox.send_many([first, *rest]) == [None, None, None]
+    assert outbox.path(first.notice_id).read_bytes() == before
+    assert sorted(p.name for p in outbox.folder.iterdir()) == sorted(f"{o.notice_id}.eml" for o in (first, *rest))
+
+
+def test_an_outbox_that_cannot_be_made_defers_the_whole_chunk(tmp_path):
+    (tmp_path / "outbox").write_text("a file where the folder should be")
+    problems = FileOutbox(tmp_path / "outbox" / "mail").send_many(outgoing(3))
+    assert [type(p) for p in problems] == [Transient] * 3
+    assert "outbox" in str(problems[0])

@@ -276,3 +276,28 @@ def test_robot_messages_are_cut_to_the_robots_limit():
     assert f"另有 {200 - kept} 项未列出" in cut
     assert cut.rstrip().endswith("（编号 x）")
     assert fit_markdown("short\n", WEBHOOK_LIMIT) == "short\n"
+
+
+@pytest.mark.parametrize("chunk", ["1", "2"])
+def test_a_pass_in_small_chunks_sends_what_one_chunk_sends(reachable, cli, outbox, monkeypatch, chunk):
+    """With ANJIAN_REMIND_CHUNK=1 or 2 (three notices in three or two chunks, each claimed, written and marked
+    on its own, the outbox by the writer process) the pass sends exactly the notices the dry run plans,
+    each once; the next pass sends nothing."""
+    planned = remind_json(cli, MIXED, "--dry-run")["sent"]
+    monkeypatch.setenv("ANJIAN_REMIND_CHUNK", chunk)
+    sent = remind_json(cli, MIXED)["sent"]
+    assert sorted((s["notice_id"], s["recipient"]) for s in sent) == sorted((s["notice_id"], s["recipient"]) for s in planned)
+    assert files(outbox) == sorted(f"{s['notice_id']}.eml" for s in planned)
+    assert {(n["status"], n["attempts"]) for n in notices_json(cli)} == {("sent", 1)}
+    assert stored(reachable)[0] == len(planned) == 3
+    assert remind_json(cli, MIXED)["sent"] == []
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "many", "1.5"])
+def test_a_bad_chunk_size_is_bad_input(reachable, cli, outbox, monkeypatch, value):
+    """ANJIAN_REMIND_CHUNK that is not a whole number of at least 1 exits 2 naming it, before anything is claimed."""
+    monkeypatch.setenv("ANJIAN_REMIND_CHUNK", value)
+    r = cli("remind", now=OVERDUE)
+    assert r.exit_code == 2
+    assert "ANJIAN_REMIND_CHUNK" in r.output and repr(value) in r.output
+    assert stored(reachable) == (0, 0) and not outbox.exists()

@@ -145,13 +145,21 @@ def test_without_a_start_the_clock_is_the_real_one_in_utc():
         assert clock_from(None)() == dt.datetime(2015, 3, 27, 0, 30, tzinfo=dt.UTC)
 
 
-def test_the_lock_admits_one_daemon_per_database(chengde):
-    """While one SingleInstance holds the database, a second is refused as a conflict; after release it is free."""
+def test_the_lock_admits_one_daemon_per_sqlite_file_and_peers_on_postgresql(chengde):
+    """On SQLite, while one SingleInstance holds the database a second is refused as a conflict, and after
+    release it is free; on PostgreSQL both are admitted as peers."""
     first = SingleInstance(chengde)
     first.acquire()
     try:
-        with pytest.raises(Conflict, match="already running"):
-            SingleInstance(chengde).acquire()
+        if chengde.dialect == "sqlite":
+            assert not first.peers
+            with pytest.raises(Conflict, match="already running"):
+                SingleInstance(chengde).acquire()
+        else:
+            second = SingleInstance(chengde)
+            second.acquire()
+            assert first.peers and second.peers
+            second.release()
     finally:
         first.release()
     again = SingleInstance(chengde)
@@ -209,7 +217,8 @@ def daemon_env(db_url: str, tmp_path: Path, now: str) -> dict[str, str]:
 
 
 def test_the_daemon_sends_at_start_up_refuses_a_second_copy_and_stops_on_sigterm(fresh_db, db_url, tmp_path):
-    """Started on 2015-02-28, the daemon's start-up pass fills the outbox; a second daemon is refused; SIGTERM stops it, exit 0."""
+    """Started on 2015-02-28, the daemon's start-up pass fills the outbox; a second daemon is refused on
+    SQLite (on PostgreSQL it runs as a peer and finds nothing left to send); SIGTERM stops it, exit 0."""
     with_contacts(fresh_db)
     fresh_db.dispose()
     env = daemon_env(db_url, tmp_path, "2015-02-28T08:30")
@@ -223,10 +232,20 @@ def test_the_daemon_sends_at_start_up_refuses_a_second_copy_and_stops_on_sigterm
         assert len(files) == 2
         assert all(f.name.startswith("20150228-") for f in files)
 
-        second = subprocess.run([ANJIAN, "daemon"], env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                                timeout=HANG_GUARD)
-        assert second.returncode != 0
-        assert "a daemon is already running" in second.stderr.decode()
+        if fresh_db.dialect == "sqlite":
+            second = subprocess.run([ANJIAN, "daemon"], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                                    timeout=HANG_GUARD)
+            assert second.returncode != 0
+            assert "a daemon is already running" in second.stderr.decode()
+        else:
+            peer = Daemonized(env, tmp_path / "peer.log")
+            try:
+                said = peer.read_until(PASS_DONE)
+                assert "可与其他 daemon 同时运行" in said
+                assert "已发送" not in said and "发送 0 条" in said
+                assert peer.stop() == 0, peer.text
+            finally:
+                peer.kill()
         assert first.proc.poll() is None  # the first one is untouched
 
         assert first.stop() == 0, first.text
@@ -296,3 +315,12 @@ def test_a_retry_interval_below_one_minute_is_bad_input(tmp_path):
     r = subprocess.run([ANJIAN, "daemon"], env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=HANG_GUARD)
     assert r.returncode == 2, r.stderr.decode()
     assert "retry_minutes" in r.stderr.decode()
+
+
+def test_the_log_names_the_database_without_its_password():
+    """The start-up line names the database, but a PostgreSQL password in its URL is not written to the log."""
+    from anjian.workflow.daemon import _shown_url
+
+    shown = _shown_url("postgresql+psycopg://anjian:s3cret@db.example:5432/anjian")
+    assert "s3cret" not in shown and "db.example:5432/anjian" in shown
+    assert _shown_url("sqlite:////var/lib/anjian/anjian.db") == "sqlite:////var/lib/anjian/anjian.db"

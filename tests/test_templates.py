@@ -3,6 +3,7 @@ error, markup and template syntax in the data come out as text, and the Chinese 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email
 from email import policy
@@ -19,6 +20,8 @@ from anjian.notifications.render import (
     context,
     environment,
     render,
+    render_parts,
+    template,
     template_names,
 )
 from anjian.workflow import contacts
@@ -212,3 +215,42 @@ def test_a_contact_named_with_markup_is_escaped_in_the_mailed_html(chengde, tmp_
     html = msg.get_body(("html",)).get_content()
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "承德市宽城满族自治县<script>alert(1)</script>：" in msg.get_body(("plain",)).get_content()
+
+
+# -- compiled once, rendered as Template.render would ---------------------------------------------
+@pytest.mark.parametrize("hostile", [None, *HOSTILE])
+@pytest.mark.parametrize("kind", sorted(SAMPLES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_render_gives_what_each_template_renders(language, kind, hostile):
+    """`render` (cached templates, no per-call merging of globals) gives exactly what Template.render gives."""
+    lines = None if hostile is None else [dataclasses.replace(x, unit_path=hostile) for x in SAMPLES[kind]]
+    ctx = sample(kind, language, **({} if hostile is None else {"name": hostile, "unit": hostile}), lines=lines)
+    r = render(ctx, language)
+    env = environment()
+    assert r.subject == env.get_template(f"subject.{language}.txt.j2").render(ctx).strip()
+    assert r.text == env.get_template(f"notice.{language}.txt.j2").render(ctx)
+    assert r.html == env.get_template(f"notice.{language}.html.j2").render(ctx)
+    assert r.markdown == env.get_template(f"webhook.{language}.md.j2").render(ctx)
+    assert render_parts(ctx, language, ("subject", "html")) == {"subject": r.subject, "html": r.html}
+
+
+def test_templates_are_loaded_once_per_process(monkeypatch):
+    """Rendering a thousand notices asks the environment for no template (which would stat its file each
+    time): each is compiled once and kept."""
+    render(sample("mixed"), "zh")
+    asked = []
+    env = environment()
+    real = env.get_template
+    monkeypatch.setattr(env, "get_template", lambda name, *a, **k: asked.append(name) or real(name, *a, **k))
+    for _ in range(1000):
+        render(sample("mixed"), "zh")
+    assert asked == []
+    assert template("html", "zh") is template("html", "zh")
+
+
+def test_a_missing_variable_still_fails_through_render():
+    """The faster path keeps StrictUndefined: an item without its days fails to render."""
+    ctx = sample("mixed")
+    del ctx["overdue"][0]["days"]
+    with pytest.raises(UndefinedError):
+        render(ctx, "zh")

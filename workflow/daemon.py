@@ -2,8 +2,12 @@
 
 APScheduler's job stores are not safe across processes and drop jobs they cannot load, so the
 daemon keeps none: a cron tick calls the pass, whose exactly-once bookkeeping lives in our tables.
-One daemon per database: a lock (a file lock beside an SQLite file, an advisory lock on PostgreSQL)
-refuses a second copy.
+
+On SQLite (a laptop's file) one daemon per database: a file lock beside the file refuses a second
+copy. On PostgreSQL (a province's server) several daemons run as peers, on one machine or several:
+each pass claims its notices a chunk at a time under the database's advisory write lock, after
+checking that no item of the chunk is claimed already, and takes leftovers over with a conditional
+update, so whatever the number of daemons every notice is sent once.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from .errors import BadInput, Conflict
 from .settings import NotifySettings
 
 log = logging.getLogger("anjian.daemon")
-DAEMON_LOCK_KEY = 0x616E6A6A  # advisory lock of the one daemon on PostgreSQL
 
 
 def clock_from(start: dt.datetime | None) -> Callable[[], dt.datetime]:
@@ -45,12 +48,14 @@ def daily_time(notify: NotifySettings) -> tuple[int, int]:
 
 
 class SingleInstance:
-    """Holds the one-daemon-per-database lock for as long as the daemon lives."""
+    """Holds the one-daemon-per-file lock of an SQLite database for as long as the daemon lives.
+
+    On PostgreSQL there is nothing to hold: daemons there are peers (`peers` is then True)."""
 
     def __init__(self, db: Database):
         self.db = db
         self._fh = None
-        self._conn = None
+        self.peers = db.dialect != "sqlite"
 
     def acquire(self) -> None:
         if self.db.dialect == "sqlite":
@@ -71,26 +76,21 @@ class SingleInstance:
             self._fh.truncate()
             self._fh.write(f"pid {os.getpid()}")
             self._fh.flush()
-        else:
-            from sqlalchemy import text
-
-            self._conn = self.db.engine.connect()
-            got = self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": DAEMON_LOCK_KEY}).scalar()
-            self._conn.commit()
-            if not got:
-                self._conn.close()
-                raise Conflict(f"a daemon is already running against {self.db.url}; not starting a second copy")
 
     def release(self) -> None:
         if self._fh is not None:
             self._fh.close()
-        if self._conn is not None:
-            from sqlalchemy import text
+            self._fh = None
 
-            # The pool keeps the connection open after close(), and with it a session-level lock.
-            self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": DAEMON_LOCK_KEY})
-            self._conn.commit()
-            self._conn.close()
+
+def _shown_url(url: str) -> str:
+    """The database URL without its password, for the log."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse is logged as it is
+        return url
 
 
 class Daemon:
@@ -173,8 +173,9 @@ class Daemon:
         self.scheduler.add_listener(stop_if_asked, EVENT_SCHEDULER_STARTED)
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        log.info("anjian daemon 启动：数据库 %s，每天 %s（北京时间）运行，今天 %s", self.db.url, self.notify.daemon_at,
-                 local_date(self.clock()))
+        log.info("anjian daemon 启动：数据库 %s，每天 %s（北京时间）运行，今天 %s%s", _shown_url(self.db.url),
+                 self.notify.daemon_at, local_date(self.clock()),
+                 "（PostgreSQL：可与其他 daemon 同时运行，每条通知只发送一次）" if lock.peers else "")
         try:
             self.tick()  # catch up at start-up
             if not stopping:

@@ -130,7 +130,26 @@ def remind(env, dry_run, fmt) -> None:
         out += [s["reason"] for s in res.skipped if "unit" not in s]
         return "\n".join(out)
 
-    emit(fmt, text, res)
+    if fmt == "json":
+        _echo_json(res.as_json())
+    else:
+        emit(fmt, text, res)
+
+
+def _echo_json(data: dict) -> None:
+    """What `emit` prints as JSON, written out as it is encoded: a national pass lists a hundred thousand
+    entries, and the whole text at once (with a copy of the data to make it) would take hundreds of MB."""
+    import json
+
+    parts: list[str] = []
+    size = 0
+    for piece in json.JSONEncoder(ensure_ascii=False, indent=2).iterencode(data):
+        parts.append(piece)
+        size += len(piece)
+        if size > 1 << 20:
+            click.echo("".join(parts), nl=False)
+            parts, size = [], 0
+    click.echo("".join(parts))
 
 
 @click.command()
@@ -238,7 +257,9 @@ def calendar_load(env, file) -> None:
 def daemon(env, log_file) -> None:
     """Run the scheduler: each day at 08:30 Asia/Shanghai (settings: [daemon] at) it moves the city on
     the stage dates and sends the day's reminders on working days; once at start-up to catch up;
-    retries due every few minutes. Stops cleanly on SIGTERM/SIGINT; refuses a second copy.
+    retries due every few minutes. Stops cleanly on SIGTERM/SIGINT. On an SQLite database it refuses a
+    second copy; on PostgreSQL several daemons (on one machine or several) run as peers, and each notice
+    is still sent once.
 
     Example:
 
