@@ -120,6 +120,9 @@ def _sqlite_connect(dbapi_conn, _record) -> None:
     if mode != "wal":
         cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA synchronous = NORMAL")
+    # Checkpoint the write-ahead log every 50,000 pages, not 1,000: a reminder pass over the whole country
+    # writes ~200 MB of notices, and checkpointing every 4 MB cost it 0.7 s. Readers are not affected.
+    cur.execute("PRAGMA wal_autocheckpoint = 50000")
     cur.close()
 
 
