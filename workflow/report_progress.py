@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
-from functools import cache
 
 from anjian.states.campaign import Milestone, Stage
 from anjian.states.machines import state_name
@@ -19,7 +18,7 @@ from . import progress
 from .clock import SHANGHAI, from_utc_text
 from .db import Database
 from .progress import COHORT_ORDER, CountyStatus
-from .render import as_csv, width
+from .render import as_csv
 
 COHORT_WORDS = {"provincial_demo": "省示范", "county_demo": "县示范", "key": "重点", "heavy_task": "任务重"}
 STATUS_CLASS = {"on_time": "on-time", "late": "late", "overdue": "overdue", "pending": "pending"}
@@ -289,9 +288,11 @@ def workbook(rep: ProgressReport) -> bytes:
     from openpyxl import Workbook
     from openpyxl.chart import BarChart, Reference
 
+    from .xlsx import fill_sheet
+
     wb = Workbook()
     headers, rows = county_table(rep)
-    ws = _sheet(wb.active, "县区进度", headers, rows)
+    ws = fill_sheet(wb.active, "县区进度", headers, rows)
     if rows:
         chart = BarChart()
         chart.type, chart.title, chart.y_axis.title = "bar", "各县区乡镇达标情况", "乡镇（个）"
@@ -299,15 +300,15 @@ def workbook(rep: ProgressReport) -> bytes:
         chart.set_categories(Reference(ws, min_col=2, min_row=2, max_row=len(rows) + 1))
         chart.height, chart.width = 4 + 0.6 * len(rows), 16
         ws.add_chart(chart, f"A{len(rows) + 4}")
-    _sheet(wb.create_sheet(), "逾期单位", ["代码", "单位", "级别", "县区", "状态", "类别", "逾期节点", "期限", "逾期天数"], [
+    fill_sheet(wb.create_sheet(), "逾期单位", ["代码", "单位", "级别", "县区", "状态", "类别", "逾期节点", "期限", "逾期天数"], [
         [u.code, u.name, "县区" if u.level == "county" else "乡镇", u.county_name, u.state_name,
          "、".join(COHORT_WORDS[c] for c in u.cohorts) or None, x.name, x.deadline, x.days]
         for u in rep.overdue for x in u.late])
-    _sheet(wb.create_sheet(), "趋势", ["县区代码", "县区", "日期", "已达标", "已开展", "乡镇数"], [
+    fill_sheet(wb.create_sheet(), "趋势", ["县区代码", "县区", "日期", "已达标", "已开展", "乡镇数"], [
         [code, rep.names.get(code, code), p.day, p.accepted, p.started, p.townships]
         for code, points in rep.trend.items() for p in points])
     words = {"on_time": "按期完成", "late": "逾期完成", "overdue": "逾期未完成", "pending": "未到期"}
-    _sheet(wb.create_sheet(), "节点完成", ["县区代码", "县区", "节点", "期限", "状态", "天数", "完成时间", "审计序号"], [
+    fill_sheet(wb.create_sheet(), "节点完成", ["县区代码", "县区", "节点", "期限", "状态", "天数", "完成时间", "审计序号"], [
         [c.code, c.name, m.name, m.deadline, words[o.status], o.days,
          o.met_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if o.met_at else None, o.met_seq]
         for c in rep.counties for m in rep.milestones if (o := rep.outcomes[c.code].get(m.id)) is not None])
@@ -316,48 +317,12 @@ def workbook(rep: ProgressReport) -> bytes:
     return buf.getvalue()
 
 
-def _sheet(ws, title: str, headers: list[str], rows: list[list[object]]):
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
-    ws.title = title
-    widths = [width(h) for h in headers]
-    for r, row in enumerate([headers, *rows], 1):
-        for col, value in enumerate(row, 1):
-            if value is None:
-                continue
-            cell = ws.cell(row=r, column=col)
-            if isinstance(value, str):
-                cell.value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
-                cell.data_type = "s"  # never a formula, whatever it starts with
-                cell.quotePrefix = value.startswith(("=", "+", "-", "@"))
-            else:
-                cell.value = value
-                if isinstance(value, dt.date):
-                    cell.number_format = "yyyy-mm-dd"
-            if r == 1:
-                cell.font = Font(bold=True)
-            widths[col - 1] = max(widths[col - 1], 10 if isinstance(value, dt.date) else width(str(value)))
-    for col, w in enumerate(widths, 1):
-        ws.column_dimensions[get_column_letter(col)].width = min(w + 2, 60)
-    ws.freeze_panes = "A2"
-    return ws
-
-
 # -- HTML ----------------------------------------------------------------------------------------------
-@cache
-def environment():
-    """Jinja2 over the package's templates: undefined names are errors, HTML is autoescaped."""
-    from importlib import resources
-
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-    return Environment(loader=FileSystemLoader(str(resources.files("anjian.templates"))), undefined=StrictUndefined,
-                       autoescape=lambda name: bool(name) and ".html" in name, keep_trailing_newline=True)
 
 
 def render_template(name: str, **context: object) -> str:
+    from anjian.notifications.render import environment  # the one Jinja2 setup: strict, HTML autoescaped
+
     return environment().get_template(name).render(context)
 
 
