@@ -218,10 +218,11 @@ class Sweep:
         """Forget every notice (the pass writes nothing else) and give the run an empty outbox."""
         from sqlalchemy import delete
 
-        from anjian.workflow.models import Notice, NoticeItem
+        from anjian.workflow.models import Notice, NoticeContent, NoticeItem
 
         with self.db.write() as s:
             s.execute(delete(NoticeItem))
+            s.execute(delete(NoticeContent))
             s.execute(delete(Notice))
         self.inbox.take()
         self.runs += 1

@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import pickle
+import queue
 import secrets
 import signal
 import smtplib
@@ -19,6 +20,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 import urllib.error
 import urllib.request
@@ -55,6 +57,18 @@ class Outgoing:
     markdown: str
     sender: str
     sent_at: object  # datetime
+
+
+def email_outgoing(notice_id: str, address: str, recipient_name: str, subject: str, stored: str | None,
+                   body: str | None, html: str | None, sender: str, sent_at: object) -> Outgoing:
+    """The e-mail of a claimed notice, its text and HTML rendered from its stored content (a notice claimed
+    before schema 0004 has none: its stored `body` and `html` are used)."""
+    if stored is not None:
+        from .render import parts_of
+
+        parts = parts_of(stored, ("text", "html"))
+        body, html = parts["text"], parts["html"]
+    return Outgoing(notice_id, address, recipient_name, subject, body or "", html, body or "", sender, sent_at)
 
 
 LINE = 78  # columns a header line is folded to (RFC 5322's "should")
@@ -258,15 +272,21 @@ class FileOutbox:
 
 
 class OutboxWriter:
-    """`FileOutbox.send_many` in a helper process, so that a pass renders and claims its next chunk while
-    the disk takes this one. (A thread cannot do it: the GIL would pass to and fro at each of a chunk's
-    thousands of system calls.) `submit` hands it a chunk, `collect` waits for that chunk's outcomes.
+    """Rendering e-mails and `FileOutbox.send_many` in a helper process, so that a pass claims its next
+    chunk while this one is rendered and the disk takes it. (A thread cannot do it: the GIL would pass
+    to and fro at each of a chunk's thousands of system calls.) `submit` hands it a chunk of claimed
+    notices (their stored content, see `email_outgoing`), `collect` waits for that chunk's outcomes.
 
     The chunks go to it on its stdin and the outcomes come back on its stdout, pickled, between the two
-    processes of one pass only. It ignores SIGINT and SIGTERM — the pass ends it by closing its stdin —
-    and dies with the pass: PR_SET_PDEATHSIG on Linux, elsewhere when its stdin closes, after the chunk
-    under way (a file it then writes is the same, byte for byte, as the one the next pass would write).
-    A fault point it reaches kills the pass too (ANJIAN_PASS_PID): the two are one pass."""
+    processes of one pass only. A thread of its own takes chunks off the pipe as they come, so the pass
+    can hand it the next ones (up to `DEPTH` not yet collected) without waiting for the one under way;
+    it writes every chunk waiting with the one it takes (up to `GROUP_MAX`) under one sync. It ignores
+    SIGINT and SIGTERM — the pass ends it by closing its stdin — and dies with the pass: PR_SET_PDEATHSIG
+    on Linux, elsewhere when its stdin closes, after the chunks it holds (a file it then writes is the
+    same, byte for byte, as the one the next pass would write). A fault point it reaches kills the pass
+    too (ANJIAN_PASS_PID): the two are one pass."""
+
+    DEPTH = 8  # chunks handed over and not yet collected, at most: a slow start of the disk is absorbed
 
     def __init__(self, proc: subprocess.Popen):
         self.proc = proc
@@ -306,10 +326,10 @@ class OutboxWriter:
                 self._greeted = False
         return self._greeted
 
-    def submit(self, messages: list[Outgoing]) -> None:
-        # As tuples: a pickled dataclass costs several times as much.
-        self._put([(o.notice_id, o.address, o.recipient_name, o.subject, o.text, o.html, o.markdown, o.sender, o.sent_at)
-                   for o in messages])
+    def submit(self, letters: list[tuple]) -> None:
+        """Hand over a chunk of e-mails to render and write, each as the arguments of `email_outgoing`
+        (tuples: a pickled dataclass costs several times as much)."""
+        self._put(letters)
 
     def collect(self) -> list[Transient | None]:
         try:
@@ -345,20 +365,54 @@ def _serve() -> None:
     if os.getppid() != parent:
         return  # the pass is gone already
     outbox = FileOutbox(Path(folder))
+    from . import render
+
+    render.template("text", "zh")  # the templates loaded (and compiled) while the pass plans its first chunk
     pickle.dump(("ok", "ready"), out)
     out.flush()
-    while True:
+    chunks: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=_read_chunks, args=(inp, chunks), daemon=True).start()
+    done = False
+    while not done:
+        group = [chunks.get()]
+        # The chunks waiting already are written with this one, under one sync: when the disk is slow the
+        # writer falls behind, and then it syncs less often and catches up.
+        while group[-1] is not None and len(group) < GROUP_MAX:
+            try:
+                group.append(chunks.get_nowait())
+            except queue.Empty:
+                break
+        if group[-1] is None:
+            done = True
+            group.pop()
+        if not group:
+            break
         try:
-            rows = pickle.load(inp)
-        except EOFError:
-            return
-        try:
-            problems = outbox.send_many([Outgoing(*row) for row in rows])
-            reply: tuple[str, object] = ("ok", [None if p is None else str(p) for p in problems])
+            problems = outbox.send_many([email_outgoing(*row) for rows in group for row in rows])
+            texts = [None if p is None else str(p) for p in problems]
+            replies: list[tuple[str, object]] = []
+            for rows in group:
+                replies.append(("ok", texts[: len(rows)]))
+                texts = texts[len(rows):]
         except Exception:  # noqa: BLE001 - a bug, reported to the pass, which raises it
-            reply = ("error", traceback.format_exc(limit=-3))
-        pickle.dump(reply, out, protocol=pickle.HIGHEST_PROTOCOL)
+            replies = [("error", traceback.format_exc(limit=-3))] * len(group)
+        for reply in replies:
+            pickle.dump(reply, out, protocol=pickle.HIGHEST_PROTOCOL)
         out.flush()
+
+
+GROUP_MAX = 8  # chunks the writer writes under one sync, at most
+
+
+def _read_chunks(inp, chunks: queue.SimpleQueue) -> None:
+    """The writer's reader thread: takes each chunk off the pipe as the pass sends it, so the pass does
+    not wait, pipe-full, for the chunk before to be written (it sleeps in `read` while the writer works);
+    None when the pass closes the pipe."""
+    try:
+        while True:
+            chunks.put(pickle.load(inp))
+    except Exception:  # noqa: BLE001 - EOF (the pass closed it), or a broken pipe: no more chunks
+        chunks.put(None)
 
 
 def _die_with_parent() -> None:

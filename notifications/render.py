@@ -7,9 +7,11 @@ or template syntax comes out as text.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import NamedTuple
 
 LANGUAGES = ("zh", "en")
 TITLES = {
@@ -68,12 +70,25 @@ def chinese_date(day: dt.date) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
+class Item(NamedTuple):
+    """One line of a notice as the templates see it (`i.unit_path`, ...). A tuple with attributes, not a
+    dict: Jinja2 looks an attribute up first, and on a dict each lookup would raise and catch an
+    AttributeError before trying the key (a national pass looks up a million)."""
+
+    unit_path: str
+    milestone: str
+    milestone_name: str
+    deadline: str
+    deadline_cn: str
+    days: int
+    rung: str
+
+
 def context(notice_id: str, kind: str, recipient_name: str, recipient_unit: str, lines: list[NoticeLine],
             campaign_title: str, issuer: str, today: dt.date, language: str) -> dict:
-    def item(line: NoticeLine) -> dict:
-        return {"unit_path": line.unit_path, "milestone": line.milestone, "milestone_name": line.milestone_name,
-                "deadline": line.deadline.isoformat(), "deadline_cn": chinese_date(line.deadline), "days": line.days,
-                "rung": line.rung}
+    def item(line: NoticeLine) -> Item:
+        return Item(line.unit_path, line.milestone, line.milestone_name, line.deadline.isoformat(),
+                    chinese_date(line.deadline), line.days, line.rung)
 
     return {
         "notice_id": notice_id, "kind": kind, "title": TITLES[(language, kind)],
@@ -125,3 +140,27 @@ def render_parts(ctx: dict, language: str, parts: tuple[str, ...]) -> dict[str, 
 def render(ctx: dict, language: str = "zh") -> Rendered:
     """Subject, plain text, HTML and the group-robot markdown of one notice."""
     return Rendered(**render_parts(ctx, language, PARTS))
+
+
+def content(notice_id: str, kind: str, recipient_name: str, recipient_unit: str, lines: list[NoticeLine],
+            campaign_title: str, issuer: str, today: dt.date, language: str) -> str:
+    """What a notice says, as the JSON of what its parts are rendered from (the arguments of `context`,
+    lines in the order given): stored when the notice is claimed, a tenth of the size of its text and
+    HTML, and rendered by `parts_of` where it is sent."""
+    return json.dumps({"notice_id": notice_id, "kind": kind, "recipient_name": recipient_name,
+                       "recipient_unit": recipient_unit, "campaign_title": campaign_title, "issuer": issuer,
+                       "today": today.isoformat(), "language": language,
+                       "lines": [[x.unit_code, x.unit_path, x.milestone, x.milestone_name, x.deadline.isoformat(), x.rung,
+                                  x.kind, x.days] for x in lines]},
+                      ensure_ascii=False, separators=(",", ":"))
+
+
+def parts_of(stored: str, parts: tuple[str, ...]) -> dict[str, str]:
+    """Render the parts of a notice from its stored `content`: the same text, byte for byte, as
+    `render_parts` of the context it was made from."""
+    d = json.loads(stored)
+    lines = [NoticeLine(code, path, ms, name, dt.date.fromisoformat(deadline), rung, kind, days)
+             for code, path, ms, name, deadline, rung, kind, days in d["lines"]]
+    ctx = context(d["notice_id"], d["kind"], d["recipient_name"], d["recipient_unit"], lines, d["campaign_title"],
+                  d["issuer"], dt.date.fromisoformat(d["today"]), d["language"])
+    return render_parts(ctx, d["language"], parts)

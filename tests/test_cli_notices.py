@@ -74,6 +74,20 @@ def test_remind_reports_what_it_sent_in_the_contract_shape(reachable, cli, outbo
     assert files(outbox) == sorted(f"{s['notice_id']}.eml" for s in data["sent"])
 
 
+def test_remind_json_puts_one_entry_on_each_line(reachable, cli, outbox):
+    """The JSON of a pass is the pass's result, an entry a line (a national pass lists tens of thousands),
+    with names in Chinese as they are, not as \\u escapes."""
+    r = cli("remind", "--format", "json", now=MIXED)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    entries = [line.strip().rstrip(",") for line in r.output.splitlines() if line.startswith("    {")]
+    assert [json.loads(e) for e in entries] == data["sent"] + data["skipped"]
+    assert len(data["skipped"]) > 0 and "\\u" not in r.output
+    assert any("无联系人" in json.dumps(s, ensure_ascii=False) or "no contact" in s.get("reason", "") for s in data["skipped"])
+    empty = cli("remind", "--format", "json", now=MIXED)
+    assert json.loads(empty.output)["sent"] == [] and '"sent": []' in empty.output
+
+
 def test_remind_twice_at_the_same_time_sends_nothing_new(reachable, cli, outbox):
     """The second `remind` at the same --now exits 0, sends nothing, and writes no file or row."""
     first = remind_json(cli, OVERDUE)
@@ -301,3 +315,99 @@ def test_a_bad_chunk_size_is_bad_input(reachable, cli, outbox, monkeypatch, valu
     assert r.exit_code == 2
     assert "ANJIAN_REMIND_CHUNK" in r.output and repr(value) in r.output
     assert stored(reachable) == (0, 0) and not outbox.exists()
+
+
+def eml_text(path) -> tuple[str, str, str]:
+    msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    return str(msg["Subject"]), msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content()
+
+
+def test_a_notice_stores_what_it_says_and_its_file_is_rendered_from_that(reachable, cli, outbox, monkeypatch):
+    """A claimed notice stores its content (a few hundred bytes of JSON), not its rendered text; its file,
+    written by the outbox writer (chunks of one), says what the templates make of that content."""
+    from anjian.notifications.render import parts_of
+    from anjian.workflow.models import NoticeContent
+
+    monkeypatch.setenv("ANJIAN_REMIND_CHUNK", "1")
+    sent = remind_json(cli, MIXED)["sent"]
+    with reachable.read() as s:
+        rows = {r.notice_id: r for r in s.scalars(select(NoticeContent))}
+        subjects = dict(s.execute(select(Notice.id, Notice.subject)).all())
+    assert set(rows) == {x["notice_id"] for x in sent}
+    for nid, row in rows.items():
+        assert row.body is None and row.html is None
+        assert len(row.content.encode()) < 2000
+        parts = parts_of(row.content, ("subject", "text", "html"))
+        subject, text, html = eml_text(outbox / f"{nid}.eml")
+        assert (subject, text, html) == (subjects[nid], parts["text"], parts["html"]) and parts["subject"] == subject
+        assert "峪耳崖镇" in text or "宽城" in text
+
+
+def test_a_notice_claimed_before_schema_0004_goes_out_as_it_was_stored(reachable, cli, outbox):
+    """A notice left claimed by a pass before notices stored their content has its rendered text and HTML
+    kept (notice_contents.body, .html): the next pass writes its file with exactly those."""
+    from sqlalchemy import update as sql_update
+
+    from anjian.workflow.models import NoticeContent
+
+    sent = remind_json(cli, OVERDUE)["sent"]
+    nid = sent[0]["notice_id"]
+    (outbox / f"{nid}.eml").unlink()
+    with reachable.write() as session:
+        session.execute(sql_update(Notice).where(Notice.id == nid).values(status="claimed", owner="gone-host:1",
+                                                                       created_at="2014-12-31T00:30:00.000000Z"))
+        session.execute(sql_update(NoticeContent).where(NoticeContent.notice_id == nid)
+                        .values(content=None, body="旧版正文：请按期完成。", html="<p>旧版正文</p>"))
+    again = remind_json(cli, "2014-12-31T10:30")
+    assert [s["notice_id"] for s in again["sent"]] == [nid]
+    _, text, html = eml_text(outbox / f"{nid}.eml")
+    assert text.strip() == "旧版正文：请按期完成。" and html.strip() == "<p>旧版正文</p>"
+
+
+def test_a_template_that_cannot_render_fails_the_pass_before_anything_is_claimed(reachable, outbox, monkeypatch):
+    """The first notice of each channel is rendered whole before a chunk is claimed: a template that
+    fails fails the pass with nothing claimed and nothing written (the next pass sends it all)."""
+    import datetime as dt
+
+    from jinja2.exceptions import UndefinedError
+
+    import anjian.workflow.reminders as reminders
+    from anjian.workflow.clock import SHANGHAI
+    from anjian.workflow.settings import NotifySettings
+
+    def broken(stored, parts):
+        raise UndefinedError("'overdue' is undefined")
+
+    monkeypatch.setattr(reminders, "parts_of", broken)
+    now = dt.datetime(2015, 3, 24, 8, 30, tzinfo=SHANGHAI)
+    with pytest.raises(UndefinedError):
+        reminders.run_pass(reachable, now, NotifySettings(), outbox)
+    assert stored(reachable) == (0, 0) and not outbox.exists()
+    monkeypatch.undo()
+    assert len(reminders.run_pass(reachable, now, NotifySettings(), outbox).sent) == 3
+
+
+def test_a_notice_a_peer_claimed_meanwhile_is_dropped_and_the_rest_claimed(reachable, outbox):
+    """Between a pass's look at what is claimed and its claim, a peer claims one of its notices: the whole
+    chunk, inserted at once, is refused by the items' key, and then that notice alone is dropped — the
+    others are claimed in the same transaction, nothing is claimed twice."""
+    import datetime as dt
+
+    from anjian.workflow import reminders
+    from anjian.workflow.clock import SHANGHAI
+    from anjian.workflow.registry import campaign_in_force
+    from anjian.workflow.settings import NotifySettings
+    from anjian.workflow.workdays import load_office_calendar
+
+    now = dt.datetime(2015, 3, 24, 8, 30, tzinfo=SHANGHAI)
+    settings = NotifySettings()
+    with reachable.read() as s:
+        plans, _ = reminders.plan(s, now, load_office_calendar(s), settings)
+        campaign = campaign_in_force(s)
+    assert len(plans) == 3
+    mine = reminders._stage_chunk(reachable, now, now.date(), plans, campaign, settings)
+    peers = reminders._stage_chunk(reachable, now, now.date(), plans[1:2], campaign, settings)
+    assert [r.id for r in reminders._claim_staged(reachable, peers)] == [peers[0].ready.id]
+    won = reminders._claim_staged(reachable, mine)
+    assert sorted(r.id for r in won) == sorted(s.ready.id for i, s in enumerate(mine) if i != 1)
+    assert stored(reachable)[0] == 3

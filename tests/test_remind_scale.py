@@ -23,7 +23,7 @@ from sqlalchemy import delete, insert, select
 from anjian.notifications.channels import OutboxWriter
 from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.db import Database
-from anjian.workflow.models import Contact, Notice, NoticeItem, Unit
+from anjian.workflow.models import Contact, Notice, NoticeContent, NoticeItem, Unit
 from anjian.workflow.registry import initialize
 from anjian.workflow.reminders import run_pass
 from anjian.workflow.settings import NotifySettings
@@ -34,7 +34,7 @@ from anjian.workflow.settings import NotifySettings
 DUE_NOW = dt.datetime(2016, 12, 1, 8, 30, tzinfo=SHANGHAI)
 SETUP_TIME = dt.datetime(2014, 12, 15, 9, 0, tzinfo=SHANGHAI)
 COUNTIES, PER_COUNTY = 12, 250  # 3,000 townships
-CHUNK = 400  # notices per chunk in these tests: the pass has several chunks, and a writer process writes them
+CHUNK = 250  # notices per chunk in these tests: the pass has a dozen chunks, and a writer process writes them
 CHILD = "import sys; from anjian.workflow.cli import main; sys.argv[0] = 'anjian'; main()"
 HANG_GUARD = 60.0  # seconds before a condition that does not come fails the test instead of hanging it
 
@@ -87,6 +87,7 @@ def fresh(large, tmp_path, monkeypatch):
     """The large database with no notice yet, this test's outbox, and chunks of CHUNK notices."""
     with large.write() as session:
         session.execute(delete(NoticeItem))
+        session.execute(delete(NoticeContent))
         session.execute(delete(Notice))
     monkeypatch.setenv("ANJIAN_REMIND_CHUNK", str(CHUNK))
     for var in ("ANJIAN_FAULT", "ANJIAN_FAULT_SKIP", "ANJIAN_PASS_PID"):
@@ -151,7 +152,7 @@ def test_every_township_is_due_and_has_its_own_notice(fresh, tmp_path):
 
 
 def test_a_large_pass_sends_each_notice_once_and_a_second_pass_nothing(fresh, tmp_path, monkeypatch):
-    """In chunks of 400, written by the writer process while the next is claimed, every planned notice goes
+    """In chunks of 250, written by the writer process while the next is claimed, every planned notice goes
     out once; a second pass at the same time sends nothing and writes no row or file."""
     started = []
     start = OutboxWriter.start
@@ -188,21 +189,28 @@ def remind_process(db: Database, outbox: Path, home: Path, **extra: str) -> subp
                           capture_output=True, text=True, timeout=600)
 
 
-# Where each kill lands: the pass claims chunks of 400 (notices 1-400, 401-800, 801-1200, ...); the writer
-# writes chunk k while the pass claims chunk k+1, and chunk k is marked (its files all synced) in the
-# transaction that claims chunk k+2.
+# Where each kill lands: the pass claims chunks of 250 (notices 1-250, 251-500, 501-750, ...) and hands
+# each to the writer, which writes them in turn; once more than DEPTH are handed over and not collected,
+# the pass waits for the oldest, so chunk k is marked (its files all synced) in the transaction that
+# claims chunk k + DEPTH + 1.
+DEPTH = OutboxWriter.DEPTH
 KILLS = {
-    "after_claim": 2,  # after claiming the third chunk
-    "during_write": 900,  # in the 901st file: the middle of the third chunk
-    "before_rename": 900,  # its 901st file complete, not yet named
-    "after_send": 900,  # the 901st file named, its chunk not yet marked
+    "after_claim": DEPTH + 1,  # after claiming chunk DEPTH + 2, whose claim marked the first chunk
+    "during_write": 2 * CHUNK + CHUNK // 2,  # in the middle of the third chunk's files
+    "before_rename": 2 * CHUNK + CHUNK // 2,  # that file complete, not yet named
+    "after_send": 2 * CHUNK + CHUNK // 2,  # that file named, its chunk not yet marked
 }
+
+
+def test_the_kills_land_inside_the_pass():
+    """The fault points above fall in the middle of the pass: it has more chunks than they need."""
+    assert (DEPTH + 2) * CHUNK < COUNTIES * (PER_COUNTY + 1)
 
 
 @pytest.mark.parametrize("fault", sorted(KILLS))
 def test_a_pass_killed_in_a_later_chunk_is_finished_by_the_next(fresh, tmp_path, fault):
-    """Killed with SIGKILL at the fault point in the middle of the third chunk, the pass leaves the first
-    chunk or two sent and the rest claimed; the next pass sends every notice once and writes every file once."""
+    """Killed with SIGKILL at the fault point in the middle of the pass, it leaves at most its first chunks
+    sent and the rest claimed; the next pass sends every notice once and writes every file once."""
     outbox, home = tmp_path / "outbox", tmp_path / "home"
     expected = planned(fresh, outbox)
     killed = remind_process(fresh, outbox, home, ANJIAN_FAULT=fault, ANJIAN_FAULT_SKIP=str(KILLS[fault]))
@@ -216,13 +224,18 @@ def test_a_pass_killed_in_a_later_chunk_is_finished_by_the_next(fresh, tmp_path,
     assert {f[:-4] for f in files} <= set(left)  # nothing is written before it is claimed
     assert all(f"{nid}.eml" in files for nid, (status, *_) in left.items() if status == "sent")  # nor marked before written
     if fault == "after_claim":
-        assert len(left) == 3 * CHUNK  # the third claim was made, and with it the first chunk marked
+        assert len(left) == (DEPTH + 2) * CHUNK  # the last claim was made, and with it the first chunk marked
         assert statuses["sent"] == CHUNK
     else:
-        # The writer died in its third chunk: the first is marked (with the third claim); the second is if
-        # the pass had claimed the fourth chunk by then.
-        assert statuses["sent"] in (CHUNK, 2 * CHUNK)
-        assert len(files) == (KILLS[fault] + 1 if fault == "after_send" else 2 * CHUNK)
+        # The writer died in its third chunk, having written two: each of those is marked if the pass had
+        # claimed DEPTH more chunks after it by then (the pass is killed as the writer is: a race).
+        assert statuses["sent"] in (0, CHUNK, 2 * CHUNK)
+        if fault == "after_send":  # files are named one by one: the one it was killed after was
+            assert len(files) == KILLS[fault] + 1
+        else:
+            # The first chunk is written alone (nothing else is waiting when it comes); the second is named
+            # already unless the writer took it together with the third, under one sync.
+            assert len(files) in (CHUNK, 2 * CHUNK)
 
     again = remind_process(fresh, outbox, home)
     assert again.returncode == 0, again.stderr
@@ -238,7 +251,7 @@ def test_the_writer_process_ends_with_the_pass(fresh, tmp_path):
     writing beside the next pass), and the next pass finishes every notice once."""
     outbox, home = tmp_path / "outbox", tmp_path / "home"
     expected = planned(fresh, outbox)
-    # The pass is killed once it has claimed the third chunk; its writer is then writing the second.
+    # The pass is killed once it has claimed the third chunk; its writer is then writing one of the first two.
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANJIAN_")}
     env.update(ANJIAN_DB=fresh.url, ANJIAN_HOME=str(home), ANJIAN_OUTBOX=str(outbox), ANJIAN_REMIND_CHUNK=str(CHUNK),
                ANJIAN_FAULT="after_claim", ANJIAN_FAULT_SKIP="2")

@@ -7,7 +7,7 @@ On PostgreSQL a write transaction takes one advisory lock, which serializes appe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from .errors import BadInput
 
-SCHEMA_HEAD = "0003"  # the newest migration; a test holds it equal to Alembic's head
+SCHEMA_HEAD = "0004"  # the newest migration; a test holds it equal to Alembic's head
 AUDIT_LOCK_KEY = 0x616E6A69  # "anji": the advisory lock that serializes writers on PostgreSQL
 BUSY_TIMEOUT_MS = 60_000
 
@@ -82,6 +82,26 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+IN_LIMIT = 900  # values in one IN (...): below SQLite's default limit of bound parameters
+
+
+def pieces(session: Session, values: Sequence) -> list[Sequence]:
+    """`values` in pieces for `among`: all at once on PostgreSQL, below SQLite's parameter limit elsewhere."""
+    if session.get_bind().dialect.name == "postgresql":
+        return [values] if values else []
+    return [values[i : i + IN_LIMIT] for i in range(0, len(values), IN_LIMIT)]
+
+
+def among(session: Session, column, values: Sequence):
+    """`column IN (values)`; on PostgreSQL `column = ANY(array)`, one parameter however many values (an
+    IN list of 900 parameters costs more to bind than the statement costs to run)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy import ARRAY, any_, bindparam
+
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def _no_such_table(exc: Exception) -> bool:

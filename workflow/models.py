@@ -6,7 +6,7 @@ so the audit chain hashes identically on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -109,14 +109,12 @@ class Notice(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
-    recipient: Mapped[str] = mapped_column(String(500), index=True)
+    recipient: Mapped[str] = mapped_column(String(500))
     recipient_name: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(8))
     subject: Mapped[str] = mapped_column(Text)
-    body: Mapped[str] = mapped_column(Text)
-    html: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)  # claimed | sent | retry | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[str | None] = mapped_column(String(32))
@@ -127,22 +125,33 @@ class Notice(Base):
     owner: Mapped[str | None] = mapped_column(String(120))  # host:pid of the pass that claimed it
 
 
+class NoticeContent(Base):
+    """What a notice says, written when it is claimed and never changed: the JSON its parts are rendered
+    from (`notifications.render.content`), apart from `notices`, whose rows change as notices are sent.
+    `body` and `html` hold the rendered text of a notice claimed before schema 0004, which has no content."""
+
+    __tablename__ = "notice_contents"
+
+    notice_id: Mapped[str] = mapped_column(ForeignKey("notices.id"), primary_key=True)
+    content: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+
+
 class NoticeItem(Base):
-    """One (unit, milestone, rung) a notice tells its recipient about; each is told at most once."""
+    """One (unit, milestone, rung) a notice tells its recipient about; each is told at most once, which
+    is its primary key."""
 
     __tablename__ = "notice_items"
 
-    notice_id: Mapped[str] = mapped_column(ForeignKey("notices.id"), primary_key=True)
     recipient: Mapped[str] = mapped_column(String(500), primary_key=True)
     unit_code: Mapped[str] = mapped_column(String(12), primary_key=True)
     milestone: Mapped[str] = mapped_column(String(40), primary_key=True)
     rung: Mapped[str] = mapped_column(String(16), primary_key=True)
+    notice_id: Mapped[str] = mapped_column(ForeignKey("notices.id"), index=True)
     rung_date: Mapped[str] = mapped_column(String(10))
 
-    __table_args__ = (
-        UniqueConstraint("recipient", "unit_code", "milestone", "rung", name="uq_notice_items_once"),
-        Index("ix_notice_items_lookup", "recipient", "unit_code", "milestone"),
-    )
+    __table_args__ = (PrimaryKeyConstraint("recipient", "unit_code", "milestone", "rung", name="pk_notice_items"),)
 
 
 class CalendarDay(Base):
