@@ -16,8 +16,8 @@ script creates and drops), it loads ../shared/data/china-divisions.csv (44,700 u
 
 Command-line figures are medians of `--repeat` runs, each run of anjian interleaved with its anchor;
 the reminder pass is run `--remind-runs` times from the same database, each run (and each of its
-anchors) after PostgreSQL's checkpoint and the OS's sync, so that none pays for the writes of the one
-before; peak memory is the child's own max RSS (wait4), the largest of the runs. Prints a table and writes benchmarks/results/scale.json.
+anchors) once PostgreSQL has checkpointed and the disk has been idle for two seconds, so that none
+pays for the writes of the one before; peak memory is the child's own max RSS (wait4), the largest of the runs. Prints a table and writes benchmarks/results/scale.json.
 Exits 1 when a target is missed. Not part of the test suite: these machines are noisy; the ratios and
 medians are what to quote.
 """
@@ -66,18 +66,39 @@ class Row:
     note: str = ""
 
 
+# Starts the command from a small process of its own and reports its wall time and peak memory. Linux
+# counts in a child's peak memory the pages of the process it was forked from, up to its exec: run
+# straight from this script, after it had built a million audit rows, a 111 MB `audit verify` was
+# reported at 586 MB.
+TRAMPOLINE = """
+import os, sys, time
+out = int(sys.argv[1])
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.close(out)
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+os.write(out, f"{time.perf_counter() - started} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}".encode())
+"""
+
+
 def run(args: list[str], env: dict | None = None, stdout=subprocess.DEVNULL) -> tuple[float, int, int]:
     """Run a child; (wall seconds, its own max RSS in MB, exit status)."""
-    t = time.perf_counter()
-    p = subprocess.Popen(args, stdout=stdout, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    p.returncode = os.waitstatus_to_exitcode(status)
+    read_end, write_end = os.pipe()
+    try:
+        p = subprocess.Popen([sys.executable, "-c", TRAMPOLINE, str(write_end), *args], stdout=stdout,
+                             stderr=subprocess.PIPE, env=env, pass_fds=(write_end,))
+    finally:
+        os.close(write_end)
     err = p.stderr.read().decode("utf-8", "replace") if p.stderr else ""
+    p.wait()
     p.stderr.close()
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed ({p.returncode}):\n{err[-2000:]}")
-    return wall, usage.ru_maxrss // 1024, p.returncode
+    with os.fdopen(read_end, "rb") as fh:
+        wall, rss, code = fh.read().decode().split()
+    if int(code) != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({code}):\n{err[-2000:]}")
+    return float(wall), int(rss) // 1024, int(code)
 
 
 def medians(pairs: list[tuple[list[str], list[str]]], repeat: int, env: dict) -> list[tuple[float, float]]:
@@ -420,13 +441,38 @@ def _drop_keep(engine: str, keep: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{keep}" WITH (FORCE)')
 
 
-def _settle(engine: str, url: str) -> None:
-    """Let the disk take what is waiting (PostgreSQL's dirty buffers, then the OS's), so that a run does not
-    pay for the writes of the one before it."""
+def _settle(engine: str, url: str, quiet: float = 2.0, limit: float = 120.0) -> float:
+    """Let the disk take what is waiting (PostgreSQL's dirty buffers, then the OS's) and wait until it has
+    done nothing for `quiet` seconds, so that a run does not pay for the writes and deletions of the one
+    before it. (Here, after a run's outbox was deleted, creating a file took 280 µs instead of 12 µs for
+    most of a minute.) Returns the seconds waited."""
+    started = time.monotonic()
     if engine == "postgresql":
         with _admin(url) as admin:
             admin.execute("CHECKPOINT")
     os.sync()
+    still_since, last = time.monotonic(), _disk_activity()
+    while time.monotonic() - still_since < quiet and time.monotonic() - started < limit:
+        time.sleep(0.25)
+        now = _disk_activity()
+        if now != last:
+            still_since, last = time.monotonic(), now
+    return time.monotonic() - started
+
+
+def _disk_activity() -> tuple[int, ...]:
+    """Every counter of each disk (/proc/diskstats: reads, writes, discards, I/Os in flight, time busy);
+    they all stand still only while the disk does nothing. () where there is none."""
+    try:
+        lines = Path("/proc/diskstats").read_text().splitlines()
+    except OSError:
+        return ()
+    out = []
+    for line in lines:
+        f = line.split()
+        if len(f) > 11 and not f[2].startswith(("loop", "ram")):
+            out += [int(x) for x in f[3:]]
+    return tuple(out)
 
 
 def _admin(url: str):

@@ -388,9 +388,9 @@ def test_a_template_that_cannot_render_fails_the_pass_before_anything_is_claimed
 
 
 def test_a_notice_a_peer_claimed_meanwhile_is_dropped_and_the_rest_claimed(reachable, outbox):
-    """Between a pass's look at what is claimed and its claim, a peer claims one of its notices: the whole
-    chunk, inserted at once, is refused by the items' key, and then that notice alone is dropped — the
-    others are claimed in the same transaction, nothing is claimed twice."""
+    """Between a pass's plan and its claim, a peer claims one of its notices: the whole chunk, inserted at
+    once, is refused by the items' key, and then that notice alone is dropped — the others are claimed
+    in the same transaction, nothing is claimed twice."""
     import datetime as dt
 
     from anjian.workflow import reminders
@@ -405,8 +405,8 @@ def test_a_notice_a_peer_claimed_meanwhile_is_dropped_and_the_rest_claimed(reach
         plans, _ = reminders.plan(s, now, load_office_calendar(s), settings)
         campaign = campaign_in_force(s)
     assert len(plans) == 3
-    mine = reminders._stage_chunk(reachable, now, now.date(), plans, campaign, settings)
-    peers = reminders._stage_chunk(reachable, now, now.date(), plans[1:2], campaign, settings)
+    mine = reminders._stage_chunk(now, now.date(), plans, campaign, settings)
+    peers = reminders._stage_chunk(now, now.date(), plans[1:2], campaign, settings)
     assert [r.id for r in reminders._claim_staged(reachable, peers)] == [peers[0].ready.id]
     won = reminders._claim_staged(reachable, mine)
     assert sorted(r.id for r in won) == sorted(s.ready.id for i, s in enumerate(mine) if i != 1)
