@@ -1,6 +1,6 @@
 """The national registry at full size, measured beside anchors taken in the same run.
 
-    python benchmarks/scale.py [--pg URL | --no-pg] [--repeat 5] [--remind-runs 3] [--audit-rows 1000000]
+    python benchmarks/scale.py [--pg URL | --no-pg] [--repeat 5] [--remind-runs 5] [--audit-rows 1000000]
 
 For SQLite (a file in a temporary folder) and, when a server answers, PostgreSQL (a database this
 script creates and drops), it loads ../shared/data/china-divisions.csv (44,700 units) and measures:
@@ -268,7 +268,7 @@ def grow_audit(db, engine: str, url: str, total: int) -> int:
 
 # -- one engine --------------------------------------------------------------------------------------
 def bench_engine(engine: str, url: str, folder: Path, repeat: int, audit_rows: int, skip: set[str],
-                 runs: int = 3) -> list[Row]:
+                 runs: int = 5) -> list[Row]:
     import anjian.workflow.registry as registry
     from anjian.workflow.actions import BatchRow, advance_batch
     from anjian.workflow.clock import SHANGHAI
@@ -524,7 +524,7 @@ def main() -> int:
     ap.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL server URL (default: %(default)s)")
     ap.add_argument("--no-pg", action="store_true", help="SQLite only")
     ap.add_argument("--repeat", type=int, default=5, help="runs per command-line figure (median)")
-    ap.add_argument("--remind-runs", type=int, default=3, help="real reminder passes per engine (median)")
+    ap.add_argument("--remind-runs", type=int, default=5, help="real reminder passes per engine (median)")
     ap.add_argument("--audit-rows", type=int, default=1_000_000)
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--skip", action="append", choices=("remind", "audit"), default=[], help="leave a part out")
