@@ -61,14 +61,20 @@ class Outgoing:
 
 def email_outgoing(notice_id: str, address: str, recipient_name: str, subject: str, stored: str | None,
                    body: str | None, html: str | None, sender: str, sent_at: object) -> Outgoing:
-    """The e-mail of a claimed notice, its text and HTML rendered from its stored content (a notice claimed
-    before schema 0004 has none: its stored `body` and `html` are used)."""
-    if stored is not None:
-        from .render import parts_of
+    """The e-mail of a claimed notice, its text and HTML rendered from its stored content."""
+    text, html = email_parts(stored, body, html)
+    return Outgoing(notice_id, address, recipient_name, subject, text, html, text, sender, sent_at)
 
-        parts = parts_of(stored, ("text", "html"))
-        body, html = parts["text"], parts["html"]
-    return Outgoing(notice_id, address, recipient_name, subject, body or "", html, body or "", sender, sent_at)
+
+def email_parts(stored: str | None, body: str | None = None, html: str | None = None) -> tuple[str, str | None]:
+    """An e-mail's text and HTML, rendered from a notice's stored content (a notice claimed before schema
+    0004 has none: its stored `body` and `html` are used)."""
+    if stored is None:
+        return body or "", html
+    from .render import parts_of
+
+    parts = parts_of(stored, ("text", "html"))
+    return parts["text"], parts["html"]
 
 
 LINE = 78  # columns a header line is folded to (RFC 5322's "should")

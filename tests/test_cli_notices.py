@@ -378,6 +378,9 @@ def test_a_template_that_cannot_render_fails_the_pass_before_anything_is_claimed
     def broken(stored, parts):
         raise UndefinedError("'overdue' is undefined")
 
+    import anjian.notifications.render as render
+
+    monkeypatch.setattr(render, "parts_of", broken)
     monkeypatch.setattr(reminders, "parts_of", broken)
     now = dt.datetime(2015, 3, 24, 8, 30, tzinfo=SHANGHAI)
     with pytest.raises(UndefinedError):

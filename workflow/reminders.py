@@ -47,6 +47,7 @@ from anjian.notifications.channels import (
     SmtpConfig,
     Transient,
     WebhookChannel,
+    email_parts,
 )
 from anjian.notifications.render import NoticeLine, content, context, parts_of, render_parts
 
@@ -68,7 +69,6 @@ MAX_ATTEMPTS = len(BACKOFF_MINUTES) + 1
 CHUNK = 5000  # notices claimed in one transaction (ANJIAN_REMIND_CHUNK): each claim rewrites index pages
 # of the notices before it: a national pass in chunks of 1000 wrote 680 MB to SQLite's files, of 5000, 320 MB
 WRITE_CHUNK = 1000  # notices handed to the outbox writer at a time
-IN_LIMIT = 900  # values in one IN (...): below SQLite's default limit of bound parameters
 EMAIL_PARTS = ("subject", "text", "html")
 ROBOT_PARTS = ("subject", "markdown")
 
@@ -170,9 +170,9 @@ class _Paths:
 
     def ensure(self, codes: Iterable[str]) -> None:
         missing = sorted({c for c in codes if c not in self.rows})
-        for part in _chunks(missing, IN_LIMIT):
+        for part in pieces(self.session, missing):
             for code, name, parent in self.session.execute(select(Unit.code, Unit.name, Unit.parent_code)
-                                                           .where(Unit.code.in_(part))):
+                                                           .where(among(self.session, Unit.code, part))):
                 self.rows[code] = (name, parent)
 
     def path(self, code: str) -> str:
@@ -512,51 +512,28 @@ def _stage(p: _Plan, stamp: _Stamp, campaign, settings: NotifySettings) -> _Stag
 def body_of(channel: str, stored: str | None, body: str | None = None, html: str | None = None) -> tuple[str, str | None]:
     """The text (a group robot's markdown, cut to fit) and HTML a notice is sent with: rendered from its
     stored content, or as stored by a pass before schema 0004."""
-    if stored is None:
-        return body or "", html
-    if channel == "webhook":
+    if channel == "webhook" and stored is not None:
         language = json.loads(stored)["language"]
         return fit_markdown(parts_of(stored, ("markdown",))["markdown"], WEBHOOK_LIMIT, language), None
-    parts = parts_of(stored, ("text", "html"))
-    return parts["text"], parts["html"]
+    return email_parts(stored, body, html)
 
 
 Item = tuple[str, str, str]  # unit, milestone, rung
 
 
 def _taken(session: Session, wanted: list[tuple[str, list[Item]]]) -> set[int]:
-    """Which of these (recipient, items) carry an item someone has claimed already — in a few queries."""
-    if session.get_bind().dialect.name == "postgresql":
-        return _taken_pg(session, wanted)
+    """Which of these (recipient, items) carry an item someone has claimed already — in a few queries.
+    (Asked only when a chunk's claim was refused: a peer claimed some of it meanwhile.)"""
     rungs = sorted({rung for _, items in wanted for _, _, rung in items})
     recipients = sorted({address for address, _ in wanted})
     if not rungs:
         return set()
     claimed: set[tuple[str, str, str, str]] = set()
-    for part in _chunks(recipients, max(IN_LIMIT - len(rungs), 1)):
+    for part in pieces(session, recipients):
         claimed.update(tuple(r) for r in session.execute(
             select(NoticeItem.recipient, NoticeItem.unit_code, NoticeItem.milestone, NoticeItem.rung)
-            .where(NoticeItem.recipient.in_(part), NoticeItem.rung.in_(rungs))))
-    if not claimed:
-        return set()
+            .where(among(session, NoticeItem.recipient, part), NoticeItem.rung.in_(rungs))))
     return {i for i, (address, items) in enumerate(wanted) if any((address, *item) in claimed for item in items)}
-
-
-def _taken_pg(session: Session, wanted: list[tuple[str, list[Item]]]) -> set[int]:
-    """`_taken` on PostgreSQL: the chunk's items as five arrays, joined on the items' unique key in one
-    statement (an IN list of a thousand recipients made the planner scan the whole table, each chunk)."""
-    cols: tuple[list, ...] = ([], [], [], [], [])
-    for i, (address, items) in enumerate(wanted):
-        for unit, milestone, rung in items:
-            for col, value in zip(cols, (address, unit, milestone, rung, i), strict=True):
-                col.append(value)
-    if not cols[0]:
-        return set()
-    rows = session.connection().exec_driver_sql(
-        "SELECT DISTINCT k.i FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::int[]) AS k(r, u, m, g, i) "
-        "JOIN notice_items n ON n.recipient = k.r AND n.unit_code = k.u AND n.milestone = k.m AND n.rung = k.g",
-        cols)
-    return {i for (i,) in rows}
 
 
 def _stage_chunk(now: dt.datetime, today: dt.date, plans: Sequence[_Plan], campaign,
@@ -868,9 +845,9 @@ def _take_over_many(db: Database, seen: Sequence[tuple[str, str, str | None]]) -
     me = owner_tag()
     with db.write() as session:
         for (status, owner), ids in groups.items():
-            for part in _chunks(ids, IN_LIMIT):
+            for part in pieces(session, ids):
                 won += session.scalars(
-                    update(Notice).where(Notice.id.in_(part), Notice.status == status,
+                    update(Notice).where(among(session, Notice.id, part), Notice.status == status,
                                          Notice.owner.is_not_distinct_from(owner))
                     .values(status="claimed", owner=me).returning(Notice.id)
                     .execution_options(synchronize_session=False)).all()
@@ -881,18 +858,19 @@ def _load_ready(db: Database, ids: Sequence[str]) -> list[_Ready]:
     """The claimed notices by id, with their units and milestones, in a query or two per chunk."""
     out: list[_Ready] = []
     with db.read() as session:
-        for part in _chunks(list(ids), IN_LIMIT):
+        for part in pieces(session, list(ids)):
             units: dict[str, set[str]] = defaultdict(set)
             ms: dict[str, set[str]] = defaultdict(set)
             for nid, unit, milestone in session.execute(select(NoticeItem.notice_id, NoticeItem.unit_code,
-                                                               NoticeItem.milestone).where(NoticeItem.notice_id.in_(part))):
+                                                               NoticeItem.milestone)
+                                                        .where(among(session, NoticeItem.notice_id, part))):
                 units[nid].add(unit)
                 ms[nid].add(milestone)
             for n in session.execute(select(Notice.id, Notice.channel, Notice.recipient, Notice.recipient_name, Notice.kind,
                                             Notice.subject, NoticeContent.content, NoticeContent.body, NoticeContent.html,
                                             Notice.created_at, Notice.attempts, Notice.ambiguous)
                                      .join(NoticeContent, NoticeContent.notice_id == Notice.id)
-                                     .where(Notice.id.in_(part)).order_by(Notice.id)):
+                                     .where(among(session, Notice.id, part)).order_by(Notice.id)):
                 out.append(_Ready(n.id, n.channel, n.recipient, n.recipient_name, n.kind, n.subject, n.content, n.body, n.html,
                                   n.created_at, n.attempts, bool(n.ambiguous), sorted(units[n.id]), sorted(ms[n.id])))
     return out
@@ -928,9 +906,9 @@ def notices(db: Database, unit: str | None = None, status: str | None = None) ->
         rows = list(session.scalars(q))
         items: dict[str, list[tuple[str, str]]] = defaultdict(list)
         ids = [n.id for n in rows]
-        for i in range(0, len(ids), 900):
+        for part in pieces(session, ids):
             for nid, u, m in session.execute(select(NoticeItem.notice_id, NoticeItem.unit_code, NoticeItem.milestone)
-                                             .where(NoticeItem.notice_id.in_(ids[i:i + 900]))):
+                                             .where(among(session, NoticeItem.notice_id, part))):
                 items[nid].append((u, m))
         return [NoticeView(n.id, n.created_at, n.sent_at, n.recipient, n.recipient_name, n.channel, n.kind, n.status,
                            n.attempts, bool(n.ambiguous), n.last_error, sorted({u for u, _ in items[n.id]}),
