@@ -38,12 +38,12 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from anjian.workflow import audit
-from anjian.workflow.audit import GENESIS, Entry, canonical, row_hash
+from anjian.workflow.store import audit
+from anjian.workflow.store.audit import GENESIS, Entry, canonical, row_hash
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.db import Database
-from anjian.workflow.integrity import Checkpoint, load_key, make_checkpoint, read_checkpoint, verify
-from anjian.workflow.models import Unit
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.integrity import Checkpoint, load_key, make_checkpoint, read_checkpoint, verify
+from anjian.workflow.store.models import Unit
 
 T0 = dt.datetime(2014, 12, 15, 9, 0, tzinfo=SHANGHAI)
 COLUMNS = ("seq", "at", "actor", "unit_code", "action", "from_state", "to_state", "note", "evidence", "detail",

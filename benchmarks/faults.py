@@ -56,7 +56,7 @@ CHILD = """
 import os, sys
 ready, go = int(sys.argv[1]), int(sys.argv[2])
 from anjian.workflow.cli import main
-import anjian.workflow.reminders, anjian.notifications.render, anjian.workflow.cli.notify, alembic.runtime.migration
+import anjian.workflow.reminders.passes, anjian.notifications.render, anjian.workflow.cli.notify, alembic.runtime.migration
 try:
     import psycopg
 except ImportError:
@@ -175,7 +175,7 @@ class Sweep:
     """The database, its settings per channel, and the measurements."""
 
     def __init__(self, url: str, home: Path, smtp_port: int, inbox: Inbox):
-        from anjian.workflow.db import Database
+        from anjian.workflow.store.db import Database
 
         self.url = url
         self.home = home
@@ -218,7 +218,7 @@ class Sweep:
         """Forget every notice (the pass writes nothing else) and give the run an empty outbox."""
         from sqlalchemy import delete
 
-        from anjian.workflow.models import Notice, NoticeContent, NoticeItem
+        from anjian.workflow.store.models import Notice, NoticeContent, NoticeItem
 
         with self.db.write() as s:
             s.execute(delete(NoticeItem))
@@ -232,7 +232,7 @@ class Sweep:
     def statuses(self) -> dict[str, tuple[str, bool]]:
         from sqlalchemy import select
 
-        from anjian.workflow.models import Notice
+        from anjian.workflow.store.models import Notice
 
         with self.db.read() as s:
             return {i: (st, bool(a)) for i, st, a in s.execute(select(Notice.id, Notice.status, Notice.ambiguous))}

@@ -48,7 +48,7 @@ CHILD = """
 import os, sys
 ready, go = int(sys.argv[1]), int(sys.argv[2])
 from anjian.workflow.cli import main
-import alembic.runtime.migration, anjian.workflow.actions, anjian.workflow.records, anjian.workflow.users
+import alembic.runtime.migration, anjian.workflow.services.advance, anjian.workflow.services.checklist, anjian.workflow.services.officials
 try:
     import psycopg
 except ImportError:
@@ -134,14 +134,14 @@ def setup(env: dict[str, str], procs: int) -> list[str]:
 def audit_rows(db, code: str, action: str) -> int:
     from sqlalchemy import func, select
 
-    from anjian.workflow.models import AuditRow
+    from anjian.workflow.store.models import AuditRow
 
     with db.read() as s:
         return s.scalar(select(func.count()).select_from(AuditRow).where(AuditRow.unit_code == code, AuditRow.action == action))
 
 
 def unit_state(db, code: str) -> tuple[str, int]:
-    from anjian.workflow.models import Unit
+    from anjian.workflow.store.models import Unit
 
     with db.read() as s:
         u = s.get(Unit, code)
@@ -178,7 +178,7 @@ class EngineReport:
 
 def race(url: str, home: Path, rounds: int, procs: int, writer_rounds: int = 0) -> EngineReport:
     """The whole measurement on one empty database: setup, the same-unit rounds, the distinct-unit writers."""
-    from anjian.workflow.db import Database
+    from anjian.workflow.store.db import Database
 
     env = child_env(url, home)
     townships = setup(env, procs)
@@ -237,7 +237,7 @@ def distinct_writers(env: dict[str, str], db, codes: list[str], rounds: int) -> 
     """Each round, every process records a fact on its own township at the same instant: all must succeed."""
     from sqlalchemy import func, select
 
-    from anjian.workflow.models import AuditRow
+    from anjian.workflow.store.models import AuditRow
 
     def total() -> int:
         with db.read() as s:

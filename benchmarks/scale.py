@@ -217,7 +217,7 @@ def add_contacts(db) -> int:
     """One contact at every township and county (the pass then has all of them to write to)."""
     from sqlalchemy import insert, select
 
-    from anjian.workflow.models import Contact, Unit
+    from anjian.workflow.store.models import Contact, Unit
 
     with db.write() as session:
         codes = list(session.scalars(select(Unit.code).where(Unit.level.in_(("township", "county")))))
@@ -229,7 +229,7 @@ def add_contacts(db) -> int:
 
 def grow_audit(db, engine: str, url: str, total: int) -> int:
     """Append checklist-record rows, properly chained, until the log holds `total` rows."""
-    from anjian.workflow.audit import canonical, head, row_hash
+    from anjian.workflow.store.audit import canonical, head, row_hash
 
     with db.read() as session:
         seq, prev = head(session)
@@ -237,7 +237,7 @@ def grow_audit(db, engine: str, url: str, total: int) -> int:
     with db.read() as session:
         from sqlalchemy import select
 
-        from anjian.workflow.models import Unit
+        from anjian.workflow.store.models import Unit
 
         codes = list(session.scalars(select(Unit.code).where(Unit.level == "township")))
     items = ("six.office", "six.vehicle", "six.equipment", "staff.count")
@@ -269,10 +269,10 @@ def grow_audit(db, engine: str, url: str, total: int) -> int:
 # -- one engine --------------------------------------------------------------------------------------
 def bench_engine(engine: str, url: str, folder: Path, repeat: int, audit_rows: int, skip: set[str],
                  runs: int = 5) -> list[Row]:
-    import anjian.workflow.registry as registry
-    from anjian.workflow.actions import BatchRow, advance_batch
+    import anjian.workflow.services.registry as registry
+    from anjian.workflow.services.advance import BatchRow, advance_batch
     from anjian.workflow.clock import SHANGHAI
-    from anjian.workflow.db import Database
+    from anjian.workflow.store.db import Database
 
     rows: list[Row] = []
     reg = national_rows()
@@ -330,9 +330,9 @@ def bench_engine(engine: str, url: str, folder: Path, repeat: int, audit_rows: i
 
     from sqlalchemy import select
 
-    from anjian.workflow.models import Unit
-    from anjian.workflow.users import add as add_official
-    from anjian.workflow.users import identify
+    from anjian.workflow.store.models import Unit
+    from anjian.workflow.services.officials import add as add_official
+    from anjian.workflow.services.officials import identify
 
     with db.read() as session:
         upper = {c: p for c, p in session.execute(select(Unit.code, Unit.parent_code).where(Unit.level != "township"))}
@@ -481,7 +481,7 @@ def _admin(url: str):
 
 def bench_audit(engine: str, url: str, env: dict, audit_rows: int) -> list[Row]:
     """The audit log at a million rows."""
-    from anjian.workflow.db import Database
+    from anjian.workflow.store.db import Database
 
     rows = []
     db = Database(url)

@@ -33,7 +33,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from pathlib import Path
 
-from . import faults
+from anjian.notifications import faults
 
 
 class Transient(Exception):
@@ -71,7 +71,7 @@ def email_parts(stored: str | None, body: str | None = None, html: str | None = 
     0004 has none: its stored `body` and `html` are used)."""
     if stored is None:
         return body or "", html
-    from .render import parts_of
+    from anjian.notifications.render import parts_of
 
     parts = parts_of(stored, ("text", "html"))
     return parts["text"], parts["html"]
@@ -371,7 +371,7 @@ def _serve() -> None:
     if os.getppid() != parent:
         return  # the pass is gone already
     outbox = FileOutbox(Path(folder))
-    from . import render
+    from anjian.notifications import render
 
     render.template("text", "zh")  # the templates loaded (and compiled) while the pass plans its first chunk
     pickle.dump(("ok", "ready"), out)

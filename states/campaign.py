@@ -14,8 +14,8 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .locate import Locator
-from .machines import SPECS
+from anjian.states.locate import Locator
+from anjian.states.machines import SPECS
 
 COHORTS = ("provincial_demo", "county_demo", "key", "heavy_task")
 KINDS = ("flag", "count", "text")
@@ -365,7 +365,7 @@ class _Checker(Locator):
         return out
 
     def milestones(self, raw: list, issued: dt.date, stage_ids: set[str]) -> tuple[Milestone, ...]:
-        from .guards import GUARDS
+        from anjian.states.guards import GUARDS
 
         out: list[Milestone] = []
         for n, entry in self.array(raw, "milestones"):

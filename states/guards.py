@@ -10,8 +10,8 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .campaign import Campaign
-from .machines import state_name
+from anjian.states.campaign import Campaign
+from anjian.states.machines import state_name
 
 FLAG_TRUE = "是"
 FLAG_FALSE = "否"

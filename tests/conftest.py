@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.db import Database
+from anjian.workflow.store.db import Database
 
 T0 = dt.datetime(2014, 12, 15, 9, 0, tzinfo=SHANGHAI)
 PG = os.environ.get("ANJIAN_TEST_PG")  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432
@@ -77,7 +77,7 @@ TEST_OFFICIALS = {
 
 def add_officials(db: Database, officials: dict[str, tuple[str, str]]) -> None:
     """Register officials directly (a trusted caller), as an admin would with `anjian user add`."""
-    from anjian.workflow.models import Official
+    from anjian.workflow.store.models import Official
 
     with db.write() as session:
         for name, (role, unit) in officials.items():
@@ -90,7 +90,7 @@ def add_officials(db: Database, officials: dict[str, tuple[str, str]]) -> None:
 def chengde(fresh_db) -> Database:
     """The built-in 承德市 registry and chengde-2014 campaign, loaded at T0; this OS account is the admin,
     and the officials in TEST_OFFICIALS exist."""
-    from anjian.workflow.registry import initialize
+    from anjian.workflow.services.registry import initialize
 
     initialize(fresh_db, None, None, T0, "admin")
     add_officials(fresh_db, TEST_OFFICIALS)
@@ -148,7 +148,7 @@ def checklist_values(cohorts: frozenset[str] = frozenset(), villages: int = 12) 
 @pytest.fixture
 def fill_checklist() -> Callable[..., None]:
     """A factory: record a complete checklist for a township (optionally leaving some items out)."""
-    from anjian.workflow.records import record
+    from anjian.workflow.services.checklist import record
 
     def fill(db: Database, unit: str, cohorts=frozenset(), skip: tuple[str, ...] = (), actor: str = "chief",
              now: dt.datetime = T0) -> None:

@@ -34,10 +34,10 @@ from test_timeline import (
 )
 
 from anjian.states.campaign import builtin_text
-from anjian.workflow import assessment
-from anjian.workflow.models import AuditRow, Unit
-from anjian.workflow.records import DesignateRow, designate
-from anjian.workflow.registry import campaign_in_force
+from anjian.workflow.reports import assessment
+from anjian.workflow.store.models import AuditRow, Unit
+from anjian.workflow.services.checklist import DesignateRow, designate
+from anjian.workflow.services.registry import campaign_in_force
 
 LATER = "2016-01-05T10:00"  # past every deadline but full coverage
 
@@ -529,7 +529,7 @@ def test_drafting_without_issue_writes_nothing(run, cli):
 def test_a_campaign_without_assessment_rules_deducts_nothing(fresh_db, tmp_path):
     """Loaded from a campaign file with no [assessment] table, every county keeps 100 and a circular has no
     deductions, however late the scenario runs."""
-    from anjian.workflow.registry import initialize
+    from anjian.workflow.services.registry import initialize
 
     text = builtin_text("chengde-2014")
     path = tmp_path / "no-assessment.toml"

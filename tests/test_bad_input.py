@@ -21,8 +21,8 @@ from click.testing import CliRunner, Result
 from conftest import TEST_OFFICIALS, add_officials, new_database_url
 from sqlalchemy import select
 
-from anjian.workflow.db import Database
-from anjian.workflow.models import Base
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import Base
 
 YUERYA = "130827102"  # 宽城满族自治县峪耳崖镇
 GAOSITAI = "130821106"  # 承德县高寺台镇

@@ -10,9 +10,9 @@ import pytest
 from anjian.states.campaign import COHORTS, CampaignError, builtin_text, load
 from anjian.states.guards import GUARDS, Child, Facts, checklist
 from anjian.states.machines import SPECS
-from anjian.workflow import machine
+from anjian.workflow.engine import machine
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.progress import milestones
+from anjian.workflow.views.progress import milestones
 
 BUILTIN = builtin_text("chengde-2014")
 CONTRACT_MILESTONES = [

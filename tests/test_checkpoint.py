@@ -8,7 +8,7 @@ import pytest
 from conftest import T0, drop_audit_guards
 from sqlalchemy import text
 
-from anjian.workflow.actions import advance
+from anjian.workflow.services.advance import advance
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_truncation_is_caught_only_with_the_checkpoint(started, cli, home, tmp_p
 
 def test_wholesale_rehash_is_caught_with_the_checkpoint(started, cli, home, tmp_path):
     """Editing a row and re-hashing every row after it fools the chain but not the checkpoint."""
-    from anjian.workflow.audit import row_hash
+    from anjian.workflow.store.audit import row_hash
 
     out = write_checkpoint(cli, tmp_path)
     drop_audit_guards(started)

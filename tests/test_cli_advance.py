@@ -10,7 +10,7 @@ import pytest
 from conftest import T0
 from sqlalchemy import func, select
 
-from anjian.workflow.models import AuditRow, Unit
+from anjian.workflow.store.models import AuditRow, Unit
 
 KUANCHENG = "130827"  # 宽城满族自治县
 YUERYA = "130827102"  # 宽城峪耳崖镇, a provincial demonstration township
@@ -45,7 +45,7 @@ def state_of(db, code: str) -> str:
 def applied(chengde, fill_checklist):
     """宽城镇 started, its checklist complete, and applied for acceptance by `li`, a county official of
     宽城 — a role that may also accept, so only separation of duties stops him accepting his own."""
-    from anjian.workflow.actions import advance
+    from anjian.workflow.services.advance import advance
 
     advance(chengde, TOWN, "start", "li", T0)
     fill_checklist(chengde, TOWN)

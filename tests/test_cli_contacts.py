@@ -8,7 +8,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from anjian.workflow.models import AuditRow, Contact
+from anjian.workflow.store.models import AuditRow, Contact
 
 KUANCHENG = "130827"  # 宽城满族自治县
 YUERYA = "130827102"  # 宽城峪耳崖镇

@@ -13,9 +13,9 @@ from sqlalchemy import func, inspect, select
 
 from anjian.states.campaign import builtin_text
 from anjian.workflow.cli import COMMANDS, cli
-from anjian.workflow.db import Database
-from anjian.workflow.models import AuditRow, Meta, Unit
-from anjian.workflow.users import os_login
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import AuditRow, Meta, Unit
+from anjian.workflow.services.officials import os_login
 
 HEADER = "code,name,level,parent_code,cohorts\n"
 SMALL = (HEADER + "130800,承德市,city,130000,\n130821,承德县,county,130800,\n"
@@ -317,10 +317,10 @@ def test_the_schema_head_the_cli_expects_is_alembic_s_head():
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from anjian.workflow.db import SCHEMA_HEAD
+    from anjian.workflow.store.db import SCHEMA_HEAD
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("anjian.workflow") / "migrations"))
+    cfg.set_main_option("script_location", str(resources.files("anjian.workflow.store") / "migrations"))
     assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
 
 

@@ -11,8 +11,8 @@ import pytest
 from conftest import PG, T0
 from sqlalchemy import func, select
 
-from anjian.workflow import contacts
-from anjian.workflow.models import Notice, NoticeItem
+from anjian.workflow.services import contacts
+from anjian.workflow.store.models import Notice, NoticeItem
 
 OVERDUE = "2014-12-31T08:30"  # plan_submission (2014-12-30) one day late for every county
 MIXED = "2015-03-24T08:30"  # also provincial_demo (2015-03-31) seven days ahead: the d-7 reminder
@@ -266,8 +266,8 @@ def test_a_leftover_notice_is_taken_over_by_one_pass_only(chengde, cli, outbox):
     """Two passes that both see a notice waiting for retry: exactly one takes it over and sends it."""
     from sqlalchemy import update as sql_update
 
-    from anjian.workflow.models import Notice
-    from anjian.workflow.reminders import _take_over
+    from anjian.workflow.store.models import Notice
+    from anjian.workflow.reminders.passes import _take_over
 
     contacts.add(chengde, "宽城县", "李科长", "li@kc.gov.cn", None, "admin", T0)
     sent = remind_json(cli, OVERDUE)["sent"]
@@ -280,7 +280,7 @@ def test_a_leftover_notice_is_taken_over_by_one_pass_only(chengde, cli, outbox):
 
 def test_robot_messages_are_cut_to_the_robots_limit():
     """A group-robot message longer than the limit is cut at a line, saying how many items were left out."""
-    from anjian.workflow.reminders import WEBHOOK_LIMIT, fit_markdown
+    from anjian.workflow.reminders.passes import WEBHOOK_LIMIT, fit_markdown
 
     items = [f"> 承德市某县某乡镇{n}：重点乡镇全部达到规范化水平（期限 2015年12月31日，已逾期 {n} 天）" for n in range(200)]
     text = "\n".join(["### 通知", "**承德市安委办**：截至2016年1月4日，", *items, "—— 承德市安全生产委员会办公室（编号 x）"]) + "\n"
@@ -326,7 +326,7 @@ def test_a_notice_stores_what_it_says_and_its_file_is_rendered_from_that(reachab
     """A claimed notice stores its content (a few hundred bytes of JSON), not its rendered text; its file,
     written by the outbox writer (chunks of one), says what the templates make of that content."""
     from anjian.notifications.render import parts_of
-    from anjian.workflow.models import NoticeContent
+    from anjian.workflow.store.models import NoticeContent
 
     monkeypatch.setenv("ANJIAN_REMIND_CHUNK", "1")
     sent = remind_json(cli, MIXED)["sent"]
@@ -348,7 +348,7 @@ def test_a_notice_claimed_before_schema_0004_goes_out_as_it_was_stored(reachable
     kept (notice_contents.body, .html): the next pass writes its file with exactly those."""
     from sqlalchemy import update as sql_update
 
-    from anjian.workflow.models import NoticeContent
+    from anjian.workflow.store.models import NoticeContent
 
     sent = remind_json(cli, OVERDUE)["sent"]
     nid = sent[0]["notice_id"]
@@ -371,7 +371,7 @@ def test_a_template_that_cannot_render_fails_the_pass_before_anything_is_claimed
 
     from jinja2.exceptions import UndefinedError
 
-    import anjian.workflow.reminders as reminders
+    import anjian.workflow.reminders.passes as reminders
     from anjian.workflow.clock import SHANGHAI
     from anjian.workflow.settings import NotifySettings
 
@@ -396,11 +396,11 @@ def test_a_notice_a_peer_claimed_meanwhile_is_dropped_and_the_rest_claimed(reach
     in the same transaction, nothing is claimed twice."""
     import datetime as dt
 
-    from anjian.workflow import reminders
+    from anjian.workflow.reminders.passes import passes as reminders
     from anjian.workflow.clock import SHANGHAI
-    from anjian.workflow.registry import campaign_in_force
+    from anjian.workflow.services.registry import campaign_in_force
     from anjian.workflow.settings import NotifySettings
-    from anjian.workflow.workdays import load_office_calendar
+    from anjian.workflow.reminders.workdays import load_office_calendar
 
     now = dt.datetime(2015, 3, 24, 8, 30, tzinfo=SHANGHAI)
     settings = NotifySettings()

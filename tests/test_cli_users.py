@@ -11,8 +11,8 @@ import pytest
 from conftest import T0
 from sqlalchemy import func, select, text
 
-from anjian.workflow import users
-from anjian.workflow.models import AuditRow, Official, Unit
+from anjian.workflow.services import officials as users
+from anjian.workflow.store.models import AuditRow, Official, Unit
 
 YUERYA = "130827102"  # 宽城峪耳崖镇
 TOWN = "130827100"  # 宽城镇

@@ -9,9 +9,9 @@ import pytest
 from conftest import T0
 from sqlalchemy import func, select
 
-from anjian.workflow.actions import advance
-from anjian.workflow.models import AuditRow
-from anjian.workflow.records import DesignateRow, designate, record
+from anjian.workflow.services.advance import advance
+from anjian.workflow.store.models import AuditRow
+from anjian.workflow.services.checklist import DesignateRow, designate, record
 
 KUANCHENG = "130827"  # 宽城满族自治县
 YUERYA = "130827102"  # 宽城峪耳崖镇, provincial demonstration township

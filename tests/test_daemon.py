@@ -19,15 +19,15 @@ import time_machine
 from conftest import T0
 from sqlalchemy import select
 
-from anjian.workflow import contacts
+from anjian.workflow.services import contacts
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.daemon import Daemon, SingleInstance, clock_from
-from anjian.workflow.db import Database
+from anjian.workflow.reminders.daemon import Daemon, SingleInstance, clock_from
+from anjian.workflow.store.db import Database
 from anjian.workflow.errors import Conflict
-from anjian.workflow.models import AuditRow, Notice, NoticeItem
-from anjian.workflow.registry import initialize
+from anjian.workflow.store.models import AuditRow, Notice, NoticeItem
+from anjian.workflow.services.registry import initialize
 from anjian.workflow.settings import NotifySettings
-from anjian.workflow.stages import city_state
+from anjian.workflow.services.stages import city_state
 
 ANJIAN = str(Path(sys.executable).with_name("anjian"))
 GAOSITAI = "130821106"  # 高寺台镇, a provincial demonstration township: d-30 of 2015-03-31 is 2015-02-28
@@ -319,7 +319,7 @@ def test_a_retry_interval_below_one_minute_is_bad_input(tmp_path):
 
 def test_the_log_names_the_database_without_its_password():
     """The start-up line names the database, but a PostgreSQL password in its URL is not written to the log."""
-    from anjian.workflow.daemon import _shown_url
+    from anjian.workflow.reminders.daemon import _shown_url
 
     shown = _shown_url("postgresql+psycopg://anjian:s3cret@db.example:5432/anjian")
     assert "s3cret" not in shown and "db.example:5432/anjian" in shown

@@ -11,8 +11,8 @@ from conftest import T0
 from icalendar import Calendar
 
 from anjian.states.campaign import builtin_text
-from anjian.workflow.actions import advance
-from anjian.workflow.deadlines import deadlines, to_ics
+from anjian.workflow.services.advance import advance
+from anjian.workflow.views.deadlines import deadlines, to_ics
 
 GAOSITAI = "130821106"  # 高寺台镇, a provincial demonstration township of 承德县
 CHENGDE_XIAN = "130821"  # 承德县, which has one
@@ -138,7 +138,7 @@ def test_ics_of_the_whole_campaign_covers_all_six_deadlines(chengde):
 
 def test_a_year_without_an_official_schedule_prints_the_warning(fresh_db, cli, tmp_path):
     """With full_coverage moved to 2027-10-08, `deadlines` warns that 2027 is computed by the fallback."""
-    from anjian.workflow.registry import initialize
+    from anjian.workflow.services.registry import initialize
 
     path = tmp_path / "chengde-2027.toml"
     text = builtin_text("chengde-2014")

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from anjian.states.machines import SPECS, STATE_NAMES, TRIGGER_NAMES
-from anjian.workflow.diagram import graph_machine, state_label, trigger_label
+from anjian.workflow.reports.diagram import graph_machine, state_label, trigger_label
 
 LEVELS = list(SPECS)
 HAS_DOT = shutil.which("dot") is not None
@@ -176,7 +176,7 @@ def test_svg_without_dot_says_what_to_install(anjian, monkeypatch, tmp_path):
 def test_the_diagram_is_of_the_machine_the_engine_runs(level):
     """The GraphMachine drawn has the runtime Machine's states, initial state, and per trigger the same
     sources, dests and guards in the same order."""
-    from anjian.workflow.machine import machine
+    from anjian.workflow.engine.machine import machine
 
     def shape(m):
         return {name: [(t.source, t.dest, [c.func for c in t.conditions]) for ts in e.transitions.values() for t in ts]

@@ -15,7 +15,7 @@ from conftest import T0
 from sqlalchemy import update
 
 from anjian.states.machines import SPECS
-from anjian.workflow.models import Unit
+from anjian.workflow.store.models import Unit
 
 YUERYA = "130827102"  # 宽城峪耳崖镇, provincial demonstration township
 KUANCHENG = "130827"
@@ -65,7 +65,7 @@ def rename(db, names: dict[str, str]) -> None:
 @pytest.fixture
 def hebei(fresh_db, tmp_path):
     """A registry with a province above two cities (a county each, three townships in all), loaded at T0."""
-    from anjian.workflow.registry import initialize
+    from anjian.workflow.services.registry import initialize
 
     path = tmp_path / "hebei.csv"
     path.write_text(SMALL_HEBEI, encoding="utf-8")

@@ -19,8 +19,8 @@ from conftest import T0
 from sqlalchemy import select
 
 from anjian.notifications.faults import POINTS
-from anjian.workflow import contacts
-from anjian.workflow.models import Notice, NoticeItem
+from anjian.workflow.services import contacts
+from anjian.workflow.store.models import Notice, NoticeItem
 
 NOW = "2014-12-31T08:30"  # plan_submission (2014-12-30) is one day overdue for every county
 RECIPIENTS = {"li@kc.gov.cn", "office@cd.gov.cn", "zhao@fn.gov.cn"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from anjian.workflow.ladder import Ladder, latest_due, overdue_rungs, reminder_rungs, rung_order
-from anjian.workflow.workdays import WorkCalendar
+from anjian.workflow.reminders.ladder import Ladder, latest_due, overdue_rungs, reminder_rungs, rung_order
+from anjian.workflow.reminders.workdays import WorkCalendar
 
 D = dt.date.fromisoformat
 CAL = WorkCalendar()

@@ -13,13 +13,13 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from anjian.workflow.db import Database
-from anjian.workflow.models import Base
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import Base
 
 
 def config(db: Database) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("anjian.workflow") / "migrations"))
+    cfg.set_main_option("script_location", str(resources.files("anjian.workflow.store") / "migrations"))
     return cfg
 
 

@@ -9,10 +9,10 @@ from conftest import T0
 
 from anjian.states.campaign import Campaign, builtin_text, load
 from anjian.states.guards import Child, Facts
-from anjian.workflow import machine
-from anjian.workflow.actions import advance
+from anjian.workflow.engine import machine
+from anjian.workflow.services.advance import advance
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.progress import milestones, show
+from anjian.workflow.views.progress import milestones, show
 
 CAMPAIGN: Campaign = load(builtin_text("chengde-2014"))
 

@@ -22,10 +22,10 @@ from test_channels import free_port
 from test_daemon import ANJIAN, HANG_GUARD, PASS_DONE, Daemonized, daemon_env, initialized_sqlite
 
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.db import AUDIT_LOCK_KEY, Database
-from anjian.workflow.models import AuditRow, Contact, Notice, NoticeItem, Unit
-from anjian.workflow.registry import initialize
-from anjian.workflow.reminders import run_pass
+from anjian.workflow.store.db import AUDIT_LOCK_KEY, Database
+from anjian.workflow.store.models import AuditRow, Contact, Notice, NoticeItem, Unit
+from anjian.workflow.services.registry import initialize
+from anjian.workflow.reminders.passes import run_pass
 from anjian.workflow.settings import NotifySettings
 
 DAEMONS = 3

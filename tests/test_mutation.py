@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import PG
 
-from anjian.workflow.db import Database
-from anjian.workflow.integrity import load_key, make_checkpoint, verify
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.integrity import load_key, make_checkpoint, verify
 
 
 def _harness():

@@ -7,10 +7,10 @@ from collections.abc import Callable
 import pytest
 from conftest import T0
 
-from anjian.workflow.db import Database
+from anjian.workflow.store.db import Database
 from anjian.workflow.errors import BadInput
-from anjian.workflow.names import Resolver, UnitRef, fold, short_name
-from anjian.workflow.registry import initialize
+from anjian.workflow.engine.names import Resolver, UnitRef, fold, short_name
+from anjian.workflow.services.registry import initialize
 
 GAOSITAI = "130821106"  # 承德县高寺台镇
 

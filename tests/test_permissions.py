@@ -15,13 +15,13 @@ from sqlalchemy import func, select, update
 from anjian.states import permissions as P
 from anjian.states.campaign import COHORTS
 from anjian.states.machines import SPECS
-from anjian.workflow.actions import advance
-from anjian.workflow.authz import Actor
-from anjian.workflow.db import Database
+from anjian.workflow.services.advance import advance
+from anjian.workflow.engine.authz import Actor
+from anjian.workflow.store.db import Database
 from anjian.workflow.errors import AnjianError, NotPermitted, Refused
-from anjian.workflow.models import AuditRow, Unit
-from anjian.workflow.records import DesignateRow, designate, record
-from anjian.workflow.users import os_login
+from anjian.workflow.store.models import AuditRow, Unit
+from anjian.workflow.services.checklist import DesignateRow, designate, record
+from anjian.workflow.services.officials import os_login
 
 CITY = "130800"  # 承德市
 KUANCHENG = "130827"  # 宽城满族自治县
@@ -55,7 +55,7 @@ def within(home: str, target: str | None) -> bool:
 @pytest.fixture(scope="module")
 def matrix_db(tmp_path_factory) -> Iterator[Database]:
     """One Chengde database for the whole matrix: each case puts its unit in the state it needs."""
-    from anjian.workflow.registry import initialize
+    from anjian.workflow.services.registry import initialize
 
     with new_database_url(tmp_path_factory.mktemp("matrix")) as url:
         db = Database(url)

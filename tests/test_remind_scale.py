@@ -22,10 +22,10 @@ from sqlalchemy import delete, insert, select
 
 from anjian.notifications.channels import OutboxWriter
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.db import Database
-from anjian.workflow.models import Contact, Notice, NoticeContent, NoticeItem, Unit
-from anjian.workflow.registry import initialize
-from anjian.workflow.reminders import run_pass
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import Contact, Notice, NoticeContent, NoticeItem, Unit
+from anjian.workflow.services.registry import initialize
+from anjian.workflow.reminders.passes import run_pass
 from anjian.workflow.settings import NotifySettings
 
 # 2016-12-01 is d-30 of full_coverage (2016-12-31), which every township owes, and key_compliance

@@ -18,7 +18,7 @@ import pytest
 from conftest import T0, add_officials, new_database_url
 from test_report_progress import OFFICIALS, Driven, at, drive, fill, run
 
-from anjian.workflow.db import Database
+from anjian.workflow.store.db import Database
 
 CHARTS = ("chart-stages", "chart-counties", "chart-trend")
 SCREENSHOT_LIMIT = 400_000  # bytes: small enough to commit beside the README
@@ -175,11 +175,11 @@ def fuller_campaign(db: Database, folder: Path) -> None:
     """Every county plans (four late), the provincial townships are accepted (two late), each county
     picks and mostly accepts its demonstration townships, and the demonstration work of some counties
     is approved — each step at its own time, in time order."""
-    from anjian.workflow.actions import advance
-    from anjian.workflow.records import DesignateRow as Row
-    from anjian.workflow.records import designate, record
-    from anjian.workflow.registry import initialize
-    from anjian.workflow.stages import tick_city
+    from anjian.workflow.services.advance import advance
+    from anjian.workflow.services.checklist import DesignateRow as Row
+    from anjian.workflow.services.checklist import designate, record
+    from anjian.workflow.services.registry import initialize
+    from anjian.workflow.services.stages import tick_city
 
     initialize(db, None, None, T0, "admin")
     officials = {**OFFICIALS, **{f"official_{c}": ("county_official", c) for c in COUNTIES}}

@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import T0, TEST_OFFICIALS, add_officials, checklist_values, new_database_url
 
-from anjian.workflow import report_progress as rp
-from anjian.workflow.actions import advance
+from anjian.workflow.reports import progress as rp
+from anjian.workflow.services.advance import advance
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.db import Database
-from anjian.workflow.records import record
+from anjian.workflow.store.db import Database
+from anjian.workflow.services.checklist import record
 
 NOW = "2015-04-10T10:00"
 KUANCHENG, CHENGDE_COUNTY, LUANPING, XINGLONG = "130827", "130821", "130824", "130822"
@@ -60,7 +60,7 @@ def drive(db: Database, folder: Path) -> Path:
     宽城 plans on time, 承德县 5 days late, the other ten never; of the five provincial demonstration
     townships 峪耳崖镇 is accepted on time, 高寺台镇 3 days late, 张百湾镇 is building and 大阁镇, 卧龙镇
     never started; 宽城镇 is accepted on 2015-04-05. Returns the evidence store."""
-    from anjian.workflow.registry import initialize
+    from anjian.workflow.services.registry import initialize
 
     initialize(db, None, None, T0, "admin")
     add_officials(db, OFFICIALS)
@@ -340,7 +340,7 @@ def test_a_unit_name_that_looks_like_a_formula_stays_text(chengde, cli, tmp_path
     from openpyxl import load_workbook
     from sqlalchemy import update
 
-    from anjian.workflow.models import Unit
+    from anjian.workflow.store.models import Unit
 
     with chengde.write() as s:
         s.execute(update(Unit).where(Unit.code == KUANCHENG).values(name="=HYPERLINK(\"x\",\"y\")"))
@@ -415,7 +415,7 @@ def test_markup_in_a_unit_name_is_escaped_in_the_page(chengde, cli, tmp_path):
     """A county named with markup comes out as text in the table and in the charts."""
     from sqlalchemy import update
 
-    from anjian.workflow.models import Unit
+    from anjian.workflow.store.models import Unit
 
     with chengde.write() as s:
         s.execute(update(Unit).where(Unit.code == KUANCHENG).values(name="<script>alert(1)</script>"))

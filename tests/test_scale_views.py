@@ -25,13 +25,13 @@ from click.testing import CliRunner, Result
 from conftest import T0, TEST_OFFICIALS, add_officials, checklist_values, new_database_url
 from sqlalchemy import delete, select, update
 
-from anjian.workflow import progress
-from anjian.workflow.actions import BatchRow, advance_batch
+from anjian.workflow.views import progress
+from anjian.workflow.services.advance import BatchRow, advance_batch
 from anjian.workflow.clock import local_date, parse_time
-from anjian.workflow.db import Database
-from anjian.workflow.facts import FactsLoader
-from anjian.workflow.models import ChecklistValue, Unit, UnitCohort
-from anjian.workflow.registry import campaign_in_force
+from anjian.workflow.store.db import Database
+from anjian.workflow.engine.facts import FactsLoader
+from anjian.workflow.store.models import ChecklistValue, Unit, UnitCohort
+from anjian.workflow.services.registry import campaign_in_force
 
 CHINA = Path(__file__).resolve().parents[2] / "shared" / "data" / "china-divisions.csv"
 CITY = "130800"  # 承德市
@@ -233,7 +233,7 @@ def test_a_campaign_whose_township_milestones_read_the_checklist(fresh_db, tmp_p
     """With a campaign whose township `full_coverage` is met by a complete checklist (not by a state), the
     views cannot group by (state, cohorts): they still agree with the per-unit truth."""
     from anjian.states.campaign import builtin_text
-    from anjian.workflow.registry import initialize
+    from anjian.workflow.services.registry import initialize
 
     text = builtin_text("chengde-2014")
     plain = '{ level = "township", states = ["accepted"] },'

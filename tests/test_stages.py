@@ -10,10 +10,10 @@ import pytest
 from conftest import T0
 from sqlalchemy import func, select
 
-from anjian.workflow.audit import verify
+from anjian.workflow.store.audit import verify
 from anjian.workflow.clock import SHANGHAI, utc_text
-from anjian.workflow.models import AuditRow, Unit
-from anjian.workflow.stages import SCHEDULER, city_state, tick_city
+from anjian.workflow.store.models import AuditRow, Unit
+from anjian.workflow.services.stages import SCHEDULER, city_state, tick_city
 
 CITY = "130800"
 STEPS = [  # (first day, trigger, from, to)
@@ -112,7 +112,7 @@ def test_the_actor_is_scheduler_unless_another_is_named(chengde):
 
 def test_a_registry_without_the_campaign_s_city_is_left_alone(fresh_db, tmp_path):
     """When the campaign's city is not in the registry, tick_city does nothing and writes nothing."""
-    from anjian.workflow.registry import initialize
+    from anjian.workflow.services.registry import initialize
 
     path = tmp_path / "county.csv"
     path.write_text("code,name,level,parent_code,cohorts\n130821,承德县,county,,\n130821106,高寺台镇,township,130821,\n",

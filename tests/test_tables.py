@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from anjian.workflow.errors import BadInput
-from anjian.workflow.tables import Record, decode, parse_csv, read_bytes, read_csv, refuse_if
+from anjian.workflow.formats.tables import Record, decode, parse_csv, read_bytes, read_csv, refuse_if
 
 COLUMNS = ("unit", "trigger")
 OPTIONAL = ("note",)

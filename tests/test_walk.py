@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from anjian.workflow.actions import advance
+from anjian.workflow.services.advance import advance
 from anjian.workflow.clock import SHANGHAI
 
 COUNTY = "宽城满族自治县"

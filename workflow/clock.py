@@ -9,7 +9,7 @@ import datetime as dt
 import re
 from zoneinfo import ZoneInfo
 
-from .errors import BadInput
+from anjian.workflow.errors import BadInput
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _ISO = re.compile(

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .clock import parse_time
+from anjian.workflow.clock import parse_time
 
 
 def default_data_dir() -> Path:
@@ -109,7 +109,7 @@ def notify_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> Not
     import dataclasses
     import tomllib
 
-    from .errors import BadInput
+    from anjian.workflow.errors import BadInput
 
     env = os.environ if env is None else env
     values: dict[str, object] = {}

@@ -9,7 +9,7 @@ import importlib
 
 import click
 
-from .common import global_options
+from anjian.workflow.cli.common import global_options
 
 # command name -> "module:attribute", in the order `--help` lists them
 COMMANDS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import command, emit, format_option
+from anjian.workflow.cli.common import command, emit, format_option
 
 
 @click.command()
@@ -21,10 +21,11 @@ def history(env, unit, since, actor, children, fmt) -> None:
 
         anjian history 宽城峪耳崖镇 --since 2015-01-01
     """
-    from .. import audit, render
-    from ..clock import parse_time, shown
-    from ..names import Resolver
-    from ..progress import _descendants
+    from anjian.workflow.store import audit
+    from anjian.workflow.formats import output as render
+    from anjian.workflow.clock import parse_time, shown
+    from anjian.workflow.engine.names import Resolver
+    from anjian.workflow.views.progress import _descendants
 
     db = env.database()
     since_at = parse_time(since, "--since") if since is not None else None
@@ -92,9 +93,9 @@ def verify(env, checkpoint, key, no_replay) -> None:
 
         anjian audit verify --checkpoint checkpoint-1200.json
     """
-    from ..errors import AuditBroken
-    from ..integrity import load_key, read_checkpoint
-    from ..integrity import verify as check
+    from anjian.workflow.errors import AuditBroken
+    from anjian.workflow.store.integrity import load_key, read_checkpoint
+    from anjian.workflow.store.integrity import verify as check
 
     cp = read_checkpoint(checkpoint, load_key(_key_path(env, key), create=False)) if checkpoint else None
     with env.database().read() as session:
@@ -120,9 +121,9 @@ def checkpoint_cmd(env, out, key) -> None:
     """
     from pathlib import Path
 
-    from .. import audit as audit_log
-    from ..authz import may, refusals_audited
-    from ..integrity import load_key, make_checkpoint
+    from anjian.workflow.store import audit as audit_log
+    from anjian.workflow.engine.authz import may, refusals_audited
+    from anjian.workflow.store.integrity import load_key, make_checkpoint
 
     db = env.database()
     actor = env.actor
@@ -135,7 +136,7 @@ def checkpoint_cmd(env, out, key) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(cp.to_json(), "utf-8")
         except OSError as exc:
-            from ..errors import BadInput
+            from anjian.workflow.errors import BadInput
 
             raise BadInput(f"cannot write the checkpoint to {path}: {exc.strerror}") from None
         audit_log.append(session, [audit_log.Entry(env.now, actor, "checkpoint", None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import command, emit, fail, format_option
+from anjian.workflow.cli.common import command, emit, fail, format_option
 
 
 @click.command()
@@ -25,7 +25,8 @@ def designate(env, unit, cohort, remove, file, fmt) -> None:
         anjian designate 宽城峪耳崖镇 key
         anjian designate --file key-townships.csv
     """
-    from .. import records, render, tables
+    from anjian.workflow.services import checklist as records
+    from anjian.workflow.formats import output as render, tables
 
     if file:
         if unit or cohort:
@@ -67,7 +68,8 @@ def record(env, unit, item, value, evidence, fmt) -> None:
         anjian record 宽城峪耳崖镇 staff.full_time 4
         anjian record 宽城峪耳崖镇 six.vehicle 是 --evidence 车辆登记证.pdf
     """
-    from .. import records, render
+    from anjian.workflow.services import checklist as records
+    from anjian.workflow.formats import output as render
 
     res = records.record(env.database(), unit, item, value, env.actor, env.now, tuple(evidence), env.settings.evidence_dir)
 
@@ -107,8 +109,9 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, f
         anjian advance 宽城县 submit_plan --evidence 推进方案.pdf
         anjian advance --file batch.csv --partial
     """
-    from .. import actions, render, tables
-    from ..errors import BadInput, NotPermitted, Refused
+    from anjian.workflow.services import advance as actions
+    from anjian.workflow.formats import output as render, tables
+    from anjian.workflow.errors import BadInput, NotPermitted, Refused
 
     if file:
         if unit or trigger or evidence or note or expect_version is not None:

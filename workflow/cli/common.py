@@ -63,7 +63,7 @@ class Env:
     @property
     def settings(self):
         if self._settings is None:
-            from ..settings import resolve
+            from anjian.workflow.settings import resolve
 
             o = self._opts
             self._settings = resolve(o.get("db"), o.get("now"), o.get("as_user"))
@@ -80,7 +80,7 @@ class Env:
 
     @property
     def login(self) -> str:
-        from ..users import os_login
+        from anjian.workflow.services.officials import os_login
 
         return os_login()
 
@@ -93,8 +93,8 @@ class Env:
     def actor(self):
         """The acting official, from the OS account (and --as for an admin); a refusal is audited."""
         if self._actor is None:
-            from ..authz import refusals_audited
-            from ..users import identify
+            from anjian.workflow.engine.authz import refusals_audited
+            from anjian.workflow.services.officials import identify
 
             db = self.database()
             with refusals_audited(db, self.login, self.now, "identify"), db.read() as session:
@@ -103,7 +103,7 @@ class Env:
 
     def database(self, initialized: bool = True):
         if self._db is None:
-            from ..db import Database
+            from anjian.workflow.store.db import Database
 
             self._db = Database(self.settings.db_url)
             if initialized:
@@ -112,7 +112,7 @@ class Env:
 
 
 def require_current(db) -> None:
-    from ..errors import NotInitialized
+    from anjian.workflow.errors import NotInitialized
 
     try:
         revision = db.current_revision()
@@ -120,7 +120,7 @@ def require_current(db) -> None:
         raise NotInitialized(f"cannot open the database {db.url}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
     if revision is None:
         raise NotInitialized(f"the database {db.url} is empty: run `anjian init` first")
-    from ..db import SCHEMA_HEAD
+    from anjian.workflow.store.db import SCHEMA_HEAD
 
     if revision > SCHEMA_HEAD:
         raise NotInitialized(f"the database {db.url} has schema {revision}, newer than this anjian knows ({SCHEMA_HEAD}): "
@@ -206,13 +206,13 @@ Sheet = tuple[str, list[str], list[list[Any]]]  # title, headers, rows of typed 
 def emit(fmt: str, table_fn: Callable[[], str], data: Any, csv_fn: Callable[[], str] | None = None, *,
          sheet: Callable[[], Sheet] | None = None, out: Path | None = None) -> None:
     """Print a result in the chosen format, or write it to `out`. `sheet` gives what CSV and XLSX export."""
-    from .. import render
+    from anjian.workflow.formats import output as render
 
     if fmt == "xlsx":
         if out is None:
             fail("--format xlsx makes a binary file, not text for the terminal: name it with --out FILE "
                  "(e.g. --out 进度.xlsx)")
-        from ..xlsx import workbook
+        from anjian.workflow.formats.xlsx import workbook
 
         write_file(out, workbook(*sheet()))
         return

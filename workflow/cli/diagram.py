@@ -8,7 +8,7 @@ import click
 
 from anjian.states.machines import SPECS
 
-from .common import command, write_file
+from anjian.workflow.cli.common import command, write_file
 
 
 @click.command()
@@ -28,7 +28,7 @@ def diagram(env, machine: str, fmt: str, out) -> None:
         anjian diagram township --format svg --out 乡镇.svg
         anjian diagram county --format mermaid
     """
-    from .. import diagram as diagrams
+    from anjian.workflow.reports import diagram as diagrams
 
     text = diagrams.render(machine, fmt)
     if out is None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .common import command, emit, format_option
+from anjian.workflow.cli.common import command, emit, format_option
 
 KIND_WORDS = {"reminder": "到期提醒", "overdue": "逾期通知"}
 STATUS_WORDS = {"sent": "已发送", "claimed": "发送中", "retry": "待重试", "failed": "失败", "planned": "将发送"}
 
 
 def _notify(env):
-    from ..settings import notify_settings
+    from anjian.workflow.settings import notify_settings
 
     return notify_settings(env.settings.data_dir)
 
@@ -39,7 +39,7 @@ def contact_add(env, unit, name, email, webhook) -> None:
 
         anjian contact add 宽城县 --name 李科长 --email li@kc.gov.cn --webhook https://robot.example/hook
     """
-    from .. import contacts
+    from anjian.workflow.services import contacts
 
     c = contacts.add(env.database(), unit, name, email, webhook, env.actor, env.now)
     click.echo(f"已添加联系人 {c.name}（{c.unit_name}）：{c.email or ''} {c.webhook or ''}".rstrip())
@@ -55,7 +55,8 @@ def contact_import(env, file) -> None:
 
         anjian contact import contacts.csv
     """
-    from .. import contacts, tables
+    from anjian.workflow.services import contacts
+    from anjian.workflow.formats import tables
 
     recs, problems = tables.read_csv(file, ("unit", "name"), ("email", "webhook"))
     out = contacts.add_many(env.database(), recs, env.actor, env.now, unreadable=problems)
@@ -73,7 +74,8 @@ def contact_list(env, unit, fmt) -> None:
 
         anjian contact list 宽城县
     """
-    from .. import contacts, render
+    from anjian.workflow.services import contacts
+    from anjian.workflow.formats import output as render
 
     rows = contacts.listing(env.database(), unit)
     headers = ["单位代码", "单位", "姓名", "邮箱", "Webhook"]
@@ -92,7 +94,7 @@ def contact_remove(env, unit, name) -> None:
 
         anjian contact remove 宽城县 --name 李科长
     """
-    from .. import contacts
+    from anjian.workflow.services import contacts
 
     contacts.remove(env.database(), unit, name, env.actor, env.now)
     click.echo(f"已删除联系人 {name}")
@@ -111,8 +113,8 @@ def remind(env, dry_run, fmt) -> None:
 
         anjian remind --now 2015-03-24T08:30 --dry-run
     """
-    from .. import render
-    from ..reminders import run_pass
+    from anjian.workflow.formats import output as render
+    from anjian.workflow.reminders.passes import run_pass
 
     res = run_pass(env.database(), env.now, _notify(env), env.settings.outbox, dry_run=dry_run)
 
@@ -173,9 +175,9 @@ def notices(env, unit, status, fmt) -> None:
 
         anjian notices --status failed
     """
-    from .. import render
-    from ..clock import shown
-    from ..reminders import notices as listing
+    from anjian.workflow.formats import output as render
+    from anjian.workflow.clock import shown
+    from anjian.workflow.reminders.passes import notices as listing
 
     rows = listing(env.database(), unit, status)
     headers = ["编号", "生成时间", "发送时间", "收件人", "渠道", "类型", "状态", "次数", "单位", "节点", "备注"]
@@ -200,16 +202,16 @@ def deadlines(env, unit, ics, fmt) -> None:
     """
     from pathlib import Path
 
-    from .. import render
-    from ..deadlines import deadlines as compute
-    from ..deadlines import to_ics
+    from anjian.workflow.formats import output as render
+    from anjian.workflow.views.deadlines import deadlines as compute
+    from anjian.workflow.views.deadlines import to_ics
 
     res = compute(env.database(), env.now, unit)
     if ics:
         try:
             Path(ics).write_bytes(to_ics(res))
         except OSError as exc:  # a folder that does not exist, a directory, no permission: the user's input
-            from ..errors import BadInput
+            from anjian.workflow.errors import BadInput
 
             raise BadInput(f"--ics {ics}: cannot write the file ({exc.strerror})") from None
 
@@ -254,7 +256,7 @@ def calendar_load(env, file) -> None:
 
         anjian calendar load 2027-schedule.csv
     """
-    from ..workdays import load_schedule
+    from anjian.workflow.reminders.workdays import load_schedule
 
     years = load_schedule(env.database(), file, env.actor, env.now)
     click.echo("已载入官方节假日安排：" + "，".join(f"{y} 年 {n} 天" for y, n in years.items()))
@@ -277,7 +279,7 @@ def daemon(env, log_file) -> None:
     import logging
     import sys
 
-    from ..daemon import Daemon, clock_from
+    from anjian.workflow.reminders.daemon import Daemon, clock_from
 
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:

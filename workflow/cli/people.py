@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import command, emit, format_option
+from anjian.workflow.cli.common import command, emit, format_option
 
 
 @click.group()
@@ -31,7 +31,7 @@ def user_add(env, name, role, unit, os_user) -> None:
 
         anjian user add 李科长 --role county_official --unit 宽城县 --os-user lik
     """
-    from .. import users
+    from anjian.workflow.services import officials as users
 
     o = users.add(env.database(), name, role, unit, os_user, env.actor, env.now)
     click.echo(f"已登记 {o.name}：{o.role}，{o.unit_name}（{o.unit}）" + (f"，操作系统账户 {o.os_user}" if o.os_user else ""))
@@ -47,7 +47,8 @@ def user_list(env, fmt) -> None:
 
         anjian user list --format json
     """
-    from .. import render, users
+    from anjian.workflow.formats import output as render
+    from anjian.workflow.services import officials as users
 
     rows = users.listing(env.database())
     headers = ["姓名", "角色", "单位代码", "单位", "操作系统账户", "在用"]
@@ -65,7 +66,7 @@ def user_disable(env, name) -> None:
 
         anjian user disable 王站长
     """
-    from .. import users
+    from anjian.workflow.services import officials as users
 
     o = users.set_active(env.database(), name, False, env.actor, env.now)
     click.echo(f"已停用 {o.name}")
@@ -81,7 +82,7 @@ def user_enable(env, name) -> None:
 
         anjian user enable 王站长
     """
-    from .. import users
+    from anjian.workflow.services import officials as users
 
     o = users.set_active(env.database(), name, True, env.actor, env.now)
     click.echo(f"已启用 {o.name}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import command, fail
+from anjian.workflow.cli.common import command, fail
 
 SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".csv": "csv", ".xlsx": "xlsx"}
 BINARY = ("html", "xlsx")  # a page or a workbook is a file to open, not text for the terminal
@@ -55,7 +55,7 @@ def progress(env, county: str | None, fmt: str | None, out: Path | None) -> None
         anjian report progress --now 2015-04-10 --county 宽城 --format md
         anjian report progress --format xlsx --out 进度.xlsx
     """
-    from .. import report_progress as rp
+    from anjian.workflow.reports import progress as rp
 
     fmt = _format(fmt, out, ("html", "md", "csv", "xlsx"))
     if fmt in BINARY and out is None:
@@ -83,7 +83,7 @@ def dossier(env, unit: str, fmt: str | None, out: Path | None) -> None:
         anjian report dossier 宽城峪耳崖镇 --format html --out 峪耳崖镇验收材料.html
         anjian report dossier 宽城县
     """
-    from .. import dossier as ds
+    from anjian.workflow.reports import dossier as ds
 
     fmt = _format(fmt, out, ("html", "md"))
     d = ds.build(env.database(), unit, env.now, env.settings.evidence_dir)

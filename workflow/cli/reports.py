@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import command, emit, format_option
+from anjian.workflow.cli.common import command, emit, format_option
 
 # report subcommand -> "module:attribute"; imported on use, so `anjian report --help` stays light
 REPORTS = {
@@ -65,7 +65,8 @@ def circular(env, milestone: str, fmt: str, out: Path | None, issue: bool) -> No
 
         anjian report circular --milestone provincial_demo --now 2015-04-01
     """
-    from .. import assessment, render
+    from anjian.workflow.reports import assessment
+    from anjian.workflow.formats import output as render
 
     db = env.database()
     draft = assessment.circular(db, env.now, milestone, fmt="html" if fmt == "html" else "md")
@@ -81,7 +82,7 @@ def circular(env, milestone: str, fmt: str, out: Path | None, issue: bool) -> No
 
 
 def _write(out: Path, text: str) -> None:
-    from ..errors import BadInput
+    from anjian.workflow.errors import BadInput
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +105,8 @@ def assessment_cmd(env, county: str | None, fmt: str) -> None:
         anjian assessment --now 2015-08-01
         anjian assessment --county 宽城
     """
-    from .. import assessment, render
+    from anjian.workflow.reports import assessment
+    from anjian.workflow.formats import output as render
 
     res = assessment.assess(env.database(), env.now, county)
     words = {"late": "逾期完成", "missed": "未完成"}

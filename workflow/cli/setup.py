@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import command
+from anjian.workflow.cli.common import command
 
 
 @click.command()
@@ -21,7 +21,7 @@ def init(env, registry: str | None, campaign: str | None) -> None:
 
         anjian init --registry chengde --campaign chengde-2014
     """
-    from ..registry import initialize
+    from anjian.workflow.services.registry import initialize
 
     db = env.database(initialized=False)
     result = initialize(db, registry, campaign, env.now, env.login, login=env.login, as_user=env.settings.as_user)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import click
 
-from .common import EXPORTS, command, emit, format_option, out_option
+from anjian.workflow.cli.common import EXPORTS, command, emit, format_option, out_option
 
 COHORT_SHORT = {"provincial_demo": "省示范", "county_demo": "县示范", "key": "重点", "heavy_task": "任务重"}
 STATUS_WORDS = {"met": "已完成", "pending": "未到期", "overdue": "已逾期"}
@@ -38,7 +38,8 @@ def status(env, county: str | None, by: str, fmt: str, out) -> None:
         anjian status --by province
         anjian status --format xlsx --out 进度.xlsx
     """
-    from .. import progress, render
+    from anjian.workflow.views import progress
+    from anjian.workflow.formats import output as render
 
     res = progress.status(env.database(), env.now, county, by)
     if by == "county":
@@ -138,7 +139,8 @@ def units(env, level, county, cohort, state, overdue, by, fmt, out) -> None:
         anjian units --county 河北省 --level township --state accepted --by city
         anjian units --level township --format xlsx --out 乡镇.xlsx
     """
-    from .. import progress, render
+    from anjian.workflow.views import progress
+    from anjian.workflow.formats import output as render
 
     if state:
         state = state.replace("-", "_")
@@ -192,7 +194,8 @@ def show(env, unit: str, fmt: str) -> None:
 
         anjian show 宽城峪耳崖镇
     """
-    from .. import progress, render
+    from anjian.workflow.views import progress
+    from anjian.workflow.formats import output as render
 
     res = progress.show(env.database(), unit, env.now, env.actor_name)
 

@@ -1,0 +1,185 @@
+"""`anjian daemon`: APScheduler 3.11 runs our reminder pass on a schedule; it owns no state of ours.
+
+APScheduler's job stores are not safe across processes and drop jobs they cannot load, so the
+daemon keeps none: a cron tick calls the pass, whose exactly-once bookkeeping lives in our tables.
+
+On SQLite (a laptop's file) one daemon per database: a file lock beside the file refuses a second
+copy. On PostgreSQL (a province's server) several daemons run as peers, on one machine or several:
+each pass claims its notices a chunk at a time under the database's advisory write lock, after
+checking that no item of the chunk is claimed already, and takes leftovers over with a conditional
+update, so whatever the number of daemons every notice is sent once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from anjian.workflow.clock import SHANGHAI, local_date
+from anjian.workflow.store.db import Database
+from anjian.workflow.errors import BadInput, Conflict
+from anjian.workflow.settings import NotifySettings
+
+log = logging.getLogger("anjian.daemon")
+
+
+def clock_from(start: dt.datetime | None) -> Callable[[], dt.datetime]:
+    """The real clock, or one that starts at `start` (ANJIAN_NOW) and runs at real speed."""
+    if start is None:
+        return lambda: dt.datetime.now(dt.UTC)
+    t0 = time.monotonic()
+    return lambda: start + dt.timedelta(seconds=time.monotonic() - t0)
+
+
+def daily_time(notify: NotifySettings) -> tuple[int, int]:
+    """The hour and minute of the daily pass; a malformed setting is the official's input, not a bug."""
+    text = str(notify.daemon_at).strip()
+    hour, _, minute = text.partition(":")
+    if not (hour.isascii() and hour.isdigit() and minute.isascii() and minute.isdigit()
+            and int(hour) < 24 and int(minute) < 60):
+        raise BadInput(f"setting daemon at (ANJIAN_DAEMON_AT or [daemon] at) must be HH:MM such as 08:30, not {text!r}")
+    if notify.retry_minutes < 1:
+        raise BadInput(f"setting daemon retry_minutes must be at least 1, not {notify.retry_minutes}")
+    return int(hour), int(minute)
+
+
+class SingleInstance:
+    """Holds the one-daemon-per-file lock of an SQLite database for as long as the daemon lives.
+
+    On PostgreSQL there is nothing to hold: daemons there are peers (`peers` is then True)."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._fh = None
+        self.peers = db.dialect != "sqlite"
+
+    def acquire(self) -> None:
+        if self.db.dialect == "sqlite":
+            import fcntl
+
+            path = Path(self.db.url.split(":///", 1)[1] + ".daemon.lock")
+            self._fh = open(path, "a+")  # noqa: SIM115 - held open for the daemon's life
+            try:
+                fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._fh.seek(0)
+                holder = self._fh.read().strip() or "another process"
+                self._fh.close()
+                raise Conflict(f"a daemon is already running against {self.db.url} ({holder}); not starting a second copy") from None
+            import os
+
+            self._fh.seek(0)
+            self._fh.truncate()
+            self._fh.write(f"pid {os.getpid()}")
+            self._fh.flush()
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _shown_url(url: str) -> str:
+    """The database URL without its password, for the log."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse is logged as it is
+        return url
+
+
+class Daemon:
+    """The reminder daemon. `tick()` is one scheduled run; `run()` blocks until SIGTERM or SIGINT."""
+
+    def __init__(self, db: Database, notify: NotifySettings, outbox: Path, clock: Callable[[], dt.datetime]):
+        self.db = db
+        self.notify = notify
+        self.outbox = outbox
+        self.clock = clock
+        self.scheduler = None
+
+    def tick(self, retry_only: bool = False) -> None:
+        """Move the city on the stage dates, then run a reminder pass (on working days)."""
+        from anjian.workflow.reminders.passes import run_pass
+        from anjian.workflow.services.stages import tick_city
+
+        now = self.clock()
+        try:
+            if not retry_only:
+                for t in tick_city(self.db, now):
+                    log.info("城市阶段：%s → %s（审计序号 %s）", t.from_state, t.to_state, t.seq)
+            result = run_pass(self.db, now, self.notify, self.outbox, retry_only=retry_only)
+        except Exception:  # noqa: BLE001 - a failed tick is logged; the next one tries again
+            log.exception("提醒任务失败，将在下次运行时重试")
+            return
+        if result.calendar == "fallback":
+            log.warning("%s 年没有官方节假日安排：按周末和法定节假日推算工作日", result.today[:4])
+        if not result.workday and not retry_only:
+            log.info("%s 不是工作日，未发送新的提醒", result.today)
+        for s in result.sent:
+            log.info("已发送 %s → %s（%s，%s）%s", s.notice_id, s.recipient, s.channel, s.kind, "、".join(s.milestones))
+        for s in result.deferred:
+            log.warning("发送推迟 %s → %s：%s", s.notice_id, s.recipient, s.error)
+        for s in result.failed:
+            log.error("发送失败 %s → %s：%s", s.notice_id, s.recipient, s.error)
+        lonely = sorted({str(s["unit"]) for s in result.skipped if s.get("reason") == "no contact"})
+        if lonely:  # one line, not one per unit: the real registry has hundreds
+            log.warning("无联系人、未能发送提醒的单位 %d 个：%s%s", len(lonely), "、".join(lonely[:30]),
+                        " 等（anjian remind --dry-run --format json 查看全部）" if len(lonely) > 30 else "")
+        bosses = sorted({str(s["unit"]) for s in result.skipped if "for_unit" in s})
+        if bosses:
+            log.warning("无联系人、未能接收逾期通报的上级单位：%s", "、".join(bosses))
+        if not retry_only:  # says the pass ran even when nothing was due (the operator's and the tests' cue)
+            log.info("提醒任务完成：%s，发送 %d 条，推迟 %d 条，失败 %d 条", result.today, len(result.sent),
+                     len(result.deferred), len(result.failed))
+
+    def run(self) -> None:
+        from apscheduler.events import EVENT_SCHEDULER_STARTED
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.blocking import BlockingScheduler
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        hour, minute = daily_time(self.notify)
+        lock = SingleInstance(self.db)
+        lock.acquire()
+        self.scheduler = BlockingScheduler(timezone=SHANGHAI, executors={"default": ThreadPoolExecutor(1)},
+                                           job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
+        self.scheduler.add_job(self.tick, CronTrigger(hour=hour, minute=minute, timezone=SHANGHAI), id="daily")
+        self.scheduler.add_job(self.tick, IntervalTrigger(minutes=self.notify.retry_minutes), id="retry",
+                               kwargs={"retry_only": True})
+
+        stopping = False
+
+        def stop(signum, _frame):
+            # Never raise here: before the scheduler runs, shutdown() would raise inside the start-up pass,
+            # whose error handling would swallow it and the daemon would then run on, deaf to SIGTERM.
+            nonlocal stopping
+            log.info("收到信号 %s，正在停止", signal.Signals(signum).name)
+            stopping = True
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+
+        def stop_if_asked(_event) -> None:
+            # A signal that came between the start-up pass and the scheduler's start is honoured here.
+            if stopping and self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+
+        self.scheduler.add_listener(stop_if_asked, EVENT_SCHEDULER_STARTED)
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        log.info("anjian daemon 启动：数据库 %s，每天 %s（北京时间）运行，今天 %s%s", _shown_url(self.db.url),
+                 self.notify.daemon_at, local_date(self.clock()),
+                 "（PostgreSQL：可与其他 daemon 同时运行，每条通知只发送一次）" if lock.peers else "")
+        try:
+            self.tick()  # catch up at start-up
+            if not stopping:
+                self.scheduler.start()
+        finally:
+            lock.release()
+            log.info("anjian daemon 已停止")

@@ -1,0 +1,104 @@
+"""The campaign's machines drawn from the very data the engine runs (`states.machines.SPECS`), with the
+`transitions` library's own diagram support: each edge names its trigger and guards, each state and
+trigger reads in Chinese with its id beside it."""
+
+from __future__ import annotations
+
+import copy
+
+from anjian.states.machines import SPECS, STATE_NAMES, TRIGGER_NAMES
+
+from anjian.workflow.errors import BadInput
+
+MACHINES = tuple(SPECS)  # township, county, city
+FORMATS = ("mermaid", "dot", "svg")
+TITLES = {
+    "township": "乡镇规范化建设 township",
+    "county": "县区推进 county",
+    "city": "全市活动阶段 city",
+}
+# A generic family: Graphviz (through fontconfig) and every SVG viewer find a face with CJK glyphs for it.
+FONT = "sans-serif"
+INSTALL_DOT = ("svg needs Graphviz's `dot` program, which is not installed here: install Graphviz "
+               "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz; Windows: "
+               "https://graphviz.org/download/), or use --format dot or --format mermaid")
+
+
+def state_label(level: str, state: str) -> str:
+    """What a state's box says: its Chinese name, then its id (e.g. "已申请验收 applied")."""
+    name = STATE_NAMES.get((level, state))
+    return f"{name} {state}" if name else state
+
+
+def trigger_label(trigger: str) -> str:
+    """What an edge says before its guards: the trigger's Chinese name, then its id."""
+    name = TRIGGER_NAMES.get(trigger)
+    return f"{name} {trigger}" if name else trigger
+
+
+def graph_machine(level: str, engine: str):
+    """A `GraphMachine` built exactly as `workflow.machine.machine` builds the runtime one, plus labels."""
+    from transitions.extensions.diagrams import GraphMachine
+
+    spec = SPECS[level]
+    gm = GraphMachine(
+        model=None,
+        states=list(spec.states),
+        # transitions appends " [guard & guard]" to the label; in dot, put the guards on a line of their own
+        transitions=[dict(t, label=trigger_label(t["trigger"]) + ("\\n" if engine == "graphviz" else ""))
+                     for t in spec.transitions],
+        initial=spec.initial,
+        auto_transitions=False,
+        send_event=True,
+        title=TITLES[level],
+        show_conditions=True,
+        graph_engine=engine,
+    )
+    # Top to bottom: left to right, a chain of states with long guard labels runs off any screen.
+    gm.machine_attributes = dict(gm.machine_attributes, rankdir="TB")
+    for name, state in gm.states.items():
+        state.label = state_label(level, name)  # the markup (and so the graph) reads a state's `label`
+    return gm
+
+
+def render(level: str, fmt: str) -> str:
+    """The machine of `level` as mermaid stateDiagram-v2 text, Graphviz dot source, or SVG."""
+    if level not in SPECS:
+        raise BadInput(f"no machine {level!r}: choose one of {', '.join(MACHINES)}")
+    if fmt not in FORMATS:
+        raise BadInput(f"no diagram format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt == "mermaid":
+        return _mermaid(level)
+    graph = _graphviz(level)
+    if fmt == "dot":
+        return graph.source
+    import graphviz
+
+    try:
+        return graph.pipe(format="svg", encoding="utf-8")
+    except graphviz.ExecutableNotFound:
+        raise BadInput(INSTALL_DOT) from None
+
+
+def _mermaid(level: str) -> str:
+    gm = graph_machine(level, "mermaid")
+    lines = gm.graph_cls(gm).get_graph().source.splitlines()
+    # transitions writes the title bare between the front-matter fences; mermaid's front matter is YAML keys.
+    if lines[:1] == ["---"] and lines[2:3] == ["---"]:
+        lines[1] = f"title: {TITLES[level]}"
+    return "\n".join(lines) + "\n"
+
+
+def _graphviz(level: str):
+    gm = graph_machine(level, "graphviz")
+    if not gm.graph_cls.__module__.endswith("diagrams_graphviz"):  # transitions falls back to mermaid quietly
+        raise BadInput("the `graphviz` Python package is missing: pip install graphviz")
+    gm.style_attributes = styles = copy.deepcopy(gm.style_attributes)  # per machine, not the class's
+    for kind in ("node", "edge", "graph"):
+        styles[kind]["default"]["fontname"] = FONT
+    styles["graph"]["default"]["labelloc"] = "t"  # the title above the machine, where a reader starts
+    graph = gm.graph_cls(gm).get_graph()
+    # Where a unit starts, as in UML (and as mermaid's `[*] -->`).
+    graph.node("__start__", label="", shape="point", width="0.15", style="filled", fillcolor="black")
+    graph.edge("__start__", SPECS[level].initial)
+    return graph

@@ -1,0 +1,393 @@
+"""The progress report (进度报告): the city's state per county and cohort, the campaign's stages and
+milestones against today, who is overdue, and the counties' trend rebuilt from the audit log — as
+one self-contained HTML page with inline SVG charts, Markdown, CSV or an Excel workbook.
+
+`build` gathers the data (a frozen ProgressReport); the functions after it only render it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+
+from anjian.states.campaign import Milestone, Stage
+from anjian.states.machines import state_name
+
+from anjian.workflow.views import progress
+from anjian.workflow.clock import SHANGHAI, from_utc_text
+from anjian.workflow.store.db import Database
+from anjian.workflow.views.progress import COHORT_ORDER, CountyStatus
+from anjian.workflow.formats.output import as_csv
+
+COHORT_WORDS = {"provincial_demo": "省示范", "county_demo": "县示范", "key": "重点", "heavy_task": "任务重"}
+STATUS_CLASS = {"on_time": "on-time", "late": "late", "overdue": "overdue", "pending": "pending"}
+# Column-width labels for the built-in campaign's milestones (ids of the contract); another campaign's
+# milestones show their names, cut short.
+SHORT = {"plan_submission": "方案报送", "provincial_demo": "省定示范", "county_demo": "县区示范", "demo_review": "示范验收",
+         "key_compliance": "重点达标", "full_coverage": "全面达标"}
+
+
+@dataclass(frozen=True)
+class Late:
+    """A milestone a unit has missed, and by how many days as of the report."""
+
+    id: str
+    name: str
+    deadline: dt.date
+    days: int
+
+
+@dataclass(frozen=True)
+class OverdueUnit:
+    code: str
+    name: str
+    level: str
+    county_code: str | None
+    county_name: str | None
+    state_name: str
+    cohorts: list[str]
+    late: list[Late]
+
+
+@dataclass(frozen=True)
+class MilestoneTally:
+    """How the counties and townships stand on one milestone: counts by outcome status."""
+
+    milestone: Milestone
+    counties: dict[str, int]
+    townships: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    title: str
+    campaign: str
+    issuer: str
+    scope: str
+    now: dt.datetime
+    today: dt.date
+    start: dt.date
+    city_state: str | None
+    counties: list[CountyStatus]
+    totals: dict
+    stages: tuple[Stage, ...]
+    milestones: tuple[Milestone, ...]
+    outcomes: dict[str, dict[str, object]]  # county code -> milestone id -> timeline.Outcome
+    tallies: list[MilestoneTally]
+    overdue: list[OverdueUnit]
+    trend: dict[str, list]  # county code -> timeline.TrendPoint, oldest first
+    last_change: dt.datetime | None
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {c.code: c.name for c in self.counties}
+
+    @property
+    def stale(self) -> bool:
+        """Whether units changed after `now`: the states shown are today's, the trend stops at `now`."""
+        return self.last_change is not None and self.last_change > self.now
+
+
+def build(db: Database, now: dt.datetime, county: str | None = None) -> ProgressReport:
+    """Everything the progress report shows, for the city or one county (or city) as of `now`."""
+    from sqlalchemy import func, select
+
+    from anjian.workflow.store.models import AuditRow
+    from anjian.workflow.services.registry import campaign_in_force
+    from anjian.workflow.views.timeline import TRANSITIONS, replay
+
+    st = progress.status(db, now, county, as_of=True)  # states as the audit log says they stood at `now`
+    with db.read() as session:
+        campaign = campaign_in_force(session)
+        rep = replay(session, campaign, now)
+        trend, outcomes = rep.trend(), rep.outcomes()
+        last = session.scalar(select(func.max(AuditRow.at)).where(AuditRow.action.in_(TRANSITIONS)))
+    late_units = _overdue_as_of(rep, outcomes, {c.code for c in st.counties})
+    scope_codes = {c.code for c in st.counties}
+    by_id = {m.id: m for m in campaign.milestones}
+    per_county: dict[str, dict[str, object]] = {c: {} for c in scope_codes}
+    tallies = {m.id: (Counter(), Counter()) for m in campaign.milestones}
+    for o in outcomes:
+        if o.county_code not in scope_codes:
+            continue
+        if o.level == "county":
+            per_county[o.unit_code][o.milestone] = o
+            tallies[o.milestone][0][o.status] += 1
+        elif o.level == "township":
+            tallies[o.milestone][1][o.status] += 1
+    overdue = [OverdueUnit(u.code, u.name, u.level, u.code if u.level == "county" else u.parent,
+                           u.name if u.level == "county" else u.parent_name, state_name(u.level, u.state), u.cohorts,
+                           [Late(i, by_id[i].name, by_id[i].deadline, (st_today(st) - by_id[i].deadline).days)
+                            for i in u.overdue or ()])
+               for u in late_units if u.level in ("township", "county")]
+    overdue.sort(key=lambda u: (u.county_code or "", u.level != "county", u.code))
+    single = county and len(st.counties) == 1 and st.counties[0].level == "county"
+    scope = st.counties[0].name if single else (st.city["name"] if st.city else campaign.title)
+    start = min([p[0].day for p in trend.values() if p] + [s.starts for s in campaign.stages])
+    return ProgressReport(
+        campaign.title, campaign.id, campaign.issuer, scope, now, st_today(st), start,
+        st.city["state_name"] if st.city else None, st.counties, st.totals, campaign.stages, campaign.milestones,
+        per_county, [MilestoneTally(m, dict(tallies[m.id][0]), dict(tallies[m.id][1])) for m in campaign.milestones],
+        overdue, {c: p for c, p in trend.items() if c in scope_codes}, from_utc_text(last) if last else None)
+
+
+def _overdue_as_of(rep, outcomes, counties: set[str]) -> list[progress.UnitRow]:
+    """The units with a milestone overdue at the replay's `now`, as `units --overdue` lists them."""
+    late: dict[str, list[str]] = {}
+    for o in outcomes:
+        if o.status == "overdue" and o.county_code in counties:
+            late.setdefault(o.unit_code, []).append(o.milestone)
+    rows = []
+    for code in sorted(late):
+        name, level, parent = rep.units[code]
+        cohorts = [c for c in progress.COHORT_ORDER if c in rep.cohorts.get(code, ())]
+        rows.append(progress.UnitRow(code, name, level, parent, rep.state.get(code), cohorts,
+                                     rep.units[parent][0] if parent in rep.units else None, late[code]))
+    return rows
+
+
+def st_today(st: progress.StatusResult) -> dt.date:
+    return dt.date.fromisoformat(st.today)
+
+
+# -- words shared by every format ------------------------------------------------------------------
+def cn_date(day: dt.date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def outcome_words(o) -> str:
+    """A county's standing on a milestone in a few characters: 按期, 晚5天, 逾期101天, 剩20天."""
+    if o is None:
+        return ""
+    return {"on_time": "按期", "late": f"晚{o.days}天", "overdue": f"逾期{o.days}天", "pending": f"剩{o.days}天"}[o.status]
+
+
+def short(m: Milestone) -> str:
+    return SHORT.get(m.id) or (m.name if len(m.name) <= 8 else m.name[:7] + "…")
+
+
+def percent(done: int, total: int) -> float:
+    return round(100 * done / total, 1) if total else 0.0
+
+
+def stage_status(stage: Stage, today: dt.date) -> str:
+    if today > stage.ends:
+        return "已结束"
+    return "进行中" if today >= stage.starts else "未开始"
+
+
+def _late_words(rep: ProgressReport, ids: list[str]) -> str:
+    by_id = {m.id: m for m in rep.milestones}
+    return "；".join(f"{by_id[i].name}（逾期{(rep.today - by_id[i].deadline).days}天）" for i in ids)
+
+
+# -- CSV and the workbook's first sheet: one row per county ----------------------------------------
+def county_table(rep: ProgressReport) -> tuple[list[str], list[list[object]]]:
+    """Headers and typed rows (numbers stay numbers) of the per-county table."""
+    cohorts = ("provincial_demo", "county_demo", "key")
+    headers = ["代码", "县区", "阶段", "乡镇数", "已达标", "达标率(%)", "已开展",
+               *(h for c in cohorts for h in (f"{COHORT_WORDS[c]}已达标", f"{COHORT_WORDS[c]}数")),
+               "下一节点", "节点期限", "剩余天数", "逾期节点", "逾期乡镇数",
+               *(f"{m.deadline.isoformat()} {m.name}" for m in rep.milestones)]
+    rows = []
+    for c in rep.counties:
+        nxt = c.next_milestone
+        rows.append([c.code, c.name, c.state_name, c.townships, c.accepted, percent(c.accepted, c.townships), c.started,
+                     *(n for k in cohorts for n in c.cohorts[k]),
+                     nxt["name"] if nxt else None, dt.date.fromisoformat(nxt["deadline"]) if nxt else None,
+                     nxt["days"] if nxt else None, _late_words(rep, c.overdue) or None, c.overdue_townships,
+                     *(outcome_words(rep.outcomes[c.code].get(m.id)) or None for m in rep.milestones)])
+    return headers, rows
+
+
+def csv_text(rep: ProgressReport) -> str:
+    """One row per county, Chinese headers; cells a spreadsheet would run as formulas are quoted."""
+    return as_csv(*county_table(rep))
+
+
+# -- Markdown ----------------------------------------------------------------------------------------
+def text_bar(done: int, total: int, cells: int = 20) -> str:
+    """A progress bar in characters: █ for done, ░ for the rest."""
+    n = round(cells * done / total) if total else 0
+    return "█" * n + "░" * (cells - n)
+
+
+def _md_cell(v: object) -> str:
+    text = "—" if v is None or v == "" else str(v)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(headers: list[str], rows: list[list[object]]) -> list[str]:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
+    out += ["| " + " | ".join(_md_cell(v) for v in r) + " |" for r in rows]
+    return out
+
+
+def markdown(rep: ProgressReport) -> str:
+    """The report as Markdown: tables with text bars, the stages against today, the overdue, the trend."""
+    t = rep.totals
+    out = [f"# {rep.title}进度报告（{rep.scope}）", "",
+           f"截至 {cn_date(rep.today)}（{rep.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}）"
+           + (f"，全市处于{rep.city_state}" if rep.city_state else "") + "。", "",
+           f"乡镇 {t['townships']} 个：已达标 {t['accepted']}（{percent(t['accepted'], t['townships'])}%），"
+           f"已开展 {t['started']}，逾期乡镇 {t['overdue_townships']}；有逾期节点的县区 {t['counties_overdue']} 个。"]
+    if rep.stale:
+        out += ["", f"> 注意：{rep.last_change.astimezone(SHANGHAI):%Y-%m-%d %H:%M} 之后还有变更；本报告各项数据均按审计日志回溯至报告时间。"]
+    out += ["", "## 县区进度", ""]
+    out += _md_table(["县区", "阶段", "全部达标", "已开展", "省示范", "县示范", "重点", "下一节点", "逾期"], [
+        [c.name, c.state_name, f"`{text_bar(c.accepted, c.townships)}` {c.accepted}/{c.townships}",
+         f"{c.started}/{c.townships}", *(_frac(c.cohorts[k]) for k in ("provincial_demo", "county_demo", "key")),
+         f"{c.next_milestone['name']}（剩{c.next_milestone['days']}天）" if c.next_milestone else None,
+         f"**{_late_words(rep, c.overdue)}**" if c.overdue else None] for c in rep.counties])
+    out += ["", "## 阶段与时间节点", "", f"今天：{rep.today.isoformat()}", ""]
+    out += _md_table(["阶段", "起", "止", "状态"], [
+        [s.name, s.starts.isoformat(), s.ends.isoformat(), stage_status(s, rep.today)] for s in rep.stages])
+    out.append("")
+    out += _md_table(["节点", "期限", "距今", "县区 按期/晚/逾期/未到期", "乡镇 按期/晚/逾期/未到期"], [
+        [m.milestone.name, m.milestone.deadline.isoformat(), _days_to(m.milestone.deadline, rep.today),
+         _counts(m.counties), _counts(m.townships)] for m in rep.tallies])
+    out += ["", "## 各县区节点完成情况", ""]
+    out += _md_table(["县区", *(m.name for m in rep.milestones)], [
+        [c.name, *(_md_outcome(rep.outcomes[c.code].get(m.id)) for m in rep.milestones)] for c in rep.counties])
+    out += ["", f"## 逾期单位（{len(rep.overdue)} 个）", ""]
+    out += _md_table(["代码", "单位", "县区", "状态", "逾期节点"], [
+        [u.code, f"**{u.name}**", u.county_name, u.state_name,
+         "；".join(f"**{x.name} 逾期 {x.days} 天**（期限 {x.deadline.isoformat()}）" for x in u.late)] for u in rep.overdue])
+    out += ["", "## 趋势（已达标乡镇数的变化）", ""]
+    out += _md_table(["县区", "日期", "已达标", "已开展", "乡镇数"], [
+        [rep.names.get(code, code), p.day.isoformat(), p.accepted, p.started, p.townships]
+        for code, points in rep.trend.items() for p in points])
+    return "\n".join(out) + "\n"
+
+
+def _frac(pair: list[int]) -> str | None:
+    return f"{pair[0]}/{pair[1]}" if pair[1] else None
+
+
+def _md_outcome(o) -> str:
+    words = outcome_words(o)
+    return f"**{words}**" if o is not None and o.status in ("late", "overdue") else words
+
+
+def _counts(c: dict[str, int]) -> str:
+    return "/".join(str(c.get(k, 0)) for k in ("on_time", "late", "overdue", "pending"))
+
+
+def _days_to(deadline: dt.date, today: dt.date) -> str:
+    d = (deadline - today).days
+    return f"剩{d}天" if d >= 0 else f"已过{-d}天"
+
+
+# -- Excel -------------------------------------------------------------------------------------------
+def workbook(rep: ProgressReport) -> bytes:
+    """An .xlsx: 县区进度 (with a bar chart), 逾期单位, 趋势 and 节点完成; bold frozen headers, numbers
+    and dates typed, text always text."""
+    import io
+
+    from openpyxl import Workbook
+    from openpyxl.chart import BarChart, Reference
+
+    from anjian.workflow.formats.xlsx import fill_sheet
+
+    wb = Workbook()
+    headers, rows = county_table(rep)
+    ws = fill_sheet(wb.active, "县区进度", headers, rows)
+    if rows:
+        chart = BarChart()
+        chart.type, chart.title, chart.y_axis.title = "bar", "各县区乡镇达标情况", "乡镇（个）"
+        chart.add_data(Reference(ws, min_col=4, max_col=5, min_row=1, max_row=len(rows) + 1), titles_from_data=True)
+        chart.set_categories(Reference(ws, min_col=2, min_row=2, max_row=len(rows) + 1))
+        chart.height, chart.width = 4 + 0.6 * len(rows), 16
+        ws.add_chart(chart, f"A{len(rows) + 4}")
+    fill_sheet(wb.create_sheet(), "逾期单位", ["代码", "单位", "级别", "县区", "状态", "类别", "逾期节点", "期限", "逾期天数"], [
+        [u.code, u.name, "县区" if u.level == "county" else "乡镇", u.county_name, u.state_name,
+         "、".join(COHORT_WORDS[c] for c in u.cohorts) or None, x.name, x.deadline, x.days]
+        for u in rep.overdue for x in u.late])
+    fill_sheet(wb.create_sheet(), "趋势", ["县区代码", "县区", "日期", "已达标", "已开展", "乡镇数"], [
+        [code, rep.names.get(code, code), p.day, p.accepted, p.started, p.townships]
+        for code, points in rep.trend.items() for p in points])
+    words = {"on_time": "按期完成", "late": "逾期完成", "overdue": "逾期未完成", "pending": "未到期"}
+    fill_sheet(wb.create_sheet(), "节点完成", ["县区代码", "县区", "节点", "期限", "状态", "天数", "完成时间", "审计序号"], [
+        [c.code, c.name, m.name, m.deadline, words[o.status], o.days,
+         o.met_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if o.met_at else None, o.met_seq]
+        for c in rep.counties for m in rep.milestones if (o := rep.outcomes[c.code].get(m.id)) is not None])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+# -- HTML ----------------------------------------------------------------------------------------------
+
+
+def render_template(name: str, **context: object) -> str:
+    from anjian.notifications.render import environment  # the one Jinja2 setup: strict, HTML autoescaped
+
+    return environment().get_template(name).render(context)
+
+
+def charts(rep: ProgressReport) -> dict[str, str]:
+    """The three inline SVG charts: counties' bars, the trend, the stage timeline."""
+    from markupsafe import Markup
+
+    from anjian.workflow.reports import charts as ch
+
+    bars = [ch.Bar(c.name, c.accepted, c.started, c.townships, bool(c.overdue)) for c in rep.counties]
+    series = [ch.Series(rep.names.get(code, code), [(p.day, p.accepted) for p in pts]) for code, pts in rep.trend.items()]
+    end = max(s.ends for s in rep.stages) if rep.stages else rep.today
+    ahead = [m.deadline for m in rep.milestones if m.deadline >= rep.today]
+    last = min(end, max(rep.today + dt.timedelta(days=30), (ahead[0] if ahead else end) + dt.timedelta(days=10)))
+    last = max(last, rep.today + dt.timedelta(days=10))
+    deadlines = [ch.Mark(short(m), m.deadline) for m in rep.milestones if rep.start <= m.deadline <= last]
+    phases = [ch.Mark(s.name, s.starts, s.ends, s.id) for s in rep.stages]
+    diamonds = [ch.Mark(m.name, m.deadline, row=m.stage) for m in rep.milestones]
+    return {
+        "counties": Markup(ch.county_bars(bars)),
+        "trend": Markup(ch.trend(series, deadlines, rep.today, rep.start - dt.timedelta(days=5), last)),
+        "stages": Markup(ch.stages(phases, diamonds, rep.today)),
+    }
+
+
+def html(rep: ProgressReport) -> str:
+    """One self-contained page: inline CSS and SVG, no script, no external reference."""
+    by_id = {m.id: m for m in rep.milestones}
+    counties = []
+    for c in rep.counties:
+        counties.append({
+            "code": c.code, "name": c.name, "state": c.state_name, "townships": c.townships,
+            "accepted": c.accepted, "started": c.started, "pct": percent(c.accepted, c.townships),
+            "started_pct": percent(c.started - c.accepted, c.townships),
+            "cohorts": [_frac(c.cohorts[k]) or "—" for k in ("provincial_demo", "county_demo", "key")],
+            "next": (f"{short(by_id[c.next_milestone['id']])}（剩{c.next_milestone['days']}天）" if c.next_milestone else "—"),
+            "next_name": f"{c.next_milestone['name']}，期限 {c.next_milestone['deadline']}" if c.next_milestone else "",
+            "late": "、".join(f"{short(by_id[i])} {(rep.today - by_id[i].deadline).days}天" for i in c.overdue),
+            "late_names": _late_words(rep, c.overdue), "overdue_townships": c.overdue_townships,
+            "outcomes": [{"words": outcome_words(o) or "—", "cls": STATUS_CLASS.get(getattr(o, "status", ""), "none")}
+                         for o in (rep.outcomes[c.code].get(m.id) for m in rep.milestones)],
+        })
+    t = rep.totals
+    return render_template(
+        "report_progress.html.j2",
+        title=f"{rep.title}进度报告", scope=rep.scope, campaign=rep.campaign, issuer=rep.issuer,
+        today=rep.today.isoformat(), today_cn=cn_date(rep.today), now=f"{rep.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}",
+        city_state=rep.city_state or "", totals=t, pct=percent(t["accepted"], t["townships"]),
+        stale=(f"{rep.last_change.astimezone(SHANGHAI):%Y-%m-%d %H:%M}" if rep.stale else ""),
+        counties=counties, milestones=[{"name": m.name, "short": short(m), "deadline": m.deadline.isoformat(),
+                                        "days": _days_to(m.deadline, rep.today), "passed": m.deadline < rep.today}
+                                       for m in rep.milestones],
+        stages=[{"name": s.name, "starts": s.starts.isoformat(), "ends": s.ends.isoformat(),
+                 "status": stage_status(s, rep.today)} for s in rep.stages],
+        tallies=[{"name": x.milestone.name, "deadline": x.milestone.deadline.isoformat(),
+                  "counties": [x.counties.get(k, 0) for k in ("on_time", "late", "overdue", "pending")],
+                  "townships": [x.townships.get(k, 0) for k in ("on_time", "late", "overdue", "pending")]}
+                 for x in rep.tallies],
+        overdue=[{"code": u.code, "name": u.name, "county": u.county_name or "—", "state": u.state_name,
+                  "level": "县区" if u.level == "county" else "乡镇",
+                  "cohorts": "、".join(COHORT_WORDS[c] for c in u.cohorts) or "—",
+                  "late": [{"name": x.name, "deadline": x.deadline.isoformat(), "days": x.days} for x in u.late]}
+                 for u in rep.overdue],
+        trend=[{"name": rep.names.get(code, code), "points": [
+            {"day": p.day.isoformat(), "accepted": p.accepted, "started": p.started, "townships": p.townships}
+            for p in pts]} for code, pts in rep.trend.items()],
+        charts=charts(rep), cohort_names=[COHORT_WORDS[k] for k in COHORT_ORDER[:3]],
+    )

@@ -1,0 +1,246 @@
+"""Services that change units: fire a trigger (one or a batch), record a checklist fact, designate a
+cohort. Each change and its audit row are written in one transaction; nothing is written on refusal."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from anjian.states.guards import GUARDS, Evidence, Facts
+from anjian.states.machines import SPECS, TRIGGER_NAMES
+
+from anjian.workflow.store import audit
+from anjian.workflow.engine import authz, machine
+from anjian.workflow.engine.authz import Actor, name_of
+from anjian.workflow.clock import utc_text
+from anjian.workflow.store.db import Database
+from anjian.workflow.errors import BadInput, Conflict, NotPermitted, Refused
+from anjian.workflow.store.evidence import EvidenceFile, examine, keep
+from anjian.workflow.engine.facts import FactsLoader
+from anjian.workflow.store.models import Unit
+from anjian.workflow.engine.names import Resolver, UnitRef
+from anjian.workflow.services.registry import campaign_in_force
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One fired trigger as written: its audit sequence number and the unit's new version."""
+
+    seq: int
+    code: str
+    name: str
+    level: str
+    trigger: str
+    from_state: str
+    to_state: str
+    version: int
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    line: int
+    unit: str
+    trigger: str
+    kind: str  # "bad_input", "not_permitted" or "refused"
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    applied: list[Transition]
+    problems: list[RowProblem]
+    rows: int
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+
+def normalize_trigger(name: str) -> str:
+    return name.strip().replace("-", "_").lower()
+
+
+def trigger_for(unit: UnitRef, trigger: str) -> str:
+    """The trigger name checked against the unit's machine; BadInput lists the valid ones."""
+    t = normalize_trigger(trigger)
+    spec = SPECS.get(unit.level)
+    if spec is None:
+        raise BadInput(f"{unit.name}（{unit.code}）is a {unit.level}: it has no state machine in this campaign")
+    if t not in spec.triggers:
+        valid = "、".join(f"{x}（{TRIGGER_NAMES.get(x, x)}）" for x in spec.triggers)
+        raise BadInput(f"trigger “{trigger}” does not exist for a {unit.level}; {unit.level} triggers: {valid}")
+    return t
+
+
+def levels_for(trigger: str) -> tuple[str, ...]:
+    """The unit levels whose machine has this trigger: narrows a name like 宽城 (county or town)."""
+    t = normalize_trigger(trigger)
+    return tuple(level for level, spec in SPECS.items() if t in spec.triggers)
+
+
+# Guards that say who may act rather than what must be true: the contract's exit 4, not 3.
+PERMISSION_GUARDS = ("inspector_is_not_applicant",)
+
+
+def _not_permitted(facts: Facts, trigger: str) -> bool:
+    t = SPECS[facts.level].transition(trigger)
+    return facts.state == t["source"] and any(
+        g in t["conditions"] and GUARDS[facts.level][g](facts) for g in PERMISSION_GUARDS)
+
+
+def conflict_message(u: Unit, expected: int) -> str:
+    from anjian.workflow.clock import shown
+
+    when = shown(u.changed_at) if u.changed_at else "?"
+    return (f"{u.name}（{u.code}）was changed meanwhile by {u.changed_by} at {when} "
+            f"(version {u.version}, you had {expected}); nothing was written — look again and retry")
+
+
+class Advancer:
+    """Fires triggers inside one write transaction, keeping later rows aware of earlier ones."""
+
+    def __init__(self, session: Session, now: dt.datetime, actor: str | Actor):
+        self.session = session
+        self.now = now
+        self.actor = actor
+        self.resolver = Resolver(session)
+        self.loader = FactsLoader(session, campaign_in_force(session), now)
+        self.versions: dict[str, int] = {}
+        self.entries: list[audit.Entry] = []
+        self.pending: list[tuple[UnitRef, str, str, str]] = []
+
+    def prepare(self, unit: UnitRef, trigger: str, note: str | None, evidence: list[EvidenceFile]) -> tuple[str, str]:
+        """Check and fire one trigger in memory; return (from, to) or raise Refused."""
+        self.loader.prefetch([unit.code])
+        authz.may_fire(self.session, self.actor, unit.level, trigger, unit.code, unit.name)
+        authz.not_own_unit(self.session, self.actor, unit.code, self.loader.applicants.get(unit.code), trigger)
+        facts = self.loader.facts(unit.code, name_of(self.actor), note, tuple(Evidence(e.path, e.sha256) for e in evidence))
+        verdict = machine.check(facts, trigger)
+        if not verdict.allowed:
+            what = f"{unit.name}（{unit.code}）: “{trigger}”（{TRIGGER_NAMES.get(trigger, trigger)}）"
+            if _not_permitted(facts, trigger):  # every reason is still listed, not only the permission
+                raise authz.denied(f"{what}is not permitted to {self.actor}", unit.code).with_details(verdict.unmet)
+            reasons = list(verdict.unmet)
+            u = self.loader.units[unit.code]
+            if facts.state != SPECS[unit.level].transition(trigger)["source"] and u.changed_by and u.changed_at:
+                from anjian.workflow.clock import shown  # the race's losers learn who moved the unit, and when
+
+                reasons.append(f"最近一次更改：{u.changed_by}，{shown(u.changed_at)}（版本 {u.version}）")
+            raise Refused(f"{what}is refused now", reasons)
+        before = facts.state
+        after = machine.fire(facts, trigger)
+        self.loader.overlay[unit.code] = after
+        if trigger in ("apply", "resubmit"):
+            self.loader.applicants[unit.code] = name_of(self.actor)
+        self.versions.setdefault(unit.code, self.loader.units[unit.code].version)
+        self.entries.append(audit.Entry(self.now, self.actor, trigger, unit.code, before, after, note,
+                                        tuple(e.as_json() for e in evidence)))
+        self.pending.append((unit, trigger, before, after))
+        return before, after
+
+    def commit(self) -> list[Transition]:
+        """Write the new states (refusing stale versions) and the audit rows, in one statement each."""
+        final: dict[str, str] = {}
+        steps: Counter[str] = Counter()
+        for unit, _, _, after in self.pending:
+            final[unit.code] = after
+            steps[unit.code] += 1
+        stamp, by = utc_text(self.now), name_of(self.actor)
+        params = [{"c": code, "v": self.versions[code], "state": state, "nv": self.versions[code] + steps[code]}
+                  for code, state in final.items()]
+        if params:
+            self._refuse_stale(list(final))
+            stmt = (update(Unit.__table__).where(Unit.code == bindparam("c"), Unit.version == bindparam("v"))
+                    .values(state=bindparam("state"), version=bindparam("nv"), changed_at=stamp, changed_by=by))
+            conn = self.session.connection()
+            changed = conn.execute(stmt, params).rowcount
+            if conn.dialect.supports_sane_multi_rowcount and changed != len(params):
+                self._refuse_stale(list(final))  # cannot happen under the write lock; never write over a change
+        seqs = audit.append(self.session, self.entries)
+        out, seen = [], dict.fromkeys(final, 0)
+        for seq, (unit, trigger, before, after) in zip(seqs, self.pending, strict=True):
+            seen[unit.code] += 1
+            out.append(Transition(seq, unit.code, unit.name, unit.level, trigger, before, after,
+                                  self.versions[unit.code] + seen[unit.code]))
+        return out
+
+    def _refuse_stale(self, codes: list[str]) -> None:
+        """Raise Conflict for the first unit whose stored version is not the one this batch read."""
+        self.session.flush()
+        for i in range(0, len(codes), 900):
+            part = codes[i:i + 900]
+            stored = dict(self.session.execute(select(Unit.code, Unit.version).where(Unit.code.in_(part))).all())
+            for code in part:
+                if stored.get(code) != self.versions[code]:
+                    self.session.expire_all()
+                    raise Conflict(conflict_message(self.session.get(Unit, code), self.versions[code]))
+
+
+def advance(db: Database, unit: str, trigger: str, actor: str | Actor, now: dt.datetime, note: str | None = None,
+            evidence: tuple[str, ...] = (), expect_version: int | None = None, evidence_dir=None) -> Transition:
+    """Fire one trigger for one unit, with its guards; refuse a stale `expect_version` (Conflict)."""
+    files = examine(list(evidence))
+    note = note.strip() if note and note.strip() else None
+    with authz.refusals_audited(db, actor, now, f"advance {trigger}"), db.write() as session:
+        adv = Advancer(session, now, actor)
+        ref = adv.resolver.resolve(unit, levels=levels_for(trigger))
+        t = trigger_for(ref, trigger)
+        if expect_version is not None and ref.version != expect_version:
+            raise Conflict(conflict_message(session.get(Unit, ref.code), expect_version))
+        adv.prepare(ref, t, note, files)
+        if files and evidence_dir is not None:
+            keep(files, evidence_dir)
+        return adv.commit()[0]
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    line: int
+    unit: str
+    trigger: str
+    note: str | None = None
+
+
+def advance_batch(db: Database, rows: list[BatchRow], actor: str | Actor, now: dt.datetime, partial: bool = False) -> BatchResult:
+    """Fire many triggers in one transaction: all or nothing, or with `partial` the rows that pass."""
+    problems: list[RowProblem] = []
+    with db.write() as session:
+        adv = Advancer(session, now, actor)
+        refs: dict[int, UnitRef] = {}
+        adv.resolver.preload([r.unit for r in rows])
+        for r in rows:
+            try:
+                refs[r.line] = adv.resolver.resolve(r.unit, levels=levels_for(r.trigger))
+            except BadInput as exc:
+                problems.append(RowProblem(r.line, r.unit, r.trigger, "bad_input", (exc.message, *exc.details)))
+        adv.loader.prefetch(ref.code for ref in refs.values())
+        for r in rows:
+            ref = refs.get(r.line)
+            if ref is None:
+                continue
+            try:
+                adv.prepare(ref, trigger_for(ref, r.trigger), r.note or None, [])
+            except BadInput as exc:
+                problems.append(RowProblem(r.line, r.unit, r.trigger, "bad_input", (exc.message,)))
+            except NotPermitted as exc:
+                problems.append(RowProblem(r.line, r.unit, r.trigger, "not_permitted", (exc.message, *exc.details)))
+            except Refused as exc:
+                problems.append(RowProblem(r.line, r.unit, r.trigger, "refused", tuple(exc.details)))
+        problems.sort(key=lambda p: p.line)
+        applied = [] if problems and not partial else adv.commit()  # all or nothing: nothing written yet
+    _audit_batch_denials(db, actor, now, problems)
+    return BatchResult(applied, problems, len(rows))
+
+
+def _audit_batch_denials(db: Database, actor: str | Actor, now: dt.datetime, problems: list[RowProblem]) -> None:
+    denials = [p for p in problems if p.kind == "not_permitted"]
+    if denials:
+        with db.write() as session:
+            audit.append(session, [audit.Entry(now, actor, "denied", None, detail={
+                "attempted": f"advance {p.trigger}", "unit": p.unit, "line": p.line, "reason": p.reasons[0]}
+                | ({"details": list(p.reasons[1:])} if len(p.reasons) > 1 else {}))
+                for p in denials])

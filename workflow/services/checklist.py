@@ -1,0 +1,243 @@
+"""Services that record facts about a unit: checklist values and cohort designations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from anjian.states.campaign import COHORTS, Campaign, Item
+from anjian.states.guards import COHORT_NAMES, FLAG_FALSE, FLAG_TRUE
+
+from anjian.workflow.store import audit
+from anjian.workflow.engine import authz
+from anjian.workflow.engine.authz import Actor, name_of
+from anjian.workflow.clock import utc_text
+from anjian.workflow.store.db import Database
+from anjian.workflow.errors import BadInput, NotPermitted
+from anjian.workflow.store.evidence import examine, keep
+from anjian.workflow.store.models import ChecklistValue, Unit, UnitCohort
+from anjian.workflow.engine.names import Resolver, UnitRef
+from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.formats.tables import Record
+
+TRUE_WORDS = {"是", "有", "已", "已落实", "已建立", "yes", "y", "true", "t", "1", "√", "✓", "✔", "ok"}
+FALSE_WORDS = {"否", "无", "未", "未落实", "no", "n", "false", "f", "0", "×", "✗"}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    seq: int | None
+    code: str
+    name: str
+    item: str
+    label: str
+    value: str
+    previous: str | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.seq is not None
+
+
+def find_item(campaign: Campaign, level: str, text: str) -> Item:
+    """A checklist item by its id (`-` or `_`, any case) or its exact label."""
+    key = unicodedata.normalize("NFKC", text).strip()
+    items = campaign.items(level)
+    for item in items:
+        if item.id == key.replace("-", "_").lower() or unicodedata.normalize("NFKC", item.label) == key:
+            return item
+    if not items:
+        raise BadInput(f"a {level} has no checklist in campaign {campaign.id}")
+    ids = ", ".join(i.id for i in items)
+    raise BadInput(f"checklist item “{text}” does not exist for a {level}; items: {ids}")
+
+
+def normalize_value(item: Item, raw: str) -> str:
+    """The stored text of a value: 是/否 for a flag, a whole number for a count, trimmed text."""
+    value = unicodedata.normalize("NFKC", raw).strip()  # folds full-width digits and letters
+    if item.kind == "flag":
+        low = value.lower()
+        if low in TRUE_WORDS:
+            return FLAG_TRUE
+        if low in FALSE_WORDS:
+            return FLAG_FALSE
+        raise BadInput(f"{item.id}（{item.label}）is a yes/no item: write 是 or 否, not “{raw}”")
+    if item.kind == "count":
+        if not (value.isascii() and value.isdigit()):
+            raise BadInput(f"{item.id}（{item.label}）is a count: write a whole number such as 4, not “{raw}”")
+        return str(int(value))
+    value = raw.strip()  # text keeps its Chinese punctuation as written
+    if not value:
+        raise BadInput(f"{item.id}（{item.label}）needs some text (e.g. the keeper's name)")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise BadInput(f"{item.id}: the text contains control characters (line breaks are not allowed)")
+    if len(value) > 500:
+        raise BadInput(f"{item.id}: the text is longer than 500 characters")
+    return value
+
+
+def _bump(session: Session, ref: UnitRef, now: dt.datetime, actor: str | Actor) -> None:
+    session.execute(update(Unit).where(Unit.code == ref.code)
+                    .values(version=Unit.version + 1, changed_at=utc_text(now), changed_by=name_of(actor))
+                    .execution_options(synchronize_session=False))
+
+
+def record(db: Database, unit: str, item: str, value: str, actor: str | Actor, now: dt.datetime,
+           evidence: tuple[str, ...] = (), evidence_dir=None) -> Recorded:
+    """Record one checklist fact (an unchanged value writes nothing)."""
+    files = examine(list(evidence))
+    with authz.refusals_audited(db, actor, now, f"record {item}"), db.write() as session:
+        campaign = campaign_in_force(session)
+        written = unicodedata.normalize("NFKC", item).strip()
+        key = written.replace("-", "_").lower()
+        # an item named by its label narrows the unit as its id does (宽城 + a county item is the county)
+        levels = tuple(lv for lv in ("township", "county") if any(
+            i.id == key or unicodedata.normalize("NFKC", i.label) == written for i in campaign.items(lv)))
+        ref = Resolver(session).resolve(unit, levels=levels)
+        it = find_item(campaign, ref.level, item)
+        stored = normalize_value(it, value)
+        # after the input is checked, as `advance` checks unit and trigger first: no item is bad input (2)
+        authz.may_record(session, actor, ref.level, ref.code, ref.name)
+        row = session.get(ChecklistValue, (ref.code, it.id))
+        previous = row.value if row else None
+        cohorts = frozenset(session.scalars(select(UnitCohort.cohort).where(UnitCohort.unit_code == ref.code)))
+        warnings = []
+        if not it.applies(cohorts):
+            names = "、".join(COHORT_NAMES[c] for c in it.only_for)
+            warnings.append(f"{it.label} 只对{names}是必备项；{ref.name} 不在其列，记录仅供参考")
+        if previous == stored and not files:
+            return Recorded(None, ref.code, ref.name, it.id, it.label, stored, previous, warnings)
+        if row is None:
+            session.add(ChecklistValue(unit_code=ref.code, item=it.id, value=stored, recorded_at=utc_text(now), recorded_by=name_of(actor)))
+        else:
+            row.value, row.recorded_at, row.recorded_by = stored, utc_text(now), name_of(actor)
+        _bump(session, ref, now, actor)
+        if files and evidence_dir is not None:
+            keep(files, evidence_dir)
+        (seq,) = audit.append(session, [audit.Entry(now, actor, "record", ref.code, ref.state, ref.state, None,
+                                                    tuple(f.as_json() for f in files),
+                                                    {"item": it.id, "value": stored, "previous": previous})])
+        return Recorded(seq, ref.code, ref.name, it.id, it.label, stored, previous, warnings)
+
+
+@dataclass(frozen=True)
+class Designation:
+    code: str
+    name: str
+    cohort: str
+    removed: bool
+    seq: int | None
+
+    @property
+    def changed(self) -> bool:
+        return self.seq is not None
+
+
+@dataclass(frozen=True)
+class DesignateRow:
+    line: int
+    unit: str
+    cohort: str
+    remove: bool = False
+
+
+def normalize_cohort(text: str) -> str:
+    c = unicodedata.normalize("NFKC", text).strip().replace("-", "_").lower()
+    if c not in COHORTS:
+        names = ", ".join(f"{k}（{v}）" for k, v in COHORT_NAMES.items())
+        raise BadInput(f"cohort “{text}” does not exist; cohorts: {names}")
+    return c
+
+
+def designate(db: Database, rows: list[DesignateRow], actor: str | Actor, now: dt.datetime) -> list[Designation]:
+    """Add or remove cohorts for townships; all rows or none, and the plan's limits hold afterwards."""
+    problems: list[str] = []
+    out: list[Designation] = []
+    denials: list[str] = []
+    seen: dict[tuple[str, str], int] = {}
+    denied_units: set[str] = set()
+    with authz.refusals_audited(db, actor, now, "designate"), db.write() as session:
+        resolver = Resolver(session)
+        campaign = campaign_in_force(session)
+        entries: list[audit.Entry] = []
+        touched: dict[str, UnitRef] = {}
+        for r in rows:
+            where = f"line {r.line}: " if r.line else ""
+            try:
+                ref = resolver.resolve(r.unit)
+                cohort = normalize_cohort(r.cohort)
+            except BadInput as exc:
+                problems.append(where + exc.message + ("; " + "; ".join(exc.details) if exc.details else ""))
+                continue
+            if ref.level != "township":
+                problems.append(f"{where}{ref.name}（{ref.code}）is a {ref.level}; only townships are designated")
+                continue
+            if (ref.code, cohort) in seen:
+                problems.append(f"{where}{ref.name}（{ref.code}）{cohort}: the same township and cohort as line {seen[ref.code, cohort]}")
+                continue
+            seen[ref.code, cohort] = r.line
+            try:
+                authz.may_designate(session, actor, cohort, ref.code, ref.name)
+            except NotPermitted as exc:
+                denials.append(where + exc.message)
+                denied_units.add(ref.code)
+                continue
+            has = session.get(UnitCohort, (ref.code, cohort)) is not None
+            if has != r.remove:  # already as asked: nothing to write
+                out.append(Designation(ref.code, ref.name, cohort, r.remove, None))
+                continue
+            if r.remove:
+                session.delete(session.get(UnitCohort, (ref.code, cohort)))
+            else:
+                session.add(UnitCohort(unit_code=ref.code, cohort=cohort))
+            session.flush()
+            touched[ref.code] = ref
+            entries.append(audit.Entry(now, actor, "undesignate" if r.remove else "designate", ref.code, ref.state,
+                                       ref.state, None, (), {"cohort": cohort}))
+            out.append(Designation(ref.code, ref.name, cohort, r.remove, -1))
+        problems.extend(_limits(session, campaign, touched))
+        if denials:
+            raise authz.denied(f"designation refused: {len(denials)} row(s) not permitted; nothing was written",
+                               next(iter(denied_units)) if len(denied_units) == 1 else None
+                               ).with_details(denials + problems)
+        if problems:
+            raise BadInput(f"designation refused: {len(problems)} problem(s); nothing was written", problems)
+        for ref in touched.values():
+            _bump(session, ref, now, actor)
+        seqs = iter(audit.append(session, entries))
+        return [Designation(d.code, d.name, d.cohort, d.removed, next(seqs)) if d.seq == -1 else d for d in out]
+
+
+def _limits(session: Session, campaign: Campaign, touched: dict[str, UnitRef]) -> list[str]:
+    """The plan's rules on cohorts, checked on the state after all rows: 1–3 county demos per county
+    at most, and a county demonstration township must also be a key township."""
+    problems = []
+    counties = {ref.parent_code for ref in touched.values() if ref.parent_code}
+    for cid, cohort in campaign.cohorts.items():
+        if cohort.per_county:
+            most = cohort.per_county[1]
+            for parent in sorted(counties):
+                n = session.scalar(select(func.count()).select_from(UnitCohort).join(Unit, Unit.code == UnitCohort.unit_code)
+                                   .where(Unit.parent_code == parent, UnitCohort.cohort == cid))
+                if n > most:
+                    name = session.get(Unit, parent).name
+                    problems.append(f"{name} would have {n} {cid} townships; the plan allows at most {most}")
+        for needed in cohort.requires:
+            for ref in touched.values():
+                has = {c for c in session.scalars(select(UnitCohort.cohort).where(UnitCohort.unit_code == ref.code))}
+                if cid in has and needed not in has:
+                    problems.append(f"{ref.name}（{ref.code}）: a {cid} township must also be {needed} "
+                                    f"（{COHORT_NAMES[cid]}须为{COHORT_NAMES[needed]}）; designate it {needed} first or in the same file")
+    return problems
+
+
+def designation_rows(records: list[Record]) -> list[DesignateRow]:
+    """Rows of a designation CSV (`unit,cohort`, optional `remove`)."""
+    return [DesignateRow(r.line, r.values["unit"], r.values["cohort"],
+                         r.values.get("remove", "").lower() in ("1", "yes", "true", "是", "remove"))
+            for r in records]

@@ -1,0 +1,159 @@
+"""Contacts per unit: who receives its reminders (e-mail, a group-robot webhook, or both)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from anjian.workflow.store import audit
+from anjian.workflow.engine import authz
+from anjian.workflow.engine.authz import Actor
+from anjian.workflow.clock import utc_text
+from anjian.workflow.store.db import Database
+from anjian.workflow.errors import BadInput, NotPermitted
+from anjian.workflow.store.models import Contact, Unit
+from anjian.workflow.engine.names import Resolver
+from anjian.workflow.formats.tables import Record
+
+# Deliberately plain: one @, no spaces, no control characters, a dotted domain (or localhost for tests).
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+$")
+
+
+@dataclass(frozen=True)
+class ContactView:
+    id: int
+    unit: str
+    unit_name: str
+    name: str
+    email: str | None
+    webhook: str | None
+
+
+def check_name(name: str) -> str:
+    value = unicodedata.normalize("NFKC", name).strip()
+    if not value:
+        raise BadInput("contact --name is empty")
+    if any(unicodedata.category(ch) == "Cs" for ch in value):  # bytes that were not UTF-8 (a GBK terminal)
+        raise BadInput(f"contact name {name!r} is not valid text: the terminal sent bytes that are not UTF-8")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
+        raise BadInput(f"contact name {name!r} contains control characters (line breaks are not allowed)")
+    if len(value) > 64:
+        raise BadInput("contact name is longer than 64 characters")
+    return value
+
+
+def check_email(email: str | None) -> str | None:
+    if email is None or not email.strip():
+        return None
+    value = email.strip()
+    if any(ch in value for ch in "\r\n\0") or not value.isascii() or not _EMAIL.match(value) or len(value) > 254:
+        raise BadInput(f"e-mail address {email!r} is not a plain address like name@example.gov.cn")
+    return value
+
+
+def check_webhook(url: str | None) -> str | None:
+    if url is None or not url.strip():
+        return None
+    value = url.strip()
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError:
+        raise BadInput(f"webhook {url!r} is not an http(s) URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadInput(f"webhook {url!r} is not an http(s) URL")
+    # Sent as is on the request line, so only printable ASCII: other characters must be percent-encoded.
+    if not all(" " < ch < "\x7f" for ch in value):
+        raise BadInput(f"webhook {url!r} has spaces, control or non-ASCII characters (percent-encode them)")
+    return value
+
+
+def add(db: Database, unit: str, name: str, email: str | None, webhook: str | None, actor: str | Actor, now: dt.datetime) -> ContactView:
+    """Add a contact to a unit (a name may appear once per unit)."""
+    return add_many(db, [Record(0, {"unit": unit, "name": name, "email": email or "", "webhook": webhook or ""})], actor, now)[0]
+
+
+def add_many(db: Database, records: list[Record], actor: str | Actor, now: dt.datetime,
+             unreadable: list[str] | None = None) -> list[ContactView]:
+    """Add contacts from rows (unit,name,email,webhook): all or none, every bad row reported —
+    `unreadable` carries the rows the CSV reader could not split, reported together with the rest."""
+    problems, staged = list(unreadable or []), []
+    denials: list[str] = []
+    with authz.refusals_audited(db, actor, now, "contact add"), db.write() as session:
+        resolver = Resolver(session)
+        seen: set[tuple[str, str]] = set()
+        for r in records:
+            where = f"line {r.line}: " if r.line else ""
+            try:
+                ref = resolver.resolve(r.values["unit"])
+                try:
+                    authz.may(session, actor, "contact", ref.code, ref.name)
+                except NotPermitted as exc:
+                    denials.append(where + exc.message)
+                    continue
+                name = check_name(r.values["name"])
+                email, hook = check_email(r.values.get("email")), check_webhook(r.values.get("webhook"))
+                if not email and not hook:
+                    raise BadInput("give --email or --webhook (or both)")
+                if (ref.code, name) in seen or session.scalar(
+                        select(Contact.id).where(Contact.unit_code == ref.code, Contact.name == name)):
+                    raise BadInput(f"{ref.name} already has a contact named {name}")
+            except BadInput as exc:
+                problems.append(where + exc.message + ("; " + "; ".join(exc.details) if exc.details else ""))
+                continue
+            seen.add((ref.code, name))
+            staged.append((ref, name, email, hook))
+        if denials:
+            raise authz.denied(f"contacts refused: {len(denials)} row(s) not permitted; nothing was written",
+                               None).with_details(denials)
+        if problems:
+            problems.sort(key=_line_number)
+            raise BadInput(f"contacts refused: {len(problems)} problem(s); nothing was written", problems)
+        out = []
+        for ref, name, email, hook in staged:
+            c = Contact(unit_code=ref.code, name=name, email=email, webhook=hook, created_at=utc_text(now))
+            session.add(c)
+            session.flush()
+            out.append(ContactView(c.id, ref.code, ref.name, name, email, hook))
+        audit.append(session, [audit.Entry(now, actor, "contact_add", c.unit, detail={"name": c.name, "email": c.email,
+                                                                                       "webhook": c.webhook}) for c in out])
+        return out
+
+
+def _line_number(problem: str) -> int:
+    head = problem.split(":", 1)[0]
+    return int(head.removeprefix("line ")) if head.startswith("line ") and head[5:].isdigit() else 0
+
+
+def remove(db: Database, unit: str, name: str, actor: str | Actor, now: dt.datetime) -> int:
+    folded = check_name(name)  # folded as `add` stored it, so a name is found as it was typed
+    with authz.refusals_audited(db, actor, now, "contact remove"), db.write() as session:
+        ref = Resolver(session).resolve(unit)
+        authz.may(session, actor, "contact", ref.code, ref.name)
+        n = session.execute(delete(Contact).where(Contact.unit_code == ref.code, Contact.name == folded)).rowcount
+        if not n:
+            raise BadInput(f"{ref.name} has no contact named {name}")
+        audit.append(session, [audit.Entry(now, actor, "contact_remove", ref.code, detail={"name": folded})])
+        return n
+
+
+def listing(db: Database, unit: str | None = None) -> list[ContactView]:
+    with db.read() as session:
+        q = select(Contact, Unit.name).join(Unit, Unit.code == Contact.unit_code).order_by(Contact.unit_code, Contact.name)
+        if unit:
+            q = q.where(Contact.unit_code == Resolver(session).resolve(unit).code)
+        return [ContactView(c.id, c.unit_code, n, c.name, c.email, c.webhook) for c, n in session.execute(q)]
+
+
+def by_unit(session: Session, codes: list[str]) -> dict[str, list[Contact]]:
+    out: dict[str, list[Contact]] = {}
+    for i in range(0, len(codes), 900):
+        for c in session.scalars(select(Contact).where(Contact.unit_code.in_(codes[i:i + 900]))):
+            out.setdefault(c.unit_code, []).append(c)
+    return out

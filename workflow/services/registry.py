@@ -1,0 +1,244 @@
+"""The registry of units (national division codes) and the campaign in force: reading, validating,
+loading them into a database, once. `init` is safe to run again: it changes nothing and says so."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from anjian.states import campaign as campaigns
+from anjian.states.campaign import COHORTS, Campaign, CampaignError
+from anjian.states.machines import SPECS
+
+from anjian.workflow.store import audit
+from anjian.workflow.clock import utc_text
+from anjian.workflow.store.db import Database
+from anjian.workflow.errors import BadInput, NotInitialized
+from anjian.workflow.store.models import Meta, Unit, UnitCohort
+from anjian.workflow.engine.names import fold, short_name
+from anjian.workflow.formats.tables import decode, parse_csv, read_bytes, refuse_if
+
+LEVELS = ("province", "city", "county", "township")
+BUILTIN_REGISTRIES = ("chengde",)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A registry or campaign as text, with where it came from and its digest."""
+
+    name: str
+    text: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def registry_source(spec: str) -> Source:
+    if spec in BUILTIN_REGISTRIES:
+        text = resources.files("anjian.states").joinpath("registries", f"{spec}.csv").read_text("utf-8")
+        return Source(spec, text)
+    return Source(str(Path(spec)), decode(read_bytes(spec, "registry file"), spec))
+
+
+def campaign_source(spec: str) -> Source:
+    if spec in campaigns.BUILTIN:
+        return Source(spec, campaigns.builtin_text(spec))
+    return Source(str(Path(spec)), decode(read_bytes(spec, "campaign file"), spec))
+
+
+def parse_registry(source: Source) -> list[dict]:
+    """Validated unit rows of a registry CSV; every bad row is reported with its line, none loaded."""
+    records, problems = parse_csv(source.text, source.name, ("code", "name", "level", "parent_code"), ("cohorts",))
+    seen: dict[str, int] = {}
+    rows = []
+    for r in records:
+        v = r.values
+        code, name, level, parent = v["code"], v["name"], v["level"].lower(), v["parent_code"] or None
+        bad = []
+        if not (code.isascii() and code.isdigit() and len(code) in (6, 9, 12)):
+            bad.append(f"code {code!r} is not a 6-, 9- or 12-digit division code")
+        elif code in seen:
+            bad.append(f"code {code} also on line {seen[code]}")
+        if not name:
+            bad.append("name is empty")
+        elif len(name) > 64:
+            bad.append("name is longer than 64 characters")
+        elif any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in name):
+            bad.append(f"name {name!r} contains a line break or control character")
+        if level not in LEVELS:
+            bad.append(f"level {v['level']!r} is not one of {', '.join(LEVELS)}")
+        if parent is not None and not (parent.isascii() and parent.isdigit()):
+            bad.append(f"parent_code {parent!r} is not a division code")
+        cohorts = [c.strip() for c in v.get("cohorts", "").replace(";", " ").replace("|", " ").split() if c.strip()]
+        for c in cohorts:
+            if c not in COHORTS:
+                bad.append(f"cohort {c!r} is not one of {', '.join(COHORTS)}")
+        if cohorts and level != "township":
+            bad.append("only townships carry cohorts")
+        problems.extend(f"line {r.line}: {b}" for b in bad)
+        seen.setdefault(code, r.line)
+        if not bad:
+            rows.append({"line": r.line, "code": code, "name": name, "level": level, "parent_code": parent, "cohorts": cohorts})
+    by_code = {row["code"]: row for row in rows}
+    top = min((LEVELS.index(row["level"]) for row in rows), default=0)
+    for row in rows:
+        parent = by_code.get(row["parent_code"] or "")
+        if parent is None:
+            if row["parent_code"] in seen or LEVELS.index(row["level"]) == top:
+                continue  # a parent on a bad line is reported there
+            problems.append(f"line {row['line']}: " + (f"parent_code {row['parent_code']} is not in the file"
+                                                        if row["parent_code"] else f"a {row['level']} needs a parent_code"))
+        elif LEVELS.index(parent["level"]) >= LEVELS.index(row["level"]):
+            problems.append(f"line {row['line']}: parent {parent['code']} is a {parent['level']}, not above a {row['level']}")
+    if not rows and not problems:
+        problems.append("the file has no units")
+    refuse_if(sorted(problems, key=_line_key), source.name)
+    return rows
+
+
+def _line_key(problem: str) -> int:
+    try:
+        return int(problem.split(":", 1)[0].removeprefix("line "))
+    except ValueError:
+        return 0
+
+
+def parse_campaign(source: Source) -> Campaign:
+    try:
+        return campaigns.load(source.text, source.name)
+    except CampaignError as exc:
+        raise BadInput(f"campaign {source.name} cannot be used", exc.problems) from None
+
+
+@lru_cache(maxsize=8)
+def _campaign_from_text(text: str) -> Campaign:
+    return campaigns.load(text)
+
+
+def campaign_in_force(session: Session) -> Campaign:
+    """The campaign this database runs (loaded by `init`)."""
+    text = session.get(Meta, "campaign")
+    if text is None:
+        raise NotInitialized("this database has no campaign yet: run `anjian init` first")
+    return _campaign_from_text(text.value)
+
+
+def meta(session: Session, key: str) -> str | None:
+    row = session.get(Meta, key)
+    return row.value if row else None
+
+
+def _set_meta(session: Session, key: str, value: str) -> None:
+    row = session.get(Meta, key)
+    if row is None:
+        session.add(Meta(key=key, value=value))
+    else:
+        row.value = value
+
+
+@dataclass(frozen=True)
+class InitResult:
+    database: str
+    migrations: list[str]
+    registry: str
+    units: dict[str, int]
+    campaign: str
+    changed: bool
+    messages: list[str]
+
+
+def initialize(db: Database, registry: str | None, campaign: str | None, now: dt.datetime, actor: str,
+               login: str | None = None, as_user: str | None = None) -> InitResult:
+    """Create or upgrade the schema, then load the registry and campaign unless already there.
+
+    Both files are read and validated before the database is touched, so bad input changes nothing.
+    On a database with no officials the current OS account (`login`, by default this process's)
+    becomes its admin; once there are officials, only an admin may run init (when `login` is given:
+    the CLI's case; a plain `actor` name is a trusted caller inside the program).
+    """
+    from anjian.workflow.engine.authz import may, refusals_audited
+    from anjian.workflow.services.officials import ensure_admin, identify, os_login
+
+    reg_source = registry_source(registry or "chengde")
+    rows = parse_registry(reg_source)
+    camp_source = campaign_source(campaign or "chengde-2014")
+    new_campaign = parse_campaign(camp_source)
+    migrations = db.upgrade()
+    messages = [f"数据库结构已升级到 {migrations[-1]}" if migrations else "数据库结构已是最新"]
+    changed = bool(migrations)
+    with refusals_audited(db, login or actor, now, "init"), db.write() as session:
+        from anjian.workflow.store.models import Official
+
+        if login is not None and session.scalar(select(func.count()).select_from(Official)):
+            acting = identify(session, login, as_user)
+            may(session, acting, "init")
+            actor = acting
+        loaded_sha = meta(session, "registry_sha256")
+        if loaded_sha is None:
+            _load_units(session, rows, reg_source, now, actor)
+            messages.append(f"已载入登记册 {reg_source.name}：{len(rows)} 个单位")
+            changed = True
+        elif loaded_sha != reg_source.sha256 and registry is not None:
+            raise BadInput(
+                f"this database already holds the registry {meta(session, 'registry_name')}; "
+                f"{reg_source.name} differs. Use a new database (--db) for another registry"
+            )
+        else:
+            messages.append(f"登记册 {meta(session, 'registry_name')} 已载入，无变化")
+        old = meta(session, "campaign_sha256")
+        if old is not None and campaign is None:
+            new_campaign = campaign_in_force(session)  # a plain re-run keeps the campaign in force
+        if old != new_campaign.sha256:
+            _set_meta(session, "campaign", camp_source.text)
+            _set_meta(session, "campaign_sha256", new_campaign.sha256)
+            audit.append(session, [audit.Entry(now, actor, "campaign_load", detail={
+                "campaign": new_campaign.id, "source": camp_source.name, "sha256": new_campaign.sha256,
+                "replaced": old})])
+            messages.append(f"已载入工作方案 {new_campaign.id}（{new_campaign.title}）")
+            changed = True
+        else:
+            messages.append(f"工作方案 {new_campaign.id} 已载入，无变化")
+        admin = ensure_admin(session, login or os_login(), now)
+        if admin:
+            messages.append(f"已将操作系统账户 {admin} 设为本数据库的管理员（admin）")
+            changed = True
+        counts = dict(session.execute(select(Unit.level, func.count()).group_by(Unit.level)).all())
+    if not changed:
+        messages.append("init 未做任何更改")
+    return InitResult(db.url, migrations, meta_name(db), counts, new_campaign.id, changed, messages)
+
+
+def meta_name(db: Database) -> str:
+    with db.read() as session:
+        return meta(session, "registry_name") or ""
+
+
+def _load_units(session: Session, rows: list[dict], source: Source, now: dt.datetime, actor: str) -> None:
+    stamp = utc_text(now)
+    conn = session.connection()  # Core executemany: the ORM's bulk path costs more than the insert itself
+    conn.execute(insert(Unit.__table__), [
+        {"code": r["code"], "name": r["name"], "short_name": short_name(fold(r["name"]), r["level"]),
+         "level": r["level"], "parent_code": r["parent_code"],
+         "state": SPECS[r["level"]].initial if r["level"] in SPECS else None,
+         "version": 1, "changed_at": stamp, "changed_by": actor}
+        for r in rows
+    ])
+    cohorts = [{"unit_code": r["code"], "cohort": c} for r in rows for c in r["cohorts"]]
+    if cohorts:
+        conn.execute(insert(UnitCohort.__table__), cohorts)
+    levels = Counter(r["level"] for r in rows)
+    _set_meta(session, "registry_name", source.name)
+    _set_meta(session, "registry_sha256", source.sha256)
+    audit.append(session, [audit.Entry(now, actor, "registry_load", detail={
+        "source": source.name, "sha256": source.sha256, "units": len(rows), "levels": dict(levels),
+        "cohorts": len(cohorts)})])

@@ -1,0 +1,44 @@
+"""Moving the city (the campaign itself) through its stages on the stage dates, as the scheduler does."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from anjian.states.machines import SPECS
+
+from anjian.workflow.engine import machine
+from anjian.workflow.services.advance import Advancer, Transition
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import Unit
+from anjian.workflow.engine.names import UnitRef
+from anjian.workflow.services.registry import campaign_in_force
+
+SCHEDULER = "scheduler"
+
+
+def tick_city(db: Database, now: dt.datetime, actor: str = SCHEDULER) -> list[Transition]:
+    """Fire every city stage trigger whose date has come (several after a long outage), audited."""
+    with db.write() as session:
+        campaign = campaign_in_force(session)
+        if not campaign.city:
+            return []
+        city = session.get(Unit, campaign.city)
+        if city is None or city.level != "city":
+            return []
+        adv = Advancer(session, now, actor)
+        ref = UnitRef(city.code, city.name, city.level, city.parent_code, city.state, city.version)
+        while True:
+            state = adv.loader.overlay.get(city.code, city.state)
+            nxt = next((t["trigger"] for t in SPECS["city"].transitions if t["source"] == state), None)
+            if nxt is None or not machine.check(adv.loader.facts(city.code), nxt).allowed:
+                break
+            adv.prepare(ref, nxt, None, [])
+        return adv.commit() if adv.pending else []
+
+
+def city_state(db: Database) -> str | None:
+    with db.read() as session:
+        campaign = campaign_in_force(session)
+        return session.scalar(select(Unit.state).where(Unit.code == campaign.city))

@@ -1,0 +1,239 @@
+"""Verifying the audit log: the hash chain, a signed checkpoint, and the units' states replayed.
+
+The chain alone catches a row edited, deleted, inserted or moved — unless the whole tail was re-hashed,
+or the newest rows were cut off. A checkpoint, signed with an Ed25519 key kept outside the database,
+records the hash of every row up to it (8-byte prefixes), so `verify --checkpoint` also names the
+first row of a truncation or of a wholesale re-hash. Replaying the log checks that every unit's state
+is the one its last transition left.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from anjian.states.machines import SPECS
+
+from anjian.workflow.store.audit import GENESIS, head, row_hash
+from anjian.workflow.clock import shown, utc_text
+from anjian.workflow.errors import BadInput
+from anjian.workflow.store.models import AuditRow, Unit
+
+PREFIX = 8  # bytes of each row hash a checkpoint keeps
+TRANSITION_ACTIONS = frozenset(t["trigger"] for spec in SPECS.values() for t in spec.transitions)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome: rows read, the head, and the first bad row with why (modified, deleted, inserted,
+    reordered, truncated, rewritten, or a unit whose state the log does not imply)."""
+
+    rows: int
+    head_seq: int
+    head_hash: str
+    bad_seq: int | None = None
+    reason: str | None = None
+    kind: str | None = None
+    checkpoint_seq: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.bad_seq is None and self.kind is None
+
+
+COLS = (AuditRow.seq, AuditRow.at, AuditRow.actor, AuditRow.unit_code, AuditRow.action, AuditRow.from_state,
+        AuditRow.to_state, AuditRow.note, AuditRow.evidence, AuditRow.detail, AuditRow.prev_hash, AuditRow.hash)
+
+
+def stream(session: Session, batch: int = 20000) -> Iterator[tuple]:
+    """Audit rows in sequence order, in batches (keyset pagination: constant memory)."""
+    session.flush()  # Core reads below skip the ORM's autoflush; pending rows must still be seen
+    last = None
+    while True:
+        q = select(*COLS).order_by(AuditRow.seq).limit(batch)
+        if last is not None:
+            q = q.where(AuditRow.seq > last)
+        chunk = session.connection().execute(q).all()  # Core rows: half the cost of the ORM's for plain columns
+        if not chunk:
+            return
+        yield from chunk
+        last = chunk[-1][0]
+
+
+def _content_hash(row: tuple, seq: int, prev: str) -> str:
+    _, at, actor, unit, action, frm, to, note, evidence, detail, _, _ = row
+    return row_hash(prev, seq, at, actor, unit, action, frm, to, note, evidence, detail)
+
+
+def _explain(session: Session, row: tuple, before_prev: str | None) -> tuple[int, str, str]:
+    """Why a row does not fit where it stands: (first bad seq, kind, words). A row that hashes as
+    written at another seq was moved; which move it was is told by where it was written."""
+    seq, h, prev_hash = row[0], row[11], row[10]
+    if _content_hash(row, seq, prev_hash) == h:
+        if before_prev is not None and prev_hash == before_prev:
+            return seq - 1, "inserted", "a row was inserted before it (it links past the row in front of it)"
+        return seq, "reordered", "its link to the previous row is broken (rows were moved or one was removed before it)"
+    if _content_hash(row, seq - 1, prev_hash) == h:
+        return seq - 1, "inserted", f"a row was inserted at {seq - 1}: this row was {seq - 1} and was pushed down"
+    if _content_hash(row, seq + 1, prev_hash) == h:
+        # Written one further on: either the row here was deleted and the rest renumbered, or this row
+        # and the next traded places; the next row tells which (a swapped one was written here).
+        nxt = session.connection().execute(select(*COLS).where(AuditRow.seq == seq + 1)).first()
+        if nxt is not None and _content_hash(nxt, seq, nxt[10]) == nxt[11]:
+            return seq, "reordered", f"its link to row {seq - 1} is broken: rows {seq} and {seq + 1} traded places (reordered)"
+        return seq, "deleted", f"the row at {seq} was deleted and the rows after it renumbered"
+    origin = _find_origin(session, row)
+    if origin is not None:
+        # Earlier rows all verified, so this is the first row out of place even when it came from before.
+        return seq, "reordered", f"this row was written as row {origin} (rows were reordered)"
+    return seq, "modified", "its content does not match its hash (modified)"
+
+
+def _find_origin(session: Session, row: tuple, span: int = 64) -> int | None:
+    """The sequence number a moved row was written at: just after the row its prev_hash names, just
+    before the row that names its hash, or (if those moved too) searched near where it stands now."""
+    seq, prev_hash, h = row[0], row[10], row[11]
+    conn = session.connection()
+    after = 0 if prev_hash == GENESIS else conn.execute(select(AuditRow.seq).where(AuditRow.hash == prev_hash)).scalar()
+    before = conn.execute(select(AuditRow.seq).where(AuditRow.prev_hash == h).limit(1)).scalar()
+    guesses = [after + 1] if after is not None else []
+    guesses += [before - 1] if before is not None else []
+    for s in [*guesses, *range(max(1, seq - span), seq + span + 1)]:
+        if s != seq and _content_hash(row, s, prev_hash) == h:
+            return s
+    return None
+
+
+def verify(session: Session, checkpoint: Checkpoint | None = None, replay: bool = True) -> Verdict:
+    """Walk the chain from the first row and name the first row that does not fit; then compare with a
+    checkpoint (if given) and the units' states with what the log implies (if `replay`)."""
+    expected, prev, before_prev, count = 1, GENESIS, None, 0
+    known = checkpoint.prefixes if checkpoint else b""
+    last_state: dict[str, str] = {}
+    for row in stream(session):
+        seq, h = row[0], row[11]
+        count += 1
+        if seq != expected:
+            if seq > expected:
+                return Verdict(count, seq, h, expected, f"rows {expected}–{seq - 1} are missing (deleted)", "deleted")
+            return Verdict(count, seq, h, seq, "sequence out of order (reordered)", "reordered")
+        if row[10] != prev or _content_hash(row, seq, prev) != h:
+            bad, kind, words = _explain(session, row, before_prev)
+            return Verdict(count, seq, h, bad, words, kind)
+        if known and seq <= checkpoint.seq and bytes.fromhex(h[: PREFIX * 2]) != known[(seq - 1) * PREFIX: seq * PREFIX]:
+            return Verdict(count, seq, h, seq, f"differs from the signed checkpoint of {shown(checkpoint.at)} "
+                           "(the log was modified and re-hashed from here on)", "rewritten", checkpoint.seq)
+        if replay and row[3] and row[4] in TRANSITION_ACTIONS and row[6]:
+            last_state[row[3]] = row[6]
+        before_prev, prev, expected = prev, h, seq + 1
+    head_seq = expected - 1
+    if checkpoint is not None and head_seq < checkpoint.seq:
+        return Verdict(count, head_seq, prev, head_seq + 1,
+                       f"the log ends at row {head_seq} but the checkpoint of {shown(checkpoint.at)} covers {checkpoint.seq} "
+                       f"(rows {head_seq + 1}–{checkpoint.seq} were cut off: truncated)", "truncated", checkpoint.seq)
+    if replay:
+        bad = _replay(session, last_state)
+        if bad:
+            return Verdict(count, head_seq, prev, None, bad, "state", checkpoint.seq if checkpoint else None)
+    return Verdict(count, head_seq, prev, checkpoint_seq=checkpoint.seq if checkpoint else None)
+
+
+def _replay(session: Session, last_state: dict[str, str]) -> str | None:
+    """The first unit whose stored state is not the one its last audited transition left."""
+    for code, level, state in session.execute(select(Unit.code, Unit.level, Unit.state).order_by(Unit.code)):
+        if level not in SPECS:
+            continue
+        implied = last_state.get(code, SPECS[level].initial)
+        if state != implied:
+            return f"unit {code} is in state {state!r}, but the audit log implies {implied!r} (its state was changed behind the log)"
+    return None
+
+
+# -- checkpoints -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    head_hash: str
+    at: str
+    prefixes: bytes
+    public_key: str
+    signature: str
+
+    def payload(self) -> bytes:
+        return json.dumps({"seq": self.seq, "head_hash": self.head_hash, "at": self.at,
+                           "prefixes": base64.b64encode(self.prefixes).decode()}, sort_keys=True).encode()
+
+    def to_json(self) -> str:
+        return json.dumps({"anjian_checkpoint": 1, "seq": self.seq, "head_hash": self.head_hash, "at": self.at,
+                           "public_key": self.public_key, "signature": self.signature,
+                           "prefixes": base64.b64encode(self.prefixes).decode()}, indent=1)
+
+
+def load_key(path: Path, create: bool):
+    """The signing key (Ed25519, PEM) kept outside the database; made on first use with mode 0600."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if not path.exists():
+        if not create:
+            raise BadInput(f"no audit signing key at {path}: write a checkpoint first (anjian audit checkpoint)")
+        key = Ed25519PrivateKey.generate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+        return key
+    try:
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, OSError) as exc:
+        raise BadInput(f"audit signing key {path} cannot be read: {exc}") from None
+
+
+def _public(key) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def make_checkpoint(session: Session, key, now: dt.datetime) -> Checkpoint:
+    """Sign the current head and every row hash up to it."""
+    seq, h = head(session)
+    prefixes = bytearray()
+    for (rh,) in session.execute(select(AuditRow.hash).order_by(AuditRow.seq)):
+        prefixes += bytes.fromhex(rh[: PREFIX * 2])
+    unsigned = Checkpoint(seq, h, utc_text(now), bytes(prefixes), _public(key), "")
+    signature = base64.b64encode(key.sign(unsigned.payload())).decode()
+    return Checkpoint(seq, h, unsigned.at, bytes(prefixes), unsigned.public_key, signature)
+
+
+def read_checkpoint(path: Path, key) -> Checkpoint:
+    """A checkpoint file, its signature checked against our key (not the one the file names)."""
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))
+        cp = Checkpoint(int(data["seq"]), data["head_hash"], data["at"], base64.b64decode(data["prefixes"]),
+                        data["public_key"], data["signature"])
+    except FileNotFoundError:
+        raise BadInput(f"checkpoint {path} does not exist") from None
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise BadInput(f"checkpoint {path} is not a checkpoint file: {exc}") from None
+    if cp.public_key != _public(key):
+        raise BadInput(f"checkpoint {path} was signed with another key than this office's")
+    try:
+        key.public_key().verify(base64.b64decode(cp.signature), cp.payload())
+    except (InvalidSignature, ValueError):
+        raise BadInput(f"checkpoint {path}: the signature does not match its contents (the file was altered)") from None
+    if len(cp.prefixes) != cp.seq * PREFIX:
+        raise BadInput(f"checkpoint {path} is inconsistent: {len(cp.prefixes) // PREFIX} row hashes for {cp.seq} rows")
+    return cp
