@@ -38,9 +38,9 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.store import audit
 from anjian.workflow.store.audit import GENESIS, Entry, canonical, row_hash
-from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.integrity import Checkpoint, load_key, make_checkpoint, read_checkpoint, verify
 from anjian.workflow.store.models import Unit

@@ -270,8 +270,8 @@ def grow_audit(db, engine: str, url: str, total: int) -> int:
 def bench_engine(engine: str, url: str, folder: Path, repeat: int, audit_rows: int, skip: set[str],
                  runs: int = 5) -> list[Row]:
     import anjian.workflow.services.registry as registry
-    from anjian.workflow.services.advance import BatchRow, advance_batch
     from anjian.workflow.clock import SHANGHAI
+    from anjian.workflow.services.advance import BatchRow, advance_batch
     from anjian.workflow.store.db import Database
 
     rows: list[Row] = []
@@ -330,9 +330,9 @@ def bench_engine(engine: str, url: str, folder: Path, repeat: int, audit_rows: i
 
     from sqlalchemy import select
 
-    from anjian.workflow.store.models import Unit
     from anjian.workflow.services.officials import add as add_official
     from anjian.workflow.services.officials import identify
+    from anjian.workflow.store.models import Unit
 
     with db.read() as session:
         upper = {c: p for c, p in session.execute(select(Unit.code, Unit.parent_code).where(Unit.level != "township"))}

@@ -14,10 +14,10 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from anjian.states.labels import COHORTS
 from anjian.states.locate import Locator
 from anjian.states.machines import SPECS
 
-COHORTS = ("provincial_demo", "county_demo", "key", "heavy_task")
 KINDS = ("flag", "count", "text")
 BUILTIN = ("chengde-2014",)
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from anjian.states.campaign import Campaign
-from anjian.states.machines import state_name
+from anjian.states.labels import COHORT_NAMES, state_name
+
+if TYPE_CHECKING:  # a campaign validates its guard names against GUARDS: only the type goes this way
+    from anjian.states.campaign import Campaign
 
 FLAG_TRUE = "是"
 FLAG_FALSE = "否"
-COHORT_NAMES = {"provincial_demo": "省定示范乡镇", "county_demo": "县区示范重点乡镇", "key": "安全生产重点乡镇",
-                "heavy_task": "安全监管任务较重的乡镇"}
 
 
 @dataclass(frozen=True)

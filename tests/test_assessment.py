@@ -35,9 +35,9 @@ from test_timeline import (
 
 from anjian.states.campaign import builtin_text
 from anjian.workflow.reports import assessment
-from anjian.workflow.store.models import AuditRow, Unit
 from anjian.workflow.services.checklist import DesignateRow, designate
 from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.store.models import AuditRow, Unit
 
 LATER = "2016-01-05T10:00"  # past every deadline but full coverage
 

@@ -10,11 +10,11 @@ import pytest
 from conftest import drop_audit_guards
 from sqlalchemy import select, text
 
-from anjian.workflow.store import audit
-from anjian.workflow.services.advance import advance
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.store.models import AuditRow
+from anjian.workflow.services.advance import advance
 from anjian.workflow.services.checklist import DesignateRow, designate, record
+from anjian.workflow.store import audit
+from anjian.workflow.store.models import AuditRow
 
 KUANCHENG = "130827"
 YUERYA = "130827102"

@@ -7,12 +7,13 @@ import re
 
 import pytest
 
-from anjian.states.campaign import COHORTS, CampaignError, builtin_text, load
+from anjian.states.campaign import CampaignError, builtin_text, load
 from anjian.states.guards import GUARDS, Child, Facts, checklist
+from anjian.states.labels import COHORTS
 from anjian.states.machines import SPECS
-from anjian.workflow.engine import machine
+from anjian.states.milestones import milestones
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.views.progress import milestones
+from anjian.workflow.engine import machine
 
 BUILTIN = builtin_text("chengde-2014")
 CONTRACT_MILESTONES = [

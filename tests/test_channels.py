@@ -26,11 +26,11 @@ from sqlalchemy import select
 
 from anjian.notifications import channels
 from anjian.notifications.channels import FileOutbox, Outgoing, Transient, message_bytes
-from anjian.workflow.services import contacts
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.store.models import Contact, Notice
 from anjian.workflow.reminders.passes import BACKOFF_MINUTES, MAX_ATTEMPTS, run_pass
+from anjian.workflow.services import contacts
 from anjian.workflow.settings import NotifySettings
+from anjian.workflow.store.models import Contact, Notice
 
 # plan_submission is due 2014-12-30; at 08:30 the next morning every county is one day late.
 OVERDUE_NOW = dt.datetime(2014, 12, 31, 8, 30, tzinfo=SHANGHAI)

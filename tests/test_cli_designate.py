@@ -8,8 +8,8 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from anjian.workflow.store.models import AuditRow, Unit, UnitCohort
 from anjian.workflow.services.officials import os_login
+from anjian.workflow.store.models import AuditRow, Unit, UnitCohort
 
 KUANCHENG = "130827"
 TOWN = "130827100"  # 宽城镇

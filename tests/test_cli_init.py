@@ -13,9 +13,9 @@ from sqlalchemy import func, inspect, select
 
 from anjian.states.campaign import builtin_text
 from anjian.workflow.cli import COMMANDS, cli
+from anjian.workflow.services.officials import os_login
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import AuditRow, Meta, Unit
-from anjian.workflow.services.officials import os_login
 
 HEADER = "code,name,level,parent_code,cohorts\n"
 SMALL = (HEADER + "130800,承德市,city,130000,\n130821,承德县,county,130800,\n"

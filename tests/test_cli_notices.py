@@ -266,8 +266,8 @@ def test_a_leftover_notice_is_taken_over_by_one_pass_only(chengde, cli, outbox):
     """Two passes that both see a notice waiting for retry: exactly one takes it over and sends it."""
     from sqlalchemy import update as sql_update
 
-    from anjian.workflow.store.models import Notice
     from anjian.workflow.reminders.passes import _take_over
+    from anjian.workflow.store.models import Notice
 
     contacts.add(chengde, "宽城县", "李科长", "li@kc.gov.cn", None, "admin", T0)
     sent = remind_json(cli, OVERDUE)["sent"]
@@ -396,11 +396,11 @@ def test_a_notice_a_peer_claimed_meanwhile_is_dropped_and_the_rest_claimed(reach
     in the same transaction, nothing is claimed twice."""
     import datetime as dt
 
-    from anjian.workflow.reminders.passes import passes as reminders
     from anjian.workflow.clock import SHANGHAI
+    from anjian.workflow.reminders.passes import passes as reminders
+    from anjian.workflow.reminders.workdays import load_office_calendar
     from anjian.workflow.services.registry import campaign_in_force
     from anjian.workflow.settings import NotifySettings
-    from anjian.workflow.reminders.workdays import load_office_calendar
 
     now = dt.datetime(2015, 3, 24, 8, 30, tzinfo=SHANGHAI)
     settings = NotifySettings()

@@ -9,8 +9,8 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from anjian.workflow.store.models import AuditRow, ChecklistValue, Unit
 from anjian.workflow.services.officials import os_login
+from anjian.workflow.store.models import AuditRow, ChecklistValue, Unit
 
 YUERYA = "130827102"  # 宽城峪耳崖镇
 KUANCHENG = "130827"  # 宽城满族自治县

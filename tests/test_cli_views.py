@@ -10,8 +10,8 @@ from conftest import T0
 from sqlalchemy import func, select
 
 from anjian.workflow.services.advance import advance
-from anjian.workflow.store.models import AuditRow
 from anjian.workflow.services.checklist import DesignateRow, designate, record
+from anjian.workflow.store.models import AuditRow
 
 KUANCHENG = "130827"  # 宽城满族自治县
 YUERYA = "130827102"  # 宽城峪耳崖镇, provincial demonstration township

@@ -11,11 +11,11 @@ import pytest
 from conftest import T0
 from sqlalchemy import func, select, update
 
-from anjian.workflow.services.advance import Advancer, advance
 from anjian.workflow.clock import utc_text
 from anjian.workflow.errors import Conflict, Refused
-from anjian.workflow.store.models import AuditRow, Unit
+from anjian.workflow.services.advance import Advancer, advance
 from anjian.workflow.services.checklist import record
+from anjian.workflow.store.models import AuditRow, Unit
 
 YUERYA = "130827102"  # 宽城峪耳崖镇
 

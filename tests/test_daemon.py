@@ -19,15 +19,15 @@ import time_machine
 from conftest import T0
 from sqlalchemy import select
 
-from anjian.workflow.services import contacts
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.reminders.daemon import Daemon, SingleInstance, clock_from
-from anjian.workflow.store.db import Database
 from anjian.workflow.errors import Conflict
-from anjian.workflow.store.models import AuditRow, Notice, NoticeItem
+from anjian.workflow.reminders.daemon import Daemon, SingleInstance, clock_from
+from anjian.workflow.services import contacts
 from anjian.workflow.services.registry import initialize
-from anjian.workflow.settings import NotifySettings
 from anjian.workflow.services.stages import city_state
+from anjian.workflow.settings import NotifySettings
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import AuditRow, Notice, NoticeItem
 
 ANJIAN = str(Path(sys.executable).with_name("anjian"))
 GAOSITAI = "130821106"  # 高寺台镇, a provincial demonstration township: d-30 of 2015-03-31 is 2015-02-28

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import pytest
 from click.testing import CliRunner, Result
 
-from anjian.states.machines import SPECS, STATE_NAMES, TRIGGER_NAMES
+from anjian.states.labels import STATE_NAMES, TRIGGER_NAMES
+from anjian.states.machines import SPECS
 from anjian.workflow.reports.diagram import graph_machine, state_label, trigger_label
 
 LEVELS = list(SPECS)

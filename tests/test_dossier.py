@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from test_report_progress import Tables
 
+from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.reports import dossier as ds
 from anjian.workflow.services.advance import advance
-from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.services.checklist import record
 
 YUERYA = "130827102"

@@ -13,9 +13,10 @@ from transitions import MachineError
 
 from anjian.states.campaign import Campaign, builtin_text, load
 from anjian.states.guards import GUARDS, Child, Evidence, Facts
-from anjian.states.machines import CITY_TRANSITIONS, SPECS, STAGE_TRIGGERS, STATE_NAMES, TRIGGER_NAMES, state_name
-from anjian.workflow.engine import machine
+from anjian.states.labels import STATE_NAMES, TRIGGER_NAMES, state_name
+from anjian.states.machines import CITY_TRANSITIONS, SPECS, STAGE_TRIGGERS
 from anjian.workflow.clock import SHANGHAI
+from anjian.workflow.engine import machine
 
 CAMPAIGN: Campaign = load(builtin_text("chengde-2014"))
 

@@ -9,10 +9,11 @@ from conftest import T0
 
 from anjian.states.campaign import Campaign, builtin_text, load
 from anjian.states.guards import Child, Facts
+from anjian.states.milestones import milestones
+from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.engine import machine
 from anjian.workflow.services.advance import advance
-from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.views.progress import milestones, show
+from anjian.workflow.views.progress import show
 
 CAMPAIGN: Campaign = load(builtin_text("chengde-2014"))
 

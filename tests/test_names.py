@@ -7,10 +7,10 @@ from collections.abc import Callable
 import pytest
 from conftest import T0
 
-from anjian.workflow.store.db import Database
-from anjian.workflow.errors import BadInput
 from anjian.workflow.engine.names import Resolver, UnitRef, fold, short_name
+from anjian.workflow.errors import BadInput
 from anjian.workflow.services.registry import initialize
+from anjian.workflow.store.db import Database
 
 GAOSITAI = "130821106"  # 承德县高寺台镇
 

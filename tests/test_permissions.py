@@ -13,15 +13,15 @@ from conftest import T0, add_officials, new_database_url
 from sqlalchemy import func, select, update
 
 from anjian.states import permissions as P
-from anjian.states.campaign import COHORTS
+from anjian.states.labels import COHORTS
 from anjian.states.machines import SPECS
-from anjian.workflow.services.advance import advance
 from anjian.workflow.engine.authz import Actor
-from anjian.workflow.store.db import Database
 from anjian.workflow.errors import AnjianError, NotPermitted, Refused
-from anjian.workflow.store.models import AuditRow, Unit
+from anjian.workflow.services.advance import advance
 from anjian.workflow.services.checklist import DesignateRow, designate, record
 from anjian.workflow.services.officials import os_login
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import AuditRow, Unit
 
 CITY = "130800"  # 承德市
 KUANCHENG = "130827"  # 宽城满族自治县

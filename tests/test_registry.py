@@ -11,11 +11,11 @@ from conftest import T0
 from sqlalchemy import func, inspect, select
 
 from anjian.states.campaign import builtin_text
-from anjian.workflow.store.db import Database
 from anjian.workflow.errors import BadInput
-from anjian.workflow.store.models import AuditRow, Meta, Unit, UnitCohort
-from anjian.workflow.services.registry import Source, initialize, parse_registry
 from anjian.workflow.services.officials import os_login
+from anjian.workflow.services.registry import Source, initialize, parse_registry
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import AuditRow, Meta, Unit, UnitCohort
 
 HEADER = "code,name,level,parent_code,cohorts\n"
 SMALL = (

@@ -22,11 +22,11 @@ from sqlalchemy import delete, insert, select
 
 from anjian.notifications.channels import OutboxWriter
 from anjian.workflow.clock import SHANGHAI
+from anjian.workflow.reminders.passes import run_pass
+from anjian.workflow.services.registry import initialize
+from anjian.workflow.settings import NotifySettings
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Contact, Notice, NoticeContent, NoticeItem, Unit
-from anjian.workflow.services.registry import initialize
-from anjian.workflow.reminders.passes import run_pass
-from anjian.workflow.settings import NotifySettings
 
 # 2016-12-01 is d-30 of full_coverage (2016-12-31), which every township owes, and key_compliance
 # (2015-12-31) is overdue for every township that has not started: every township has a rung due, and

@@ -18,16 +18,16 @@ import pytest
 from conftest import PG, checklist_values
 from sqlalchemy import select
 
+from anjian.workflow.clock import SHANGHAI, from_utc_text, local_date, utc_text
+from anjian.workflow.reminders.passes import run_pass
 from anjian.workflow.services import contacts
 from anjian.workflow.services.advance import advance
-from anjian.workflow.clock import SHANGHAI, from_utc_text, local_date, utc_text
-from anjian.workflow.store.db import Database
-from anjian.workflow.store.models import AuditRow, Notice, NoticeItem
 from anjian.workflow.services.checklist import DesignateRow, designate, record
 from anjian.workflow.services.registry import initialize
-from anjian.workflow.reminders.passes import run_pass
-from anjian.workflow.settings import NotifySettings
 from anjian.workflow.services.stages import tick_city
+from anjian.workflow.settings import NotifySettings
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import AuditRow, Notice, NoticeItem
 
 D = dt.date.fromisoformat
 FIRST, LAST = D("2014-12-01"), D("2017-01-31")

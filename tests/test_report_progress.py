@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import T0, TEST_OFFICIALS, add_officials, checklist_values, new_database_url
 
+from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.reports import progress as rp
 from anjian.workflow.services.advance import advance
-from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.store.db import Database
 from anjian.workflow.services.checklist import record
+from anjian.workflow.store.db import Database
 
 NOW = "2015-04-10T10:00"
 KUANCHENG, CHENGDE_COUNTY, LUANPING, XINGLONG = "130827", "130821", "130824", "130822"

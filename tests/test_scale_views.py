@@ -25,13 +25,14 @@ from click.testing import CliRunner, Result
 from conftest import T0, TEST_OFFICIALS, add_officials, checklist_values, new_database_url
 from sqlalchemy import delete, select, update
 
-from anjian.workflow.views import progress
-from anjian.workflow.services.advance import BatchRow, advance_batch
+from anjian.states.milestones import milestones
 from anjian.workflow.clock import local_date, parse_time
-from anjian.workflow.store.db import Database
 from anjian.workflow.engine.facts import FactsLoader
-from anjian.workflow.store.models import ChecklistValue, Unit, UnitCohort
+from anjian.workflow.services.advance import BatchRow, advance_batch
 from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import ChecklistValue, Unit, UnitCohort
+from anjian.workflow.views import progress
 
 CHINA = Path(__file__).resolve().parents[2] / "shared" / "data" / "china-divisions.csv"
 CITY = "130800"  # 承德市
@@ -111,7 +112,7 @@ def reference(db: Database, now: dt.datetime) -> SimpleNamespace:
         loader = FactsLoader(s, campaign, now)
         owing = [code for code, level, _, _ in rows if level in ("county", "township")]
         loader.prefetch(owing)  # a few queries for them all; facts() is then per unit, as `show` has it
-        ms = {code: progress.milestones(loader.facts(code), campaign, today) for code in owing}
+        ms = {code: milestones(loader.facts(code), campaign, today) for code in owing}
     late = {code: [m.id for m in m_list if m.status == "overdue"] for code, m_list in ms.items()}
     counties = {}
     for code, level, parent, state in rows:

@@ -10,10 +10,10 @@ import pytest
 from conftest import T0
 from sqlalchemy import func, select
 
-from anjian.workflow.store.audit import verify
 from anjian.workflow.clock import SHANGHAI, utc_text
-from anjian.workflow.store.models import AuditRow, Unit
 from anjian.workflow.services.stages import SCHEDULER, city_state, tick_city
+from anjian.workflow.store.audit import verify
+from anjian.workflow.store.models import AuditRow, Unit
 
 CITY = "130800"
 STEPS = [  # (first day, trigger, from, to)

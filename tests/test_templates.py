@@ -13,10 +13,21 @@ from conftest import T0
 from jinja2 import meta
 from jinja2.exceptions import UndefinedError
 
-from anjian.notifications.render import LANGUAGES, PARTS, NoticeLine, chinese_date, context, environment, render, render_parts, template, template_names
-from anjian.workflow.services import contacts
+from anjian.notifications.render import (
+    LANGUAGES,
+    PARTS,
+    NoticeLine,
+    chinese_date,
+    context,
+    environment,
+    render,
+    render_parts,
+    template,
+    template_names,
+)
 from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.reminders.passes import run_pass
+from anjian.workflow.services import contacts
 from anjian.workflow.settings import NotifySettings
 
 TODAY = dt.date(2015, 3, 24)

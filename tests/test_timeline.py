@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import pytest
 from conftest import T0, checklist_values
 
-from anjian.workflow.store import audit
-from anjian.workflow.services.advance import advance
 from anjian.workflow.clock import SHANGHAI, local_date
+from anjian.workflow.services.advance import advance
 from anjian.workflow.services.checklist import DesignateRow, designate, record
 from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.store import audit
 from anjian.workflow.views.timeline import TrendPoint, replay
 
 CHENGDE_COUNTY = "130821"  # 承德县, submits its plan on time

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from anjian.workflow.services.advance import advance
 from anjian.workflow.clock import SHANGHAI
+from anjian.workflow.services.advance import advance
 
 COUNTY = "宽城满族自治县"
 CODE = "130827"

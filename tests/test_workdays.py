@@ -8,8 +8,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from anjian.workflow.store.models import AuditRow, CalendarDay
 from anjian.workflow.reminders.workdays import FALLBACK, OFFICE, OFFICIAL, WorkCalendar, load_office_calendar
+from anjian.workflow.store.models import AuditRow, CalendarDay
 
 D = dt.date.fromisoformat
 

@@ -21,10 +21,10 @@ def history(env, unit, since, actor, children, fmt) -> None:
 
         anjian history 宽城峪耳崖镇 --since 2015-01-01
     """
-    from anjian.workflow.store import audit
-    from anjian.workflow.formats import output as render
     from anjian.workflow.clock import parse_time, shown
     from anjian.workflow.engine.names import Resolver
+    from anjian.workflow.formats import output as render
+    from anjian.workflow.store import audit
     from anjian.workflow.views.progress import _descendants
 
     db = env.database()
@@ -121,8 +121,8 @@ def checkpoint_cmd(env, out, key) -> None:
     """
     from pathlib import Path
 
-    from anjian.workflow.store import audit as audit_log
     from anjian.workflow.engine.authz import may, refusals_audited
+    from anjian.workflow.store import audit as audit_log
     from anjian.workflow.store.integrity import load_key, make_checkpoint
 
     db = env.database()

@@ -25,8 +25,9 @@ def designate(env, unit, cohort, remove, file, fmt) -> None:
         anjian designate 宽城峪耳崖镇 key
         anjian designate --file key-townships.csv
     """
+    from anjian.workflow.formats import output as render
+    from anjian.workflow.formats import tables
     from anjian.workflow.services import checklist as records
-    from anjian.workflow.formats import output as render, tables
 
     if file:
         if unit or cohort:
@@ -68,8 +69,8 @@ def record(env, unit, item, value, evidence, fmt) -> None:
         anjian record 宽城峪耳崖镇 staff.full_time 4
         anjian record 宽城峪耳崖镇 six.vehicle 是 --evidence 车辆登记证.pdf
     """
-    from anjian.workflow.services import checklist as records
     from anjian.workflow.formats import output as render
+    from anjian.workflow.services import checklist as records
 
     res = records.record(env.database(), unit, item, value, env.actor, env.now, tuple(evidence), env.settings.evidence_dir)
 
@@ -109,9 +110,10 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, f
         anjian advance 宽城县 submit_plan --evidence 推进方案.pdf
         anjian advance --file batch.csv --partial
     """
-    from anjian.workflow.services import advance as actions
-    from anjian.workflow.formats import output as render, tables
     from anjian.workflow.errors import BadInput, NotPermitted, Refused
+    from anjian.workflow.formats import output as render
+    from anjian.workflow.formats import tables
+    from anjian.workflow.services import advance as actions
 
     if file:
         if unit or trigger or evidence or note or expect_version is not None:
@@ -138,7 +140,7 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, f
         fail("give UNIT TRIGGER (e.g. anjian advance 宽城峪耳崖镇 apply), or --file FILE.csv")
     t = actions.advance(env.database(), unit, trigger, env.actor, env.now, note, tuple(evidence), expect_version,
                         env.settings.evidence_dir)
-    from anjian.states.machines import TRIGGER_NAMES, state_name
+    from anjian.states.labels import TRIGGER_NAMES, state_name
 
     emit(fmt, lambda: (f"{t.name}（{t.code}）{TRIGGER_NAMES.get(t.trigger, t.trigger)}："
                        f"{state_name(t.level, t.from_state)} → {state_name(t.level, t.to_state)}"

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from anjian.states.machines import SPECS
-
 from anjian.workflow.cli.common import command, write_file
 
 

@@ -55,8 +55,8 @@ def contact_import(env, file) -> None:
 
         anjian contact import contacts.csv
     """
-    from anjian.workflow.services import contacts
     from anjian.workflow.formats import tables
+    from anjian.workflow.services import contacts
 
     recs, problems = tables.read_csv(file, ("unit", "name"), ("email", "webhook"))
     out = contacts.add_many(env.database(), recs, env.actor, env.now, unreadable=problems)
@@ -74,8 +74,8 @@ def contact_list(env, unit, fmt) -> None:
 
         anjian contact list 宽城县
     """
-    from anjian.workflow.services import contacts
     from anjian.workflow.formats import output as render
+    from anjian.workflow.services import contacts
 
     rows = contacts.listing(env.database(), unit)
     headers = ["单位代码", "单位", "姓名", "邮箱", "Webhook"]
@@ -175,8 +175,8 @@ def notices(env, unit, status, fmt) -> None:
 
         anjian notices --status failed
     """
-    from anjian.workflow.formats import output as render
     from anjian.workflow.clock import shown
+    from anjian.workflow.formats import output as render
     from anjian.workflow.reminders.passes import notices as listing
 
     rows = listing(env.database(), unit, status)

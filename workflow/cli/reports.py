@@ -65,8 +65,8 @@ def circular(env, milestone: str, fmt: str, out: Path | None, issue: bool) -> No
 
         anjian report circular --milestone provincial_demo --now 2015-04-01
     """
-    from anjian.workflow.reports import assessment
     from anjian.workflow.formats import output as render
+    from anjian.workflow.reports import assessment
 
     db = env.database()
     draft = assessment.circular(db, env.now, milestone, fmt="html" if fmt == "html" else "md")
@@ -105,8 +105,8 @@ def assessment_cmd(env, county: str | None, fmt: str) -> None:
         anjian assessment --now 2015-08-01
         anjian assessment --county 宽城
     """
-    from anjian.workflow.reports import assessment
     from anjian.workflow.formats import output as render
+    from anjian.workflow.reports import assessment
 
     res = assessment.assess(env.database(), env.now, county)
     words = {"late": "逾期完成", "missed": "未完成"}

@@ -6,15 +6,13 @@ import datetime as dt
 
 import click
 
+from anjian.states.labels import COHORT_SHORT
+from anjian.states.labels import LEVEL_NAMES as LEVEL_WORDS
+from anjian.states.labels import MILESTONE_COHORTS as COHORTS
+from anjian.states.labels import MILESTONE_STATUS as STATUS_WORDS
 from anjian.workflow.cli.common import EXPORTS, command, emit, format_option, out_option
 
-COHORT_SHORT = {"provincial_demo": "省示范", "county_demo": "县示范", "key": "重点", "heavy_task": "任务重"}
-STATUS_WORDS = {"met": "已完成", "pending": "未到期", "overdue": "已逾期"}
-
-
 BY_WORDS = {"county": "县区", "city": "市", "province": "省"}
-LEVEL_WORDS = {"province": "省", "city": "市", "county": "县区", "township": "乡镇"}
-COHORTS = ("provincial_demo", "county_demo", "key")
 BY_CHOICE = click.Choice(["county", "city", "province"])
 
 
@@ -38,8 +36,8 @@ def status(env, county: str | None, by: str, fmt: str, out) -> None:
         anjian status --by province
         anjian status --format xlsx --out 进度.xlsx
     """
-    from anjian.workflow.views import progress
     from anjian.workflow.formats import output as render
+    from anjian.workflow.views import progress
 
     res = progress.status(env.database(), env.now, county, by)
     if by == "county":
@@ -104,7 +102,7 @@ def _state_order(state: str) -> tuple[int, str]:
 
 
 def _state_word(state: str) -> str:
-    from anjian.states.machines import STATE_NAMES
+    from anjian.states.labels import STATE_NAMES
 
     for level in ("township", "county", "city"):
         if (level, state) in STATE_NAMES:
@@ -139,8 +137,8 @@ def units(env, level, county, cohort, state, overdue, by, fmt, out) -> None:
         anjian units --county 河北省 --level township --state accepted --by city
         anjian units --level township --format xlsx --out 乡镇.xlsx
     """
-    from anjian.workflow.views import progress
     from anjian.workflow.formats import output as render
+    from anjian.workflow.views import progress
 
     if state:
         state = state.replace("-", "_")
@@ -172,7 +170,7 @@ def _tally_sheet(groups, states: list[str], by: str):
 
 def _units_sheet(res):
     """`units` for a spreadsheet: the table's columns in Chinese, each followed by the id to filter on."""
-    from anjian.states.machines import state_name
+    from anjian.states.labels import state_name
 
     headers = ["代码", "名称", "级别", "级别代码", "上级", "上级代码", "状态", "状态代码", "类别", "类别代码", "逾期节点"]
     rows = [[u.code, u.name, LEVEL_WORDS.get(u.level, u.level), u.level, u.parent_name, u.parent,
@@ -194,8 +192,8 @@ def show(env, unit: str, fmt: str) -> None:
 
         anjian show 宽城峪耳崖镇
     """
-    from anjian.workflow.views import progress
     from anjian.workflow.formats import output as render
+    from anjian.workflow.views import progress
 
     res = progress.show(env.database(), unit, env.now, env.actor_name)
 

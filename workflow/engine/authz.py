@@ -17,7 +17,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from anjian.states import permissions as P
-
 from anjian.workflow.errors import NotPermitted
 
 

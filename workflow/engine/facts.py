@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from anjian.states.campaign import Campaign
 from anjian.states.guards import Child, Evidence, Facts
-
 from anjian.workflow.store.db import among, pieces
 from anjian.workflow.store.models import AuditRow, ChecklistValue, Unit, UnitCohort
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from functools import cache
 
 from anjian.states.guards import GUARDS, Facts
-from anjian.states.machines import SPECS, TRIGGER_NAMES, state_name
+from anjian.states.labels import TRIGGER_NAMES, state_name
+from anjian.states.machines import SPECS
 
 
 @dataclass(frozen=True)

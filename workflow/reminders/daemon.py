@@ -20,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from anjian.workflow.clock import SHANGHAI, local_date
-from anjian.workflow.store.db import Database
 from anjian.workflow.errors import BadInput, Conflict
 from anjian.workflow.settings import NotifySettings
+from anjian.workflow.store.db import Database
 
 log = logging.getLogger("anjian.daemon")
 

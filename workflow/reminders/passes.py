@@ -38,20 +38,29 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from anjian.notifications import faults
-from anjian.notifications.channels import FileOutbox, OutboxWriter, Outgoing, Permanent, SmtpChannel, SmtpConfig, Transient, WebhookChannel, email_parts
+from anjian.notifications.channels import (
+    FileOutbox,
+    OutboxWriter,
+    Outgoing,
+    Permanent,
+    SmtpChannel,
+    SmtpConfig,
+    Transient,
+    WebhookChannel,
+    email_parts,
+)
 from anjian.notifications.render import NoticeLine, content, context, parts_of, render_parts
-
+from anjian.states.milestones import milestones
 from anjian.workflow.clock import from_utc_text, local_date, utc_text
-from anjian.workflow.store.db import Database, among, pieces
-from anjian.workflow.errors import BadInput
 from anjian.workflow.engine.facts import FactsLoader
-from anjian.workflow.reminders.ladder import Ladder, latest_due, rung_order
-from anjian.workflow.store.models import Contact, Notice, NoticeContent, NoticeItem, Unit
 from anjian.workflow.engine.names import Resolver
-from anjian.workflow.views.progress import milestones
+from anjian.workflow.errors import BadInput
+from anjian.workflow.reminders.ladder import Ladder, latest_due, rung_order
+from anjian.workflow.reminders.workdays import WorkCalendar, load_office_calendar
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.settings import NotifySettings
-from anjian.workflow.reminders.workdays import WorkCalendar, load_office_calendar
+from anjian.workflow.store.db import Database, among, pieces
+from anjian.workflow.store.models import Contact, Notice, NoticeContent, NoticeItem, Unit
 
 WEBHOOK_LIMIT = 4000  # group robots refuse longer markdown (WeCom: 4096 bytes)
 BACKOFF_MINUTES = (5, 30, 120, 720)  # then the notice is marked failed

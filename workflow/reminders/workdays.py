@@ -84,9 +84,9 @@ def load_schedule(db, path: str, actor: str, now) -> dict[int, int]:
     replacing any earlier schedule for those years; all rows or none."""
     from sqlalchemy import delete, insert
 
+    from anjian.workflow.formats.tables import read_csv, refuse_if
     from anjian.workflow.store import audit
     from anjian.workflow.store.models import CalendarDay
-    from anjian.workflow.formats.tables import read_csv, refuse_if
 
     records, problems = read_csv(path, ("date", "workday"), ("name",))
     words = {"1": 1, "是": 1, "班": 1, "上班": 1, "workday": 1, "work": 1, "true": 1, "yes": 1,

@@ -14,13 +14,12 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 from anjian.states.campaign import Campaign
-
-from anjian.workflow.store import audit
 from anjian.workflow.engine.authz import Actor, may, refusals_audited
-from anjian.workflow.store.db import Database
-from anjian.workflow.errors import BadInput
 from anjian.workflow.engine.names import Resolver
+from anjian.workflow.errors import BadInput
 from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.store import audit
+from anjian.workflow.store.db import Database
 from anjian.workflow.views.timeline import Outcome, Replay, replay
 
 KIND_WORDS = {"late": "逾期完成", "missed": "未完成"}

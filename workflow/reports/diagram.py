@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import copy
 
-from anjian.states.machines import SPECS, STATE_NAMES, TRIGGER_NAMES
-
+from anjian.states.labels import STATE_NAMES, TRIGGER_NAMES
+from anjian.states.machines import SPECS
 from anjian.workflow.errors import BadInput
 
 MACHINES = tuple(SPECS)  # township, county, city

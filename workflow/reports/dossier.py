@@ -13,12 +13,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from anjian.states.guards import COHORT_NAMES
-from anjian.states.machines import TRIGGER_NAMES, state_name
-
+from anjian.states.labels import COHORT_NAMES, MILESTONE_STATUS, TRIGGER_NAMES, state_name
 from anjian.workflow.clock import SHANGHAI, shown
-from anjian.workflow.store.db import Database
 from anjian.workflow.errors import BadInput
+from anjian.workflow.store.db import Database
 from anjian.workflow.views.progress import ShowResult, UnitRow
 
 ACTION_NAMES = {
@@ -28,7 +26,6 @@ ACTION_NAMES = {
 }
 STORED_WORDS = {"ok": "存档完好，哈希一致", "altered": "存档文件已被改动，哈希不符", "missing": "证据库中没有存档",
                 "invalid": "记录的哈希无效"}
-MILESTONE_WORDS = {"met": "已完成", "pending": "未到期", "overdue": "已逾期"}
 _SHA = re.compile(r"[0-9a-f]{64}")
 
 
@@ -107,9 +104,9 @@ def stored_state(store: Path | None, sha256: str) -> str:
 
 def build(db: Database, unit: str, now: dt.datetime, evidence_dir: Path | None = None) -> Dossier:
     """The dossier of one township or county (its checklist, evidence, history) as of `now`."""
+    from anjian.workflow.services.registry import campaign_in_force
     from anjian.workflow.store import audit
     from anjian.workflow.views import progress
-    from anjian.workflow.services.registry import campaign_in_force
 
     res = progress.show(db, unit, now)
     if res.level not in ("township", "county"):
@@ -178,7 +175,7 @@ def value_words(item: dict) -> str:
 
 def milestone_words(m: dict) -> str:
     days = {"pending": f"，剩 {m['days']} 天", "overdue": f"，逾期 {m['days']} 天"}.get(m["status"], "")
-    return MILESTONE_WORDS[m["status"]] + days
+    return MILESTONE_STATUS[m["status"]] + days
 
 
 def _identity(d: Dossier) -> list[tuple[str, str]]:

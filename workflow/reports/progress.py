@@ -12,20 +12,15 @@ from collections import Counter
 from dataclasses import dataclass
 
 from anjian.states.campaign import Milestone, Stage
-from anjian.states.machines import state_name
-
-from anjian.workflow.views import progress
+from anjian.states.labels import COHORT_SHORT, MILESTONE_COHORTS, MILESTONE_SHORT, state_name
+from anjian.states.labels import COHORTS as COHORTS
 from anjian.workflow.clock import SHANGHAI, from_utc_text
-from anjian.workflow.store.db import Database
-from anjian.workflow.views.progress import COHORT_ORDER, CountyStatus
 from anjian.workflow.formats.output import as_csv
+from anjian.workflow.store.db import Database
+from anjian.workflow.views import progress
+from anjian.workflow.views.progress import CountyStatus
 
-COHORT_WORDS = {"provincial_demo": "省示范", "county_demo": "县示范", "key": "重点", "heavy_task": "任务重"}
 STATUS_CLASS = {"on_time": "on-time", "late": "late", "overdue": "overdue", "pending": "pending"}
-# Column-width labels for the built-in campaign's milestones (ids of the contract); another campaign's
-# milestones show their names, cut short.
-SHORT = {"plan_submission": "方案报送", "provincial_demo": "省定示范", "county_demo": "县区示范", "demo_review": "示范验收",
-         "key_compliance": "重点达标", "full_coverage": "全面达标"}
 
 
 @dataclass(frozen=True)
@@ -93,8 +88,8 @@ def build(db: Database, now: dt.datetime, county: str | None = None) -> Progress
     """Everything the progress report shows, for the city or one county (or city) as of `now`."""
     from sqlalchemy import func, select
 
-    from anjian.workflow.store.models import AuditRow
     from anjian.workflow.services.registry import campaign_in_force
+    from anjian.workflow.store.models import AuditRow
     from anjian.workflow.views.timeline import TRANSITIONS, replay
 
     st = progress.status(db, now, county, as_of=True)  # states as the audit log says they stood at `now`
@@ -141,7 +136,7 @@ def _overdue_as_of(rep, outcomes, counties: set[str]) -> list[progress.UnitRow]:
     rows = []
     for code in sorted(late):
         name, level, parent = rep.units[code]
-        cohorts = [c for c in progress.COHORT_ORDER if c in rep.cohorts.get(code, ())]
+        cohorts = [c for c in COHORTS if c in rep.cohorts.get(code, ())]
         rows.append(progress.UnitRow(code, name, level, parent, rep.state.get(code), cohorts,
                                      rep.units[parent][0] if parent in rep.units else None, late[code]))
     return rows
@@ -164,7 +159,7 @@ def outcome_words(o) -> str:
 
 
 def short(m: Milestone) -> str:
-    return SHORT.get(m.id) or (m.name if len(m.name) <= 8 else m.name[:7] + "…")
+    return MILESTONE_SHORT.get(m.id) or (m.name if len(m.name) <= 8 else m.name[:7] + "…")
 
 
 def percent(done: int, total: int) -> float:
@@ -185,9 +180,9 @@ def _late_words(rep: ProgressReport, ids: list[str]) -> str:
 # -- CSV and the workbook's first sheet: one row per county ----------------------------------------
 def county_table(rep: ProgressReport) -> tuple[list[str], list[list[object]]]:
     """Headers and typed rows (numbers stay numbers) of the per-county table."""
-    cohorts = ("provincial_demo", "county_demo", "key")
+    cohorts = MILESTONE_COHORTS
     headers = ["代码", "县区", "阶段", "乡镇数", "已达标", "达标率(%)", "已开展",
-               *(h for c in cohorts for h in (f"{COHORT_WORDS[c]}已达标", f"{COHORT_WORDS[c]}数")),
+               *(h for c in cohorts for h in (f"{COHORT_SHORT[c]}已达标", f"{COHORT_SHORT[c]}数")),
                "下一节点", "节点期限", "剩余天数", "逾期节点", "逾期乡镇数",
                *(f"{m.deadline.isoformat()} {m.name}" for m in rep.milestones)]
     rows = []
@@ -237,7 +232,7 @@ def markdown(rep: ProgressReport) -> str:
     out += ["", "## 县区进度", ""]
     out += _md_table(["县区", "阶段", "全部达标", "已开展", "省示范", "县示范", "重点", "下一节点", "逾期"], [
         [c.name, c.state_name, f"`{text_bar(c.accepted, c.townships)}` {c.accepted}/{c.townships}",
-         f"{c.started}/{c.townships}", *(_frac(c.cohorts[k]) for k in ("provincial_demo", "county_demo", "key")),
+         f"{c.started}/{c.townships}", *(_frac(c.cohorts[k]) for k in MILESTONE_COHORTS),
          f"{c.next_milestone['name']}（剩{c.next_milestone['days']}天）" if c.next_milestone else None,
          f"**{_late_words(rep, c.overdue)}**" if c.overdue else None] for c in rep.counties])
     out += ["", "## 阶段与时间节点", "", f"今天：{rep.today.isoformat()}", ""]
@@ -302,7 +297,7 @@ def workbook(rep: ProgressReport) -> bytes:
         ws.add_chart(chart, f"A{len(rows) + 4}")
     fill_sheet(wb.create_sheet(), "逾期单位", ["代码", "单位", "级别", "县区", "状态", "类别", "逾期节点", "期限", "逾期天数"], [
         [u.code, u.name, "县区" if u.level == "county" else "乡镇", u.county_name, u.state_name,
-         "、".join(COHORT_WORDS[c] for c in u.cohorts) or None, x.name, x.deadline, x.days]
+         "、".join(COHORT_SHORT[c] for c in u.cohorts) or None, x.name, x.deadline, x.days]
         for u in rep.overdue for x in u.late])
     fill_sheet(wb.create_sheet(), "趋势", ["县区代码", "县区", "日期", "已达标", "已开展", "乡镇数"], [
         [code, rep.names.get(code, code), p.day, p.accepted, p.started, p.townships]
@@ -357,7 +352,7 @@ def html(rep: ProgressReport) -> str:
             "code": c.code, "name": c.name, "state": c.state_name, "townships": c.townships,
             "accepted": c.accepted, "started": c.started, "pct": percent(c.accepted, c.townships),
             "started_pct": percent(c.started - c.accepted, c.townships),
-            "cohorts": [_frac(c.cohorts[k]) or "—" for k in ("provincial_demo", "county_demo", "key")],
+            "cohorts": [_frac(c.cohorts[k]) or "—" for k in MILESTONE_COHORTS],
             "next": (f"{short(by_id[c.next_milestone['id']])}（剩{c.next_milestone['days']}天）" if c.next_milestone else "—"),
             "next_name": f"{c.next_milestone['name']}，期限 {c.next_milestone['deadline']}" if c.next_milestone else "",
             "late": "、".join(f"{short(by_id[i])} {(rep.today - by_id[i].deadline).days}天" for i in c.overdue),
@@ -383,11 +378,11 @@ def html(rep: ProgressReport) -> str:
                  for x in rep.tallies],
         overdue=[{"code": u.code, "name": u.name, "county": u.county_name or "—", "state": u.state_name,
                   "level": "县区" if u.level == "county" else "乡镇",
-                  "cohorts": "、".join(COHORT_WORDS[c] for c in u.cohorts) or "—",
+                  "cohorts": "、".join(COHORT_SHORT[c] for c in u.cohorts) or "—",
                   "late": [{"name": x.name, "deadline": x.deadline.isoformat(), "days": x.days} for x in u.late]}
                  for u in rep.overdue],
         trend=[{"name": rep.names.get(code, code), "points": [
             {"day": p.day.isoformat(), "accepted": p.accepted, "started": p.started, "townships": p.townships}
             for p in pts]} for code, pts in rep.trend.items()],
-        charts=charts(rep), cohort_names=[COHORT_WORDS[k] for k in COHORT_ORDER[:3]],
+        charts=charts(rep), cohort_names=[COHORT_SHORT[k] for k in COHORTS[:3]],
     )

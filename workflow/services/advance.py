@@ -11,19 +11,19 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from anjian.states.guards import GUARDS, Evidence, Facts
-from anjian.states.machines import SPECS, TRIGGER_NAMES
-
-from anjian.workflow.store import audit
+from anjian.states.labels import TRIGGER_NAMES
+from anjian.states.machines import SPECS
+from anjian.workflow.clock import utc_text
 from anjian.workflow.engine import authz, machine
 from anjian.workflow.engine.authz import Actor, name_of
-from anjian.workflow.clock import utc_text
-from anjian.workflow.store.db import Database
-from anjian.workflow.errors import BadInput, Conflict, NotPermitted, Refused
-from anjian.workflow.store.evidence import EvidenceFile, examine, keep
 from anjian.workflow.engine.facts import FactsLoader
-from anjian.workflow.store.models import Unit
 from anjian.workflow.engine.names import Resolver, UnitRef
+from anjian.workflow.errors import BadInput, Conflict, NotPermitted, Refused
 from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.store import audit
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.evidence import EvidenceFile, examine, keep
+from anjian.workflow.store.models import Unit
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,9 @@ class Advancer:
             reasons = list(verdict.unmet)
             u = self.loader.units[unit.code]
             if facts.state != SPECS[unit.level].transition(trigger)["source"] and u.changed_by and u.changed_at:
-                from anjian.workflow.clock import shown  # the race's losers learn who moved the unit, and when
+                from anjian.workflow.clock import (
+                    shown,  # the race's losers learn who moved the unit, and when
+                )
 
                 reasons.append(f"最近一次更改：{u.changed_by}，{shown(u.changed_at)}（版本 {u.version}）")
             raise Refused(f"{what}is refused now", reasons)

@@ -9,20 +9,20 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from anjian.states.campaign import COHORTS, Campaign, Item
-from anjian.states.guards import COHORT_NAMES, FLAG_FALSE, FLAG_TRUE
-
-from anjian.workflow.store import audit
+from anjian.states.campaign import Campaign, Item
+from anjian.states.guards import FLAG_FALSE, FLAG_TRUE
+from anjian.states.labels import COHORT_NAMES, COHORTS
+from anjian.workflow.clock import utc_text
 from anjian.workflow.engine import authz
 from anjian.workflow.engine.authz import Actor, name_of
-from anjian.workflow.clock import utc_text
-from anjian.workflow.store.db import Database
+from anjian.workflow.engine.names import Resolver, UnitRef
 from anjian.workflow.errors import BadInput, NotPermitted
+from anjian.workflow.formats.tables import Record
+from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.store import audit
+from anjian.workflow.store.db import Database
 from anjian.workflow.store.evidence import examine, keep
 from anjian.workflow.store.models import ChecklistValue, Unit, UnitCohort
-from anjian.workflow.engine.names import Resolver, UnitRef
-from anjian.workflow.services.registry import campaign_in_force
-from anjian.workflow.formats.tables import Record
 
 TRUE_WORDS = {"是", "有", "已", "已落实", "已建立", "yes", "y", "true", "t", "1", "√", "✓", "✔", "ok"}
 FALSE_WORDS = {"否", "无", "未", "未落实", "no", "n", "false", "f", "0", "×", "✗"}

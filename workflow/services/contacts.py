@@ -11,15 +11,15 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from anjian.workflow.store import audit
+from anjian.workflow.clock import utc_text
 from anjian.workflow.engine import authz
 from anjian.workflow.engine.authz import Actor
-from anjian.workflow.clock import utc_text
-from anjian.workflow.store.db import Database
-from anjian.workflow.errors import BadInput, NotPermitted
-from anjian.workflow.store.models import Contact, Unit
 from anjian.workflow.engine.names import Resolver
+from anjian.workflow.errors import BadInput, NotPermitted
 from anjian.workflow.formats.tables import Record
+from anjian.workflow.store import audit
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import Contact, Unit
 
 # Deliberately plain: one @, no spaces, no control characters, a dotted domain (or localhost for tests).
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+$")

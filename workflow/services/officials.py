@@ -16,14 +16,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from anjian.states.permissions import ROLES
-
-from anjian.workflow.store import audit
-from anjian.workflow.engine.authz import Actor, may, refusals_audited
 from anjian.workflow.clock import utc_text
-from anjian.workflow.store.db import Database
-from anjian.workflow.errors import BadInput, NotPermitted
-from anjian.workflow.store.models import Official, Unit
+from anjian.workflow.engine.authz import Actor, may, refusals_audited
 from anjian.workflow.engine.names import Resolver
+from anjian.workflow.errors import BadInput, NotPermitted
+from anjian.workflow.store import audit
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import Official, Unit
 
 
 def os_login() -> str:

@@ -16,16 +16,16 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from anjian.states import campaign as campaigns
-from anjian.states.campaign import COHORTS, Campaign, CampaignError
+from anjian.states.campaign import Campaign, CampaignError
+from anjian.states.labels import COHORTS
 from anjian.states.machines import SPECS
-
-from anjian.workflow.store import audit
 from anjian.workflow.clock import utc_text
-from anjian.workflow.store.db import Database
-from anjian.workflow.errors import BadInput, NotInitialized
-from anjian.workflow.store.models import Meta, Unit, UnitCohort
 from anjian.workflow.engine.names import fold, short_name
+from anjian.workflow.errors import BadInput, NotInitialized
 from anjian.workflow.formats.tables import decode, parse_csv, read_bytes, refuse_if
+from anjian.workflow.store import audit
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import Meta, Unit, UnitCohort
 
 LEVELS = ("province", "city", "county", "township")
 BUILTIN_REGISTRIES = ("chengde",)

@@ -7,13 +7,12 @@ import datetime as dt
 from sqlalchemy import select
 
 from anjian.states.machines import SPECS
-
 from anjian.workflow.engine import machine
+from anjian.workflow.engine.names import UnitRef
 from anjian.workflow.services.advance import Advancer, Transition
+from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Unit
-from anjian.workflow.engine.names import UnitRef
-from anjian.workflow.services.registry import campaign_in_force
 
 SCHEDULER = "scheduler"
 

@@ -21,10 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from anjian.states.machines import SPECS
-
-from anjian.workflow.store.audit import GENESIS, head, row_hash
 from anjian.workflow.clock import shown, utc_text
 from anjian.workflow.errors import BadInput
+from anjian.workflow.store.audit import GENESIS, head, row_hash
 from anjian.workflow.store.models import AuditRow, Unit
 
 PREFIX = 8  # bytes of each row hash a checkpoint keeps

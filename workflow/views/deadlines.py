@@ -6,16 +6,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass
 
+from anjian.states.milestones import milestones
 from anjian.workflow.clock import local_date
-from anjian.workflow.store.db import Database
 from anjian.workflow.engine.facts import FactsLoader
-from anjian.workflow.reminders.ladder import Ladder, overdue_rungs, reminder_rungs
-from anjian.workflow.store.models import Unit
 from anjian.workflow.engine.names import Resolver
-from anjian.workflow.views.progress import milestones
-from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.reminders.ladder import Ladder, overdue_rungs, reminder_rungs
 from anjian.workflow.reminders.passes import ladder_of
 from anjian.workflow.reminders.workdays import FALLBACK, load_office_calendar
+from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import Unit
 
 
 @dataclass(frozen=True)

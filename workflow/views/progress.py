@@ -10,58 +10,18 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from anjian.states.campaign import Campaign, Milestone, Rule
-from anjian.states.guards import GUARDS, Child, Facts, checklist
-from anjian.states.machines import SPECS, state_name
-
+from anjian.states.campaign import Campaign
+from anjian.states.guards import Child, Facts, checklist
+from anjian.states.labels import COHORTS, state_name
+from anjian.states.machines import SPECS
+from anjian.states.milestones import MilestoneStatus, milestones
 from anjian.workflow.clock import local_date
-from anjian.workflow.store.db import Database
-from anjian.workflow.errors import BadInput
 from anjian.workflow.engine.facts import FactsLoader
-from anjian.workflow.store.models import ChecklistValue, Unit, UnitCohort
 from anjian.workflow.engine.names import Resolver
+from anjian.workflow.errors import BadInput
 from anjian.workflow.services.registry import campaign_in_force
-
-COHORT_ORDER = ("provincial_demo", "county_demo", "key", "heavy_task")
-
-
-@dataclass(frozen=True)
-class MilestoneStatus:
-    id: str
-    name: str
-    deadline: str
-    status: str  # met | pending | overdue
-    days: int  # days left while pending, days late while overdue, 0 when met
-
-
-def _rule_for(m: Milestone, facts: Facts) -> Rule | None:
-    for rule in m.rules:
-        if not rule.applies(facts.level, facts.cohorts):
-            continue
-        if rule.when_has and not any(rule.when_has in c.cohorts for c in facts.children):
-            continue
-        return rule
-    return None
-
-
-def milestones(facts: Facts, campaign: Campaign, today: dt.date) -> list[MilestoneStatus]:
-    """The status of every milestone that applies to the unit, as of `today` (Shanghai)."""
-    out = []
-    for m in campaign.milestones:
-        rule = _rule_for(m, facts)
-        if rule is None:
-            continue
-        if rule.states:
-            met = facts.state in rule.states
-        else:
-            met = not any(GUARDS[facts.level][g](facts) for g in rule.guards)
-        if met:
-            out.append(MilestoneStatus(m.id, m.name, m.deadline.isoformat(), "met", 0))
-        elif today <= m.deadline:
-            out.append(MilestoneStatus(m.id, m.name, m.deadline.isoformat(), "pending", (m.deadline - today).days))
-        else:
-            out.append(MilestoneStatus(m.id, m.name, m.deadline.isoformat(), "overdue", (today - m.deadline).days))
-    return out
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import ChecklistValue, Unit, UnitCohort
 
 
 # -- show ------------------------------------------------------------------------------------------
@@ -112,13 +72,13 @@ def show(db: Database, unit: str, now: dt.datetime, actor: str | None = None) ->
             children[st] = children.get(st, 0) + 1
         parent = resolver.unit(u.parent_code)
         return ShowResult(u.code, u.name, u.level, u.parent_code, parent.name if parent else None, resolver.path(u),
-                          u.state, state_name(u.level, u.state), u.version, sorted(loader.cohorts.get(u.code, ()), key=COHORT_ORDER.index),
+                          u.state, state_name(u.level, u.state), u.version, sorted(loader.cohorts.get(u.code, ()), key=COHORTS.index),
                           items, ms, trig, children, now.isoformat())
 
 
 # -- the whole registry at once (set-based) -------------------------------------------------------
 BY_LEVELS = ("county", "city", "province")
-_BITS = {c: 1 << i for i, c in enumerate(COHORT_ORDER)}
+_BITS = {c: 1 << i for i, c in enumerate(COHORTS)}
 
 
 def _cohorts_of(mask: int) -> frozenset[str]:
@@ -301,7 +261,7 @@ def units(db: Database, now: dt.datetime, level: str | None = None, county: str 
                 late = None
             if overdue and not late:
                 continue
-            cohorts = [c for c in COHORT_ORDER if mask & _BITS[c]]
+            cohorts = [c for c in COHORTS if mask & _BITS[c]]
             pname = snap.upper[parent][0] if parent in snap.upper else None
             out.append(UnitRow(code, name, lvl, parent, st, cohorts, pname, late if lvl in ("township", "county") else None))
         return out
@@ -429,13 +389,13 @@ def status(db: Database, now: dt.datetime, county: str | None = None, by: str = 
 
 def _county_row(snap: Snapshot, code: str) -> CountyStatus:
     name, level, parent, state = snap.upper[code]
-    by = {k: [0, 0] for k in COHORT_ORDER}
+    by = {k: [0, 0] for k in COHORTS}
     townships = accepted = started = late_kids = 0
     for st, mask, n in snap.groups.get(code, ()):
         townships += n
         accepted += n if st == "accepted" else 0
         started += n if st != "not_started" else 0
-        for c in COHORT_ORDER:
+        for c in COHORTS:
             if mask & _BITS[c]:
                 by[c][1] += n
                 by[c][0] += n if st == "accepted" else 0
@@ -472,7 +432,7 @@ def _grouped(snap: Snapshot, per: list[CountyStatus], by: str) -> list[CountySta
         if key is None:
             continue
         a = acc.setdefault(key, {"townships": 0, "accepted": 0, "started": 0, "overdue_townships": 0, "counties": 0,
-                                 "counties_overdue": 0, "cohorts": {k: [0, 0] for k in COHORT_ORDER}, "overdue": set()})
+                                 "counties_overdue": 0, "cohorts": {k: [0, 0] for k in COHORTS}, "overdue": set()})
         for k in ("townships", "accepted", "started", "overdue_townships", "counties", "counties_overdue"):
             a[k] += getattr(r, k)
         for k, (done, total) in r.cohorts.items():

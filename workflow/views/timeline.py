@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from anjian.states.campaign import Campaign, Milestone
-from anjian.states.guards import GUARDS, Child, Facts
+from anjian.states.campaign import Campaign
+from anjian.states.guards import Child, Facts
 from anjian.states.machines import SPECS
-
+from anjian.states.milestones import is_met
 from anjian.workflow.clock import from_utc_text, local_date
 from anjian.workflow.store.models import AuditRow, ChecklistValue, Unit, UnitCohort
-from anjian.workflow.views.progress import _rule_for
 
 TRANSITIONS = frozenset(t["trigger"] for spec in SPECS.values() for t in spec.transitions)
 DESIGNATIONS = ("designate", "undesignate")
@@ -111,19 +110,10 @@ class Replay:
         return Facts(level=level, code=code, name=name, state=self.state[code], cohorts=frozenset(self.cohorts.get(code, ())),
                      campaign=self.campaign, now=at, checklist=dict(self.values.get(code, {})), children=kids)
 
-    def _met(self, m: Milestone, facts: Facts) -> bool | None:
-        """Whether the unit meets the milestone (None when it does not owe it)."""
-        rule = _rule_for(m, facts)
-        if rule is None:
-            return None
-        if rule.states:
-            return facts.state in rule.states
-        return not any(GUARDS[facts.level][g](facts) for g in rule.guards)
-
     def _evaluate(self, code: str, at: dt.datetime, seq: int | None) -> None:
         facts = self.facts(code, at)
         for m in self.campaign.milestones:
-            met = self._met(m, facts)
+            met = is_met(m, facts)
             key = (code, m.id)
             if met is None:
                 self.standing.pop(key, None)
