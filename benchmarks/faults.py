@@ -56,7 +56,7 @@ CHILD = """
 import os, sys
 ready, go = int(sys.argv[1]), int(sys.argv[2])
 from anjian.workflow.cli import main
-import anjian.workflow.reminders.passes, anjian.notifications.render, anjian.workflow.cli.notify, alembic.runtime.migration
+import anjian.workflow.reminders.run, anjian.notifications.render, anjian.workflow.cli.notify, alembic.runtime.migration
 try:
     import psycopg
 except ImportError:

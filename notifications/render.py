@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import NamedTuple
+
+from anjian.notifications.channels import channel_of, template_files
 
 LANGUAGES = ("zh", "en")
 TITLES = {
@@ -38,10 +41,15 @@ class NoticeLine:
 
 @dataclass(frozen=True)
 class Rendered:
-    subject: str
-    text: str
-    html: str
-    markdown: str
+    """Every part of one notice, rendered: `r.subject`, `r.text`, ... (the parts the channels declare)."""
+
+    parts: Mapping[str, str]
+
+    def __getattr__(self, part: str) -> str:
+        try:
+            return self.parts[part]
+        except KeyError:
+            raise AttributeError(part) from None
 
 
 @cache
@@ -49,21 +57,25 @@ def environment():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     folder = resources.files("anjian.templates")
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(str(folder)),
         undefined=StrictUndefined,
         autoescape=lambda name: bool(name) and ".html" in name,
         keep_trailing_newline=True,
         trim_blocks=False,
     )
-
-
-NOTICE_TEMPLATES = ("notice", "subject", "webhook")  # the rest (reports, circulars) have their own contexts
+    # No template uses Jinja2's default globals (range, lipsum, cycler, joiner, namespace, dict). Without
+    # them `Template.render` copies no globals into each context: measured on 44,000 notices of three parts
+    # each (subject, text, HTML), 6.0 s with them, 4.7-5.0 s without, as fast as the private render path
+    # (root_render_func) this replaced.
+    env.globals.clear()
+    return env
 
 
 def template_names() -> list[str]:
-    """The notice templates (every language and channel)."""
-    return sorted(environment().list_templates(filter_func=lambda n: n.endswith(".j2") and n.split(".")[0] in NOTICE_TEMPLATES))
+    """The notice templates (every language and channel); the rest (reports, circulars) have their own contexts."""
+    stems = {pattern.split(".")[0] for pattern in template_files().values()}
+    return sorted(environment().list_templates(filter_func=lambda n: n.endswith(".j2") and n.split(".")[0] in stems))
 
 
 def chinese_date(day: dt.date) -> str:
@@ -100,9 +112,7 @@ def context(notice_id: str, kind: str, recipient_name: str, recipient_unit: str,
     }
 
 
-PARTS = ("subject", "text", "html", "markdown")
-_TEMPLATE_OF = {"subject": "subject.{}.txt.j2", "text": "notice.{}.txt.j2", "html": "notice.{}.html.j2",
-                "markdown": "webhook.{}.md.j2"}
+PARTS = tuple(template_files())  # every part some channel sends: subject, text, html, markdown
 
 
 @cache
@@ -111,27 +121,12 @@ def template(part: str, language: str):
     thousands of notices; asking the environment each time would stat the file each time)."""
     if language not in LANGUAGES:
         raise ValueError(f"language {language!r} is not one of {', '.join(LANGUAGES)}")
-    return environment().get_template(_TEMPLATE_OF[part].format(language))
-
-
-@cache
-def _globals(part: str, language: str) -> dict:
-    return dict(template(part, language).globals)
-
-
-def _render(part: str, language: str, ctx: dict) -> str:
-    """`Template.render`, without its per-call merging of the environment's globals (a ChainMap walked
-    twice a render: a third of the time of a short template); the output is the same."""
-    tpl = template(part, language)
-    try:
-        return tpl.environment.concat(tpl.root_render_func(tpl.new_context({**_globals(part, language), **ctx}, shared=True)))
-    except Exception:  # noqa: BLE001 - as Template.render: the template's line in the traceback, re-raised
-        tpl.environment.handle_exception()
+    return environment().get_template(template_files()[part].format(language))
 
 
 def render_parts(ctx: dict, language: str, parts: tuple[str, ...]) -> dict[str, str]:
     """Only the parts a channel sends: e-mail needs subject, text and HTML; a robot the markdown."""
-    out = {part: _render(part, language, ctx) for part in parts}
+    out = {part: template(part, language).render(ctx) for part in parts}
     if "subject" in out:
         out["subject"] = out["subject"].strip()
     return out
@@ -139,7 +134,7 @@ def render_parts(ctx: dict, language: str, parts: tuple[str, ...]) -> dict[str, 
 
 def render(ctx: dict, language: str = "zh") -> Rendered:
     """Subject, plain text, HTML and the group-robot markdown of one notice."""
-    return Rendered(**render_parts(ctx, language, PARTS))
+    return Rendered(render_parts(ctx, language, PARTS))
 
 
 def content(notice_id: str, kind: str, recipient_name: str, recipient_unit: str, lines: list[NoticeLine],
@@ -164,3 +159,17 @@ def parts_of(stored: str, parts: tuple[str, ...]) -> dict[str, str]:
     ctx = context(d["notice_id"], d["kind"], d["recipient_name"], d["recipient_unit"], lines, d["campaign_title"],
                   d["issuer"], dt.date.fromisoformat(d["today"]), d["language"])
     return render_parts(ctx, d["language"], parts)
+
+
+def body_of(transport: str, stored: str | None, body: str | None = None, html: str | None = None) -> tuple[str, str | None]:
+    """The text and HTML a notice is sent with by `transport` (its channel's body part, cut to the
+    channel's limit, and its HTML part if it has one): rendered from the notice's stored content, or as
+    stored by a pass before schema 0004 (which kept the rendered text and HTML)."""
+    if stored is None:
+        return body or "", html
+    channel = channel_of(transport)
+    parts = parts_of(stored, (channel.body,) if channel.html is None else (channel.body, channel.html))
+    text = parts[channel.body]
+    if channel.limit is not None and channel.fit is not None:
+        text = channel.fit(text, channel.limit, json.loads(stored)["language"])
+    return text, None if channel.html is None else parts[channel.html]

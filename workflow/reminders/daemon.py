@@ -105,7 +105,7 @@ class Daemon:
 
     def tick(self, retry_only: bool = False) -> None:
         """Move the city on the stage dates, then run a reminder pass (on working days)."""
-        from anjian.workflow.reminders.passes import run_pass
+        from anjian.workflow.reminders.run import run_pass
         from anjian.workflow.services.stages import tick_city
 
         now = self.clock()

@@ -1,0 +1,170 @@
+"""The file outbox: one `<notice id>.eml` file per message, each written once and atomically."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from anjian.notifications.faults import NO_FAULTS, FaultPlan
+from anjian.notifications.mail import message_bytes
+from anjian.notifications.outgoing import Outgoing, Transient
+
+
+class FileOutbox:
+    """One `<notice id>.eml` file per message, written atomically: a file that exists is complete.
+
+    `send_many` writes a chunk of messages with one flush to disk for all of them: each message goes to
+    a temporary file, then one sync makes the data of all of them durable, then each is renamed to its
+    name and the folder is synced once. So a name appears only over complete, durable data (also after
+    a power cut), and the caller marks the notices sent only when `send_many` has returned.
+    """
+
+    name = "file"
+
+    def __init__(self, folder: Path | str, faults: FaultPlan = NO_FAULTS):
+        self.folder = Path(folder)
+        self.faults = faults
+
+    def path(self, notice_id: str) -> Path:
+        return self.folder / f"{notice_id}.eml"
+
+    def delivered(self, notice_id: str) -> bool:
+        return self.path(notice_id).exists()
+
+    def send(self, o: Outgoing) -> None:
+        (problem,) = self.send_many([o])
+        if problem is not None:
+            raise problem
+
+    def send_many(self, messages: list[Outgoing]) -> list[Transient | None]:
+        """Write each message once (a finished file, left by a pass that died before marking it, is not
+        written again); the outcome per message: None when its file is in place and durable, else the
+        Transient to retry it with."""
+        out: list[Transient | None] = [None] * len(messages)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return [self._problem(exc)] * len(messages)
+        written: list[tuple[int, str, str]] = []
+        for i, o in enumerate(messages):
+            target = os.path.join(self.folder, f"{o.notice_id}.eml")
+            if os.path.exists(target):  # written by a pass that died before marking it: not again
+                continue
+            try:
+                written.append((i, self._temporary(o), target))
+            except OSError as exc:
+                out[i] = self._problem(exc)
+            self.faults.point("before_rename")  # the message is complete in its temporary file, not yet named
+        if not written:
+            return out
+        try:
+            _sync_data(self.folder, [tmp for _, tmp, _ in written])
+        except OSError as exc:
+            for i, tmp, _ in written:
+                Path(tmp).unlink(missing_ok=True)
+                out[i] = self._problem(exc)
+            return out
+        named = []
+        for i, tmp, target in written:
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:
+                Path(tmp).unlink(missing_ok=True)
+                out[i] = self._problem(exc)
+                continue
+            named.append(i)
+            self.faults.point("after_send")  # delivered (the name is there), not yet marked
+        try:
+            _sync_folder(self.folder)
+        except OSError as exc:  # the names may not be durable: retried, the finished files are then kept
+            for i in named:
+                out[i] = self._problem(exc)
+        return out
+
+    def _temporary(self, o: Outgoing) -> str:
+        """The message in a new temporary file (`.<id>.<token>.tmp`, which readers of the outbox skip);
+        its data is not yet synced."""
+        data = message_bytes(o)
+        tmp = os.path.join(self.folder, f".{o.notice_id}.{_TOKEN}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:  # left by a dead process that had this one's token: a name of its own
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{o.notice_id}.", suffix=".tmp")
+        try:
+            try:
+                _write_all(fd, data[: len(data) // 2])
+                self.faults.point("during_write")
+                _write_all(fd, data[len(data) // 2 :])
+            finally:
+                os.close(fd)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def _problem(self, exc: OSError) -> Transient:
+        return Transient(f"outbox {self.folder}: {exc.strerror or exc}")
+
+
+_TOKEN = secrets.token_hex(4)  # this process's part of its temporary files' names
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    """syncfs(2): flush one file system (every file's data and metadata) in one call — on Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+
+    def syncfs(fd: int) -> int:
+        if fn(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return 0
+
+    return syncfs
+
+
+_syncfs = _load_syncfs()
+
+
+def _sync_data(folder: Path, paths: list[str]) -> None:
+    """Make the data of these files durable: one syncfs of the outbox's file system where there is one
+    (per-file fsync costs a journal commit each), otherwise an fsync of each file."""
+    if _syncfs is not None:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            _syncfs(fd)
+        finally:
+            os.close(fd)
+        return
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

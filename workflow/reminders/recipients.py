@@ -1,0 +1,134 @@
+"""Who gets what: what is due grouped by recipient (one message each, by each channel a contact has),
+with the supervising unit's contacts told of what is overdue below them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from anjian.notifications.channels import REGISTRY
+from anjian.notifications.render import NoticeLine
+from anjian.workflow.reminders.due import Due, due, ladder_of
+from anjian.workflow.reminders.ladder import rung_order
+from anjian.workflow.reminders.workdays import WorkCalendar
+from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.settings import NotifySettings
+from anjian.workflow.store.db import among, pieces
+from anjian.workflow.store.models import Contact, NoticeItem
+
+NEVER = -10**6  # the rank of a rung nobody was sent
+
+
+@dataclass
+class Plan:
+    """One message to be sent: to one address by one channel, listing every line due for it."""
+
+    channel: str  # the transport, as the notice records it
+    address: str
+    name: str
+    unit_code: str
+    lines: list[NoticeLine]
+    unit_path: str = ""
+    _has: set[NoticeLine] = field(default_factory=set, repr=False)
+
+    def add(self, line: NoticeLine) -> None:
+        if line not in self._has:
+            self._has.add(line)
+            self.lines.append(line)
+
+    @property
+    def kind(self) -> str:
+        return "overdue" if any(x.kind == "overdue" for x in self.lines) else "reminder"
+
+    def key(self) -> str:
+        items = sorted(f"{x.unit_code}|{x.milestone}|{x.rung}" for x in self.lines)
+        return hashlib.sha256("\n".join([self.channel, self.address, *items]).encode("utf-8")).hexdigest()
+
+
+def contacts_by_unit(session: Session, codes: list[str]) -> dict[str, list]:
+    """The contacts of these units as plain rows (unit_code, name and each channel's address field), in
+    id order."""
+    fields = [getattr(Contact, f) for f in dict.fromkeys(c.contact_field for c in REGISTRY)]
+    out: dict[str, list] = {}
+    for part in pieces(session, codes):
+        for c in session.execute(select(Contact.unit_code, Contact.name, *fields)
+                                 .where(among(session, Contact.unit_code, part)).order_by(Contact.id)):
+            out.setdefault(c.unit_code, []).append(c)
+    return out
+
+
+def routes(settings: NotifySettings) -> list[tuple[str, str]]:
+    """(contact field, transport) of each channel under these settings, in the registry's order."""
+    return [(channel.contact_field, channel.transport(settings)) for channel in REGISTRY]
+
+
+def addresses(contact, routes: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(transport, address) for each channel this contact has an address for."""
+    return [(transport, address) for field_name, transport in routes if (address := getattr(contact, field_name))]
+
+
+def _sent_ranks(session: Session, dues: list[Due], rank: Callable[[str], int]) -> dict[tuple[str, str, str], int]:
+    """The highest rung each (recipient, unit, milestone) was already sent, as its rank on the ladder."""
+    sent: dict[tuple[str, str, str], int] = {}
+    milestone_ids = sorted({d.line.milestone for d in dues})
+    if milestone_ids:
+        for rec, unit, ms, rung in session.execute(select(NoticeItem.recipient, NoticeItem.unit_code, NoticeItem.milestone,
+                                                          NoticeItem.rung).where(NoticeItem.milestone.in_(milestone_ids))):
+            k = (rec, unit, ms)
+            sent[k] = max(sent.get(k, NEVER), rank(rung))
+    return sent
+
+
+def plan(session: Session, now: dt.datetime, cal: WorkCalendar, settings: NotifySettings) -> tuple[list[Plan], list[dict]]:
+    """Group what is due by recipient (one message each), leaving out what each already got."""
+    campaign = campaign_in_force(session)
+    ladder = ladder_of(campaign)
+    dues, paths = due(session, now, cal)
+    supervisors: dict[str, str | None] = {}
+    for d in dues:
+        supervisors[d.line.unit_code] = d.parent_code if d.level == "township" else (campaign.city or d.parent_code)
+    contacts = contacts_by_unit(session, sorted({d.line.unit_code for d in dues} | {s for s in supervisors.values() if s}))
+    order: dict[str, int] = {}
+
+    def rank(rung: str) -> int:
+        if rung not in order:
+            order[rung] = rung_order(rung, ladder)
+        return order[rung]
+
+    sent = _sent_ranks(session, dues, rank)
+    by = routes(settings)
+    plans: dict[tuple[str, str], Plan] = {}
+    skipped: list[dict] = []
+    for d in dues:
+        line = d.line
+        own = contacts.get(line.unit_code, [])
+        targets = list(own)
+        sup = supervisors.get(line.unit_code)
+        if line.kind == "overdue" and sup:
+            sup_contacts = contacts.get(sup, [])
+            targets += sup_contacts
+            if not sup_contacts:
+                skipped.append({"unit": sup, "for_unit": line.unit_code, "milestone": line.milestone,
+                                "rung": line.rung, "reason": "no contact at the supervising unit for the overdue escalation"})
+        if not own:
+            skipped.append({"unit": line.unit_code, "name": line.unit_path, "milestone": line.milestone,
+                            "rung": line.rung, "reason": "no contact"})
+        due_rank = rank(line.rung)
+        for c in targets:
+            for channel, address in addresses(c, by):
+                if sent.get((address, line.unit_code, line.milestone), NEVER) >= due_rank:
+                    continue
+                p = plans.get((channel, address))
+                if p is None:
+                    p = plans[(channel, address)] = Plan(channel, address, c.name, c.unit_code, [])
+                p.add(line)
+    out = list(plans.values())
+    paths.ensure(p.unit_code for p in out)
+    for p in out:
+        p.unit_path = paths.path(p.unit_code)
+    return out, skipped

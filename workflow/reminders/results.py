@@ -1,0 +1,46 @@
+"""What a reminder pass reports: each notice it planned, sent, deferred or failed, and what it skipped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SentView:
+    """One notice as the pass reports it (the `remind` JSON's entries)."""
+
+    notice_id: str
+    recipient: str
+    channel: str
+    units: list[str]
+    milestones: list[str]
+    kind: str
+    status: str = "sent"
+    error: str | None = None
+
+    def as_json(self) -> dict:
+        return {"notice_id": self.notice_id, "recipient": self.recipient, "channel": self.channel,
+                "units": list(self.units), "milestones": list(self.milestones), "kind": self.kind,
+                "status": self.status, "error": self.error}
+
+
+@dataclass
+class PassResult:
+    """One pass: its day and calendar, and its notices by outcome (filled in as the pass goes)."""
+
+    now: str
+    today: str
+    workday: bool
+    calendar: str
+    dry_run: bool
+    sent: list[SentView] = field(default_factory=list)
+    failed: list[SentView] = field(default_factory=list)
+    deferred: list[SentView] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        # by hand: dataclasses.asdict deep-copies every one of a national pass's ~100,000 entries
+        return {"now": self.now, "today": self.today, "workday": self.workday, "calendar": self.calendar,
+                "dry_run": self.dry_run, "sent": [s.as_json() for s in self.sent],
+                "failed": [s.as_json() for s in self.failed], "deferred": [s.as_json() for s in self.deferred],
+                "skipped": [dict(s) for s in self.skipped]}
