@@ -14,7 +14,7 @@ from anjian.states.guards import GUARDS, Facts
 class MilestoneStatus:
     id: str
     name: str
-    deadline: str
+    deadline: dt.date  # shown and written to JSON as ISO 8601
     status: str  # met | pending | overdue
     days: int  # days left while pending, days late while overdue, 0 when met
 
@@ -48,9 +48,9 @@ def milestones(facts: Facts, campaign: Campaign, today: dt.date) -> list[Milesto
         if met is None:
             continue
         if met:
-            out.append(MilestoneStatus(m.id, m.name, m.deadline.isoformat(), "met", 0))
+            out.append(MilestoneStatus(m.id, m.name, m.deadline, "met", 0))
         elif today <= m.deadline:
-            out.append(MilestoneStatus(m.id, m.name, m.deadline.isoformat(), "pending", (m.deadline - today).days))
+            out.append(MilestoneStatus(m.id, m.name, m.deadline, "pending", (m.deadline - today).days))
         else:
-            out.append(MilestoneStatus(m.id, m.name, m.deadline.isoformat(), "overdue", (today - m.deadline).days))
+            out.append(MilestoneStatus(m.id, m.name, m.deadline, "overdue", (today - m.deadline).days))
     return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +11,10 @@ from anjian.states.labels import LEVEL_NAMES as LEVEL_WORDS
 from anjian.states.labels import MILESTONE_COHORTS as COHORTS
 from anjian.states.labels import MILESTONE_STATUS as STATUS_WORDS
 from anjian.workflow.cli.common import EXPORTS, command, emit, format_option, out_option
+
+if TYPE_CHECKING:
+    from anjian.states.guards import ItemStatus
+    from anjian.states.milestones import MilestoneStatus
 
 BY_WORDS = {"county": "县区", "city": "市", "province": "省"}
 BY_CHOICE = click.Choice(["county", "city", "province"])
@@ -37,15 +41,15 @@ def status(env, county: str | None, by: str, fmt: str, out) -> None:
         anjian status --format xlsx --out 进度.xlsx
     """
     from anjian.workflow.formats import output as render
-    from anjian.workflow.views import progress
+    from anjian.workflow.views.status import status as compute
 
-    res = progress.status(env.database(), env.now, county, by)
+    res = compute(env.database(), env.now, county, by)
     if by == "county":
         headers = ["代码", "县区", "阶段", "省示范", "县示范", "重点", "全部达标", "已开展", "下一节点", "剩余天数", "逾期节点", "逾期乡镇"]
         rows = [[c.code, c.name, c.state_name, *(_frac(c.cohorts[k]) for k in COHORTS),
                  f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}",
-                 c.next_milestone["id"] if c.next_milestone else None,
-                 c.next_milestone["days"] if c.next_milestone else None, c.overdue, c.overdue_townships or None]
+                 c.next_milestone.id if c.next_milestone else None,
+                 c.next_milestone.days if c.next_milestone else None, c.overdue, c.overdue_townships or None]
                 for c in res.counties]
     else:
         headers = ["代码", BY_WORDS[by], "县区", "有逾期的县区", "省示范", "县示范", "重点", "全部达标", "已开展", "逾期节点", "逾期乡镇"]
@@ -58,10 +62,10 @@ def status(env, county: str | None, by: str, fmt: str, out) -> None:
         city = res.city
         head = f"{res.title}（{res.campaign}）  今天 {res.today}"
         if city:
-            head += f"  {city['name']}：{city['state_name']}"
+            head += f"  {city.name}：{city.state_name}"
         t = res.totals
-        foot = (f"合计：乡镇 {t['townships']} 个，已达标 {t['accepted']}，已开展 {t['started']}，"
-                f"逾期乡镇 {t['overdue_townships']}，有逾期节点的县区 {t['counties_overdue']}")
+        foot = (f"合计：乡镇 {t.townships} 个，已达标 {t.accepted}，已开展 {t.started}，"
+                f"逾期乡镇 {t.overdue_townships}，有逾期节点的县区 {t.counties_overdue}")
         return "\n".join([head, "", render.table(headers, rows), "", foot])
 
     emit(fmt, text, res, sheet=lambda: _status_sheet(res, by), out=out)
@@ -82,10 +86,9 @@ def _status_sheet(res, by: str):
                   c.townships, c.accepted, c.started]
         late = ";".join(c.overdue) or None
         if by == "county":
-            m = c.next_milestone or {}
-            deadline = dt.date.fromisoformat(m["deadline"]) if m else None
+            m = c.next_milestone
             rows.append([c.code, c.name, c.state_name if c.state else None, c.state, *shares,
-                         m.get("id"), m.get("name"), deadline, m.get("days"), late, c.overdue_townships])
+                         *((m.id, m.name, m.deadline, m.days) if m else (None,) * 4), late, c.overdue_townships])
         else:
             rows.append([c.code, c.name, c.counties, c.counties_overdue, *shares, late, c.overdue_townships])
     title = "进度" if by == "county" else f"进度（按{BY_WORDS[by]}）"
@@ -138,27 +141,24 @@ def units(env, level, county, cohort, state, overdue, by, fmt, out) -> None:
         anjian units --level township --format xlsx --out 乡镇.xlsx
     """
     from anjian.workflow.formats import output as render
-    from anjian.workflow.views import progress
+    from anjian.workflow.views.units import tally
+    from anjian.workflow.views.units import units as compute
 
     if state:
         state = state.replace("-", "_")
-    res = progress.units(env.database(), env.now, level, county, cohort, state, overdue)
+    res = compute(env.database(), env.now, level, county, cohort, state, overdue)
     if by:
-        groups = progress.tally(env.database(), res, by)
+        groups = tally(env.database(), res, by)
         states = sorted({s for g in groups for s in g.states}, key=_state_order)
         headers = ["代码", BY_WORDS[by], "单位数", *(_state_word(s) for s in states), "有逾期"]
         rows = [[g.code, g.name, g.units, *(g.states.get(s) for s in states), g.overdue or None] for g in groups]
-        data = [{"code": g.code, "name": g.name, "level": g.level, "units": g.units, "states": g.states,
-                 "overdue": g.overdue} for g in groups]
-        emit(fmt, lambda: render.table(headers, rows) + f"\n共 {len(res)} 个单位，{len(groups)} 个{BY_WORDS[by]}", data,
+        emit(fmt, lambda: render.table(headers, rows) + f"\n共 {len(res)} 个单位，{len(groups)} 个{BY_WORDS[by]}", groups,
              sheet=lambda: _tally_sheet(groups, states, by), out=out)
         return
     headers = ["代码", "名称", "级别", "上级", "状态", "类别", "逾期节点"]
     rows = [[u.code, u.name, u.level, u.parent_name or u.parent, u.state, [COHORT_SHORT[c] for c in u.cohorts], u.overdue]
             for u in res]
-    data = [{"code": u.code, "name": u.name, "level": u.level, "parent": u.parent, "state": u.state,
-             "cohorts": u.cohorts, "overdue": u.overdue} for u in res]
-    emit(fmt, lambda: render.table(headers, rows) + f"\n共 {len(res)} 个", data, sheet=lambda: _units_sheet(res), out=out)
+    emit(fmt, lambda: render.table(headers, rows) + f"\n共 {len(res)} 个", res, sheet=lambda: _units_sheet(res), out=out)
 
 
 def _tally_sheet(groups, states: list[str], by: str):
@@ -193,9 +193,9 @@ def show(env, unit: str, fmt: str) -> None:
         anjian show 宽城峪耳崖镇
     """
     from anjian.workflow.formats import output as render
-    from anjian.workflow.views import progress
+    from anjian.workflow.views.show import show as compute
 
-    res = progress.show(env.database(), unit, env.now, env.actor_name)
+    res = compute(env.database(), unit, env.now, env.actor_name)
 
     def text() -> str:
         out = [f"{res.path}（{res.code}）  {res.level}  状态：{res.state_name}  版本 {res.version}"]
@@ -204,34 +204,34 @@ def show(env, unit: str, fmt: str) -> None:
         if res.children:
             out.append("下辖乡镇：" + "，".join(f"{k} {v}" for k, v in sorted(res.children.items())))
         if res.checklist:
-            missing = [c for c in res.checklist if not c["ok"]]
+            missing = [c for c in res.checklist if not c.ok]
             out += ["", f"规范化建设清单（{len(res.checklist) - len(missing)}/{len(res.checklist)} 项达标）"]
             out.append(render.table(["", "项目", "要求", "现状", "代码"], [
-                ["✓" if c["ok"] else "✗", c["label"], _required(c), _value(c), c["item"]] for c in res.checklist]))
+                ["✓" if c.ok else "✗", c.label, _required(c), _value(c), c.item] for c in res.checklist]))
         if res.milestones:
             out += ["", "时间节点", render.table(["节点", "期限", "状态", "天数"], [
-                [m["id"], m["deadline"], STATUS_WORDS[m["status"]], _days(m)] for m in res.milestones])]
+                [m.id, m.deadline.isoformat(), STATUS_WORDS[m.status], _days(m)] for m in res.milestones])]
         if res.triggers:
             out += ["", "可进行的操作"]
             for t in res.triggers:
-                mark = "✓ 可以" if t["allowed"] else "✗ 不能"
-                out.append(f"  {t['name']:<24} {mark}")
-                out.extend(f"      - {r}" for r in t["unmet"])
+                mark = "✓ 可以" if t.allowed else "✗ 不能"
+                out.append(f"  {t.name:<24} {mark}")
+                out.extend(f"      - {r}" for r in t.unmet)
         return "\n".join(out)
 
     emit(fmt, text, res)
 
 
-def _required(c: dict) -> str:
-    if c["kind"] == "flag":
-        return "必备" if c["required"] else "可选"
-    if c["kind"] == "count":
-        return f"≥ {c['required']}"
+def _required(c: ItemStatus) -> str:
+    if c.kind == "flag":
+        return "必备" if c.required else "可选"
+    if c.kind == "count":
+        return f"≥ {c.required}"
     return "须填写"
 
 
-def _value(c: dict) -> str:
-    v = c["value"]
+def _value(c: ItemStatus) -> str:
+    v = c.value
     if v is None:
         return "未填报"
     if isinstance(v, bool):
@@ -239,9 +239,9 @@ def _value(c: dict) -> str:
     return str(v)
 
 
-def _days(m: dict) -> str:
-    if m["status"] == "pending":
-        return f"剩 {m['days']} 天"
-    if m["status"] == "overdue":
-        return f"逾期 {m['days']} 天"
+def _days(m: MilestoneStatus) -> str:
+    if m.status == "pending":
+        return f"剩 {m.days} 天"
+    if m.status == "overdue":
+        return f"逾期 {m.days} 天"
     return ""

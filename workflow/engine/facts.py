@@ -1,20 +1,50 @@
-"""Loading what the guards and milestones look at, a set of units at a time (no query per row)."""
+"""What the guards and milestones look at: `facts_of`, the one place a `Facts` is built from its raw
+parts (by `show`, `advance`, the reminder pass, the snapshot behind `status`/`units` and the replayed
+timeline), and `FactsLoader`, which loads those parts a set of units at a time (no query per row)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from anjian.states.campaign import Campaign
 from anjian.states.guards import Child, Evidence, Facts
+from anjian.workflow.engine.tree import tree_of
 from anjian.workflow.store.db import among, pieces
 from anjian.workflow.store.models import AuditRow, ChecklistValue, Unit, UnitCohort
 
 APPLY_ACTIONS = ("apply", "resubmit")
+
+
+class Part(NamedTuple):
+    """A unit as its facts need it: a guard's unit, or one of a county's townships."""
+
+    code: str
+    name: str
+    level: str
+    state: str | None
+    cohorts: Iterable[str] = ()
+
+
+def facts_of(unit: Part, campaign: Campaign, now: dt.datetime, *, checklist: Mapping[str, str] | None = None,
+             children: Iterable[Part] = (), actor: str | None = None, note: str | None = None,
+             evidence: tuple[Evidence, ...] = (), last_applicant: str | None = None) -> Facts:
+    """The facts one unit's guards and milestones see. A guard needing a new fact gets it here (and
+    its loader in FactsLoader); every caller builds its facts through this function."""
+    kids: list[Child] = []
+    last = child = None
+    for k in children:  # the same part given in a row (a snapshot's counted townships) makes one Child
+        if k is not last:
+            last, child = k, Child(k.code, k.name, k.state, frozenset(k.cohorts))
+        kids.append(child)
+    return Facts(level=unit.level, code=unit.code, name=unit.name, state=unit.state, cohorts=frozenset(unit.cohorts),
+                 campaign=campaign, now=now, checklist=dict(checklist or {}), children=tuple(kids), actor=actor, note=note,
+                 evidence=evidence, last_applicant=last_applicant)
 
 
 class FactsLoader:
@@ -50,7 +80,7 @@ class FactsLoader:
             for u in self._run(self._select.where(among(self.session, Unit.code, part))):
                 self.units[u.code] = u
         # what authz walks up to check jurisdiction: known now, so a batch does not ask per row
-        self.session.info.setdefault("anjian_parents", {}).update((c, self.units[c].parent_code) for c in todo if c in self.units)
+        tree_of(self.session).add(self.units[c] for c in todo if c in self.units)
         parents = [c for c in todo if c in self.units and self.units[c].level in ("county", "city")]
         kids: list[str] = []
         for part in pieces(self.session, parents):
@@ -86,17 +116,13 @@ class FactsLoader:
     def state(self, code: str) -> str | None:
         return self.overlay.get(code, self.units[code].state)
 
+    def part(self, code: str) -> Part:
+        u = self.units[code]
+        return Part(code, u.name, u.level, self.state(code), self.cohorts.get(code, ()))
+
     def facts(self, code: str, actor: str | None = None, note: str | None = None,
               evidence: tuple[Evidence, ...] = ()) -> Facts:
         self.prefetch([code])
-        u = self.units[code]
-        kids = tuple(
-            Child(k, self.units[k].name, self.state(k), frozenset(self.cohorts.get(k, ())))
-            for k in self.children.get(code, ())
-        )
-        return Facts(
-            level=u.level, code=code, name=u.name, state=self.state(code),
-            cohorts=frozenset(self.cohorts.get(code, ())), campaign=self.campaign, now=self.now,
-            checklist=dict(self.values.get(code, {})), children=kids, actor=actor, note=note,
-            evidence=evidence, last_applicant=self.applicants.get(code),
-        )
+        return facts_of(self.part(code), self.campaign, self.now, checklist=self.values.get(code),
+                        children=(self.part(k) for k in self.children.get(code, ())), actor=actor, note=note,
+                        evidence=evidence, last_applicant=self.applicants.get(code))

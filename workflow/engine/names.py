@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from anjian.workflow.engine.tree import Node, tree_of
 from anjian.workflow.errors import BadInput
 from anjian.workflow.store.models import Unit
 
@@ -76,6 +77,7 @@ class Resolver:
         self.session = session
         self._units: dict[str, Unit | None] = {}
         self._tokens: dict[str, list[Unit]] = {}
+        self.tree = tree_of(session)
 
     def unit(self, code: str | None) -> Unit | None:
         if code is None:
@@ -105,20 +107,17 @@ class Resolver:
             found = self.session.scalars(select(Unit).where(or_(Unit.name.in_(keys), Unit.short_name.in_(keys)))).all()
             for u in found:
                 self._units[u.code] = u
+            self.tree.add(found)
             for t in missing:
                 exact = [u for u in found if t in (u.name, u.short_name)]
                 loose = _variants(t) - {t}
                 self._tokens[t] = exact or [u for u in found if u.level in _UPPER and u.short_name in loose]
         return {t: self._tokens[t] for t in tokens}
 
-    def ancestors(self, unit: Unit) -> list[Unit]:
-        chain, seen = [], set()
-        parent = self.unit(unit.parent_code)
-        while parent is not None and parent.code not in seen:
-            chain.append(parent)
-            seen.add(parent.code)
-            parent = self.unit(parent.parent_code)
-        return chain
+    def ancestors(self, unit: Unit) -> list[Node]:
+        """The units above `unit`, nearest first (from the session's unit tree)."""
+        self.tree.ensure([unit.code])
+        return self.tree.ancestors(unit.code)
 
     def candidates(self, query: str) -> list[Unit]:
         """Every unit the query could mean (empty when none)."""
@@ -143,19 +142,17 @@ class Resolver:
             head_codes = {h.code for h in by[q[:i]] if h.level != "township"}
             if not head_codes:
                 continue
-            for t in self._named(q[i:], prefixes - 1):
+            tails = self._named(q[i:], prefixes - 1)
+            self.tree.ensure(t.code for t in tails)  # their ancestors for all of them at once
+            for t in tails:
                 if head_codes.intersection(a.code for a in self.ancestors(t)):
                     found.append(t)
         return found
 
     def path(self, unit: Unit, upto: Unit | None = None) -> str:
         """The unit's name with its ancestors in front (up to and including `upto`)."""
-        names = [unit.name]
-        for a in self.ancestors(unit):
-            names.append(a.name)
-            if upto is not None and a.code == upto.code:
-                break
-        return "".join(reversed(names))
+        self.tree.ensure([unit.code])
+        return self.tree.path(unit.code, upto.code if upto is not None else None)
 
     def resolve(self, query: str, what: str = "unit", levels: tuple[str, ...] | None = None) -> UnitRef:
         """Exactly one unit for the query, or BadInput naming the candidates."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import io
 import json
 import unicodedata
@@ -45,12 +46,18 @@ def _cell(v: object) -> str:
 
 
 def to_jsonable(obj: object) -> object:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        if hasattr(obj, "as_json"):
-            return to_jsonable(obj.as_json())
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    """The one way a result becomes JSON: dataclasses and named tuples by their fields (or their `as_json`
+    where the JSON's shape differs from the fields), dates and times as ISO 8601."""
+    if obj is None or isinstance(obj, str | int | float):  # most of a large listing: answered first
+        return obj
     if isinstance(obj, dict):
         return {k: to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, dt.date):  # a datetime is a date too
+        return obj.isoformat()
+    if hasattr(obj, "as_json") and not isinstance(obj, type):
+        return to_jsonable(obj.as_json())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, list | tuple):
         return [to_jsonable(v) for v in obj]
     return obj

@@ -58,8 +58,8 @@ class CountyScore:
 
 @dataclass(frozen=True)
 class AssessmentResult:
-    now: str
-    today: str
+    now: dt.datetime
+    today: dt.date
     campaign: str
     base: float
     counties: list[CountyScore]
@@ -82,16 +82,16 @@ def _deductions(r: Replay, campaign: Campaign, outcomes: list[Outcome]) -> list[
         if points <= 0:
             continue
         seq = o.met_seq if kind == "late" else r.last_seq.get(o.unit_code)
-        out.append(Deducted(o.county_code, r.units[o.county_code][0], o.milestone, names[o.milestone],
+        out.append(Deducted(o.county_code, r.tree[o.county_code].name, o.milestone, names[o.milestone],
                             o.deadline.isoformat(), o.unit_code, o.unit_name, o.level, kind, o.days, points, seq))
     return out
 
 
 def _counties(r: Replay, scope: str | None) -> list[str]:
     """County-level units: every county, and every city that holds townships itself."""
-    rows = [c for c, (_, lvl, _) in r.units.items() if lvl == "county" or (lvl == "city" and r.children.get(c))]
+    rows = [u.code for u in r.tree if u.level == "county" or (u.level == "city" and r.children.get(u.code))]
     if scope is not None:
-        rows = [c for c in rows if c == scope or r.units[c][2] == scope]
+        rows = [c for c in rows if c == scope or r.tree[c].parent == scope]
     return sorted(rows)
 
 
@@ -105,13 +105,13 @@ def assess(db: Database, now: dt.datetime, county: str | None = None) -> Assessm
             scope = ref.code
         r = replay(session, campaign, now)
     base = campaign.assessment.base
-    scores = {c: CountyScore(c, r.units[c][0], base) for c in _counties(r, scope)}
+    scores = {c: CountyScore(c, r.tree[c].name, base) for c in _counties(r, scope)}
     for d in _deductions(r, campaign, r.outcomes()):
         s = scores.get(d.county)
         if s is not None:
             s.items.append(d)
             s.deducted += d.points
-    return AssessmentResult(now.isoformat(), r.today.isoformat(), campaign.id, base, list(scores.values()))
+    return AssessmentResult(now, r.today, campaign.id, base, list(scores.values()))
 
 
 # -- the circular ------------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ def circular(db: Database, now: dt.datetime, milestone: str, language: str = "zh
     levels = {d.level for d in campaign.assessment.deductions if d.milestone == m.id} & present
     levels = levels or ({"township"} if "township" in present else {"county"})
     level = levels.pop() if len(levels) == 1 else "mixed"
-    lines = [CircularLine(o.county_code or "", r.units[o.county_code][0] if o.county_code else "", o.unit_code, o.unit_name,
+    lines = [CircularLine(o.county_code or "", r.tree[o.county_code].name if o.county_code else "", o.unit_code, o.unit_name,
                           o.level, o.status, o.days, o.met_at.isoformat() if o.met_at else None,
                           o.met_seq if o.status in ("late", "on_time") else r.last_seq.get(o.unit_code))
              for o in outcomes if level in (o.level, "mixed")]

@@ -13,11 +13,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from anjian.states.guards import ItemStatus
 from anjian.states.labels import COHORT_NAMES, MILESTONE_STATUS, TRIGGER_NAMES, state_name
+from anjian.states.milestones import MilestoneStatus
 from anjian.workflow.clock import SHANGHAI, shown
 from anjian.workflow.errors import BadInput
 from anjian.workflow.store.db import Database
-from anjian.workflow.views.progress import ShowResult, UnitRow
+from anjian.workflow.views.show import ShowResult
+from anjian.workflow.views.units import UnitRow
 
 ACTION_NAMES = {
     **TRIGGER_NAMES, "record": "填报清单", "designate": "列入类别", "undesignate": "移出类别", "denied": "操作被拒绝",
@@ -73,15 +76,15 @@ class Dossier:
     campaign: str
     issuer: str
     now: dt.datetime
-    areas: list[tuple[str, list[dict]]]  # area name, its checklist items (from `show`)
+    areas: list[tuple[str, list[ItemStatus]]]  # area name, its checklist items (from `show`)
     evidence: list[EvidenceCheck]
     history: list[Event]
     children: list[UnitRow]
     store: str
 
     @property
-    def missing(self) -> list[dict]:
-        return [i for _, items in self.areas for i in items if not i["ok"]]
+    def missing(self) -> list[ItemStatus]:
+        return [i for _, items in self.areas for i in items if not i.ok]
 
     @property
     def checked(self) -> int:
@@ -106,9 +109,10 @@ def build(db: Database, unit: str, now: dt.datetime, evidence_dir: Path | None =
     """The dossier of one township or county (its checklist, evidence, history) as of `now`."""
     from anjian.workflow.services.registry import campaign_in_force
     from anjian.workflow.store import audit
-    from anjian.workflow.views import progress
+    from anjian.workflow.views.show import show
+    from anjian.workflow.views.units import units
 
-    res = progress.show(db, unit, now)
+    res = show(db, unit, now)
     if res.level not in ("township", "county"):
         raise BadInput(f"{res.name}（{res.code}）is a {res.level}: a dossier is of a township or a county "
                        "(for the whole city: anjian report progress)")
@@ -116,9 +120,9 @@ def build(db: Database, unit: str, now: dt.datetime, evidence_dir: Path | None =
         campaign = campaign_in_force(session)
         rows = audit.history(session, [res.code])
     labels = {i.id: i.label for lvl in ("township", "county") for i in campaign.items(lvl)}
-    areas: dict[str, list[dict]] = {}
+    areas: dict[str, list[ItemStatus]] = {}
     for item in res.checklist:
-        areas.setdefault(campaign.areas.get(item["area"], item["area"]), []).append(item)
+        areas.setdefault(campaign.areas.get(item.area, item.area), []).append(item)
     checked: dict[str, str] = {}
     evidence, history = [], []
     for r in rows:
@@ -132,7 +136,7 @@ def build(db: Database, unit: str, now: dt.datetime, evidence_dir: Path | None =
         history.append(Event(r.seq, shown(r.at), f"{r.actor}（{by} 代为操作）" if by else r.actor, r.trigger,
                              ACTION_NAMES.get(r.trigger, r.trigger), _state(res.level, r.from_state),
                              _state(res.level, r.to_state), r.note or "", _detail(r, labels), len(r.evidence)))
-    children = progress.units(db, now, level="township", county=res.code) if res.level != "township" else []
+    children = units(db, now, level="township", county=res.code) if res.level != "township" else []
     title = (f"{res.name}安全监管规范化建设验收材料" if res.level == "township"
              else f"{res.name}乡镇安全监管规范化建设工作档案")
     return Dossier(res, title, campaign.title, campaign.issuer, now,
@@ -156,16 +160,16 @@ def _detail(r, labels: dict[str, str]) -> str:
 
 
 # -- words -------------------------------------------------------------------------------------------
-def required_words(item: dict) -> str:
-    if item["kind"] == "flag":
-        return "必备" if item["required"] else "可选"
-    if item["kind"] == "count":
-        return f"≥ {item['required']}"
+def required_words(item: ItemStatus) -> str:
+    if item.kind == "flag":
+        return "必备" if item.required else "可选"
+    if item.kind == "count":
+        return f"≥ {item.required}"
     return "须填写"
 
 
-def value_words(item: dict) -> str:
-    v = item["value"]
+def value_words(item: ItemStatus) -> str:
+    v = item.value
     if v is None:
         return "未填报"
     if isinstance(v, bool):
@@ -173,9 +177,9 @@ def value_words(item: dict) -> str:
     return str(v)
 
 
-def milestone_words(m: dict) -> str:
-    days = {"pending": f"，剩 {m['days']} 天", "overdue": f"，逾期 {m['days']} 天"}.get(m["status"], "")
-    return MILESTONE_STATUS[m["status"]] + days
+def milestone_words(m: MilestoneStatus) -> str:
+    days = {"pending": f"，剩 {m.days} 天", "overdue": f"，逾期 {m.days} 天"}.get(m.status, "")
+    return MILESTONE_STATUS[m.status] + days
 
 
 def _identity(d: Dossier) -> list[tuple[str, str]]:
@@ -206,16 +210,16 @@ def markdown(d: Dossier) -> str:
     out += _table(["项目", "内容"], [[k, v] for k, v in _identity(d)])
     if u.milestones:
         out += ["", "## 时间节点", ""]
-        out += _table(["节点", "期限", "状态"], [[m["name"], m["deadline"], milestone_words(m)] for m in u.milestones])
+        out += _table(["节点", "期限", "状态"], [[m.name, m.deadline.isoformat(), milestone_words(m)] for m in u.milestones])
     if d.areas:
         out += ["", f"## 规范化建设清单（{d.checked - len(d.missing)}/{d.checked} 项达标）", ""]
         for area, items in d.areas:
             out += [f"### {area}", ""]
             out += _table(["", "项目", "要求", "现状", "代码"], [
-                ["✓" if i["ok"] else "✗ 缺", i["label"], required_words(i), value_words(i), i["item"]] for i in items])
+                ["✓" if i.ok else "✗ 缺", i.label, required_words(i), value_words(i), i.item] for i in items])
             out.append("")
         if d.missing:
-            out += ["**尚缺：** " + "；".join(i["label"] for i in d.missing), ""]
+            out += ["**尚缺：** " + "；".join(i.label for i in d.missing), ""]
     if d.children:
         out += ["", f"## 下辖乡镇（{len(d.children)} 个）", "",
                 "、".join(f"{state_name('township', k)} {v}" for k, v in sorted(u.children.items())), ""]
@@ -254,11 +258,11 @@ def html(d: Dossier) -> str:
     u = d.unit
     return render_template(
         "dossier.html.j2", title=d.title, campaign=d.campaign, issuer=d.issuer, identity=_identity(d), level=u.level,
-        milestones=[{"name": m["name"], "deadline": m["deadline"], "words": milestone_words(m), "status": m["status"]}
+        milestones=[{"name": m.name, "deadline": m.deadline.isoformat(), "words": milestone_words(m), "status": m.status}
                     for m in u.milestones],
-        areas=[{"name": a, "rows": [{"ok": i["ok"], "label": i["label"], "required": required_words(i),
-                                      "value": value_words(i), "item": i["item"]} for i in items]} for a, items in d.areas],
-        checked=d.checked, missing=[i["label"] for i in d.missing],
+        areas=[{"name": a, "rows": [{"ok": i.ok, "label": i.label, "required": required_words(i),
+                                      "value": value_words(i), "item": i.item} for i in items]} for a, items in d.areas],
+        checked=d.checked, missing=[i.label for i in d.missing],
         children_summary="、".join(f"{state_name('township', k)} {v}" for k, v in sorted(u.children.items())),
         children=[{"code": c.code, "name": c.name, "state": state_name("township", c.state),
                    "cohorts": "、".join(COHORT_NAMES[x] for x in c.cohorts), "overdue": "、".join(c.overdue or [])}

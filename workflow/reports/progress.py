@@ -17,8 +17,9 @@ from anjian.states.labels import COHORTS as COHORTS
 from anjian.workflow.clock import SHANGHAI, from_utc_text
 from anjian.workflow.formats.output import as_csv
 from anjian.workflow.store.db import Database
-from anjian.workflow.views import progress
-from anjian.workflow.views.progress import CountyStatus
+from anjian.workflow.views.status import CountyStatus, Totals, status
+from anjian.workflow.views.timeline import Outcome, TrendPoint
+from anjian.workflow.views.units import UnitRow
 
 STATUS_CLASS = {"on_time": "on-time", "late": "late", "overdue": "overdue", "pending": "pending"}
 
@@ -65,13 +66,13 @@ class ProgressReport:
     start: dt.date
     city_state: str | None
     counties: list[CountyStatus]
-    totals: dict
+    totals: Totals
     stages: tuple[Stage, ...]
     milestones: tuple[Milestone, ...]
-    outcomes: dict[str, dict[str, object]]  # county code -> milestone id -> timeline.Outcome
+    outcomes: dict[str, dict[str, Outcome]]  # county code -> milestone id -> its outcome
     tallies: list[MilestoneTally]
     overdue: list[OverdueUnit]
-    trend: dict[str, list]  # county code -> timeline.TrendPoint, oldest first
+    trend: dict[str, list[TrendPoint]]  # county code -> its counts, oldest first
     last_change: dt.datetime | None
 
     @property
@@ -92,7 +93,7 @@ def build(db: Database, now: dt.datetime, county: str | None = None) -> Progress
     from anjian.workflow.store.models import AuditRow
     from anjian.workflow.views.timeline import TRANSITIONS, replay
 
-    st = progress.status(db, now, county, as_of=True)  # states as the audit log says they stood at `now`
+    st = status(db, now, county, as_of=True)  # states as the audit log says they stood at `now`
     with db.read() as session:
         campaign = campaign_in_force(session)
         rep = replay(session, campaign, now)
@@ -101,7 +102,7 @@ def build(db: Database, now: dt.datetime, county: str | None = None) -> Progress
     late_units = _overdue_as_of(rep, outcomes, {c.code for c in st.counties})
     scope_codes = {c.code for c in st.counties}
     by_id = {m.id: m for m in campaign.milestones}
-    per_county: dict[str, dict[str, object]] = {c: {} for c in scope_codes}
+    per_county: dict[str, dict[str, Outcome]] = {c: {} for c in scope_codes}
     tallies = {m.id: (Counter(), Counter()) for m in campaign.milestones}
     for o in outcomes:
         if o.county_code not in scope_codes:
@@ -113,21 +114,21 @@ def build(db: Database, now: dt.datetime, county: str | None = None) -> Progress
             tallies[o.milestone][1][o.status] += 1
     overdue = [OverdueUnit(u.code, u.name, u.level, u.code if u.level == "county" else u.parent,
                            u.name if u.level == "county" else u.parent_name, state_name(u.level, u.state), u.cohorts,
-                           [Late(i, by_id[i].name, by_id[i].deadline, (st_today(st) - by_id[i].deadline).days)
+                           [Late(i, by_id[i].name, by_id[i].deadline, (st.today - by_id[i].deadline).days)
                             for i in u.overdue or ()])
                for u in late_units if u.level in ("township", "county")]
     overdue.sort(key=lambda u: (u.county_code or "", u.level != "county", u.code))
     single = county and len(st.counties) == 1 and st.counties[0].level == "county"
-    scope = st.counties[0].name if single else (st.city["name"] if st.city else campaign.title)
+    scope = st.counties[0].name if single else (st.city.name if st.city else campaign.title)
     start = min([p[0].day for p in trend.values() if p] + [s.starts for s in campaign.stages])
     return ProgressReport(
-        campaign.title, campaign.id, campaign.issuer, scope, now, st_today(st), start,
-        st.city["state_name"] if st.city else None, st.counties, st.totals, campaign.stages, campaign.milestones,
+        campaign.title, campaign.id, campaign.issuer, scope, now, st.today, start,
+        st.city.state_name if st.city else None, st.counties, st.totals, campaign.stages, campaign.milestones,
         per_county, [MilestoneTally(m, dict(tallies[m.id][0]), dict(tallies[m.id][1])) for m in campaign.milestones],
         overdue, {c: p for c, p in trend.items() if c in scope_codes}, from_utc_text(last) if last else None)
 
 
-def _overdue_as_of(rep, outcomes, counties: set[str]) -> list[progress.UnitRow]:
+def _overdue_as_of(rep, outcomes, counties: set[str]) -> list[UnitRow]:
     """The units with a milestone overdue at the replay's `now`, as `units --overdue` lists them."""
     late: dict[str, list[str]] = {}
     for o in outcomes:
@@ -135,15 +136,11 @@ def _overdue_as_of(rep, outcomes, counties: set[str]) -> list[progress.UnitRow]:
             late.setdefault(o.unit_code, []).append(o.milestone)
     rows = []
     for code in sorted(late):
-        name, level, parent = rep.units[code]
+        _, name, level, parent = rep.tree[code]
         cohorts = [c for c in COHORTS if c in rep.cohorts.get(code, ())]
-        rows.append(progress.UnitRow(code, name, level, parent, rep.state.get(code), cohorts,
-                                     rep.units[parent][0] if parent in rep.units else None, late[code]))
+        rows.append(UnitRow(code, name, level, parent, rep.state.get(code), cohorts,
+                            rep.tree[parent].name if parent in rep.tree else None, late[code]))
     return rows
-
-
-def st_today(st: progress.StatusResult) -> dt.date:
-    return dt.date.fromisoformat(st.today)
 
 
 # -- words shared by every format ------------------------------------------------------------------
@@ -190,8 +187,8 @@ def county_table(rep: ProgressReport) -> tuple[list[str], list[list[object]]]:
         nxt = c.next_milestone
         rows.append([c.code, c.name, c.state_name, c.townships, c.accepted, percent(c.accepted, c.townships), c.started,
                      *(n for k in cohorts for n in c.cohorts[k]),
-                     nxt["name"] if nxt else None, dt.date.fromisoformat(nxt["deadline"]) if nxt else None,
-                     nxt["days"] if nxt else None, _late_words(rep, c.overdue) or None, c.overdue_townships,
+                     nxt.name if nxt else None, nxt.deadline if nxt else None,
+                     nxt.days if nxt else None, _late_words(rep, c.overdue) or None, c.overdue_townships,
                      *(outcome_words(rep.outcomes[c.code].get(m.id)) or None for m in rep.milestones)])
     return headers, rows
 
@@ -225,15 +222,15 @@ def markdown(rep: ProgressReport) -> str:
     out = [f"# {rep.title}进度报告（{rep.scope}）", "",
            f"截至 {cn_date(rep.today)}（{rep.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}）"
            + (f"，全市处于{rep.city_state}" if rep.city_state else "") + "。", "",
-           f"乡镇 {t['townships']} 个：已达标 {t['accepted']}（{percent(t['accepted'], t['townships'])}%），"
-           f"已开展 {t['started']}，逾期乡镇 {t['overdue_townships']}；有逾期节点的县区 {t['counties_overdue']} 个。"]
+           f"乡镇 {t.townships} 个：已达标 {t.accepted}（{percent(t.accepted, t.townships)}%），"
+           f"已开展 {t.started}，逾期乡镇 {t.overdue_townships}；有逾期节点的县区 {t.counties_overdue} 个。"]
     if rep.stale:
         out += ["", f"> 注意：{rep.last_change.astimezone(SHANGHAI):%Y-%m-%d %H:%M} 之后还有变更；本报告各项数据均按审计日志回溯至报告时间。"]
     out += ["", "## 县区进度", ""]
     out += _md_table(["县区", "阶段", "全部达标", "已开展", "省示范", "县示范", "重点", "下一节点", "逾期"], [
         [c.name, c.state_name, f"`{text_bar(c.accepted, c.townships)}` {c.accepted}/{c.townships}",
          f"{c.started}/{c.townships}", *(_frac(c.cohorts[k]) for k in MILESTONE_COHORTS),
-         f"{c.next_milestone['name']}（剩{c.next_milestone['days']}天）" if c.next_milestone else None,
+         f"{c.next_milestone.name}（剩{c.next_milestone.days}天）" if c.next_milestone else None,
          f"**{_late_words(rep, c.overdue)}**" if c.overdue else None] for c in rep.counties])
     out += ["", "## 阶段与时间节点", "", f"今天：{rep.today.isoformat()}", ""]
     out += _md_table(["阶段", "起", "止", "状态"], [
@@ -353,8 +350,8 @@ def html(rep: ProgressReport) -> str:
             "accepted": c.accepted, "started": c.started, "pct": percent(c.accepted, c.townships),
             "started_pct": percent(c.started - c.accepted, c.townships),
             "cohorts": [_frac(c.cohorts[k]) or "—" for k in MILESTONE_COHORTS],
-            "next": (f"{short(by_id[c.next_milestone['id']])}（剩{c.next_milestone['days']}天）" if c.next_milestone else "—"),
-            "next_name": f"{c.next_milestone['name']}，期限 {c.next_milestone['deadline']}" if c.next_milestone else "",
+            "next": (f"{short(by_id[c.next_milestone.id])}（剩{c.next_milestone.days}天）" if c.next_milestone else "—"),
+            "next_name": f"{c.next_milestone.name}，期限 {c.next_milestone.deadline}" if c.next_milestone else "",
             "late": "、".join(f"{short(by_id[i])} {(rep.today - by_id[i].deadline).days}天" for i in c.overdue),
             "late_names": _late_words(rep, c.overdue), "overdue_townships": c.overdue_townships,
             "outcomes": [{"words": outcome_words(o) or "—", "cls": STATUS_CLASS.get(getattr(o, "status", ""), "none")}
@@ -365,7 +362,7 @@ def html(rep: ProgressReport) -> str:
         "report_progress.html.j2",
         title=f"{rep.title}进度报告", scope=rep.scope, campaign=rep.campaign, issuer=rep.issuer,
         today=rep.today.isoformat(), today_cn=cn_date(rep.today), now=f"{rep.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}",
-        city_state=rep.city_state or "", totals=t, pct=percent(t["accepted"], t["townships"]),
+        city_state=rep.city_state or "", totals=t, pct=percent(t.accepted, t.townships),
         stale=(f"{rep.last_change.astimezone(SHANGHAI):%Y-%m-%d %H:%M}" if rep.stale else ""),
         counties=counties, milestones=[{"name": m.name, "short": short(m), "deadline": m.deadline.isoformat(),
                                         "days": _days_to(m.deadline, rep.today), "passed": m.deadline < rep.today}

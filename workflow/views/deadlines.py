@@ -4,14 +4,14 @@ and their export as an iCalendar file officials can import."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from anjian.states.milestones import milestones
 from anjian.workflow.clock import local_date
 from anjian.workflow.engine.facts import FactsLoader
 from anjian.workflow.engine.names import Resolver
+from anjian.workflow.reminders.due import ladder_of
 from anjian.workflow.reminders.ladder import Ladder, overdue_rungs, reminder_rungs
-from anjian.workflow.reminders.passes import ladder_of
 from anjian.workflow.reminders.workdays import FALLBACK, load_office_calendar
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.store.db import Database
@@ -39,17 +39,22 @@ class MilestoneDates:
 
 
 @dataclass(frozen=True)
+class LadderDays:
+    """When reminders go out: days before a deadline, and every how many days once overdue."""
+
+    before: list[int]
+    overdue_every: int
+
+
+@dataclass(frozen=True)
 class DeadlinesResult:
     unit: str | None
     unit_name: str | None
     today: str
-    ladder: dict
+    ladder: LadderDays
     calendar: dict[str, str]
     warnings: list[str]
     milestones: list[MilestoneDates]
-
-    def as_json(self) -> dict:
-        return asdict(self)
 
 
 def _rd(r) -> RungDay:
@@ -87,7 +92,7 @@ def deadlines(db: Database, now: dt.datetime, unit: str | None = None, overdue_w
         sources = {str(y): cal.source(y) for y in years}
         warnings = [f"{y} 年尚无官方节假日安排，按周末和法定节假日推算（可用 anjian calendar load 载入当年官方安排）"
                     for y, s in sources.items() if s == FALLBACK]
-        return DeadlinesResult(code, name, today.isoformat(), {"before": list(ladder.before), "overdue_every": ladder.overdue_every},
+        return DeadlinesResult(code, name, today.isoformat(), LadderDays(list(ladder.before), ladder.overdue_every),
                                sources, warnings, out)
 
 

@@ -19,10 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from anjian.states.campaign import Campaign
-from anjian.states.guards import Child, Facts
+from anjian.states.guards import Facts
 from anjian.states.machines import SPECS
 from anjian.states.milestones import is_met
 from anjian.workflow.clock import from_utc_text, local_date
+from anjian.workflow.engine.facts import Part, facts_of
+from anjian.workflow.engine.tree import UnitTree
 from anjian.workflow.store.models import AuditRow, ChecklistValue, Unit, UnitCohort
 
 TRANSITIONS = frozenset(t["trigger"] for spec in SPECS.values() for t in spec.transitions)
@@ -66,13 +68,12 @@ class Replay:
     def __init__(self, session: Session, campaign: Campaign, now: dt.datetime):
         self.campaign, self.now = campaign, now
         self.today = local_date(now)
-        self.units: dict[str, tuple[str, str, str | None]] = {}  # code -> name, level, parent
-        self.children: dict[str, list[str]] = defaultdict(list)
-        for code, name, level, parent in session.execute(select(Unit.code, Unit.name, Unit.level, Unit.parent_code)):
-            self.units[code] = (name, level, parent)
-            if level == "township" and parent:
-                self.children[parent].append(code)
-        self.state = {c: SPECS[lvl].initial for c, (_, lvl, _) in self.units.items() if lvl in SPECS}
+        self.tree = UnitTree(session.execute(select(Unit.code, Unit.name, Unit.level, Unit.parent_code)))
+        self.children: dict[str, list[str]] = defaultdict(list)  # the townships of each county (or city)
+        for u in self.tree:
+            if u.level == "township" and u.parent:
+                self.children[u.parent].append(u.code)
+        self.state = {u.code: SPECS[u.level].initial for u in self.tree if u.level in SPECS}
         cohorts: dict[str, set[str]] = defaultdict(set)
         for code, cohort in session.execute(select(UnitCohort.unit_code, UnitCohort.cohort)):
             cohorts[code].add(cohort)
@@ -103,12 +104,14 @@ class Replay:
         self._walk(events)
 
     # -- evaluation --------------------------------------------------------------------------------
+    def part(self, code: str) -> Part:
+        u = self.tree[code]
+        return Part(code, u.name, u.level, self.state.get(code), self.cohorts.get(code, ()))
+
     def facts(self, code: str, at: dt.datetime) -> Facts:
-        name, level, _ = self.units[code]
-        kids = tuple(Child(k, self.units[k][0], self.state[k], frozenset(self.cohorts.get(k, ())))
-                     for k in self.children.get(code, ())) if level != "township" else ()
-        return Facts(level=level, code=code, name=name, state=self.state[code], cohorts=frozenset(self.cohorts.get(code, ())),
-                     campaign=self.campaign, now=at, checklist=dict(self.values.get(code, {})), children=kids)
+        kids = self.children.get(code, ()) if self.tree[code].level != "township" else ()
+        return facts_of(self.part(code), self.campaign, at, checklist=self.values.get(code),
+                        children=(self.part(k) for k in kids))
 
     def _evaluate(self, code: str, at: dt.datetime, seq: int | None) -> None:
         facts = self.facts(code, at)
@@ -140,17 +143,17 @@ class Replay:
         import json
 
         first = local_date(self.start)
-        evaluated = [c for c, (_, lvl, _) in self.units.items() if lvl in ("township", "county")]
+        evaluated = [u.code for u in self.tree if u.level in ("township", "county")]
         for code in evaluated:
             self._evaluate(code, self.start, None)
-        for code in self.units:
-            if self.children.get(code):
-                self._count(code, first)
+        for u in self.tree:
+            if self.children.get(u.code):
+                self._count(u.code, first)
         for seq, at_text, code, action, to_state, detail in events:
             at = from_utc_text(at_text)
             if at > self.now:
                 continue  # later than now; a row written after it with an earlier time still counts
-            if code not in self.units:
+            if code not in self.tree:
                 continue
             if action in TRANSITIONS:
                 if to_state:
@@ -160,21 +163,15 @@ class Replay:
                 cohort = json.loads(detail or "{}").get("cohort")
                 if cohort:
                     (self.cohorts[code].add if action == "designate" else self.cohorts[code].discard)(cohort)
-            _, level, parent = self.units[code]
-            touched = [code] + ([parent] if level == "township" and parent in self.units else [])
+            _, _, level, parent = self.tree[code]
+            touched = [code] + ([parent] if level == "township" and parent in self.tree else [])
             for c in touched:
-                if self.units[c][1] in ("township", "county"):
+                if self.tree[c].level in ("township", "county"):
                     self._evaluate(c, at, seq)
             if level == "township" and parent:
                 self._count(parent, local_date(at))
 
     # -- answers -----------------------------------------------------------------------------------
-    def county_of(self, code: str) -> str | None:
-        name, level, parent = self.units[code]
-        if level == "county":
-            return code
-        return parent if level == "township" else None
-
     def outcomes(self, milestone_id: str | None = None) -> list[Outcome]:
         """Every (unit, milestone) owed as of `now`, with when it was met and whether in time."""
         out = []
@@ -192,8 +189,8 @@ class Replay:
                 status, days = "overdue", (self.today - deadline).days
             else:
                 status, days = "pending", (deadline - self.today).days
-            name, level, _ = self.units[code]
-            out.append(Outcome(code, name, level, self.county_of(code), mid, deadline, st.since if st.met else None,
+            u = self.tree[code]
+            out.append(Outcome(code, u.name, u.level, self.tree.county_of(code), mid, deadline, st.since if st.met else None,
                                st.seq if st.met else None, status, days))
         out.sort(key=lambda o: (order[o.milestone], o.level != "county", o.county_code or "", o.unit_code))
         return out

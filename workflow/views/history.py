@@ -1,0 +1,47 @@
+"""The audit trail as `anjian history` lists it: rows oldest first, filtered by unit (or a unit and
+everything under it), time and actor."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from anjian.workflow.engine.names import Resolver
+from anjian.workflow.engine.tree import descendants
+from anjian.workflow.store import audit
+from anjian.workflow.store.db import Database
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One audit row as the history shows it; `by` is the admin who acted as `actor`, if one did."""
+
+    seq: int
+    at: str
+    actor: str
+    by: str | None
+    unit: str | None
+    trigger: str
+    from_state: str | None
+    to_state: str | None
+    note: str | None
+    evidence: list[dict]
+    unit_name: str | None
+    detail: dict
+
+    @property
+    def shown_actor(self) -> str:
+        return f"{self.by} acting as {self.actor}" if self.by else self.actor
+
+
+def history(db: Database, unit: str | None = None, since: dt.datetime | None = None, actor: str | None = None,
+            children: bool = False) -> list[HistoryEntry]:
+    """The audit rows of a unit (with `children`, of it and every unit under it), or of everything."""
+    with db.read() as session:
+        codes = None
+        if unit:
+            ref = Resolver(session).resolve(unit)
+            codes = sorted(descendants(session, ref.code)) if children else [ref.code]
+        rows = audit.history(session, codes, since, actor)
+    return [HistoryEntry(r.seq, r.at, r.actor, r.detail.get("by"), r.unit, r.trigger, r.from_state, r.to_state, r.note,
+                         r.evidence, r.unit_name, r.detail) for r in rows]

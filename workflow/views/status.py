@@ -1,0 +1,179 @@
+"""`status`: the city at a glance — per county (or summed per city or province) its stage, townships
+accepted/total per cohort, the next milestone and what is overdue."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from anjian.states.labels import COHORTS, state_name
+from anjian.states.milestones import MilestoneStatus
+from anjian.workflow.errors import BadInput
+from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.models import Unit
+from anjian.workflow.views.snapshot import BITS, Snapshot, check_by, no_level, scope_unit
+
+
+@dataclass(frozen=True)
+class CountyStatus:
+    code: str
+    name: str
+    state: str | None
+    state_name: str
+    townships: int
+    accepted: int
+    started: int
+    cohorts: dict[str, list[int]]  # cohort -> [accepted, total] (a pair in the JSON too)
+    next_milestone: MilestoneStatus | None
+    overdue: list[str]
+    overdue_townships: int
+    level: str = "county"
+    parent: str | None = None
+    counties: int = 1
+    counties_overdue: int = 0
+
+
+@dataclass(frozen=True)
+class CityInfo:
+    """The city the campaign runs in, and its stage."""
+
+    code: str
+    name: str
+    state: str | None
+    state_name: str
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The rows summed (field order is the JSON's key order)."""
+
+    townships: int
+    accepted: int
+    started: int
+    overdue_townships: int
+    counties_overdue: int
+    counties: int
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    now: dt.datetime
+    today: dt.date
+    campaign: str
+    title: str
+    city: CityInfo | None
+    counties: list[CountyStatus]  # the rows, one per county — or per city or province with `by`
+    totals: Totals
+    by: str = "county"
+
+
+def status(db: Database, now: dt.datetime, county: str | None = None, by: str = "county", as_of: bool = False) -> StatusResult:
+    """Per county (or city, or province): its stage, townships accepted/total per cohort, the next
+    milestone, what is overdue. One GROUP BY over the townships; milestones per distinct case.
+    With `as_of` the states are those the audit log says units had at `now` (a report of the past)."""
+    check_by(by)
+    with db.read() as session:
+        campaign = campaign_in_force(session)
+        scope = None
+        if county:
+            scope = scope_unit(session, county)
+            if scope.level == "township":
+                raise BadInput(f"{scope.name}（{scope.code}）is a township, not a county, city or province")
+        if as_of:
+            from anjian.workflow.views.timeline import replay
+
+            snap = Snapshot(session, campaign, now, replay(session, campaign, now))
+        else:
+            snap = Snapshot(session, campaign, now)
+        # Every county, and every city that holds townships directly, is a county-level row.
+        rows = sorted(u.code for u in snap.upper.values() if u.level == "county")
+        rows += sorted(u.code for u in snap.upper.values() if u.level == "city" and snap.groups.get(u.code))
+        if scope is not None:
+            within = snap.within(scope)
+            rows = [c for c in rows if c in within]
+        per = sorted((_county_row(snap, c) for c in rows), key=lambda r: r.code)
+        out = per if by == "county" else _grouped(snap, per, by)
+        totals = Totals(sum(r.townships for r in per), sum(r.accepted for r in per), sum(r.started for r in per),
+                        sum(r.overdue_townships for r in per), sum(bool(r.overdue) for r in per), len(per))
+        city = snap.upper.get(campaign.city) if campaign.city else None
+        info = CityInfo(city.code, city.name, city.state, state_name("city", city.state)) if city else None
+        return StatusResult(now, snap.today, campaign.id, campaign.title, info, out, totals, by)
+
+
+def _county_row(snap: Snapshot, code: str) -> CountyStatus:
+    u = snap.upper[code]
+    by = {k: [0, 0] for k in COHORTS}
+    townships = accepted = started = late_kids = 0
+    for g in snap.groups.get(code, ()):
+        townships += g.count
+        accepted += g.count if g.state == "accepted" else 0
+        started += g.count if g.state != "not_started" else 0
+        for c in COHORTS:
+            if g.mask & BITS[c]:
+                by[c][1] += g.count
+                by[c][0] += g.count if g.state == "accepted" else 0
+        if snap.exact and any(m.status == "overdue" for m in snap.township(g.state, g.mask)):
+            late_kids += g.count
+    if not snap.exact:  # a campaign whose township milestones read more than state and cohorts
+        kids = list(snap.session.scalars(select(Unit.code).where(Unit.parent_code == code, Unit.level == "township")))
+        snap.loader().prefetch([code])
+        late_kids = sum(any(m.status == "overdue" for m in snap.township("", 0, k)) for k in kids)
+    if u.level == "county":
+        ms = snap.county(code)
+        nxt = next((m for m in ms if m.status == "pending"), None)
+        late = [m.id for m in ms if m.status == "overdue"]
+        state, shown_state = u.state, state_name("county", u.state)
+    else:  # a city holding townships directly has no county stage of its own
+        nxt, late, state, shown_state = None, [], None, "—"
+    return CountyStatus(code, u.name, state, shown_state, townships, accepted, started, by, nxt, late, late_kids,
+                        u.level, u.parent, 1, int(bool(late)))
+
+
+@dataclass
+class _Sum:
+    """County rows being summed into one city or province."""
+
+    townships: int = 0
+    accepted: int = 0
+    started: int = 0
+    overdue_townships: int = 0
+    counties: int = 0
+    counties_overdue: int = 0
+    cohorts: dict[str, list[int]] = field(default_factory=lambda: {k: [0, 0] for k in COHORTS})
+    overdue: set[str] = field(default_factory=set)
+
+    def add(self, r: CountyStatus) -> None:
+        self.townships += r.townships
+        self.accepted += r.accepted
+        self.started += r.started
+        self.overdue_townships += r.overdue_townships
+        self.counties += r.counties
+        self.counties_overdue += r.counties_overdue
+        for k, (done, total) in r.cohorts.items():
+            self.cohorts[k][0] += done
+            self.cohorts[k][1] += total
+        self.overdue.update(r.overdue)
+
+
+def _grouped(snap: Snapshot, per: list[CountyStatus], by: str) -> list[CountyStatus]:
+    """County rows summed into their city or province."""
+    if not any(u.level == by for u in snap.upper.values()):
+        raise no_level(by)
+    acc: dict[str, _Sum] = {}
+    for r in per:
+        key = r.code if r.level == by else snap.tree.ancestor_at(r.parent, by)
+        if key is not None:
+            if key not in acc:
+                acc[key] = _Sum()
+            acc[key].add(r)
+    order = [m.id for m in snap.campaign.milestones]
+    out = []
+    for code in sorted(acc):
+        a, u = acc[code], snap.upper[code]
+        out.append(CountyStatus(code, u.name, None, "—", a.townships, a.accepted, a.started, a.cohorts, None,
+                                sorted(a.overdue, key=order.index), a.overdue_townships, u.level, u.parent,
+                                a.counties, a.counties_overdue))
+    return out
