@@ -46,11 +46,6 @@ def parse_time(text: str, what: str = "time") -> dt.datetime:
     return naive.replace(tzinfo=dt.timezone(sign * delta))
 
 
-def parse_date(text: str, what: str = "date") -> dt.date:
-    """A calendar date from YYYY-MM-DD (Shanghai calendar for a full time)."""
-    return parse_time(text, what).astimezone(SHANGHAI).date()
-
-
 def utc_text(moment: dt.datetime) -> str:
     """The stored form of a moment: ISO 8601 in UTC with a Z, to the microsecond."""
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,14 +1,22 @@
-"""One settings object, resolved once from defaults and the environment (options override both)."""
+"""One settings object, resolved once from defaults, the config file and the environment (options
+override all three). This is the one module that reads the process environment: every other module
+asks a `Settings` (or a function here) for what it needs."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from anjian.workflow.clock import parse_time
+
+
+def environ() -> Mapping[str, str]:
+    """The process environment, read here alone (the default of every `env` argument below)."""
+    return os.environ
 
 
 def default_data_dir() -> Path:
@@ -20,16 +28,27 @@ def default_data_dir() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
+    """Everything a command runs with. `now_given` tells whether --now or ANJIAN_NOW set `now` (rather
+    than the real clock); `notify` (the notification settings) is read from the config file on first use,
+    so that a bad config file troubles only the commands that send notices."""
+
     db_url: str
     data_dir: Path
     evidence_dir: Path
     outbox: Path
     now: dt.datetime
     as_user: str | None
+    now_given: bool = False
+    audit_key: Path | None = None  # ANJIAN_AUDIT_KEY, else the data folder's audit-signing-key.pem
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_default_db(self) -> bool:
         return self.db_url == f"sqlite:///{self.data_dir / 'anjian.db'}"
+
+    @cached_property
+    def notify(self) -> NotifySettings:
+        return notify_settings(self.data_dir, self.env)
 
 
 def resolve(
@@ -39,7 +58,7 @@ def resolve(
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Settings from the options given, then ANJIAN_* variables, then the defaults."""
-    env = os.environ if env is None else env
+    env = dict(environ() if env is None else env)  # a snapshot: resolved once, as the command started
     data_dir = Path(env.get("ANJIAN_HOME") or default_data_dir())
     db_url = db or env.get("ANJIAN_DB") or f"sqlite:///{data_dir / 'anjian.db'}"
     if "://" not in db_url:  # a bare path is an SQLite file
@@ -59,6 +78,9 @@ def resolve(
         outbox=Path(env.get("ANJIAN_OUTBOX") or home / "outbox"),
         now=moment,
         as_user=as_user or env.get("ANJIAN_USER") or None,
+        now_given=bool(now or env.get("ANJIAN_NOW")),
+        audit_key=Path(env.get("ANJIAN_AUDIT_KEY") or data_dir / "audit-signing-key.pem"),
+        env=env,
     )
 
 
@@ -67,6 +89,48 @@ def _sqlite_dir(url: str) -> Path | None:
     if url.startswith(prefix) and url != prefix and ":memory:" not in url:
         return Path(url[len(prefix):]).parent
     return None
+
+
+# -- the reminder pass: its chunks and, for the crash tests, its fault point (read here alone) ----------
+CHUNK = 5000  # notices claimed in one transaction: each claim rewrites index pages of the notices
+# before it: a national pass in chunks of 1000 wrote 680 MB to SQLite's files, of 5000, 320 MB
+
+
+@dataclass(frozen=True)
+class PassTuning:
+    """How a reminder pass runs rather than what it sends: how many notices it claims at a time
+    (ANJIAN_REMIND_CHUNK) and, for the crash tests alone, the fault point it is killed at (ANJIAN_FAULT,
+    once it has passed it ANJIAN_FAULT_SKIP times). Handed down to the pass with the settings."""
+
+    chunk_text: str = ""  # ANJIAN_REMIND_CHUNK as given: checked when a pass starts (`chunk`)
+    fault: str | None = None
+    fault_skip: int = 0
+
+    def chunk(self) -> int:
+        """Notices per chunk: ANJIAN_REMIND_CHUNK, or 5000."""
+        from anjian.workflow.errors import BadInput
+
+        text = self.chunk_text
+        if not text:
+            return CHUNK
+        if not (text.isascii() and text.isdigit() and int(text) >= 1):
+            raise BadInput(f"ANJIAN_REMIND_CHUNK must be a whole number of notices, at least 1, not {text!r}")
+        return int(text)
+
+
+def pass_tuning(env: Mapping[str, str] | None = None) -> PassTuning:
+    """The pass's tuning from ANJIAN_REMIND_CHUNK, ANJIAN_FAULT and ANJIAN_FAULT_SKIP."""
+    env = environ() if env is None else env
+    skip = (env.get("ANJIAN_FAULT_SKIP") or "").strip()
+    return PassTuning(env.get("ANJIAN_REMIND_CHUNK", "").strip(), env.get("ANJIAN_FAULT") or None,
+                      int(skip) if skip.isdigit() else 0)
+
+
+def helper_environment(pass_pid: int) -> dict[str, str]:
+    """The environment of a pass's helper process (the outbox writer): this process's, labelled
+    ANJIAN_PASS_PID=<the pass's process id> so that a pass's helpers can be found in /proc. The helper
+    reads nothing from it: its outbox and fault plan come in its first message."""
+    return {**environ(), "ANJIAN_PASS_PID": str(pass_pid)}
 
 
 @dataclass(frozen=True)
@@ -86,21 +150,25 @@ class NotifySettings:
     daemon_at: str = "08:30"
     retry_minutes: int = 5
     lease_minutes: int = 15
+    # Settings a channel declares (anjian.notifications.channels) that have no field above, by name.
+    extra: tuple[tuple[str, object], ...] = ()
+    tuning: PassTuning = field(default_factory=lambda: pass_tuning(), compare=False)
+
+    def value(self, name: str) -> object:
+        """A setting by name, as a channel reads it: a field above, or one in `extra`."""
+        for key, value in self.extra:
+            if key == name:
+                return value
+        return getattr(self, name)
 
 
-_NOTIFY_ENV = {
-    "ANJIAN_CHANNEL": "channel", "ANJIAN_LANGUAGE": "language", "ANJIAN_MAIL_FROM": "sender",
-    "ANJIAN_SMTP_HOST": "smtp_host", "ANJIAN_SMTP_PORT": "smtp_port", "ANJIAN_SMTP_SECURITY": "smtp_security",
-    "ANJIAN_SMTP_USER": "smtp_user", "ANJIAN_SMTP_PASSWORD": "smtp_password", "ANJIAN_DAEMON_AT": "daemon_at",
-    "ANJIAN_WEBHOOK_STYLE": "webhook_style",
-}
+# The settings of no channel; each channel declares its own (notifications/channels, `Setting`).
+_NOTIFY_ENV = {"ANJIAN_LANGUAGE": "language", "ANJIAN_DAEMON_AT": "daemon_at"}
 _FILE_KEYS = {
-    ("notify", "channel"): "channel", ("notify", "language"): "language", ("notify", "sender"): "sender",
-    ("smtp", "host"): "smtp_host", ("smtp", "port"): "smtp_port", ("smtp", "security"): "smtp_security",
-    ("smtp", "user"): "smtp_user", ("smtp", "password"): "smtp_password", ("webhook", "style"): "webhook_style",
-    ("webhook", "timeout"): "webhook_timeout", ("daemon", "at"): "daemon_at", ("daemon", "retry_minutes"): "retry_minutes",
+    ("notify", "language"): "language", ("daemon", "at"): "daemon_at", ("daemon", "retry_minutes"): "retry_minutes",
     ("daemon", "lease_minutes"): "lease_minutes",
 }
+_ALLOWED = {"language": ("zh", "en")}
 
 
 def notify_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> NotifySettings:
@@ -109,9 +177,13 @@ def notify_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> Not
     import dataclasses
     import tomllib
 
+    from anjian.notifications.channels import declared_settings
     from anjian.workflow.errors import BadInput
 
-    env = os.environ if env is None else env
+    env = environ() if env is None else env
+    declared = declared_settings()
+    file_keys = {**{(s.table, s.key): s.name for s in declared}, **_FILE_KEYS}
+    env_keys = {**{s.env: s.name for s in declared if s.env}, **_NOTIFY_ENV}
     values: dict[str, object] = {}
     path = Path(env.get("ANJIAN_CONFIG") or data_dir / "config.toml")
     if path.exists():
@@ -119,13 +191,13 @@ def notify_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> Not
             data = tomllib.loads(path.read_text("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise BadInput(f"config file {path}: {exc}") from None
-        for (table, key), field_name in _FILE_KEYS.items():
+        for (table, key), field_name in file_keys.items():
             if key in data.get(table, {}):
                 values[field_name] = data[table][key]
-    for var, field_name in _NOTIFY_ENV.items():
+    for var, field_name in env_keys.items():
         if env.get(var):
             values[field_name] = env[var]
-    types = {f.name: f.type for f in dataclasses.fields(NotifySettings)}
+    types = {f.name: f.type for f in dataclasses.fields(NotifySettings)} | {s.name: s.kind.__name__ for s in declared}
     for name, value in list(values.items()):
         try:
             if types[name] == "int":
@@ -134,10 +206,11 @@ def notify_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> Not
                 values[name] = float(value)
         except ValueError:
             raise BadInput(f"setting {name} must be a number, not {value!r}") from None
-    result = NotifySettings(**values)
-    checks = [("channel", ("file", "smtp")), ("language", ("zh", "en")), ("smtp_security", ("none", "starttls", "tls")),
-              ("webhook_style", ("wecom", "dingtalk"))]
+    fields = {f.name for f in dataclasses.fields(NotifySettings)}
+    extra = tuple((s.name, values.pop(s.name, s.default)) for s in declared if s.name not in fields)
+    result = NotifySettings(**values, extra=extra, tuning=pass_tuning(env))
+    checks = [*((s.name, s.allowed) for s in declared if s.allowed), *_ALLOWED.items()]
     for name, allowed in checks:
-        if getattr(result, name) not in allowed:
-            raise BadInput(f"setting {name} must be one of {', '.join(allowed)}, not {getattr(result, name)!r}")
+        if result.value(name) not in allowed:
+            raise BadInput(f"setting {name} must be one of {', '.join(allowed)}, not {result.value(name)!r}")
     return result

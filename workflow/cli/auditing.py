@@ -22,26 +22,15 @@ def history(env, unit, since, actor, children, fmt) -> None:
         anjian history 宽城峪耳崖镇 --since 2015-01-01
     """
     from anjian.workflow.clock import parse_time, shown
-    from anjian.workflow.engine.names import Resolver
     from anjian.workflow.formats import output as render
-    from anjian.workflow.store import audit
-    from anjian.workflow.views.progress import _descendants
+    from anjian.workflow.views.history import history as listing
 
-    db = env.database()
     since_at = parse_time(since, "--since") if since is not None else None
-    with db.read() as session:
-        codes = None
-        if unit:
-            ref = Resolver(session).resolve(unit)
-            codes = sorted(_descendants(session, ref.code)) if children else [ref.code]
-        rows = audit.history(session, codes, since_at, actor)
-    data = [{"seq": r.seq, "at": r.at, "actor": r.actor, "by": r.detail.get("by"), "unit": r.unit, "trigger": r.trigger,
-             "from_state": r.from_state, "to_state": r.to_state, "note": r.note, "evidence": r.evidence,
-             "unit_name": r.unit_name, "detail": r.detail} for r in rows]
+    rows = listing(env.database(), unit, since_at, actor, children)
     headers = ["序号", "时间", "操作人", "单位", "操作", "原状态", "新状态", "说明"]
-    table_rows = [[r.seq, shown(r.at), f"{r.detail['by']} acting as {r.actor}" if r.detail.get("by") else r.actor, r.unit_name or r.unit, r.trigger, r.from_state, r.to_state,
+    table_rows = [[r.seq, shown(r.at), r.shown_actor, r.unit_name or r.unit, r.trigger, r.from_state, r.to_state,
                    _describe(r)] for r in rows]
-    emit(fmt, lambda: render.table(headers, table_rows) + f"\n共 {len(rows)} 条", data)
+    emit(fmt, lambda: render.table(headers, table_rows) + f"\n共 {len(rows)} 条", rows)
 
 
 def _describe(r) -> str:
@@ -74,10 +63,9 @@ def audit() -> None:
 
 
 def _key_path(env, key: str | None):
-    import os
     from pathlib import Path
 
-    return Path(key or os.environ.get("ANJIAN_AUDIT_KEY") or env.settings.data_dir / "audit-signing-key.pem")
+    return Path(key) if key else env.settings.audit_key
 
 
 @audit.command()
@@ -93,16 +81,10 @@ def verify(env, checkpoint, key, no_replay) -> None:
 
         anjian audit verify --checkpoint checkpoint-1200.json
     """
-    from anjian.workflow.errors import AuditBroken
-    from anjian.workflow.store.integrity import load_key, read_checkpoint
-    from anjian.workflow.store.integrity import verify as check
+    from anjian.workflow.services import auditing
 
-    cp = read_checkpoint(checkpoint, load_key(_key_path(env, key), create=False)) if checkpoint else None
-    with env.database().read() as session:
-        v = check(session, cp, replay=not no_replay)
-    if not v.ok:
-        where = f"audit row {v.bad_seq}: " if v.bad_seq is not None else ""
-        raise AuditBroken(f"{where}{v.reason}", [f"kind: {v.kind}", f"{v.rows} row(s) read"])
+    cp = auditing.read(checkpoint, _key_path(env, key)) if checkpoint else None
+    v = auditing.verify(env.database(), cp, replay=not no_replay)
     extra = f"，与签名检查点 #{v.checkpoint_seq} 一致" if cp else ""
     click.echo(f"审计日志完整：{v.rows} 条记录，链尾 #{v.head_seq} {v.head_hash[:16]}…{extra}")
 
@@ -119,26 +101,8 @@ def checkpoint_cmd(env, out, key) -> None:
 
         anjian audit checkpoint --out /media/usb/anjian-checkpoint.json
     """
-    from pathlib import Path
-
-    from anjian.workflow.engine.authz import may, refusals_audited
-    from anjian.workflow.store import audit as audit_log
-    from anjian.workflow.store.integrity import load_key, make_checkpoint
+    from anjian.workflow.services import auditing
 
     db = env.database()
-    actor = env.actor
-    with refusals_audited(db, actor, env.now, "audit checkpoint"), db.write() as session:
-        may(session, actor, "checkpoint")
-        signing = load_key(_key_path(env, key), create=True)
-        cp = make_checkpoint(session, signing, env.now)
-        path = Path(out) if out else env.settings.data_dir / "checkpoints" / f"checkpoint-{cp.seq}.json"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(cp.to_json(), "utf-8")
-        except OSError as exc:
-            from anjian.workflow.errors import BadInput
-
-            raise BadInput(f"cannot write the checkpoint to {path}: {exc.strerror}") from None
-        audit_log.append(session, [audit_log.Entry(env.now, actor, "checkpoint", None,
-                                                   detail={"seq": cp.seq, "head_hash": cp.head_hash, "file": str(path)})])
-    click.echo(f"已写入签名检查点：{path}（截至第 {cp.seq} 条，链尾 {cp.head_hash[:16]}…）")
+    cp = auditing.write_checkpoint(db, env.actor, env.now, _key_path(env, key), out, env.settings.data_dir / "checkpoints")
+    click.echo(f"已写入签名检查点：{cp.path}（截至第 {cp.seq} 条，链尾 {cp.head_hash[:16]}…）")

@@ -4,7 +4,6 @@ output formats, and the one table that turns domain errors into the contract's e
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,10 +44,13 @@ def format_option(choices: tuple[str, ...] = FORMATS) -> Callable:
                         help="Output format.")
 
 
-def out_option() -> Callable:
-    return click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-                        help="Write to FILE instead of the terminal (needed for xlsx; a CSV file starts with "
-                             "the BOM that makes Excel read its Chinese).")
+OUT_HELP = ("Write to FILE instead of the terminal (needed for xlsx; a CSV file starts with "
+            "the BOM that makes Excel read its Chinese).")
+
+
+def out_option(help: str = OUT_HELP) -> Callable:
+    """The one `--out FILE` option; `write_file` is the one writer behind it."""
+    return click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help=help)
 
 
 class Env:
@@ -76,7 +78,7 @@ class Env:
     @property
     def now_given(self) -> bool:
         """Whether --now or ANJIAN_NOW set the time (rather than the real clock)."""
-        return bool(self._opts.get("now") or os.environ.get("ANJIAN_NOW"))
+        return self.settings.now_given
 
     @property
     def login(self) -> str:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from anjian.states.machines import SPECS
-from anjian.workflow.cli.common import command, write_file
+from anjian.workflow.cli.common import command, out_option, write_file
 
 
 @click.command()
 @click.argument("machine", type=click.Choice(tuple(SPECS)))
 @click.option("--format", "fmt", type=click.Choice(("mermaid", "dot", "svg")), default="mermaid", show_default=True,
               help="mermaid stateDiagram-v2 text, Graphviz dot source, or SVG (needs Graphviz's `dot`).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Write to FILE (UTF-8) instead of the terminal.")
+@out_option("Write to FILE (UTF-8) instead of the terminal.")
 @command
 def diagram(env, machine: str, fmt: str, out) -> None:
     """Draw the township, county or city machine: each state in Chinese with its id, each

@@ -114,7 +114,7 @@ def remind(env, dry_run, fmt) -> None:
         anjian remind --now 2015-03-24T08:30 --dry-run
     """
     from anjian.workflow.formats import output as render
-    from anjian.workflow.reminders.passes import run_pass
+    from anjian.workflow.reminders.run import run_pass
 
     res = run_pass(env.database(), env.now, _notify(env), env.settings.outbox, dry_run=dry_run)
 
@@ -177,7 +177,7 @@ def notices(env, unit, status, fmt) -> None:
     """
     from anjian.workflow.clock import shown
     from anjian.workflow.formats import output as render
-    from anjian.workflow.reminders.passes import notices as listing
+    from anjian.workflow.reminders.notices import notices as listing
 
     rows = listing(env.database(), unit, status)
     headers = ["编号", "生成时间", "发送时间", "收件人", "渠道", "类型", "状态", "次数", "单位", "节点", "备注"]

@@ -21,10 +21,12 @@ def init(env, registry: str | None, campaign: str | None) -> None:
 
         anjian init --registry chengde --campaign chengde-2014
     """
+    from anjian.workflow.engine.authz import Actor
     from anjian.workflow.services.registry import initialize
 
     db = env.database(initialized=False)
-    result = initialize(db, registry, campaign, env.now, env.login, login=env.login, as_user=env.settings.as_user)
+    result = initialize(db, registry, campaign, env.now, Actor.system(env.login), login=env.login,
+                        as_user=env.settings.as_user)
     for line in result.messages:
         click.echo(line)
     levels = "，".join(f"{k} {v}" for k, v in sorted(result.units.items()))

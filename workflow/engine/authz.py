@@ -1,9 +1,10 @@
 """Who is acting, and whether they may: roles and jurisdiction from `states.permissions`, deny by
 default, separation of duties, and an audit row for every refusal.
 
-Services take the actor either as a plain name (trusted callers inside the program: the scheduler,
-tests, benchmarks) or as an `Actor` resolved from the operating-system account at the CLI edge;
-an `Actor` is always checked.
+Every check takes either an `Actor` (an official resolved from the operating-system account at the
+CLI edge: always checked) or a `SystemActor` (`Actor.system("scheduler")`: the program itself, which
+callers pass deliberately and which no role or jurisdiction limits). Anything else — None, a plain
+name — is a programming error (TypeError), never a check skipped.
 """
 
 from __future__ import annotations
@@ -36,29 +37,75 @@ class Actor:
     def shown(self) -> str:
         return f"{self.by} acting as {self.name}" if self.by else self.name
 
+    @staticmethod
+    def system(name: str) -> SystemActor:
+        """The program itself acting under `name` (the scheduler, init's own loads)."""
+        return SystemActor(name)
 
-def name_of(actor: str | Actor) -> str:
-    return actor.name if isinstance(actor, Actor) else actor
+
+@dataclass(frozen=True)
+class SystemActor:
+    """The program acting on its own account: trusted by construction (no role, no jurisdiction),
+    named in the audit log like an official."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"a system actor needs a name, not {self.name!r}")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def by(self) -> None:
+        return None
+
+    @property
+    def shown(self) -> str:
+        return self.name
 
 
-def by_of(actor: str | Actor) -> str | None:
+Acting = Actor | SystemActor
+
+
+def acting(actor: Acting | str) -> Acting:
+    """`actor` as the services pass it on: an Actor or SystemActor as it is; a bare name is taken as
+    `Actor.system(name)` here, in one place, for callers inside the program that name themselves
+    (tests and benchmarks call the services so); None or anything else is a TypeError."""
+    if isinstance(actor, Actor | SystemActor):
+        return actor
+    if isinstance(actor, str) and actor:
+        return SystemActor(actor)
+    raise TypeError(f"an action needs an Actor or Actor.system(name), not {actor!r}")
+
+
+def _official(actor: Acting) -> Actor | None:
+    """The official whose rights are checked, or None for the program itself; anything else is a bug."""
+    if isinstance(actor, Actor):
+        return actor
+    if isinstance(actor, SystemActor):
+        return None
+    raise TypeError(f"authorization needs an Actor or Actor.system(name), not {actor!r}: "
+                    "pass the actor through authz.acting() at the service's entry")
+
+
+def name_of(actor: Acting | str) -> str:
+    """The name an audit row or a `changed_by` records (a bare name: who tried, before being identified)."""
+    return actor if isinstance(actor, str) else actor.name
+
+
+def by_of(actor: Acting | str) -> str | None:
     return actor.by if isinstance(actor, Actor) else None
 
 
 def _within(session: Session, actor: Actor, unit_code: str) -> bool:
     """Whether the unit is the actor's own unit or below it."""
-    from anjian.workflow.store.models import Unit
+    from anjian.workflow.engine.tree import tree_of
 
-    parents: dict[str, str | None] = session.info.setdefault("anjian_parents", {})  # the registry never changes
-    code, seen = unit_code, set()
-    while code and code not in seen:
-        if code == actor.unit_code:
-            return True
-        seen.add(code)
-        if code not in parents:  # a batch asks once per unit above its rows, not once per row
-            parents[code] = session.scalar(select(Unit.parent_code).where(Unit.code == code))
-        code = parents[code]
-    return False
+    tree = tree_of(session)  # a batch asks once per unit above its rows, not once per row
+    tree.ensure([unit_code])
+    return unit_code == actor.unit_code or tree.within(unit_code, actor.unit_code)
 
 
 def denied(message: str, unit_code: str | None) -> NotPermitted:
@@ -77,32 +124,32 @@ def _check(session: Session, actor: Actor, roles: frozenset[str], what: str, uni
                      f"is outside that jurisdiction: may not {what}", unit_code)
 
 
-def may_fire(session: Session, actor: str | Actor, level: str, trigger: str, unit_code: str, unit_name: str) -> None:
-    if isinstance(actor, Actor):
-        _check(session, actor, P.TRIGGERS.get((level, trigger), frozenset()), f"fire {trigger} on a {level}", unit_code, unit_name)
+def may_fire(session: Session, actor: Acting, level: str, trigger: str, unit_code: str, unit_name: str) -> None:
+    if official := _official(actor):
+        _check(session, official, P.TRIGGERS.get((level, trigger), frozenset()), f"fire {trigger} on a {level}", unit_code, unit_name)
 
 
-def may_record(session: Session, actor: str | Actor, level: str, unit_code: str, unit_name: str) -> None:
-    if isinstance(actor, Actor):
-        _check(session, actor, P.RECORD.get(level, frozenset()), f"record a {level}'s checklist", unit_code, unit_name)
+def may_record(session: Session, actor: Acting, level: str, unit_code: str, unit_name: str) -> None:
+    if official := _official(actor):
+        _check(session, official, P.RECORD.get(level, frozenset()), f"record a {level}'s checklist", unit_code, unit_name)
 
 
-def may_designate(session: Session, actor: str | Actor, cohort: str, unit_code: str, unit_name: str) -> None:
-    if isinstance(actor, Actor):
-        _check(session, actor, P.DESIGNATE.get(cohort, frozenset()), f"designate {cohort}", unit_code, unit_name)
+def may_designate(session: Session, actor: Acting, cohort: str, unit_code: str, unit_name: str) -> None:
+    if official := _official(actor):
+        _check(session, official, P.DESIGNATE.get(cohort, frozenset()), f"designate {cohort}", unit_code, unit_name)
 
 
-def may(session: Session, actor: str | Actor, action: str, unit_code: str | None = None, unit_name: str | None = None) -> None:
-    if isinstance(actor, Actor):
-        _check(session, actor, P.ACTIONS.get(action, frozenset()), f"use `{action}`", unit_code, unit_name)
+def may(session: Session, actor: Acting, action: str, unit_code: str | None = None, unit_name: str | None = None) -> None:
+    if official := _official(actor):
+        _check(session, official, P.ACTIONS.get(action, frozenset()), f"use `{action}`", unit_code, unit_name)
 
 
-def not_own_unit(session: Session, actor: str | Actor, unit_code: str, applicant: str | None, trigger: str) -> None:
+def not_own_unit(session: Session, actor: Acting, unit_code: str, applicant: str | None, trigger: str) -> None:
     """An inspection verdict must come from outside the body whose official applied: not the same
     unit in the same role (the city's office and its inspectors are different bodies)."""
     from anjian.workflow.store.models import Official
 
-    if not isinstance(actor, Actor) or not applicant or trigger not in P.INSPECTION_TRIGGERS:
+    if _official(actor) is None or not applicant or trigger not in P.INSPECTION_TRIGGERS:
         return
     if actor.name == applicant:  # the guard inspector_is_not_applicant says so, with every other reason
         return
@@ -114,7 +161,7 @@ def not_own_unit(session: Session, actor: str | Actor, unit_code: str, applicant
 
 
 @contextmanager
-def refusals_audited(db, actor: str | Actor, now: dt.datetime, action: str) -> Iterator[None]:
+def refusals_audited(db, actor: Acting | str, now: dt.datetime, action: str) -> Iterator[None]:
     """Record every NotPermitted refusal in the audit log (in its own transaction), then re-raise."""
     try:
         yield

@@ -15,13 +15,13 @@ from anjian.states.labels import TRIGGER_NAMES
 from anjian.states.machines import SPECS
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine import authz, machine
-from anjian.workflow.engine.authz import Actor, name_of
+from anjian.workflow.engine.authz import Acting, name_of
 from anjian.workflow.engine.facts import FactsLoader
 from anjian.workflow.engine.names import Resolver, UnitRef
 from anjian.workflow.errors import BadInput, Conflict, NotPermitted, Refused
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.store import audit
-from anjian.workflow.store.db import Database
+from anjian.workflow.store.db import Database, among, pieces
 from anjian.workflow.store.evidence import EvidenceFile, examine, keep
 from anjian.workflow.store.models import Unit
 
@@ -103,10 +103,10 @@ def conflict_message(u: Unit, expected: int) -> str:
 class Advancer:
     """Fires triggers inside one write transaction, keeping later rows aware of earlier ones."""
 
-    def __init__(self, session: Session, now: dt.datetime, actor: str | Actor):
+    def __init__(self, session: Session, now: dt.datetime, actor: Acting | str):
         self.session = session
         self.now = now
-        self.actor = actor
+        self.actor = authz.acting(actor)
         self.resolver = Resolver(session)
         self.loader = FactsLoader(session, campaign_in_force(session), now)
         self.versions: dict[str, int] = {}
@@ -173,18 +173,18 @@ class Advancer:
     def _refuse_stale(self, codes: list[str]) -> None:
         """Raise Conflict for the first unit whose stored version is not the one this batch read."""
         self.session.flush()
-        for i in range(0, len(codes), 900):
-            part = codes[i:i + 900]
-            stored = dict(self.session.execute(select(Unit.code, Unit.version).where(Unit.code.in_(part))).all())
+        for part in pieces(self.session, codes):
+            stored = dict(self.session.execute(select(Unit.code, Unit.version).where(among(self.session, Unit.code, part))).all())
             for code in part:
                 if stored.get(code) != self.versions[code]:
                     self.session.expire_all()
                     raise Conflict(conflict_message(self.session.get(Unit, code), self.versions[code]))
 
 
-def advance(db: Database, unit: str, trigger: str, actor: str | Actor, now: dt.datetime, note: str | None = None,
+def advance(db: Database, unit: str, trigger: str, actor: Acting | str, now: dt.datetime, note: str | None = None,
             evidence: tuple[str, ...] = (), expect_version: int | None = None, evidence_dir=None) -> Transition:
     """Fire one trigger for one unit, with its guards; refuse a stale `expect_version` (Conflict)."""
+    actor = authz.acting(actor)
     files = examine(list(evidence))
     note = note.strip() if note and note.strip() else None
     with authz.refusals_audited(db, actor, now, f"advance {trigger}"), db.write() as session:
@@ -207,8 +207,9 @@ class BatchRow:
     note: str | None = None
 
 
-def advance_batch(db: Database, rows: list[BatchRow], actor: str | Actor, now: dt.datetime, partial: bool = False) -> BatchResult:
+def advance_batch(db: Database, rows: list[BatchRow], actor: Acting | str, now: dt.datetime, partial: bool = False) -> BatchResult:
     """Fire many triggers in one transaction: all or nothing, or with `partial` the rows that pass."""
+    actor = authz.acting(actor)
     problems: list[RowProblem] = []
     with db.write() as session:
         adv = Advancer(session, now, actor)
@@ -238,7 +239,7 @@ def advance_batch(db: Database, rows: list[BatchRow], actor: str | Actor, now: d
     return BatchResult(applied, problems, len(rows))
 
 
-def _audit_batch_denials(db: Database, actor: str | Actor, now: dt.datetime, problems: list[RowProblem]) -> None:
+def _audit_batch_denials(db: Database, actor: Acting, now: dt.datetime, problems: list[RowProblem]) -> None:
     denials = [p for p in problems if p.kind == "not_permitted"]
     if denials:
         with db.write() as session:

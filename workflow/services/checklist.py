@@ -14,7 +14,7 @@ from anjian.states.guards import FLAG_FALSE, FLAG_TRUE
 from anjian.states.labels import COHORT_NAMES, COHORTS
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine import authz
-from anjian.workflow.engine.authz import Actor, name_of
+from anjian.workflow.engine.authz import Acting, name_of
 from anjian.workflow.engine.names import Resolver, UnitRef
 from anjian.workflow.errors import BadInput, NotPermitted
 from anjian.workflow.formats.tables import Record
@@ -81,15 +81,16 @@ def normalize_value(item: Item, raw: str) -> str:
     return value
 
 
-def _bump(session: Session, ref: UnitRef, now: dt.datetime, actor: str | Actor) -> None:
+def _bump(session: Session, ref: UnitRef, now: dt.datetime, actor: Acting) -> None:
     session.execute(update(Unit).where(Unit.code == ref.code)
                     .values(version=Unit.version + 1, changed_at=utc_text(now), changed_by=name_of(actor))
                     .execution_options(synchronize_session=False))
 
 
-def record(db: Database, unit: str, item: str, value: str, actor: str | Actor, now: dt.datetime,
+def record(db: Database, unit: str, item: str, value: str, actor: Acting | str, now: dt.datetime,
            evidence: tuple[str, ...] = (), evidence_dir=None) -> Recorded:
     """Record one checklist fact (an unchanged value writes nothing)."""
+    actor = authz.acting(actor)
     files = examine(list(evidence))
     with authz.refusals_audited(db, actor, now, f"record {item}"), db.write() as session:
         campaign = campaign_in_force(session)
@@ -154,8 +155,9 @@ def normalize_cohort(text: str) -> str:
     return c
 
 
-def designate(db: Database, rows: list[DesignateRow], actor: str | Actor, now: dt.datetime) -> list[Designation]:
+def designate(db: Database, rows: list[DesignateRow], actor: Acting | str, now: dt.datetime) -> list[Designation]:
     """Add or remove cohorts for townships; all rows or none, and the plan's limits hold afterwards."""
+    actor = authz.acting(actor)
     problems: list[str] = []
     out: list[Designation] = []
     denials: list[str] = []

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine import authz
-from anjian.workflow.engine.authz import Actor
+from anjian.workflow.engine.authz import Acting
 from anjian.workflow.engine.names import Resolver
 from anjian.workflow.errors import BadInput, NotPermitted
 from anjian.workflow.formats.tables import Record
@@ -74,15 +73,16 @@ def check_webhook(url: str | None) -> str | None:
     return value
 
 
-def add(db: Database, unit: str, name: str, email: str | None, webhook: str | None, actor: str | Actor, now: dt.datetime) -> ContactView:
+def add(db: Database, unit: str, name: str, email: str | None, webhook: str | None, actor: Acting | str, now: dt.datetime) -> ContactView:
     """Add a contact to a unit (a name may appear once per unit)."""
     return add_many(db, [Record(0, {"unit": unit, "name": name, "email": email or "", "webhook": webhook or ""})], actor, now)[0]
 
 
-def add_many(db: Database, records: list[Record], actor: str | Actor, now: dt.datetime,
+def add_many(db: Database, records: list[Record], actor: Acting | str, now: dt.datetime,
              unreadable: list[str] | None = None) -> list[ContactView]:
     """Add contacts from rows (unit,name,email,webhook): all or none, every bad row reported —
     `unreadable` carries the rows the CSV reader could not split, reported together with the rest."""
+    actor = authz.acting(actor)
     problems, staged = list(unreadable or []), []
     denials: list[str] = []
     with authz.refusals_audited(db, actor, now, "contact add"), db.write() as session:
@@ -131,7 +131,8 @@ def _line_number(problem: str) -> int:
     return int(head.removeprefix("line ")) if head.startswith("line ") and head[5:].isdigit() else 0
 
 
-def remove(db: Database, unit: str, name: str, actor: str | Actor, now: dt.datetime) -> int:
+def remove(db: Database, unit: str, name: str, actor: Acting | str, now: dt.datetime) -> int:
+    actor = authz.acting(actor)
     folded = check_name(name)  # folded as `add` stored it, so a name is found as it was typed
     with authz.refusals_audited(db, actor, now, "contact remove"), db.write() as session:
         ref = Resolver(session).resolve(unit)
@@ -150,10 +151,3 @@ def listing(db: Database, unit: str | None = None) -> list[ContactView]:
             q = q.where(Contact.unit_code == Resolver(session).resolve(unit).code)
         return [ContactView(c.id, c.unit_code, n, c.name, c.email, c.webhook) for c, n in session.execute(q)]
 
-
-def by_unit(session: Session, codes: list[str]) -> dict[str, list[Contact]]:
-    out: dict[str, list[Contact]] = {}
-    for i in range(0, len(codes), 900):
-        for c in session.scalars(select(Contact).where(Contact.unit_code.in_(codes[i:i + 900]))):
-            out.setdefault(c.unit_code, []).append(c)
-    return out

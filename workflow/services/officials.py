@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from anjian.states.permissions import ROLES
 from anjian.workflow.clock import utc_text
-from anjian.workflow.engine.authz import Actor, may, refusals_audited
+from anjian.workflow.engine.authz import Acting, Actor, acting, may, refusals_audited
 from anjian.workflow.engine.names import Resolver
 from anjian.workflow.errors import BadInput, NotPermitted
 from anjian.workflow.store import audit
@@ -91,8 +91,9 @@ def _clean(name: str, what: str) -> str:
     return value
 
 
-def add(db: Database, name: str, role: str, unit: str, os_user: str | None, actor: str | Actor, now: dt.datetime) -> OfficialView:
+def add(db: Database, name: str, role: str, unit: str, os_user: str | None, actor: Acting | str, now: dt.datetime) -> OfficialView:
     """Register an official (admins only)."""
+    actor = acting(actor)
     name = _clean(name, "name")
     role = role.strip().replace("-", "_").lower()
     if role not in ROLES:
@@ -113,7 +114,8 @@ def add(db: Database, name: str, role: str, unit: str, os_user: str | None, acto
         return OfficialView(name, role, ref.code, ref.name, login, True)
 
 
-def set_active(db: Database, name: str, active: bool, actor: str | Actor, now: dt.datetime) -> OfficialView:
+def set_active(db: Database, name: str, active: bool, actor: Acting | str, now: dt.datetime) -> OfficialView:
+    actor = acting(actor)
     with refusals_audited(db, actor, now, "user disable" if not active else "user enable"), db.write() as session:
         may(session, actor, "users")
         o = session.get(Official, name.strip())
@@ -134,5 +136,5 @@ def listing(db: Database) -> list[OfficialView]:
         return [_view(o, n) for o, n in rows]
 
 
-def _by(actor: str | Actor) -> dict:
+def _by(actor: Acting) -> dict:
     return {"by": actor.by} if isinstance(actor, Actor) and actor.by else {}

@@ -20,6 +20,7 @@ from anjian.states.campaign import Campaign, CampaignError
 from anjian.states.labels import COHORTS
 from anjian.states.machines import SPECS
 from anjian.workflow.clock import utc_text
+from anjian.workflow.engine.authz import Acting, acting, may, name_of, refusals_audited
 from anjian.workflow.engine.names import fold, short_name
 from anjian.workflow.errors import BadInput, NotInitialized
 from anjian.workflow.formats.tables import decode, parse_csv, read_bytes, refuse_if
@@ -157,17 +158,18 @@ class InitResult:
     messages: list[str]
 
 
-def initialize(db: Database, registry: str | None, campaign: str | None, now: dt.datetime, actor: str,
+def initialize(db: Database, registry: str | None, campaign: str | None, now: dt.datetime, actor: Acting | str,
                login: str | None = None, as_user: str | None = None) -> InitResult:
     """Create or upgrade the schema, then load the registry and campaign unless already there.
 
     Both files are read and validated before the database is touched, so bad input changes nothing.
     On a database with no officials the current OS account (`login`, by default this process's)
     becomes its admin; once there are officials, only an admin may run init (when `login` is given:
-    the CLI's case; a plain `actor` name is a trusted caller inside the program).
+    the CLI's case, whose `actor` is `Actor.system(login)` until the officials are there).
     """
-    from anjian.workflow.engine.authz import may, refusals_audited
     from anjian.workflow.services.officials import ensure_admin, identify, os_login
+
+    actor = acting(actor)
 
     reg_source = registry_source(registry or "chengde")
     rows = parse_registry(reg_source)
@@ -180,9 +182,8 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
         from anjian.workflow.store.models import Official
 
         if login is not None and session.scalar(select(func.count()).select_from(Official)):
-            acting = identify(session, login, as_user)
-            may(session, acting, "init")
-            actor = acting
+            actor = identify(session, login, as_user)
+            may(session, actor, "init")
         loaded_sha = meta(session, "registry_sha256")
         if loaded_sha is None:
             _load_units(session, rows, reg_source, now, actor)
@@ -223,14 +224,14 @@ def meta_name(db: Database) -> str:
         return meta(session, "registry_name") or ""
 
 
-def _load_units(session: Session, rows: list[dict], source: Source, now: dt.datetime, actor: str) -> None:
+def _load_units(session: Session, rows: list[dict], source: Source, now: dt.datetime, actor: Acting) -> None:
     stamp = utc_text(now)
     conn = session.connection()  # Core executemany: the ORM's bulk path costs more than the insert itself
     conn.execute(insert(Unit.__table__), [
         {"code": r["code"], "name": r["name"], "short_name": short_name(fold(r["name"]), r["level"]),
          "level": r["level"], "parent_code": r["parent_code"],
          "state": SPECS[r["level"]].initial if r["level"] in SPECS else None,
-         "version": 1, "changed_at": stamp, "changed_by": actor}
+         "version": 1, "changed_at": stamp, "changed_by": name_of(actor)}
         for r in rows
     ])
     cohorts = [{"unit_code": r["code"], "cohort": c} for r in rows for c in r["cohorts"]]

@@ -8,16 +8,18 @@ from sqlalchemy import select
 
 from anjian.states.machines import SPECS
 from anjian.workflow.engine import machine
+from anjian.workflow.engine.authz import Acting, Actor
 from anjian.workflow.engine.names import UnitRef
 from anjian.workflow.services.advance import Advancer, Transition
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Unit
 
-SCHEDULER = "scheduler"
+SCHEDULER = "scheduler"  # the name the scheduler's audit rows carry
+SCHEDULER_ACTOR = Actor.system(SCHEDULER)
 
 
-def tick_city(db: Database, now: dt.datetime, actor: str = SCHEDULER) -> list[Transition]:
+def tick_city(db: Database, now: dt.datetime, actor: Acting = SCHEDULER_ACTOR) -> list[Transition]:
     """Fire every city stage trigger whose date has come (several after a long outage), audited."""
     with db.write() as session:
         campaign = campaign_in_force(session)

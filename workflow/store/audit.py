@@ -16,7 +16,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from anjian.workflow.clock import utc_text
-from anjian.workflow.store.models import AuditRow
+from anjian.workflow.store.evidence import attached
+from anjian.workflow.store.models import AuditRow, EvidenceRow
 
 GENESIS = "0" * 64
 
@@ -56,12 +57,13 @@ def head(session: Session) -> tuple[int, str]:
 
 
 def append(session: Session, entries: Iterable[Entry]) -> list[int]:
-    """Chain and insert entries after the current head; return their sequence numbers.
+    """Chain and insert entries after the current head, and the evidence files they attach (one
+    `evidence` row each); return their sequence numbers.
 
     Callers hold the write transaction (BEGIN IMMEDIATE or the advisory lock), so the head cannot move.
     """
     seq, prev = head(session)
-    rows = []
+    rows, files = [], []
     for e in entries:
         seq += 1
         at = utc_text(e.at)
@@ -73,17 +75,14 @@ def append(session: Session, entries: Iterable[Entry]) -> list[int]:
         rows.append({"seq": seq, "at": at, "actor": actor, "unit_code": e.unit_code, "action": e.action,
                      "from_state": e.from_state, "to_state": e.to_state, "note": e.note, "evidence": evidence,
                      "detail": detail, "prev_hash": prev, "hash": h})
+        if e.evidence:
+            files += attached(seq, e.unit_code, e.action, list(e.evidence), e.detail)
         prev = h
     if rows:
         session.execute(insert(AuditRow), rows)
+    if files:  # in the same transaction as the rows that attach them
+        session.execute(insert(EvidenceRow), files)
     return [r["seq"] for r in rows]
-
-
-def verify(session: Session, checkpoint=None, replay: bool = True):
-    """Check the log (see `integrity.verify`): the chain, a signed checkpoint, and the units' states."""
-    from anjian.workflow.store.integrity import verify as check
-
-    return check(session, checkpoint, replay)
 
 
 @dataclass(frozen=True)
@@ -121,10 +120,3 @@ def history(session: Session, unit_codes: list[str] | None = None, since: dt.dat
         for r, name in session.execute(q)
     ]
 
-
-def last_actor(session: Session, unit_code: str, actions: tuple[str, ...]) -> str | None:
-    """Who last did one of `actions` to a unit (e.g. who applied, for separation of duties)."""
-    return session.execute(
-        select(AuditRow.actor).where(AuditRow.unit_code == unit_code, AuditRow.action.in_(actions))
-        .order_by(AuditRow.seq.desc()).limit(1)
-    ).scalar()

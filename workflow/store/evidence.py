@@ -1,5 +1,5 @@
 """Evidence files: hashed when given, kept in a content-addressed store beside the database so the
-record cannot lose what it points to."""
+record cannot lose what it points to; and the `evidence` table's rows an audit row implies."""
 
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ class EvidenceFile:
 
     def as_json(self) -> dict:
         return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+
+def attached(seq: int, unit_code: str | None, action: str, evidence: list[dict], detail: dict) -> list[dict]:
+    """The `evidence` rows an audit row implies, one per file: attached to the checklist item of a
+    `record`, else to the action (a trigger). The one rule both the writer and `audit verify` use."""
+    subject = (detail.get("item") if action == "record" else None) or action
+    return [{"seq": seq, "position": i, "unit_code": unit_code, "subject": subject, "path": f["path"],
+             "sha256": f["sha256"]} for i, f in enumerate(evidence)]
 
 
 def examine(paths: list[str] | tuple[str, ...]) -> list[EvidenceFile]:

@@ -24,7 +24,8 @@ from anjian.states.machines import SPECS
 from anjian.workflow.clock import shown, utc_text
 from anjian.workflow.errors import BadInput
 from anjian.workflow.store.audit import GENESIS, head, row_hash
-from anjian.workflow.store.models import AuditRow, Unit
+from anjian.workflow.store.evidence import attached
+from anjian.workflow.store.models import AuditRow, EvidenceRow, Unit
 
 PREFIX = 8  # bytes of each row hash a checkpoint keeps
 TRANSITION_ACTIONS = frozenset(t["trigger"] for spec in SPECS.values() for t in spec.transitions)
@@ -33,7 +34,8 @@ TRANSITION_ACTIONS = frozenset(t["trigger"] for spec in SPECS.values() for t in 
 @dataclass(frozen=True)
 class Verdict:
     """The outcome: rows read, the head, and the first bad row with why (modified, deleted, inserted,
-    reordered, truncated, rewritten, or a unit whose state the log does not imply)."""
+    reordered, truncated, rewritten, a unit whose state the log does not imply, or evidence the
+    evidence table does not hold as the log says)."""
 
     rows: int
     head_seq: int
@@ -113,10 +115,12 @@ def _find_origin(session: Session, row: tuple, span: int = 64) -> int | None:
 
 def verify(session: Session, checkpoint: Checkpoint | None = None, replay: bool = True) -> Verdict:
     """Walk the chain from the first row and name the first row that does not fit; then compare with a
-    checkpoint (if given) and the units' states with what the log implies (if `replay`)."""
+    checkpoint (if given), the units' states with what the log implies (if `replay`), and the evidence
+    table with the files the log attaches."""
     expected, prev, before_prev, count = 1, GENESIS, None, 0
     known = checkpoint.prefixes if checkpoint else b""
     last_state: dict[str, str] = {}
+    files: list[dict] = []  # the evidence rows the log implies
     for row in stream(session):
         seq, h = row[0], row[11]
         count += 1
@@ -132,6 +136,8 @@ def verify(session: Session, checkpoint: Checkpoint | None = None, replay: bool 
                            "(the log was modified and re-hashed from here on)", "rewritten", checkpoint.seq)
         if replay and row[3] and row[4] in TRANSITION_ACTIONS and row[6]:
             last_state[row[3]] = row[6]
+        if row[8] != "[]":
+            files += attached(seq, row[3], row[4], json.loads(row[8]), json.loads(row[9]))
         before_prev, prev, expected = prev, h, seq + 1
     head_seq = expected - 1
     if checkpoint is not None and head_seq < checkpoint.seq:
@@ -142,7 +148,39 @@ def verify(session: Session, checkpoint: Checkpoint | None = None, replay: bool 
         bad = _replay(session, last_state)
         if bad:
             return Verdict(count, head_seq, prev, None, bad, "state", checkpoint.seq if checkpoint else None)
+    differs = _evidence_differs(session, files)
+    if differs:
+        return Verdict(count, head_seq, prev, differs[0], differs[1], "evidence", checkpoint.seq if checkpoint else None)
     return Verdict(count, head_seq, prev, checkpoint_seq=checkpoint.seq if checkpoint else None)
+
+
+EVIDENCE_COLS = (EvidenceRow.seq, EvidenceRow.position, EvidenceRow.unit_code, EvidenceRow.subject, EvidenceRow.path,
+                 EvidenceRow.sha256)
+
+
+def _evidence_differs(session: Session, implied: list[dict]) -> tuple[int, str] | None:
+    """The first audit row whose evidence the `evidence` table does not hold as the log says, and why."""
+    keys = ("seq", "position", "unit_code", "subject", "path", "sha256")
+    want = iter(tuple(f[k] for k in keys) for f in implied)
+    behind = "(the evidence table was changed behind the log)"
+    rows = session.connection().execute(select(*EVIDENCE_COLS).order_by(EvidenceRow.seq, EvidenceRow.position))
+    for got in (tuple(r) for r in rows):
+        expected = next(want, None)
+        if expected == got:
+            continue
+        if expected is None or got[:2] < expected[:2]:
+            return got[0], (f"the evidence table lists {got[4]} (SHA-256 {got[5][:12]}…) as file {got[1] + 1} of this "
+                            f"row, but the log attaches no such file {behind}")
+        if got[:2] > expected[:2]:
+            return _lacking(expected, behind)
+        what = ", ".join(f"{k} {g!r} where the log says {e!r}" for k, e, g in zip(keys, expected, got, strict=True) if e != g)
+        return got[0], f"file {got[1] + 1} of this row in the evidence table has {what} {behind}"
+    missing = next(want, None)
+    return _lacking(missing, behind) if missing is not None else None
+
+
+def _lacking(f: tuple, behind: str) -> tuple[int, str]:
+    return f[0], f"the log attaches {f[4]} (SHA-256 {f[5][:12]}…) as file {f[1] + 1}, but the evidence table lacks it {behind}"
 
 
 def _replay(session: Session, last_state: dict[str, str]) -> str | None:

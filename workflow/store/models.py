@@ -74,6 +74,20 @@ class AuditRow(Base):
     __table_args__ = (Index("ix_audit_unit_seq", "unit_code", "seq"),)
 
 
+class EvidenceRow(Base):
+    """One evidence file an audit row attaches: to a checklist item (`record`) or a trigger. Written with
+    the audit row; `audit verify` rebuilds the table from the log and names the first disagreement."""
+
+    __tablename__ = "evidence"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # the audit row's
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # in its list
+    unit_code: Mapped[str | None] = mapped_column(String(12), index=True)
+    subject: Mapped[str] = mapped_column(String(64))  # the checklist item, or the trigger
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+
+
 class Meta(Base):
     """Key/value facts about this database: the campaign in force, the registry loaded."""
 

@@ -68,7 +68,7 @@ def downgrade() -> None:
     op.add_column("notices", sa.Column("body", sa.Text, nullable=False, server_default=""))
     op.add_column("notices", sa.Column("html", sa.Text, nullable=True))
     # A notice claimed since holds only its content: it is rendered here, as the pass that sent it did.
-    from anjian.workflow.reminders.passes import body_of
+    from anjian.notifications.render import body_of
 
     conn = op.get_bind()
     rows = conn.execute(sa.text("SELECT n.id, n.channel, c.content, c.body, c.html FROM notices n "

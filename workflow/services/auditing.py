@@ -1,0 +1,58 @@
+"""The audit log's own operations: verify it (chain, signed checkpoint, replayed states, evidence
+table), and write or read signed checkpoints of it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from anjian.workflow.engine.authz import Acting, acting, may, refusals_audited
+from anjian.workflow.errors import AuditBroken, BadInput
+from anjian.workflow.store import audit
+from anjian.workflow.store.db import Database
+from anjian.workflow.store.integrity import Checkpoint, Verdict, load_key, make_checkpoint, read_checkpoint
+from anjian.workflow.store.integrity import verify as check
+
+
+@dataclass(frozen=True)
+class CheckpointWritten:
+    """A signed checkpoint as written: where, up to which row, and that row's hash."""
+
+    path: Path
+    seq: int
+    head_hash: str
+
+
+def read(path: Path, key_path: Path) -> Checkpoint:
+    """A checkpoint file, its signature checked against this office's key (which must exist)."""
+    return read_checkpoint(path, load_key(key_path, create=False))
+
+
+def verify(db: Database, cp: Checkpoint | None = None, replay: bool = True) -> Verdict:
+    """Verify the log (against a signed checkpoint when one is given); AuditBroken names the first bad row."""
+    with db.read() as session:
+        v = check(session, cp, replay=replay)
+    if not v.ok:
+        where = f"audit row {v.bad_seq}: " if v.bad_seq is not None else ""
+        raise AuditBroken(f"{where}{v.reason}", [f"kind: {v.kind}", f"{v.rows} row(s) read"])
+    return v
+
+
+def write_checkpoint(db: Database, actor: Acting, now: dt.datetime, key_path: Path, out: Path | None,
+                     folder: Path) -> CheckpointWritten:
+    """Sign the log's head and every row's hash (making the key on first use), write it to `out` (or
+    `folder`/checkpoint-SEQ.json) and audit that it was written; only who may `checkpoint` may."""
+    actor = acting(actor)
+    with refusals_audited(db, actor, now, "audit checkpoint"), db.write() as session:
+        may(session, actor, "checkpoint")
+        cp = make_checkpoint(session, load_key(key_path, create=True), now)
+        path = Path(out) if out else folder / f"checkpoint-{cp.seq}.json"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(cp.to_json(), "utf-8")
+        except OSError as exc:
+            raise BadInput(f"cannot write the checkpoint to {path}: {exc.strerror}") from None
+        audit.append(session, [audit.Entry(now, actor, "checkpoint", None,
+                                           detail={"seq": cp.seq, "head_hash": cp.head_hash, "file": str(path)})])
+    return CheckpointWritten(path, cp.seq, cp.head_hash)
