@@ -1,23 +1,25 @@
 """Shared fixtures: a real database per test (an SQLite file, or a fresh PostgreSQL database when
-ANJIAN_TEST_PG names a server), the Chengde registry loaded, a CLI runner, checklist factories."""
+ANJIAN_TEST_PG names a server), the Chengde registry loaded, a CLI runner, checklist factories, and the
+national registry loaded once a session. The helpers live in support.py."""
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner, Result
+from support import CHINA, PG, T0, TEST_OFFICIALS, add_officials, new_database_url, record_checklist, run_on
 
-from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.store.db import Database
 
-T0 = dt.datetime(2014, 12, 15, 9, 0, tzinfo=SHANGHAI)
-PG = os.environ.get("ANJIAN_TEST_PG")  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test on the national registry is slow: loading it takes most of a minute."""
+    for item in items:
+        if "national_template" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
@@ -27,63 +29,12 @@ def db_url(tmp_path) -> Iterator[str]:
         yield url
 
 
-@contextmanager
-def new_database_url(folder: Path) -> Iterator[str]:
-    """An empty database (an SQLite file in `folder`, or a new PostgreSQL database), dropped afterwards;
-    for fixtures of a wider scope than one test."""
-    if not PG:
-        yield f"sqlite:///{folder / 'anjian.db'}"
-        return
-    from sqlalchemy import create_engine, text
-
-    name = f"anjian_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{PG}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture
 def fresh_db(db_url) -> Iterator[Database]:
     """A Database on an empty, uninitialized store."""
     db = Database(db_url)
     yield db
     db.dispose()
-
-
-# Officials the tests act as (with `cli(..., user=NAME)`, i.e. `--as NAME` by this OS account, which
-# the first init makes the admin). Permission tests add officials of narrower roles themselves.
-TEST_OFFICIALS = {
-    "tester": ("city_office", "130800"),
-    "chief": ("city_office", "130800"),
-    "office": ("city_office", "130800"),
-    "city_office": ("city_office", "130800"),
-    "inspector": ("city_inspector", "130800"),
-    "city_inspector": ("city_inspector", "130800"),
-    "chief_yuerya": ("township_chief", "130827102"),
-    "zhao": ("city_office", "130800"),
-    "zhang": ("city_office", "130800"),
-    "wang": ("city_inspector", "130800"),
-    "li": ("county_official", "130827"),
-    "county_official": ("county_official", "130827"),
-    "someone": ("city_office", "130800"),
-}
-
-
-def add_officials(db: Database, officials: dict[str, tuple[str, str]]) -> None:
-    """Register officials directly (a trusted caller), as an admin would with `anjian user add`."""
-    from anjian.workflow.store.models import Official
-
-    with db.write() as session:
-        for name, (role, unit) in officials.items():
-            if session.get(Official, name) is None:
-                session.add(Official(name=name, role=role, unit_code=unit, os_user=None, active=1,
-                                     created_at="2014-12-15T01:00:00.000000Z", created_by="admin"))
 
 
 @pytest.fixture
@@ -118,56 +69,58 @@ def cli(db_url, tmp_path, monkeypatch) -> Callable[..., Result]:
     return run
 
 
-COMPLETE = {
-    "flag": "是",
-    "text": "张三",
-}
-
-
-def checklist_values(cohorts: frozenset[str] = frozenset(), villages: int = 12) -> dict[str, str]:
-    """Values that make the township checklist complete for a township of these cohorts."""
-    from anjian.states.campaign import builtin_text, load
-
-    campaign = load(builtin_text("chengde-2014"))
-    values: dict[str, str] = {}
-    for item in campaign.items("township"):
-        if not item.applies(cohorts):
-            continue
-        if item.kind == "count":
-            need = item.requirement(cohorts)
-            if item.id == "staff.villages":
-                need = villages
-            if item.minimum_of:
-                need = max(need, int(values[item.minimum_of]))
-            values[item.id] = str(need)
-        else:
-            values[item.id] = COMPLETE[item.kind]
-    return values
-
-
 @pytest.fixture
 def fill_checklist() -> Callable[..., None]:
     """A factory: record a complete checklist for a township (optionally leaving some items out)."""
-    from anjian.workflow.services.checklist import record
-
-    def fill(db: Database, unit: str, cohorts=frozenset(), skip: tuple[str, ...] = (), actor: str = "chief",
-             now: dt.datetime = T0) -> None:
-        for item, value in checklist_values(frozenset(cohorts)).items():
-            if item not in skip:
-                record(db, unit, item, value, actor, now)
-
-    return fill
+    return record_checklist
 
 
-def drop_audit_guards(db: Database) -> None:
-    """Remove the triggers that make audit_log append-only, as the database's owner could: what is
-    left to catch tampering then is the hash chain (and a checkpoint)."""
-    from sqlalchemy import text
+# -- the national registry (44,700 units): loaded once a session, then copied -------------------------
+@pytest.fixture(scope="session")
+def national_template(tmp_path_factory) -> Iterator[SimpleNamespace]:
+    """The national registry loaded once with `anjian init --registry` into a database no one stays
+    connected to, so that it can be copied (a file copy, or CREATE DATABASE … TEMPLATE)."""
+    if not CHINA.exists():
+        pytest.skip(f"{CHINA} is not here")
+    home = tmp_path_factory.mktemp("national")
+    with new_database_url(home) as url:
+        r = run_on(url, home, "init", "--registry", str(CHINA))
+        assert r.exit_code == 0, r.output
+        if PG:
+            _disconnect_everyone(url)
+        yield SimpleNamespace(url=url, home=home)
 
-    with db.engine.begin() as conn:
-        if db.dialect == "sqlite":
-            conn.execute(text("DROP TRIGGER IF EXISTS audit_log_no_update"))
-            conn.execute(text("DROP TRIGGER IF EXISTS audit_log_no_delete"))
-        else:
-            conn.execute(text("DROP TRIGGER IF EXISTS audit_log_no_change ON audit_log"))
-            conn.execute(text("DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log"))
+
+def _disconnect_everyone(url: str) -> None:
+    """End every session on the PostgreSQL database at `url` (a template must have none)."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                     {"name": url.rsplit("/", 1)[1]})
+    admin.dispose()
+
+
+def _copy_of(template: SimpleNamespace, folder: Path) -> Iterator[SimpleNamespace]:
+    with new_database_url(folder, template=template.url) as url:
+        db = Database(url)
+        try:
+            yield SimpleNamespace(url=url, home=template.home, db=db,
+                                  run=lambda *args, now="2014-12-15T09:00": run_on(url, template.home, *args, now=now))
+        finally:
+            db.dispose()
+
+
+@pytest.fixture(scope="session")
+def national_registry(national_template, tmp_path_factory) -> Iterator[SimpleNamespace]:
+    """The national registry shared by every test that only reads it: url, home, db and run(*args, now=)."""
+    yield from _copy_of(national_template, tmp_path_factory.mktemp("national-shared"))
+
+
+@pytest.fixture
+def national_registry_copy(national_template, tmp_path) -> Iterator[SimpleNamespace]:
+    """A copy of the national registry of this test's own, for a test that changes it."""
+    folder = tmp_path / "national"
+    folder.mkdir()
+    yield from _copy_of(national_template, folder)

@@ -10,8 +10,8 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from conftest import T0, TEST_OFFICIALS, add_officials
 from sqlalchemy import func, select, update
+from support import T0, TEST_OFFICIALS, add_officials
 from test_timeline import (
     CHENGDE_COUNTY,
     COUNTIES,

@@ -3,27 +3,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import pytest
-from conftest import drop_audit_guards
 from sqlalchemy import select, text
+from support import at, drop_audit_guards
 
-from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.services.advance import advance
 from anjian.workflow.services.checklist import DesignateRow, designate, record
-from anjian.workflow.store import audit
+from anjian.workflow.store import audit, integrity
 from anjian.workflow.store.models import AuditRow
 
 KUANCHENG = "130827"
 YUERYA = "130827102"
 TOWN = "130827100"
 GAOSITAI = "130821106"  # 承德县高寺台镇
-
-
-def at(day: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(day).replace(tzinfo=SHANGHAI)
 
 
 @pytest.fixture
@@ -87,14 +81,14 @@ def test_each_row_links_to_the_one_before(busy):
     assert all_rows[0].prev_hash == audit.GENESIS
     assert all(b.prev_hash == a.hash for a, b in zip(all_rows, all_rows[1:], strict=False))
     with busy.read() as s:
-        assert audit.verify(s).ok
+        assert integrity.verify(s).ok
 
 
 def test_empty_log_verifies(fresh_db):
     """A log with no rows is a valid (empty) chain."""
     fresh_db.upgrade()
     with fresh_db.read() as s:
-        v = audit.verify(s)
+        v = integrity.verify(s)
     assert v.ok and v.rows == 0 and v.head_hash == audit.GENESIS
 
 
@@ -178,7 +172,7 @@ def test_verify_service_names_the_first_of_two_edits(busy):
     """With two rows edited, the first is the one named."""
     raw(busy, "UPDATE audit_log SET note = 'x' WHERE seq IN (7, 30)")
     with busy.read() as s:
-        v = audit.verify(s)
+        v = integrity.verify(s)
     assert (v.ok, v.bad_seq) == (False, 7)
 
 
@@ -286,3 +280,30 @@ def test_audit_times_are_utc(busy):
     """Rows store UTC: the accept at 07:00 Shanghai on 2015-02-01 is 23:00 UTC on 2015-01-31."""
     accept = next(r for r in rows(busy) if r.action == "accept")
     assert accept.at == "2015-01-31T23:00:00.000000Z"
+
+
+def evidence_rows(db) -> list[tuple]:
+    with db.engine.connect() as conn:
+        return conn.execute(text("SELECT seq, position, unit_code, subject, path, sha256 FROM evidence ORDER BY seq")).all()
+
+
+def test_evidence_is_kept_in_its_own_table_beside_the_log(busy):
+    """Each attached file is a row of `evidence` naming its audit row, unit and trigger; the log agrees."""
+    (row,) = [r for r in rows(busy) if r.evidence != "[]"]
+    (file,) = json.loads(row.evidence)
+    assert evidence_rows(busy) == [(row.seq, 0, KUANCHENG, "submit_plan", file["path"], file["sha256"])]
+
+
+@pytest.mark.parametrize("sql, words", [
+    ("UPDATE evidence SET sha256 = '{}'".format("f" * 64), "sha256"),
+    ("DELETE FROM evidence", "lacks it"),
+    ("INSERT INTO evidence (seq, position, unit_code, subject, path, sha256) "
+     "SELECT seq, 1, unit_code, subject, path || '.bak', sha256 FROM evidence", "no such file"),
+])
+def test_an_evidence_table_changed_behind_the_log_is_named(busy, cli, sql, words):
+    """`audit verify` rebuilds the evidence table from the log and names the audit row where they first disagree."""
+    (seq,) = {r[0] for r in evidence_rows(busy)}
+    raw(busy, sql)
+    r = verify_cli(cli)
+    assert r.exit_code == 6, r.output
+    assert f"audit row {seq}:" in r.output and words in r.output and "kind: evidence" in r.output

@@ -5,7 +5,6 @@ message naming what and where, exit 2, and nothing written — or, where it is o
 from __future__ import annotations
 
 import email
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -17,36 +16,21 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from click.testing import CliRunner, Result
-from conftest import TEST_OFFICIALS, add_officials, new_database_url
-from sqlalchemy import select
+from click.testing import Result
+from support import TEST_OFFICIALS, add_officials, snapshot
 
 from anjian.workflow.store.db import Database
-from anjian.workflow.store.models import Base
 
 YUERYA = "130827102"  # 宽城满族自治县峪耳崖镇
 GAOSITAI = "130821106"  # 承德县高寺台镇
 DAGE = "130826100"  # 丰宁满族自治县大阁镇
-CHINA = Path(__file__).resolve().parents[2] / "shared" / "data" / "china-divisions.csv"
 AS_ROOT = os.geteuid() == 0  # chmod 000 does not keep root out
 UNREADABLE = Path("/proc/self/mem")  # a regular file whose read fails with EIO, even for root
 GBK_BYTES = "张三".encode("gbk").decode("utf-8", "surrogateescape")  # typed in a GBK terminal, as argv arrives
 TEMPLATE = "{{ 7*7 }}<script>x</script>{% for x in range(10**9) %}"
 
 
-# -- what "nothing written" means -----------------------------------------------------------------
-def snapshot(db: Database, *folders: Path) -> dict:
-    """Every table's rows (as a digest and a count) and every file in the given folders."""
-    state: dict = {}
-    with db.read() as s:
-        for table in Base.metadata.sorted_tables:
-            rows = s.execute(select(table).order_by(*table.primary_key.columns)).all()
-            state[table.name] = (len(rows), hashlib.sha256(repr(rows).encode()).hexdigest())
-    for folder in folders:
-        state[str(folder)] = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
-    return state
-
-
+# -- what "nothing written" means: support.snapshot -----------------------------------------------
 @pytest.fixture
 def folders(tmp_path, monkeypatch) -> SimpleNamespace:
     """This test's file outbox and evidence store (ANJIAN_OUTBOX, ANJIAN_EVIDENCE)."""
@@ -237,32 +221,14 @@ def test_unit_typed_in_a_gbk_terminal_is_refused(untouched, cli):
 
 
 # -- the national registry: one township name in many counties -------------------------------------
-def run_on(url: str, home: Path, *args: str) -> Result:
-    """`anjian --db URL ARGS…` as this OS account (the admin of that database)."""
-    from anjian.workflow.cli import cli as group
-
-    env = {"ANJIAN_HOME": str(home), "ANJIAN_DB": None, "ANJIAN_NOW": None, "ANJIAN_USER": None}
-    return CliRunner().invoke(group, ["--db", url, "--now", "2014-12-15T09:00", *args], env=env, catch_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def national(tmp_path_factory) -> Iterator[SimpleNamespace]:
-    """The national registry (44,700 units) loaded once for this module with `anjian init --registry`."""
-    if not CHINA.exists():
-        pytest.skip(f"{CHINA} is not here")
-    home = tmp_path_factory.mktemp("national")
-    with new_database_url(home) as url:
-        r = run_on(url, home, "init", "--registry", str(CHINA))
-        assert r.exit_code == 0, r.output
-        db = Database(url)
-        try:
-            yield SimpleNamespace(url=url, home=home, db=db, run=lambda *args: run_on(url, home, *args))
-        finally:
-            db.dispose()
+@pytest.fixture
+def national(national_registry) -> SimpleNamespace:
+    """The national registry (44,700 units), loaded once a session and only read here."""
+    return national_registry
 
 
 class TestNationalRegistry:
-    """Names on the national registry, where 88 townships are called 城关镇 (built once for the class)."""
+    """Names on the national registry, where 88 townships are called 城关镇 (loaded once a session)."""
 
     def test_chengguan_alone_is_refused_listing_candidates(self, national):
         """`城关镇` alone exits 2: it fits 88 units, listed with their codes and full paths, none chosen."""
@@ -405,6 +371,7 @@ def test_quote_never_closed_is_named_at_the_line_it_opens(untouched, cli, tmp_pa
         refused(bulk(cli, kind, path), "line 3", "never closed")
 
 
+@pytest.mark.slow  # a file of 10,000 lines
 def test_advance_file_of_10000_lines_with_a_bad_row_on_line_9999(cli, fresh_db, folders, tmp_path):
     """An advance file of 10,000 lines (9,999 townships) with an unknown unit on line 9999 exits 2 naming
     exactly that line, and none of the 9,998 good rows is written."""
@@ -424,6 +391,7 @@ def test_advance_file_of_10000_lines_with_a_bad_row_on_line_9999(cli, fresh_db, 
     assert snapshot(fresh_db, folders.outbox) == before
 
 
+@pytest.mark.slow  # a file of 10,000 lines
 def test_registry_of_10000_lines_with_a_bad_row_on_line_9999(cli, fresh_db, tmp_path):
     """A registry of 10,000 lines with a bad code on line 9999 exits 2 naming that line; the database stays empty."""
     from sqlalchemy import inspect
@@ -437,6 +405,7 @@ def test_registry_of_10000_lines_with_a_bad_row_on_line_9999(cli, fresh_db, tmp_
     assert inspect(fresh_db.engine).get_table_names() == []
 
 
+@pytest.mark.slow  # a file of 10,000 lines
 def test_designate_file_in_gbk_with_a_bad_byte_on_line_9999(untouched, cli, tmp_path):
     """A GBK file of 10,000 lines with one byte that is neither UTF-8 nor GBK is refused naming line 9999
     (not line 2, where it first stops being UTF-8)."""
@@ -449,6 +418,7 @@ def test_designate_file_in_gbk_with_a_bad_byte_on_line_9999(untouched, cli, tmp_
         refused(bulk(cli, "designate", path), str(path), "line 9999", "not UTF-8 or GBK")
 
 
+@pytest.mark.slow  # a file of 10,000 lines
 def test_contact_file_of_10000_lines_with_a_ragged_row_on_line_9999(untouched, cli, tmp_path):
     """A contact file of 10,000 lines with a ragged row on line 9999 names that line only; no contact is added."""
     units = ["承德县", "宽城县", "滦平县", "丰宁县", "隆化县", "兴隆县", "围场县", "平泉县"]

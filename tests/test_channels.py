@@ -21,13 +21,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import T0
 from sqlalchemy import select
+from support import T0
 
-from anjian.notifications import channels
-from anjian.notifications.channels import FileOutbox, Outgoing, Transient, message_bytes
+from anjian.notifications import outbox as channels  # the file outbox's module, whose syncs are patched below
+from anjian.notifications.mail import message_bytes
+from anjian.notifications.outbox import FileOutbox
+from anjian.notifications.outgoing import Outgoing, Transient
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.reminders.passes import BACKOFF_MINUTES, MAX_ATTEMPTS, run_pass
+from anjian.workflow.reminders.delivery import BACKOFF_MINUTES, MAX_ATTEMPTS
+from anjian.workflow.reminders.run import run_pass
 from anjian.workflow.services import contacts
 from anjian.workflow.settings import NotifySettings
 from anjian.workflow.store.models import Contact, Notice

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import T0, drop_audit_guards
 from sqlalchemy import text
+from support import T0, drop_audit_guards
 
 from anjian.workflow.services.advance import advance
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
+from support import snapshot
 
 from anjian.workflow.services.officials import os_login
 from anjian.workflow.store.models import AuditRow, Unit, UnitCohort
@@ -23,14 +24,6 @@ GAOSITAI = "130821106"  # 承德县高寺台镇
 def cohorts(db, code: str) -> set[str]:
     with db.read() as s:
         return set(s.scalars(select(UnitCohort.cohort).where(UnitCohort.unit_code == code)))
-
-
-def snapshot(db) -> tuple:
-    with db.read() as s:
-        return (s.scalar(select(func.count()).select_from(AuditRow)),
-                tuple(s.execute(select(UnitCohort.unit_code, UnitCohort.cohort).order_by(UnitCohort.unit_code,
-                                                                                          UnitCohort.cohort)).all()),
-                tuple(s.execute(select(Unit.code, Unit.version).order_by(Unit.code)).all()))
 
 
 def write_csv(tmp_path, text: str):

@@ -8,8 +8,8 @@ import json
 from email import policy
 
 import pytest
-from conftest import PG, T0
 from sqlalchemy import func, select
+from support import PG, T0
 
 from anjian.workflow.services import contacts
 from anjian.workflow.store.models import Notice, NoticeItem
@@ -266,7 +266,7 @@ def test_a_leftover_notice_is_taken_over_by_one_pass_only(chengde, cli, outbox):
     """Two passes that both see a notice waiting for retry: exactly one takes it over and sends it."""
     from sqlalchemy import update as sql_update
 
-    from anjian.workflow.reminders.passes import _take_over
+    from anjian.workflow.reminders.leftovers import take_over as _take_over
     from anjian.workflow.store.models import Notice
 
     contacts.add(chengde, "宽城县", "李科长", "li@kc.gov.cn", None, "admin", T0)
@@ -280,7 +280,7 @@ def test_a_leftover_notice_is_taken_over_by_one_pass_only(chengde, cli, outbox):
 
 def test_robot_messages_are_cut_to_the_robots_limit():
     """A group-robot message longer than the limit is cut at a line, saying how many items were left out."""
-    from anjian.workflow.reminders.passes import WEBHOOK_LIMIT, fit_markdown
+    from anjian.notifications.channels.webhook import WEBHOOK_LIMIT, fit_markdown
 
     items = [f"> 承德市某县某乡镇{n}：重点乡镇全部达到规范化水平（期限 2015年12月31日，已逾期 {n} 天）" for n in range(200)]
     text = "\n".join(["### 通知", "**承德市安委办**：截至2016年1月4日，", *items, "—— 承德市安全生产委员会办公室（编号 x）"]) + "\n"
@@ -371,7 +371,7 @@ def test_a_template_that_cannot_render_fails_the_pass_before_anything_is_claimed
 
     from jinja2.exceptions import UndefinedError
 
-    import anjian.workflow.reminders.passes as reminders
+    import anjian.workflow.reminders.run as reminders
     from anjian.workflow.clock import SHANGHAI
     from anjian.workflow.settings import NotifySettings
 
@@ -381,7 +381,6 @@ def test_a_template_that_cannot_render_fails_the_pass_before_anything_is_claimed
     import anjian.notifications.render as render
 
     monkeypatch.setattr(render, "parts_of", broken)
-    monkeypatch.setattr(reminders, "parts_of", broken)
     now = dt.datetime(2015, 3, 24, 8, 30, tzinfo=SHANGHAI)
     with pytest.raises(UndefinedError):
         reminders.run_pass(reachable, now, NotifySettings(), outbox)
@@ -397,7 +396,7 @@ def test_a_notice_a_peer_claimed_meanwhile_is_dropped_and_the_rest_claimed(reach
     import datetime as dt
 
     from anjian.workflow.clock import SHANGHAI
-    from anjian.workflow.reminders.passes import passes as reminders
+    from anjian.workflow.reminders import claim, recipients
     from anjian.workflow.reminders.workdays import load_office_calendar
     from anjian.workflow.services.registry import campaign_in_force
     from anjian.workflow.settings import NotifySettings
@@ -405,12 +404,12 @@ def test_a_notice_a_peer_claimed_meanwhile_is_dropped_and_the_rest_claimed(reach
     now = dt.datetime(2015, 3, 24, 8, 30, tzinfo=SHANGHAI)
     settings = NotifySettings()
     with reachable.read() as s:
-        plans, _ = reminders.plan(s, now, load_office_calendar(s), settings)
+        plans, _ = recipients.plan(s, now, load_office_calendar(s), settings)
         campaign = campaign_in_force(s)
     assert len(plans) == 3
-    mine = reminders._stage_chunk(now, now.date(), plans, campaign, settings)
-    peers = reminders._stage_chunk(now, now.date(), plans[1:2], campaign, settings)
-    assert [r.id for r in reminders._claim_staged(reachable, peers)] == [peers[0].ready.id]
-    won = reminders._claim_staged(reachable, mine)
+    mine = claim.stage_chunk(now, now.date(), plans, campaign, settings)
+    peers = claim.stage_chunk(now, now.date(), plans[1:2], campaign, settings)
+    assert [r.id for r in claim.claim_staged(reachable, peers)] == [peers[0].ready.id]
+    won = claim.claim_staged(reachable, mine)
     assert sorted(r.id for r in won) == sorted(s.ready.id for i, s in enumerate(mine) if i != 1)
     assert stored(reachable)[0] == 3

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import T0
 from sqlalchemy import func, select, text
+from support import T0
 
 from anjian.workflow.services import officials as users
 from anjian.workflow.store.models import AuditRow, Official, Unit

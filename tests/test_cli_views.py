@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import T0
 from sqlalchemy import func, select
+from support import T0
 
 from anjian.workflow.services.advance import advance
 from anjian.workflow.services.checklist import DesignateRow, designate, record

@@ -8,8 +8,8 @@ import json
 import threading
 
 import pytest
-from conftest import T0
 from sqlalchemy import func, select, update
+from support import T0
 
 from anjian.workflow.clock import utc_text
 from anjian.workflow.errors import Conflict, Refused

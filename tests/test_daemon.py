@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from conftest import T0
 from sqlalchemy import select
+from support import T0
 
 from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.errors import Conflict
@@ -216,6 +216,7 @@ def daemon_env(db_url: str, tmp_path: Path, now: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # a real `anjian daemon` process
 def test_the_daemon_sends_at_start_up_refuses_a_second_copy_and_stops_on_sigterm(fresh_db, db_url, tmp_path):
     """Started on 2015-02-28, the daemon's start-up pass fills the outbox; a second daemon is refused on
     SQLite (on PostgreSQL it runs as a peer and finds nothing left to send); SIGTERM stops it, exit 0."""
@@ -258,6 +259,7 @@ def test_the_daemon_sends_at_start_up_refuses_a_second_copy_and_stops_on_sigterm
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2  # stopping sends nothing more
 
 
+@pytest.mark.slow  # a real `anjian daemon` process
 def test_a_restarted_daemon_does_not_send_again(fresh_db, db_url, tmp_path):
     """Stopped and started again on the same day, the daemon's start-up pass finds nothing new to send."""
     with_contacts(fresh_db)
@@ -274,6 +276,7 @@ def test_a_restarted_daemon_does_not_send_again(fresh_db, db_url, tmp_path):
     assert "已发送" not in run.text
 
 
+@pytest.mark.slow  # a real `anjian daemon` process
 def test_sigterm_during_the_start_up_pass_stops_the_daemon(tmp_path):
     """A SIGTERM that arrives while the start-up pass waits for the database ends the daemon after that pass, exit 0."""
     url = f"sqlite:///{tmp_path / 'anjian.db'}"  # SQLite: the test holds its write lock to catch the pass mid-way

@@ -7,8 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from conftest import T0
 from icalendar import Calendar
+from support import T0
 
 from anjian.states.campaign import builtin_text
 from anjian.workflow.services.advance import advance

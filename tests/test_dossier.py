@@ -4,23 +4,18 @@ the audit log in Shanghai time, and a block to sign."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from pathlib import Path
 
 import pytest
+from support import at
 from test_report_progress import Tables
 
-from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.reports import dossier as ds
 from anjian.workflow.services.advance import advance
 from anjian.workflow.services.checklist import record
 
 YUERYA = "130827102"
-
-
-def at(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
 
 
 def sha(path: Path) -> str:
@@ -58,7 +53,7 @@ def test_a_building_township_shows_what_is_missing_and_each_evidence_copy_checke
 
     d = ds.build(chengde, "宽城峪耳崖镇", at("2015-01-07T09:00"), store)
     assert d.unit.path == "承德市宽城满族自治县峪耳崖镇" and d.unit.state_name == "创建中"
-    assert [i["item"] for i in d.missing] == ["staff.part_time"]
+    assert [i.item for i in d.missing] == ["staff.part_time"]
     assert {e.name: (e.sha256, e.stored) for e in d.evidence} == {
         "车辆行驶证.pdf": (sha(car), "ok"), "收发文件台账.pdf": (sha(ledger), "missing"), "办公场所.jpg": (sha(office), "altered")}
     first = d.history[0]

@@ -11,8 +11,8 @@ import zipfile
 
 import openpyxl
 import pytest
-from conftest import T0
 from sqlalchemy import update
+from support import T0
 
 from anjian.states.machines import SPECS
 from anjian.workflow.store.models import Unit

@@ -5,25 +5,16 @@ measurement is benchmarks/faults.py; this runs it with one contact per county (1
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
+import pytest
+
 from anjian.notifications.faults import POINTS
+from benchmarks import faults
+
+pytestmark = pytest.mark.slow  # real processes killed and restarted, dozens of times
 
 RANDOM_KILLS = 5  # per channel: ten random kill times in all
-
-
-def _load_faults():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "faults.py"
-    spec = importlib.util.spec_from_file_location("anjian_bench_faults", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-faults = _load_faults()
 
 
 def sweep(db_url: str, tmp_path: Path, channel: str, random_kills: int = 0, points=POINTS) -> dict:

@@ -15,8 +15,8 @@ from email import policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import T0
 from sqlalchemy import select
+from support import T0
 
 from anjian.notifications.faults import POINTS
 from anjian.workflow.services import contacts

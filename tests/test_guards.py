@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import checklist_values
+from support import checklist_values
 
 from anjian.states.campaign import Campaign, builtin_text, load
 from anjian.states.guards import GUARDS, Child, Evidence, Facts, checklist

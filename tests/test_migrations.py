@@ -10,6 +10,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
@@ -84,3 +85,43 @@ def test_0004_moves_bodies_and_keeps_every_item_then_back(fresh_db):
     migrate(fresh_db, "head")
     with fresh_db.engine.begin() as conn:
         assert conn.execute(text("SELECT count(*) FROM notice_contents")).scalar() == 1
+
+
+def test_the_schema_head_is_read_from_the_migration_scripts(fresh_db):
+    """The head the commands check against, read from the scripts without Alembic, is Alembic's own head."""
+    from alembic.script import ScriptDirectory
+
+    from anjian.workflow.store.db import SCHEMA_HEAD, schema_head
+
+    assert schema_head() == SCHEMA_HEAD == ScriptDirectory.from_config(config(fresh_db)).get_current_head()
+
+
+AUDIT_0004 = "INSERT INTO audit_log (seq, at, actor, unit_code, action, from_state, to_state, note, evidence, detail, " \
+             "prev_hash, hash) VALUES (:seq, '2015-01-05T01:00:00.000000Z', 'chief', :unit, :action, NULL, NULL, NULL, " \
+             ":evidence, :detail, :prev, :hash)"
+
+
+def test_0005_fills_the_evidence_table_from_the_log_then_back(fresh_db):
+    """A log written at 0004 with evidence inside its rows: at 0005 each file is a row of `evidence`, attached
+    to the recorded item or the fired trigger; a row without evidence adds none; back at 0004 the table is gone."""
+    import json
+
+    migrate(fresh_db, "0004")
+    files = [{"path": "/srv/台账.pdf", "sha256": "a" * 64, "size": 3}, {"path": "/srv/照片.jpg", "sha256": "b" * 64, "size": 4}]
+    rows = [(1, "130827102", "record", files, {"item": "ledger.inspections", "value": "是"}),
+            (2, "130827102", "start", [], {}),
+            (3, "130827", "submit_plan", files[:1], {})]
+    with fresh_db.engine.begin() as conn:
+        for seq, unit, action, evidence, detail in rows:
+            conn.execute(text(AUDIT_0004), {"seq": seq, "unit": unit, "action": action, "evidence": json.dumps(evidence),
+                                            "detail": json.dumps(detail), "prev": str(seq - 1), "hash": str(seq)})
+    migrate(fresh_db, "0005")
+    with fresh_db.engine.begin() as conn:
+        got = conn.execute(text("SELECT seq, position, unit_code, subject, path, sha256 FROM evidence "
+                                "ORDER BY seq, position")).all()
+    assert got == [(1, 0, "130827102", "ledger.inspections", "/srv/台账.pdf", "a" * 64),
+                   (1, 1, "130827102", "ledger.inspections", "/srv/照片.jpg", "b" * 64),
+                   (3, 0, "130827", "submit_plan", "/srv/台账.pdf", "a" * 64)]
+    migrate(fresh_db, "0004", down=True)
+    with fresh_db.engine.connect() as conn:
+        assert "evidence" not in sa_inspect(conn).get_table_names()

@@ -5,15 +5,16 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import T0
+from support import T0
 
 from anjian.states.campaign import Campaign, builtin_text, load
 from anjian.states.guards import Child, Facts
 from anjian.states.milestones import milestones
 from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.engine import machine
+from anjian.workflow.formats.output import to_jsonable
 from anjian.workflow.services.advance import advance
-from anjian.workflow.views.progress import show
+from anjian.workflow.views.show import show
 
 CAMPAIGN: Campaign = load(builtin_text("chengde-2014"))
 
@@ -159,7 +160,7 @@ def test_county_full_coverage_needs_every_township_accepted():
 def test_milestones_come_in_deadline_order_with_their_names_and_dates():
     """Each status carries the milestone's name and ISO deadline, in the campaign's order."""
     ms = milestones(county("mobilization", kid("高寺台镇", "building", "provincial_demo")), CAMPAIGN, dt.date(2014, 12, 15))
-    assert [(m.id, m.deadline) for m in ms] == [
+    assert [(m.id, m.deadline.isoformat()) for m in ms] == [
         ("plan_submission", "2014-12-30"), ("provincial_demo", "2015-03-31"), ("county_demo", "2015-06-30"),
         ("demo_review", "2015-07-31"), ("key_compliance", "2015-12-31"), ("full_coverage", "2016-12-31")]
     assert ms[0].name == "县区推进方案报市安委会办公室"
@@ -186,24 +187,24 @@ def test_revoke_in_the_database_is_reflected_in_show_without_storing_milestones(
     advance(chengde, "130821106", "accept", "inspector", now, note="六项标准均达到")
 
     def provincial(unit: str) -> dict:
-        (m,) = [m for m in show(chengde, unit, now).milestones if m["id"] == "provincial_demo"]
+        (m,) = [m for m in show(chengde, unit, now).milestones if m.id == "provincial_demo"]
         return m
 
-    assert provincial("130821106")["status"] == "met"
-    assert provincial("130821")["status"] == "met"
+    assert provincial("130821106").status == "met"
+    assert provincial("130821").status == "met"
     revoked = advance(chengde, "130821106", "revoke", "inspector", now, note="复查发现执法车辆挪用")
     assert (revoked.from_state, revoked.to_state) == ("accepted", "rectifying")
-    assert provincial("130821106") | {"name": None} == {
+    assert to_jsonable(provincial("130821106")) | {"name": None} == {
         "id": "provincial_demo", "name": None, "deadline": "2015-03-31", "status": "pending", "days": 21}
-    assert provincial("130821")["status"] == "pending"
+    assert provincial("130821").status == "pending"
     later = dt.datetime(2015, 4, 1, 9, 0, tzinfo=SHANGHAI)
-    assert [m["status"] for m in show(chengde, "130821106", later).milestones if m["id"] == "provincial_demo"] == [
+    assert [m.status for m in show(chengde, "130821106", later).milestones if m.id == "provincial_demo"] == [
         "overdue"]
 
 
 @pytest.mark.parametrize("unit", ["130802", "130821"])
 def test_show_lists_provincial_demo_only_for_counties_that_have_one(chengde, unit):
     """In the Chengde registry 承德县 has a provincial demonstration township and 双桥区 has none."""
-    ids = [m["id"] for m in show(chengde, unit, T0).milestones]
+    ids = [m.id for m in show(chengde, unit, T0).milestones]
     assert ("provincial_demo" in ids) is (unit == "130821")
     assert "plan_submission" in ids

@@ -16,17 +16,19 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import PG
 from sqlalchemy import create_engine, select, text
+from support import PG
 from test_channels import free_port
 from test_daemon import ANJIAN, HANG_GUARD, PASS_DONE, Daemonized, daemon_env, initialized_sqlite
 
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.reminders.passes import run_pass
+from anjian.workflow.reminders.run import run_pass
 from anjian.workflow.services.registry import initialize
 from anjian.workflow.settings import NotifySettings
 from anjian.workflow.store.db import AUDIT_LOCK_KEY, Database
 from anjian.workflow.store.models import AuditRow, Contact, Notice, NoticeItem, Unit
+
+pytestmark = pytest.mark.slow  # daemons as real processes
 
 DAEMONS = 3
 NOW = "2016-12-01T08:30"  # d-30 of full_coverage: every township has a rung due, every county overdue items

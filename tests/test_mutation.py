@@ -7,28 +7,16 @@ The harness (a realistic log, the mutations, the diff that says which row really
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import PG
+from support import PG
 
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.integrity import load_key, make_checkpoint, verify
+from benchmarks import audit_mutation as harness
 
-
-def _harness():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "audit_mutation.py"
-    spec = importlib.util.spec_from_file_location("audit_mutation", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being made
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _harness()
+pytestmark = pytest.mark.slow  # thousands of mutations, each verified
 SEED = 20141215
 ROWS = 1000  # every verify hashes up to the changed row: 1,000 rows keep 6,000 verifies near a minute
 PER_KIND = 1000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import T0
+from support import T0
 
 from anjian.workflow.engine.names import Resolver, UnitRef, fold, short_name
 from anjian.workflow.errors import BadInput

@@ -9,8 +9,8 @@ import json
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import T0, add_officials, new_database_url
 from sqlalchemy import func, select, update
+from support import T0, add_officials, new_database_url
 
 from anjian.states import permissions as P
 from anjian.states.labels import COHORTS

@@ -4,25 +4,14 @@ on different townships all succeed. The measurement is benchmarks/race.py, run h
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+import pytest
 
+from benchmarks import race
+
+pytestmark = pytest.mark.slow  # rounds of eight real processes
 PROCS = 8
 ROUNDS = 10
 WRITER_ROUNDS = 3
-
-
-def _load_race():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "race.py"
-    spec = importlib.util.spec_from_file_location("anjian_bench_race", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-race = _load_race()
 
 
 def test_eight_processes_firing_the_same_trigger_get_one_winner_per_round(db_url, tmp_path):

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import T0
 from sqlalchemy import func, inspect, select
+from support import T0
 
 from anjian.states.campaign import builtin_text
 from anjian.workflow.errors import BadInput

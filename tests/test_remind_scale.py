@@ -17,16 +17,18 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 
 import pytest
-from conftest import new_database_url
 from sqlalchemy import delete, insert, select
+from support import new_database_url
 
-from anjian.notifications.channels import OutboxWriter
+from anjian.notifications.writer import OutboxWriter
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.reminders.passes import run_pass
+from anjian.workflow.reminders.run import run_pass
 from anjian.workflow.services.registry import initialize
 from anjian.workflow.settings import NotifySettings
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Contact, Notice, NoticeContent, NoticeItem, Unit
+
+pytestmark = pytest.mark.slow  # passes over 3,000 townships, killed in the middle
 
 # 2016-12-01 is d-30 of full_coverage (2016-12-31), which every township owes, and key_compliance
 # (2015-12-31) is overdue for every township that has not started: every township has a rung due, and

@@ -15,11 +15,11 @@ from functools import cache
 
 import chinese_calendar
 import pytest
-from conftest import PG, checklist_values
 from sqlalchemy import select
+from support import PG, record_checklist
 
 from anjian.workflow.clock import SHANGHAI, from_utc_text, local_date, utc_text
-from anjian.workflow.reminders.passes import run_pass
+from anjian.workflow.reminders.run import run_pass
 from anjian.workflow.services import contacts
 from anjian.workflow.services.advance import advance
 from anjian.workflow.services.checklist import DesignateRow, designate, record
@@ -28,6 +28,8 @@ from anjian.workflow.services.stages import tick_city
 from anjian.workflow.settings import NotifySettings
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import AuditRow, Notice, NoticeItem
+
+pytestmark = pytest.mark.slow  # a whole campaign replayed day by day, a few hundred passes
 
 D = dt.date.fromisoformat
 FIRST, LAST = D("2014-12-01"), D("2017-01-31")
@@ -211,19 +213,13 @@ def act(db, step: tuple, when: dt.datetime, plan_file: str) -> None:
     elif verb == "designate":
         designate(db, [DesignateRow(0, unit, rest[0])], f"county-{SUPERVISOR[unit]}", when)
     elif verb == "fill":
-        fill_checklist(db, unit, rest[0], f"chief-{unit}", when)
+        record_checklist(db, unit, rest[0], actor=f"chief-{unit}", now=when)
     elif rest[0] == "submit_plan":
         advance(db, unit, "submit_plan", f"county-{unit}", when, evidence=(plan_file,))
     elif rest[0] in ("accept", "approve_demonstration"):
         advance(db, unit, rest[0], "city-inspector", when, note=rest[1])  # never the applicant
     else:
         advance(db, unit, rest[0], f"chief-{unit}", when)
-
-
-def fill_checklist(db, unit: str, cohorts: frozenset[str], actor: str, now: dt.datetime) -> None:
-    """Record a complete checklist for a township of these cohorts (conftest's values)."""
-    for item, value in checklist_values(cohorts).items():
-        record(db, unit, item, value, actor, now)
 
 
 @pytest.fixture(scope="module")

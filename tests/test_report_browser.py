@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import T0, add_officials, new_database_url
-from test_report_progress import OFFICIALS, Driven, at, drive, fill, run
+from support import T0, add_officials, at, new_database_url, record_checklist
+from test_report_progress import OFFICIALS, Driven, drive, run
 
 from anjian.workflow.store.db import Database
 
@@ -41,7 +41,8 @@ def _chromium() -> tuple[str | None, str | None, str | None]:
 
 
 BROWSER, DRIVER, WHY_NOT = _chromium()
-pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=f"headless Chromium unavailable: {WHY_NOT}")
+pytestmark = [pytest.mark.slow,  # a real browser (Selenium, headless Chromium)
+              pytest.mark.skipif(WHY_NOT is not None, reason=f"headless Chromium unavailable: {WHY_NOT}")]
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +194,7 @@ def fuller_campaign(db: Database, folder: Path) -> None:
 
     def town(code: str, cohorts: frozenset[str], start: str, apply: str | None, accepted: str | None) -> None:
         step(start, lambda: advance(db, code, "start", "chief", at(start)))
-        step(start, lambda: fill(db, code, cohorts, at(start)))
+        step(start, lambda: record_checklist(db, code, cohorts, now=at(start)))
         if apply:
             step(apply, lambda: advance(db, code, "apply", "chief", at(apply)))
         if accepted:

@@ -14,9 +14,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import T0, TEST_OFFICIALS, add_officials, checklist_values, new_database_url
+from support import (
+    T0,
+    TEST_OFFICIALS,
+    add_officials,
+    at,
+    new_database_url,
+    record_checklist,
+)
 
-from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.reports import progress as rp
 from anjian.workflow.services.advance import advance
 from anjian.workflow.services.checklist import record
@@ -28,15 +34,6 @@ YUERYA, KUANCHENG_TOWN, GAOSITAI, ZHANGBAIWAN = "130827102", "130827100", "13082
 OFFICIALS = {**TEST_OFFICIALS, "cd_li": ("county_official", CHENGDE_COUNTY)}
 
 
-def at(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
-
-
-def fill(db: Database, code: str, cohorts: frozenset[str], when: dt.datetime) -> None:
-    for item, value in checklist_values(cohorts).items():
-        record(db, code, item, value, "chief", when)
-
-
 def submit_plan(db: Database, county: str, official: str, when: str, plan: Path, store: Path) -> None:
     record(db, county, "county.leadership_group", "组长：县长（政字〔2014〕1号）", official, at(when))
     advance(db, county, "submit_plan", official, at(when), evidence=(str(plan),), evidence_dir=store)
@@ -46,7 +43,7 @@ def township_steps(code: str, cohorts: frozenset[str], start: str, apply: str | 
                    accepted: str | None = None) -> list[tuple[str, Callable[[Database], object]]]:
     """A township's path as timed steps: started with its checklist filled, applied, accepted by a city inspector."""
     steps = [(start, lambda db: advance(db, code, "start", "chief", at(start))),
-             (start, lambda db: fill(db, code, cohorts, at(start)))]
+             (start, lambda db: record_checklist(db, code, cohorts, now=at(start)))]
     if apply:
         steps.append((apply, lambda db: advance(db, code, "apply", "chief", at(apply))))
     if accepted:
@@ -161,7 +158,7 @@ def test_each_county_has_its_townships_accepted_over_total(report):
     assert rows[CHENGDE_COUNTY] == (1, 1, 23)
     assert rows[LUANPING] == (0, 1, 20)
     assert rows[XINGLONG] == (0, 0, 20)
-    assert report.totals["accepted"] == 3 and report.totals["townships"] == 219
+    assert report.totals.accepted == 3 and report.totals.townships == 219
 
 
 def test_counties_on_time_late_and_overdue_by_the_right_days(report):
@@ -191,7 +188,7 @@ def test_the_overdue_units_are_the_unaccepted_provincial_townships_and_the_planl
     counties = [u for u in report.overdue if u.level == "county"]
     assert len(counties) == 10
     assert all(("plan_submission", 101) in [(x.id, x.days) for x in u.late] for u in counties)
-    assert report.totals["overdue_townships"] == 3 and report.totals["counties_overdue"] == 10
+    assert report.totals.overdue_townships == 3 and report.totals.counties_overdue == 10
 
 
 def test_the_trend_changes_on_the_days_townships_started_and_were_accepted(report):
@@ -224,11 +221,11 @@ def test_an_earlier_now_shows_the_states_as_they_stood_then(driven):
     assert rows[KUANCHENG] == (1, 2, 18)
     assert rows[CHENGDE_COUNTY] == (0, 1, 23)
     assert rows[LUANPING] == (0, 1, 20)
-    assert early.totals["accepted"] == 1
+    assert early.totals.accepted == 1
     assert {u.name for u in early.overdue if u.level == "township"} == set()
     assert len([u for u in early.overdue if u.level == "county"]) == 10
     before = rp.build(driven.db, at("2014-12-16T09:00"))
-    assert before.totals["started"] == 0 and before.totals["accepted"] == 0
+    assert before.totals.started == 0 and before.totals.accepted == 0
 
 
 def test_a_county_report_holds_that_county_only(driven):

@@ -15,15 +15,13 @@ import io
 import json
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import asdict
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from click.testing import CliRunner, Result
-from conftest import T0, TEST_OFFICIALS, add_officials, checklist_values, new_database_url
+from click.testing import Result
 from sqlalchemy import delete, select, update
+from support import CHINA, T0, TEST_OFFICIALS, add_officials, checklist_values
 
 from anjian.states.milestones import milestones
 from anjian.workflow.clock import local_date, parse_time
@@ -32,9 +30,9 @@ from anjian.workflow.services.advance import BatchRow, advance_batch
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import ChecklistValue, Unit, UnitCohort
-from anjian.workflow.views import progress
+from anjian.workflow.views.status import CountyStatus, status
+from anjian.workflow.views.units import tally, units
 
-CHINA = Path(__file__).resolve().parents[2] / "shared" / "data" / "china-divisions.csv"
 CITY = "130800"  # 承德市
 KUANCHENG = "130827"  # 宽城满族自治县
 COHORTS = ("provincial_demo", "county_demo", "key", "heavy_task")
@@ -139,7 +137,7 @@ def reference(db: Database, now: dt.datetime) -> SimpleNamespace:
                            parents={code: p for code, _, p, _ in rows})
 
 
-def row_of(c: progress.CountyStatus) -> dict:
+def row_of(c: CountyStatus) -> dict:
     d = asdict(c)
     return {k: d[k] for k in ("state", "level", "parent", "townships", "accepted", "started", "cohorts", "overdue",
                               "overdue_townships", "next_milestone", "counties", "counties_overdue")}
@@ -148,7 +146,7 @@ def row_of(c: progress.CountyStatus) -> dict:
 def assert_same_as_reference(db: Database, now: dt.datetime, what: str) -> SimpleNamespace:
     """`status` (per county, scoped, per city), `units` (all and --overdue) and `tally` against the truth."""
     ref = reference(db, now)
-    res = progress.status(db, now)
+    res = status(db, now)
     got = {c.code: row_of(c) for c in res.counties}
     assert set(got) == set(ref.counties), f"{what}: status rows are not the counties"
     for code in sorted(ref.counties):
@@ -156,13 +154,13 @@ def assert_same_as_reference(db: Database, now: dt.datetime, what: str) -> Simpl
     assert [c.code for c in res.counties] == sorted(ref.counties), f"{what}: rows not in code order"
     totals = {k: sum(r[k] for r in ref.counties.values()) for k in ("townships", "accepted", "started", "overdue_townships")}
     totals |= {"counties": len(ref.counties), "counties_overdue": sum(bool(r["overdue"]) for r in ref.counties.values())}
-    assert res.totals == totals, f"{what}: totals"
+    assert asdict(res.totals) == totals, f"{what}: totals"
 
-    one = progress.status(db, now, county=KUANCHENG)
+    one = status(db, now, county=KUANCHENG)
     assert [row_of(c) for c in one.counties] == [ref.counties[KUANCHENG]], f"{what}: status --county {KUANCHENG}"
-    assert progress.status(db, now, county="承德市").counties == res.counties, f"{what}: status --county 承德市"
+    assert status(db, now, county="承德市").counties == res.counties, f"{what}: status --county 承德市"
 
-    city = progress.status(db, now, by="city").counties
+    city = status(db, now, by="city").counties
     assert len(city) == 1 and city[0].code == CITY, f"{what}: status --by city"
     summed = {k: sum(r[k] for r in ref.counties.values())
               for k in ("townships", "accepted", "started", "overdue_townships", "counties", "counties_overdue")}
@@ -173,17 +171,17 @@ def assert_same_as_reference(db: Database, now: dt.datetime, what: str) -> Simpl
     union = {m for r in ref.counties.values() for m in r["overdue"]}
     assert city[0].overdue == [m for m in order if m in union], f"{what}: status --by city overdue milestones"
 
-    listed = progress.units(db, now)
+    listed = units(db, now)
     assert {u.code for u in listed} == set(ref.levels), f"{what}: units lists every unit"
     for u in listed:
         want = ref.late[u.code] if u.level in ("county", "township") else None
         assert u.overdue == want, f"{what}: units row {u.code} overdue {u.overdue} != {want}"
         assert u.state == ref.states[u.code] and u.parent == ref.parents[u.code], f"{what}: units row {u.code}"
-    overdue = {u.code: u.overdue for u in progress.units(db, now, overdue=True)}
+    overdue = {u.code: u.overdue for u in units(db, now, overdue=True)}
     assert overdue == {c: m for c, m in ref.late.items() if m}, f"{what}: units --overdue"
 
-    townships = progress.units(db, now, level="township")
-    tallied = {t.code: (t.units, t.states, t.overdue) for t in progress.tally(db, townships, "county")}
+    townships = units(db, now, level="township")
+    tallied = {t.code: (t.units, t.states, t.overdue) for t in tally(db, townships, "county")}
     want_tally = {}
     for code in ref.counties:
         kids = [k for k, p in ref.parents.items() if p == code and ref.levels[k] == "township"]
@@ -192,7 +190,7 @@ def assert_same_as_reference(db: Database, now: dt.datetime, what: str) -> Simpl
     return ref
 
 
-@pytest.mark.parametrize("seed", [1, 2014, 31337])
+@pytest.mark.parametrize("seed", [1, pytest.param(2014, marks=pytest.mark.slow), pytest.param(31337, marks=pytest.mark.slow)])
 def test_status_and_units_equal_the_per_unit_truth(chengde, seed):
     """On a seeded random mix of township/county states and cohorts, at 14 times around every deadline,
     `status` (per county, scoped to a county and a city, summed per city), `units` (every row's overdue
@@ -221,15 +219,16 @@ def test_truth_is_not_vacuous(chengde):
 def test_the_shanghai_day_decides_lateness(chengde):
     """On the untouched registry, 2015-03-31T15:59Z (23:59 in Shanghai) has the five provincial demos
     still in time; 16:30Z (00:30 on 1 April in Shanghai) has them and their five counties late."""
-    before = progress.status(chengde, parse_time("2015-03-31T15:59Z"))
-    after = progress.status(chengde, parse_time("2015-03-31T16:30Z"))
-    assert before.totals["overdue_townships"] == 0
-    assert after.totals["overdue_townships"] == 5
+    before = status(chengde, parse_time("2015-03-31T15:59Z"))
+    after = status(chengde, parse_time("2015-03-31T16:30Z"))
+    assert before.totals.overdue_townships == 0
+    assert after.totals.overdue_townships == 5
     late = {c.code for c in after.counties if "provincial_demo" in c.overdue}
     assert late == {"130821", "130824", "130826", "130827", "130881"}
     assert all(c.overdue == ["plan_submission"] for c in before.counties)
 
 
+@pytest.mark.slow  # 219 townships' checklists, at two moments
 def test_a_campaign_whose_township_milestones_read_the_checklist(fresh_db, tmp_path):
     """With a campaign whose township `full_coverage` is met by a complete checklist (not by a state), the
     views cannot group by (state, cohorts): they still agree with the per-unit truth."""
@@ -261,12 +260,7 @@ def test_a_campaign_whose_township_milestones_read_the_checklist(fresh_db, tmp_p
 
 
 # -- the national registry ---------------------------------------------------------------------------
-def run_on(url: str, home: Path, *args: str) -> Result:
-    """`anjian --db URL ARGS…` as this OS account (the admin of that database)."""
-    from anjian.workflow.cli import cli as group
-
-    env = {"ANJIAN_HOME": str(home), "ANJIAN_DB": None, "ANJIAN_NOW": None, "ANJIAN_USER": None}
-    return CliRunner().invoke(group, ["--db", url, "--now", "2014-12-16T09:00", *args], env=env, catch_exceptions=False)
+NATIONAL_NOW = "2014-12-16T09:00"  # the moment of every command this module runs on the national registry
 
 
 def divisions() -> SimpleNamespace:
@@ -297,18 +291,16 @@ def china() -> SimpleNamespace:
     return divisions()
 
 
-@pytest.fixture(scope="module")
-def national(tmp_path_factory, china) -> Iterator[SimpleNamespace]:
-    """The national registry (44,700 units) loaded once for this module with `anjian init --registry`."""
-    home = tmp_path_factory.mktemp("national")
-    with new_database_url(home) as url:
-        r = run_on(url, home, "init", "--registry", str(CHINA))
-        assert r.exit_code == 0, r.output
-        db = Database(url)
-        try:
-            yield SimpleNamespace(url=url, home=home, db=db, run=lambda *args: run_on(url, home, *args))
-        finally:
-            db.dispose()
+def at_our_time(registry: SimpleNamespace) -> SimpleNamespace:
+    """The national registry fixture, its `run` at NATIONAL_NOW."""
+    return SimpleNamespace(url=registry.url, home=registry.home, db=registry.db,
+                           run=lambda *args: registry.run(*args, now=NATIONAL_NOW))
+
+
+@pytest.fixture
+def national(national_registry, china) -> SimpleNamespace:
+    """The national registry (44,700 units), loaded once a session and only read by these tests."""
+    return at_our_time(national_registry)
 
 
 def as_json(r: Result):
@@ -411,9 +403,9 @@ def test_by_nonsense_refused_by_the_services(national):
     from anjian.workflow.errors import BadInput
 
     with pytest.raises(BadInput):
-        progress.status(national.db, T0, by="nonsense")
+        status(national.db, T0, by="nonsense")
     with pytest.raises(BadInput):
-        progress.tally(national.db, [], "nonsense")
+        tally(national.db, [], "nonsense")
 
 
 def test_table_headers_are_chinese(national):
@@ -446,10 +438,11 @@ def test_csv_output_parses(national, china):
     assert {row["代码"]: int(row["单位数"]) for row in rows} == dict(china.per_city)
 
 
-def test_moves_show_in_the_province_totals(national, china):
+def test_moves_show_in_the_province_totals(national_registry_copy, china):
     """After `advance_batch` starts some townships (actor "bench") and others are set accepted directly,
     `status --by province` started/accepted move by exactly those, province by province — and so do the
     per-city rows and `units --state building --by province`."""
+    national = at_our_time(national_registry_copy)
     rng = random.Random(5)
     pool = [r["code"] for r in china.towns]
     picked = rng.sample(pool, 300)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import T0
 from sqlalchemy import func, select
+from support import T0
 
 from anjian.workflow.clock import SHANGHAI, utc_text
 from anjian.workflow.services.stages import SCHEDULER, city_state, tick_city
-from anjian.workflow.store.audit import verify
+from anjian.workflow.store.integrity import verify
 from anjian.workflow.store.models import AuditRow, Unit
 
 CITY = "130800"
@@ -94,6 +94,7 @@ def test_after_the_campaign_one_tick_walks_the_city_to_closed(chengde):
         assert verify(s).ok
 
 
+@pytest.mark.slow  # every day of the campaign, one at a time
 def test_the_campaign_s_stage_dates_move_the_city_day_by_day(chengde):
     """Ticking every day at 08:30 from 2014-12-10 to 2017-01-10 moves the city exactly on the four dates."""
     day, moved = dt.date(2014, 12, 10), []

@@ -9,9 +9,9 @@ import email
 from email import policy
 
 import pytest
-from conftest import T0
 from jinja2 import meta
 from jinja2.exceptions import UndefinedError
+from support import T0
 
 from anjian.notifications.render import (
     LANGUAGES,
@@ -26,7 +26,7 @@ from anjian.notifications.render import (
     template_names,
 )
 from anjian.workflow.clock import SHANGHAI
-from anjian.workflow.reminders.passes import run_pass
+from anjian.workflow.reminders.run import run_pass
 from anjian.workflow.services import contacts
 from anjian.workflow.settings import NotifySettings
 

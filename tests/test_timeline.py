@@ -8,7 +8,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import T0, checklist_values
+from support import T0, at, record_checklist
 
 from anjian.workflow.clock import SHANGHAI, local_date
 from anjian.workflow.services.advance import advance
@@ -39,12 +39,6 @@ DEMO_DEADLINE = dt.date(2015, 3, 31)
 NOW = "2015-04-15T12:00"
 
 
-def at(text: str) -> dt.datetime:
-    """A moment written as Shanghai wall-clock time (or with its own offset)."""
-    moment = dt.datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
-
-
 @dataclass
 class Run:
     """The driven campaign: the audit seq of each transition, by (unit, trigger); the last one wins."""
@@ -63,8 +57,7 @@ class Run:
 
     def fill(self, unit: str, cohorts: frozenset[str], when: str) -> None:
         """Record a complete checklist (by `chief`)."""
-        for item, value in checklist_values(cohorts).items():
-            record(self.db, unit, item, value, "chief", at(when))
+        record_checklist(self.db, unit, cohorts, now=at(when))
 
     def accept(self, unit: str, when: str) -> int:
         return self.advance(unit, "accept", "inspector", when, note="经现场验收，符合规范化建设标准")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from anjian.workflow.clock import SHANGHAI
+import pytest
+from support import at
+
 from anjian.workflow.services.advance import advance
 
 COUNTY = "宽城满族自治县"
@@ -19,10 +21,6 @@ DEMOS = ["130827100", "130827101"]  # 宽城镇, 龙须门镇: county demonstrat
 KEYS = ["130827103", "130827104"]  # 板城镇, 汤道河镇: key only
 HEAVY = "130827109"  # 松岭镇: heavy task
 MILESTONES = ["plan_submission", "provincial_demo", "county_demo", "demo_review", "key_compliance", "full_coverage"]
-
-
-def at(day: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(day).replace(tzinfo=SHANGHAI)
 
 
 def step(cli, *args: str, code: int = 0, now: str, user: str = "county_official"):
@@ -57,6 +55,7 @@ def write(tmp_path, name: str, text: str) -> str:
     return str(p)
 
 
+@pytest.mark.slow  # the whole campaign through the CLI, step by step
 def test_walk_kuancheng_from_mobilization_to_standardized(chengde, cli, fill_checklist, tmp_path):
     """宽城 walks every stage of the plan; each county transition is refused until the plan's condition
     holds, every milestone ends met, and the audit chain verifies."""
