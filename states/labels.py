@@ -63,3 +63,21 @@ def state_name(level: str, state: str | None) -> str:
     if state is None:
         return "—"
     return STATE_NAMES.get((level, state), state)
+
+
+def required_words(kind: str, required: object) -> str:
+    """What a checklist item requires, as `show` and the dossier print it."""
+    if kind == "flag":
+        return "必备" if required else "可选"
+    if kind == "count":
+        return f"≥ {required}"
+    return "须填写"
+
+
+def value_words(value: object) -> str:
+    """A checklist item's recorded value, as `show` and the dossier print it."""
+    if value is None:
+        return "未填报"
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    return str(value)

@@ -6,14 +6,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from anjian.states.labels import COHORT_SHORT
+from anjian.states.labels import COHORT_SHORT, required_words, value_words
 from anjian.states.labels import LEVEL_NAMES as LEVEL_WORDS
 from anjian.states.labels import MILESTONE_COHORTS as COHORTS
 from anjian.states.labels import MILESTONE_STATUS as STATUS_WORDS
 from anjian.workflow.cli.common import EXPORTS, command, emit, format_option, out_option
 
 if TYPE_CHECKING:
-    from anjian.states.guards import ItemStatus
     from anjian.states.milestones import MilestoneStatus
 
 BY_WORDS = {"county": "县区", "city": "市", "province": "省"}
@@ -207,7 +206,7 @@ def show(env, unit: str, fmt: str) -> None:
             missing = [c for c in res.checklist if not c.ok]
             out += ["", f"规范化建设清单（{len(res.checklist) - len(missing)}/{len(res.checklist)} 项达标）"]
             out.append(render.table(["", "项目", "要求", "现状", "代码"], [
-                ["✓" if c.ok else "✗", c.label, _required(c), _value(c), c.item] for c in res.checklist]))
+                ["✓" if c.ok else "✗", c.label, required_words(c.kind, c.required), value_words(c.value), c.item] for c in res.checklist]))
         if res.milestones:
             out += ["", "时间节点", render.table(["节点", "期限", "状态", "天数"], [
                 [m.id, m.deadline.isoformat(), STATUS_WORDS[m.status], _days(m)] for m in res.milestones])]
@@ -220,23 +219,6 @@ def show(env, unit: str, fmt: str) -> None:
         return "\n".join(out)
 
     emit(fmt, text, res)
-
-
-def _required(c: ItemStatus) -> str:
-    if c.kind == "flag":
-        return "必备" if c.required else "可选"
-    if c.kind == "count":
-        return f"≥ {c.required}"
-    return "须填写"
-
-
-def _value(c: ItemStatus) -> str:
-    v = c.value
-    if v is None:
-        return "未填报"
-    if isinstance(v, bool):
-        return "是" if v else "否"
-    return str(v)
 
 
 def _days(m: MilestoneStatus) -> str:

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from anjian.states.guards import ItemStatus
-from anjian.states.labels import COHORT_NAMES, MILESTONE_STATUS, TRIGGER_NAMES, state_name
+from anjian.states.labels import (
+    COHORT_NAMES,
+    MILESTONE_STATUS,
+    TRIGGER_NAMES,
+    required_words,
+    state_name,
+    value_words,
+)
 from anjian.states.milestones import MilestoneStatus
 from anjian.workflow.clock import SHANGHAI, shown
 from anjian.workflow.errors import BadInput
@@ -160,23 +167,6 @@ def _detail(r, labels: dict[str, str]) -> str:
 
 
 # -- words -------------------------------------------------------------------------------------------
-def required_words(item: ItemStatus) -> str:
-    if item.kind == "flag":
-        return "必备" if item.required else "可选"
-    if item.kind == "count":
-        return f"≥ {item.required}"
-    return "须填写"
-
-
-def value_words(item: ItemStatus) -> str:
-    v = item.value
-    if v is None:
-        return "未填报"
-    if isinstance(v, bool):
-        return "是" if v else "否"
-    return str(v)
-
-
 def milestone_words(m: MilestoneStatus) -> str:
     days = {"pending": f"，剩 {m.days} 天", "overdue": f"，逾期 {m.days} 天"}.get(m.status, "")
     return MILESTONE_STATUS[m.status] + days
@@ -216,7 +206,7 @@ def markdown(d: Dossier) -> str:
         for area, items in d.areas:
             out += [f"### {area}", ""]
             out += _table(["", "项目", "要求", "现状", "代码"], [
-                ["✓" if i.ok else "✗ 缺", i.label, required_words(i), value_words(i), i.item] for i in items])
+                ["✓" if i.ok else "✗ 缺", i.label, required_words(i.kind, i.required), value_words(i.value), i.item] for i in items])
             out.append("")
         if d.missing:
             out += ["**尚缺：** " + "；".join(i.label for i in d.missing), ""]
@@ -260,8 +250,8 @@ def html(d: Dossier) -> str:
         "dossier.html.j2", title=d.title, campaign=d.campaign, issuer=d.issuer, identity=_identity(d), level=u.level,
         milestones=[{"name": m.name, "deadline": m.deadline.isoformat(), "words": milestone_words(m), "status": m.status}
                     for m in u.milestones],
-        areas=[{"name": a, "rows": [{"ok": i.ok, "label": i.label, "required": required_words(i),
-                                      "value": value_words(i), "item": i.item} for i in items]} for a, items in d.areas],
+        areas=[{"name": a, "rows": [{"ok": i.ok, "label": i.label, "required": required_words(i.kind, i.required),
+                                      "value": value_words(i.value), "item": i.item} for i in items]} for a, items in d.areas],
         checked=d.checked, missing=[i.label for i in d.missing],
         children_summary="、".join(f"{state_name('township', k)} {v}" for k, v in sorted(u.children.items())),
         children=[{"code": c.code, "name": c.name, "state": state_name("township", c.state),
