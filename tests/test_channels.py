@@ -26,6 +26,7 @@ from support import T0
 
 from anjian.notifications import outbox as channels  # the file outbox's module, whose syncs are patched below
 from anjian.notifications.mail import message_bytes
+from anjian.notifications.netguard import Policy
 from anjian.notifications.outbox import FileOutbox
 from anjian.notifications.outgoing import Outgoing, Transient
 from anjian.workflow.clock import SHANGHAI
@@ -52,8 +53,9 @@ def smtp_settings(port: int, **extra) -> NotifySettings:
     return NotifySettings(channel="smtp", smtp_host="127.0.0.1", smtp_port=port, **extra)
 
 
-def add_contact(db, unit: str, name: str, email_address: str | None = None, webhook: str | None = None) -> None:
-    contacts.add(db, unit, name, email_address, webhook, "admin", T0)
+def add_contact(db, unit: str, name: str, email_address: str | None = None, webhook: str | None = None,
+                hooks: Policy | None = None) -> None:
+    contacts.add(db, unit, name, email_address, webhook, "admin", T0, hooks=hooks)
 
 
 def stored_notices(db) -> dict[str, Notice]:
@@ -308,15 +310,18 @@ class Robot(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def robot(monkeypatch):
-    """A real HTTP server on 127.0.0.1 in a thread, playing a group robot; `.received` lists the posts."""
-    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
+def robot():
+    """A real HTTP server on 127.0.0.1 in a thread, playing a group robot; `.received` lists the posts.
+    Its address and port are the administrator's explicit choice in `webhook_hosts` (`.hooks` for
+    `contact add`, `.settings` for a pass): loopback is refused otherwise."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), Robot)
     server.received = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    allowed = (f"127.0.0.1:{server.server_address[1]}",)
+    server.hooks = Policy.of(allowed)
+    server.settings = NotifySettings(extra=(("webhook_hosts", allowed),))
     yield server
     server.shutdown()
     server.server_close()
@@ -325,8 +330,8 @@ def robot(monkeypatch):
 
 def test_webhook_posts_wecom_markdown_in_chinese(chengde, robot, tmp_path):
     """The robot receives one UTF-8 JSON post {"msgtype": "markdown", "markdown": {"content": …}} in Chinese."""
-    add_contact(chengde, "宽城县", "李科长", webhook=robot.url + "/ok")
-    result = run_pass(chengde, OVERDUE_NOW, NotifySettings(), tmp_path / "outbox")
+    add_contact(chengde, "宽城县", "李科长", webhook=robot.url + "/ok", hooks=robot.hooks)
+    result = run_pass(chengde, OVERDUE_NOW, robot.settings, tmp_path / "outbox")
     assert [(s.channel, s.status) for s in result.sent] == [("webhook", "sent")]
     ((path, headers, body),) = robot.received
     assert path == "/ok"
@@ -344,8 +349,8 @@ def test_webhook_posts_wecom_markdown_in_chinese(chengde, robot, tmp_path):
 
 def test_webhook_dingtalk_style_sends_title_and_text(chengde, robot, tmp_path):
     """In the DingTalk style the markdown carries the subject as `title` and the message as `text`."""
-    add_contact(chengde, "宽城县", "李科长", webhook=robot.url + "/ok")
-    run_pass(chengde, OVERDUE_NOW, NotifySettings(webhook_style="dingtalk"), tmp_path / "outbox")
+    add_contact(chengde, "宽城县", "李科长", webhook=robot.url + "/ok", hooks=robot.hooks)
+    run_pass(chengde, OVERDUE_NOW, dataclasses.replace(robot.settings, webhook_style="dingtalk"), tmp_path / "outbox")
     ((_, _, body),) = robot.received
     payload = json.loads(body)
     assert payload["msgtype"] == "markdown" and set(payload["markdown"]) == {"title", "text"}
@@ -364,8 +369,8 @@ def test_webhook_dingtalk_style_sends_title_and_text(chengde, robot, tmp_path):
 ])
 def test_webhook_answer_decides_sent_retry_or_failed(chengde, robot, tmp_path, path, status):
     """HTTP 5xx/429 and a rate-limit errcode are retried; HTTP 404 and errcode 93000 fail; a 2xx without errcode is sent."""
-    add_contact(chengde, "宽城县", "李科长", webhook=robot.url + path)
-    run_pass(chengde, OVERDUE_NOW, NotifySettings(), tmp_path / "outbox")
+    add_contact(chengde, "宽城县", "李科长", webhook=robot.url + path, hooks=robot.hooks)
+    run_pass(chengde, OVERDUE_NOW, robot.settings, tmp_path / "outbox")
     (n,) = stored_notices(chengde).values()
     assert (n.status, n.attempts) == (status, 1)
     assert (n.next_attempt_at is not None) == (status == "retry")
@@ -374,8 +379,8 @@ def test_webhook_answer_decides_sent_retry_or_failed(chengde, robot, tmp_path, p
 
 def test_contact_with_email_and_webhook_gets_one_of_each(chengde, robot, tmp_path):
     """A contact with both an address and a robot gets one file in the outbox and one robot post."""
-    add_contact(chengde, "宽城县", "李科长", COUNTY_MAIL, robot.url + "/ok")
-    result = run_pass(chengde, OVERDUE_NOW, NotifySettings(), tmp_path / "outbox")
+    add_contact(chengde, "宽城县", "李科长", COUNTY_MAIL, robot.url + "/ok", hooks=robot.hooks)
+    result = run_pass(chengde, OVERDUE_NOW, robot.settings, tmp_path / "outbox")
     assert sorted(s.channel for s in result.sent) == ["file", "webhook"]
     assert len(robot.received) == 1
     assert len(list((tmp_path / "outbox").iterdir())) == 1

@@ -52,10 +52,10 @@ def test_add_with_webhook_only_and_with_both(chengde, cli):
     r = cli("contact", "add", "宽城县", "--name", "安监群", "--webhook", hook)
     assert r.exit_code == 0, r.output
     assert hook in r.output
-    r = cli("contact", "add", "宽城县", "--name", "李科长", "--email", "li@kc.gov.cn", "--webhook", "http://10.0.0.8/hook")
+    r = cli("contact", "add", "宽城县", "--name", "李科长", "--email", "li@kc.gov.cn", "--webhook", "https://oapi.dingtalk.com/robot/send?access_token=1")
     assert r.exit_code == 0, r.output
     assert [(c["name"], c["email"], c["webhook"]) for c in listed(cli, "宽城县")] == [
-        ("安监群", None, hook), ("李科长", "li@kc.gov.cn", "http://10.0.0.8/hook")]
+        ("安监群", None, hook), ("李科长", "li@kc.gov.cn", "https://oapi.dingtalk.com/robot/send?access_token=1")]
 
 
 def test_list_of_one_unit_leaves_out_the_others(chengde, cli):
@@ -185,9 +185,9 @@ def test_malformed_name_is_refused(chengde, cli, name, message):
 
 def test_surrounding_whitespace_is_trimmed(chengde, cli):
     """Spaces or a line break around a name, address or webhook (as pasted from a form) are trimmed, not stored."""
-    r = cli("contact", "add", "宽城县", "--name", " 李科长\n", "--email", " li@kc.gov.cn\r\n", "--webhook", "http://10.0.0.8/hook\n")
+    r = cli("contact", "add", "宽城县", "--name", " 李科长\n", "--email", " li@kc.gov.cn\r\n", "--webhook", "https://oapi.dingtalk.com/robot/send?access_token=1\n")
     assert r.exit_code == 0, r.output
-    assert contacts(chengde) == ((KUANCHENG, "李科长", "li@kc.gov.cn", "http://10.0.0.8/hook"),)
+    assert contacts(chengde) == ((KUANCHENG, "李科长", "li@kc.gov.cn", "https://oapi.dingtalk.com/robot/send?access_token=1"),)
 
 
 def test_neither_email_nor_webhook_is_refused(chengde, cli):
@@ -224,7 +224,7 @@ def test_import_adds_every_row(chengde, cli, tmp_path):
     """`contact import` adds each row of a UTF-8 CSV (columns unit,name,email,webhook) and counts them."""
     path = write_csv(tmp_path, "unit,name,email,webhook\n"
                                "宽城县,李科长,li@kc.gov.cn,\n"
-                               "宽城峪耳崖镇,王站长,wang@kc.gov.cn,https://robot.example/hook?key=1\n"
+                               "宽城峪耳崖镇,王站长,wang@kc.gov.cn,https://open.feishu.cn/open-apis/bot/v2/hook/1\n"
                                "承德市,市安委办,office@cd.gov.cn,\n")
     r = cli("contact", "import", path)
     assert r.exit_code == 0, r.output

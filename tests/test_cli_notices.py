@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from support import PG, T0
 
+from anjian.notifications.netguard import Policy
 from anjian.workflow.services import contacts
 from anjian.workflow.store.models import Notice, NoticeItem
 
@@ -192,9 +193,11 @@ def test_notices_filtered_by_unit(reachable, cli, outbox):
     assert notices_json(cli, "--unit", "宽城镇") == []
 
 
-def test_notices_filtered_by_status(chengde, cli, outbox):
+def test_notices_filtered_by_status(chengde, cli, outbox, monkeypatch):
     """`--status` keeps the messages in that status: a robot that is down leaves its message in `retry`."""
-    contacts.add(chengde, "宽城县", "李科长", "li@kc.gov.cn", "http://127.0.0.1:9/down", "admin", T0)
+    monkeypatch.setenv("ANJIAN_WEBHOOK_HOSTS", "127.0.0.1:9")  # nothing listens on the discard port
+    contacts.add(chengde, "宽城县", "李科长", "li@kc.gov.cn", "http://127.0.0.1:9/down", "admin", T0,
+                 hooks=Policy.of(["127.0.0.1:9"]))
     remind_json(cli, OVERDUE)
     assert [(n["channel"], n["status"]) for n in notices_json(cli, "--status", "sent")] == [("file", "sent")]
     retry = notices_json(cli, "--status", "retry")

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from support import T0
 
 from anjian.notifications.faults import POINTS
+from anjian.notifications.netguard import Policy
 from anjian.workflow.services import contacts
 from anjian.workflow.store.models import Notice, NoticeItem
 
@@ -139,14 +140,14 @@ class Robot(BaseHTTPRequestHandler):
 
 def test_a_webhook_pass_killed_after_sending_is_resent_and_flagged(chengde, cli, db_url, tmp_path, outbox, monkeypatch):
     """A robot post whose pass died before marking it cannot be known sent: it is sent again and flagged as a possible duplicate."""
-    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Robot)
     server.received = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    allowed = f"127.0.0.1:{server.server_address[1]}"  # the loopback robot: the administrator's explicit choice
+    monkeypatch.setenv("ANJIAN_WEBHOOK_HOSTS", allowed)
     try:
-        contacts.add(chengde, "宽城县", "李科长", None, f"http://127.0.0.1:{server.server_address[1]}/hook", "admin", T0)
+        contacts.add(chengde, "宽城县", "李科长", None, f"http://{allowed}/hook", "admin", T0, hooks=Policy.of([allowed]))
         child = killed_pass(db_url, tmp_path, outbox, "after_send")
         assert child.returncode == -signal.SIGKILL, child.stderr
         assert len(server.received) == 1

@@ -159,7 +159,11 @@ class NotifySettings:
         for key, value in self.extra:
             if key == name:
                 return value
-        return getattr(self, name)
+        if hasattr(self, name):
+            return getattr(self, name)
+        from anjian.notifications.channels import declared_settings  # made in code: a channel's default
+
+        return next(s.default for s in declared_settings() if s.name == name)
 
 
 # The settings of no channel; each channel declares its own (notifications/channels, `Setting`).
@@ -204,8 +208,16 @@ def notify_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> Not
                 values[name] = int(value)
             elif types[name] == "float":
                 values[name] = float(value)
+            elif types[name] == "tuple" and isinstance(value, str):  # from the environment: a,b,c
+                values[name] = tuple(part for part in value.split(",") if part.strip())
         except ValueError:
             raise BadInput(f"setting {name} must be a number, not {value!r}") from None
+    for s in declared:
+        if s.check and s.name in values:
+            try:
+                values[s.name] = s.check(values[s.name])
+            except ValueError as exc:
+                raise BadInput(f"设置 {s.name} 有误：{exc}") from None
     fields = {f.name for f in dataclasses.fields(NotifySettings)}
     extra = tuple((s.name, values.pop(s.name, s.default)) for s in declared if s.name not in fields)
     result = NotifySettings(**values, extra=extra, tuning=pass_tuning(env))

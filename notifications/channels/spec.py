@@ -26,8 +26,9 @@ class Setting:
     key: str
     env: str | None = None
     default: object = None
-    kind: type = str  # str, int or float: what the text of the file or the variable is read as
+    kind: type = str  # str, int, float or tuple (a TOML list, or a comma-separated variable)
     allowed: tuple[str, ...] = ()  # the values it may take (empty: any)
+    check: Callable[[object], object] | None = None  # the value checked (ValueError says why) and kept
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import urllib.error
-import urllib.request
+import socket
+import ssl
 
 from anjian.notifications.channels.spec import Channel, Setting, Values
+from anjian.notifications.netguard import GROUP_ROBOTS, Address, Policy, Refused, Target, Unresolved
+from anjian.notifications.netguard import check_entries as checked_hosts
 from anjian.notifications.outbox import FileOutbox
 from anjian.notifications.outgoing import Outgoing, Permanent, Sender, Transient
 
@@ -38,13 +40,21 @@ def fit_markdown(text: str, limit: int, language: str = "zh") -> str:
 
 class WebhookChannel:
     """A JSON POST in the style of the group robots of officials' chat tools (WeCom by default,
-    DingTalk with style="dingtalk"): {"msgtype": "markdown", "markdown": {...}}."""
+    DingTalk with style="dingtalk"): {"msgtype": "markdown", "markdown": {...}}.
+
+    Only where the policy allows (anjian.notifications.netguard): the host is vetted and resolved once,
+    the post connects to a vetted address itself and never follows a redirect; what is kept of the
+    answer is the HTTP status and the service's numeric errcode, never the body (it could carry a secret
+    of whatever answered)."""
 
     name = "webhook"
 
-    def __init__(self, timeout: float = 10.0, style: str = "wecom"):
+    def __init__(self, timeout: float = 10.0, style: str = "wecom", policy: Policy | None = None,
+                 tls: ssl.SSLContext | None = None):
         self.timeout = timeout
         self.style = style
+        self.policy = policy or Policy()
+        self.tls = tls or ssl.create_default_context()
 
     def payload(self, o: Outgoing) -> dict:
         if self.style == "dingtalk":
@@ -52,31 +62,105 @@ class WebhookChannel:
         return {"msgtype": "markdown", "markdown": {"content": o.markdown}}
 
     def send(self, o: Outgoing) -> None:
-        body = json.dumps(self.payload(o), ensure_ascii=False).encode("utf-8")
         try:
-            req = urllib.request.Request(o.address, data=body, method="POST", headers={
-                "Content-Type": "application/json; charset=utf-8", "X-Anjian-Notice": o.notice_id})
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                reply = resp.read(65536)
-        except urllib.error.HTTPError as exc:
-            kind = Transient if exc.code >= 500 or exc.code == 429 else Permanent
-            raise kind(f"webhook HTTP {exc.code}") from None
-        except (TimeoutError, urllib.error.URLError, OSError) as exc:
-            raise Transient(f"webhook: {getattr(exc, 'reason', exc)}") from None
-        except (ValueError, http.client.InvalidURL) as exc:  # a URL that cannot go on the wire: retrying won't help
+            t, addresses = self.policy.vet(o.address)
+        except Refused as exc:
+            raise Permanent(f"webhook 被拒绝：{exc}") from None
+        except Unresolved as exc:
+            raise Transient(str(exc)) from None
+        except ValueError as exc:  # a URL that cannot go on the wire (stored before the checks): retrying won't help
             raise Permanent(f"webhook URL cannot be requested: {exc}") from None
-        try:
-            answer = json.loads(reply or b"{}")
-        except ValueError:
-            return  # a 2xx with a non-JSON body: accepted
-        code = answer.get("errcode", 0) if isinstance(answer, dict) else 0
-        if code not in (0, None):
+        body = json.dumps(self.payload(o), ensure_ascii=False).encode("utf-8")
+        status, reply = self._post(t, addresses, body, {
+            "Content-Type": "application/json; charset=utf-8", "X-Anjian-Notice": o.notice_id})
+        if 300 <= status < 400:
+            raise Permanent(f"webhook HTTP {status}：被重定向，未跟随")
+        if status >= 500 or status == 429:
+            raise Transient(f"webhook HTTP {status}")
+        if not 200 <= status < 300:
+            raise Permanent(f"webhook HTTP {status}")
+        code = errcode(reply)
+        if code is None:
+            raise Permanent("webhook 答复的 errcode 不是可识别的数")
+        if code != 0:
             kind = Transient if code in (45009, 130101, -1) else Permanent  # rate limits, busy
-            raise kind(f"webhook errcode {code}: {answer.get('errmsg', '')}")
+            raise kind(f"webhook errcode {code}")  # never errmsg: it is the server's text
+
+    def _post(self, t: Target, addresses: list[Address], body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        """POST to the first vetted address that takes the connection: (status, at most 64 KiB of reply).
+        Every failure to connect or to be answered reads the same, so that nothing tells an open port
+        from a closed one."""
+        for addr in addresses:
+            if t.scheme == "https":
+                conn: http.client.HTTPConnection = _PinnedHTTPS(t.host, t.port, str(addr), self.timeout, self.tls)
+            else:
+                conn = _PinnedHTTP(t.host, t.port, str(addr), self.timeout)
+            try:
+                conn.connect()
+            except ssl.SSLCertVerificationError:
+                conn.close()
+                raise Permanent(f"webhook 主机 {t.host} 的证书未通过校验") from None
+            except OSError:
+                conn.close()
+                continue
+            try:
+                conn.request("POST", t.path, body=body, headers=headers)
+                with conn.getresponse() as resp:
+                    return resp.status, resp.read(65536)
+            except (OSError, http.client.HTTPException):
+                raise Transient(f"无法连接 webhook 主机 {t.host}") from None
+            finally:
+                conn.close()
+        raise Transient(f"无法连接 webhook 主机 {t.host}")
+
+
+def errcode(reply: bytes) -> int | None:
+    """The service's errcode in a 2xx reply: 0 when there is none (a body that is not JSON, or JSON
+    without errcode, is an acceptance); None when it is not a plain integer (not kept: it could be
+    anything the server chose to say)."""
+    try:
+        answer = json.loads(reply or b"{}")
+    except ValueError:
+        return 0
+    code = answer.get("errcode", 0) if isinstance(answer, dict) else 0
+    if code is None:
+        return 0
+    if isinstance(code, bool) or not isinstance(code, int) or not -(2**31) <= code < 2**31:
+        return None
+    return code
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """An HTTP connection to one vetted address, sending the URL's host in the Host header."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float):
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """An HTTPS connection to one vetted address; SNI and the certificate are checked against the host name."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float, tls: ssl.SSLContext):
+        super().__init__(host, port, timeout=timeout, context=tls)
+        self.address = address
+        self.tls = tls
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        try:
+            self.sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
 
 
 def _robot(values: Values, outbox: FileOutbox) -> Sender:
-    return WebhookChannel(values.value("webhook_timeout"), values.value("webhook_style"))
+    return WebhookChannel(values.value("webhook_timeout"), values.value("webhook_style"),
+                          Policy.of(values.value("webhook_hosts")))
 
 
 CHANNEL = Channel(
@@ -90,6 +174,8 @@ CHANNEL = Channel(
     settings=(
         Setting("webhook_style", "webhook", "style", "ANJIAN_WEBHOOK_STYLE", "wecom", allowed=("wecom", "dingtalk")),
         Setting("webhook_timeout", "webhook", "timeout", None, 10.0, float),
+        # Where webhooks may go (anjian.notifications.netguard): host, host:port, or an internal IP:port.
+        Setting("webhook_hosts", "webhook", "hosts", "ANJIAN_WEBHOOK_HOSTS", GROUP_ROBOTS, tuple, check=checked_hosts),
     ),
     limit=WEBHOOK_LIMIT,
     fit=fit_markdown,

@@ -16,6 +16,13 @@ def _notify(env):
     return notify_settings(env.settings.data_dir)
 
 
+def _hooks(env):
+    """Where this command may let webhooks go: the allowlist of the settings (`webhook_hosts`)."""
+    from anjian.notifications.netguard import Policy
+
+    return Policy.of(_notify(env).value("webhook_hosts"))
+
+
 @click.group()
 def contact() -> None:
     """Who receives a unit's notices.
@@ -41,7 +48,7 @@ def contact_add(env, unit, name, email, webhook) -> None:
     """
     from anjian.workflow.services import contacts
 
-    c = contacts.add(env.database(), unit, name, email, webhook, env.actor, env.now)
+    c = contacts.add(env.database(), unit, name, email, webhook, env.actor, env.now, hooks=_hooks(env))
     click.echo(f"已添加联系人 {c.name}（{c.unit_name}）：{c.email or ''} {c.webhook or ''}".rstrip())
 
 
@@ -59,7 +66,7 @@ def contact_import(env, file) -> None:
     from anjian.workflow.services import contacts
 
     recs, problems = tables.read_csv(file, ("unit", "name"), ("email", "webhook"))
-    out = contacts.add_many(env.database(), recs, env.actor, env.now, unreadable=problems)
+    out = contacts.add_many(env.database(), recs, env.actor, env.now, unreadable=problems, hooks=_hooks(env))
     click.echo(f"已添加 {len(out)} 个联系人")
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 
+from anjian.notifications.netguard import Policy, Refused
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine import authz
 from anjian.workflow.engine.authz import Acting
@@ -56,7 +57,9 @@ def check_email(email: str | None) -> str | None:
     return value
 
 
-def check_webhook(url: str | None) -> str | None:
+def check_webhook(url: str | None, hooks: Policy | None = None) -> str | None:
+    """A webhook as it will be stored: an http(s) URL that can go on the wire, whose host is on the
+    allowlist of `hooks` (the group robots by default) and resolves to no refused address."""
     if url is None or not url.strip():
         return None
     value = url.strip()
@@ -70,19 +73,27 @@ def check_webhook(url: str | None) -> str | None:
     # Sent as is on the request line, so only printable ASCII: other characters must be percent-encoded.
     if not all(" " < ch < "\x7f" for ch in value):
         raise BadInput(f"webhook {url!r} has spaces, control or non-ASCII characters (percent-encode them)")
+    try:
+        (hooks or Policy()).vet(value, unresolved_ok=True)  # a name that does not resolve now is checked at send
+    except Refused as exc:
+        raise BadInput(f"不接受 webhook {value}：{exc}") from None
     return value
 
 
-def add(db: Database, unit: str, name: str, email: str | None, webhook: str | None, actor: Acting | str, now: dt.datetime) -> ContactView:
-    """Add a contact to a unit (a name may appear once per unit)."""
-    return add_many(db, [Record(0, {"unit": unit, "name": name, "email": email or "", "webhook": webhook or ""})], actor, now)[0]
+def add(db: Database, unit: str, name: str, email: str | None, webhook: str | None, actor: Acting | str, now: dt.datetime,
+        hooks: Policy | None = None) -> ContactView:
+    """Add a contact to a unit (a name may appear once per unit); `hooks`: where webhooks may go."""
+    return add_many(db, [Record(0, {"unit": unit, "name": name, "email": email or "", "webhook": webhook or ""})], actor, now,
+                    hooks=hooks)[0]
 
 
 def add_many(db: Database, records: list[Record], actor: Acting | str, now: dt.datetime,
-             unreadable: list[str] | None = None) -> list[ContactView]:
+             unreadable: list[str] | None = None, hooks: Policy | None = None) -> list[ContactView]:
     """Add contacts from rows (unit,name,email,webhook): all or none, every bad row reported —
-    `unreadable` carries the rows the CSV reader could not split, reported together with the rest."""
+    `unreadable` carries the rows the CSV reader could not split, reported together with the rest;
+    `hooks` is where webhooks may go (settings `webhook_hosts`; the group robots when not given)."""
     actor = authz.acting(actor)
+    hooks = (hooks or Policy()).prefetched(r.values.get("webhook") or "" for r in records)  # DNS before the lock
     problems, staged = list(unreadable or []), []
     denials: list[str] = []
     with authz.refusals_audited(db, actor, now, "contact add"), db.write() as session:
@@ -98,7 +109,7 @@ def add_many(db: Database, records: list[Record], actor: Acting | str, now: dt.d
                     denials.append(where + exc.message)
                     continue
                 name = check_name(r.values["name"])
-                email, hook = check_email(r.values.get("email")), check_webhook(r.values.get("webhook"))
+                email, hook = check_email(r.values.get("email")), check_webhook(r.values.get("webhook"), hooks)
                 if not email and not hook:
                     raise BadInput("give --email or --webhook (or both)")
                 if (ref.code, name) in seen or session.scalar(
