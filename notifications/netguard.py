@@ -103,8 +103,9 @@ def _embedded(addr: Address) -> Address | None:
     """The IPv4 address an IPv6 address stands for (mapped, 6to4, NAT64, the old "compatible" ::a.b.c.d)."""
     if not isinstance(addr, ipaddress.IPv6Address) or addr.is_loopback or addr.is_unspecified:
         return None
-    if addr.ipv4_mapped or addr.sixtofour:
-        return addr.ipv4_mapped or addr.sixtofour
+    for inner in (addr.ipv4_mapped, addr.sixtofour):
+        if inner is not None:
+            return inner
     if addr in NAT64 or int(addr) >> 32 == 0:
         return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
     return None
@@ -116,7 +117,7 @@ def forbidden(addr: Address) -> str | None:
         return "云服务器元数据地址"
     inner = _embedded(addr)
     if inner is not None:
-        return forbidden(inner) or (None if addr.is_global else "保留地址")
+        return forbidden(inner)  # it is that IPv4 address which is reached
     reasons = [
         (addr.is_loopback, "本机回环地址"),
         (addr.is_link_local, "链路本地地址"),
@@ -138,6 +139,8 @@ def never(addr: Address) -> bool:
 def _entry(text: str) -> tuple[str, int | None]:
     """An allowlist entry as (host, port or None); ValueError in Chinese for one that is not."""
     raw = text.strip().lower()
+    if not raw or not raw.isascii() or not all(ch.isalnum() or ch in ".-_:[]" for ch in raw):
+        raise ValueError(f"{text!r} 不是主机名或 主机:端口（不写 http:// 和路径）")
     if raw.startswith("["):
         host, bracket, rest = raw[1:].partition("]")
         port_text = rest.removeprefix(":") if rest.startswith(":") else None

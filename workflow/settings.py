@@ -163,7 +163,10 @@ class NotifySettings:
             return getattr(self, name)
         from anjian.notifications.channels import declared_settings  # made in code: a channel's default
 
-        return next(s.default for s in declared_settings() if s.name == name)
+        for s in declared_settings():
+            if s.name == name:
+                return s.default
+        raise AttributeError(name)
 
 
 # The settings of no channel; each channel declares its own (notifications/channels, `Setting`).
