@@ -253,7 +253,7 @@ class Policy:
         when a contact is added: the send checks again) gives no address."""
         t = target(url)
         if t.literal is not None and not self.allowlist.admits(t.literal, t.port):
-            raise Refused(f"webhook 主机 {t.host} 是{forbidden(t.literal)}，不予发送")
+            raise Refused(f"webhook 主机 {t.host} 是{forbidden(t.literal)}")
         if not self.allowlist.names(t):
             raise Refused(f"webhook 主机 {t.where} 不在允许的 webhook 主机列表中（{SETTING}）")
         if t.host in METADATA_NAMES:
@@ -271,5 +271,5 @@ class Policy:
                 raise Unresolved(f"无法解析 webhook 主机 {t.host}")
         for addr in addresses:
             if not self.allowlist.admits(addr, t.port):
-                raise Refused(f"webhook 主机 {t.host} 解析到{forbidden(addr)}，不予发送")
+                raise Refused(f"webhook 主机 {t.host} 解析到{forbidden(addr)}")
         return t, addresses

@@ -258,7 +258,7 @@ def test_webhooks_stored_before_the_rule_are_refused_at_send_without_a_connectio
     assert sorted(f.recipient for f in result.failed) == sorted(urls)
     assert service.received == []
     stored = notices(chengde)
-    assert stored[urls[0]].last_error == "webhook 被拒绝：webhook 主机 127.0.0.1 是本机回环地址，不予发送"
+    assert stored[urls[0]].last_error == "webhook 被拒绝：webhook 主机 127.0.0.1 是本机回环地址"
     assert "云服务器元数据地址" in stored[urls[1]].last_error
     assert {n.status for n in stored.values()} == {"failed"}
 
