@@ -146,6 +146,7 @@ def test_a_bad_busy_timeout_is_refused(cli, chengde, monkeypatch):
     (("advance", "130827102", "start", "--note", "开始\x00"), "--note"),
     (("record", "130827102", "staff.villages", "1\x002"), "VALUE"),
     (("contact", "add", "130827102", "--name", "张\x00三", "--email", "z@example.com"), "--name"),
+    (("contact", "add", "130827", "--name", "李科长", "--email", "a@b.cn\x00"), "--email"),
     (("status", "--county", "1308\x0027"), "--county"),
 ])
 def test_a_nul_byte_in_an_argument_exits_2_naming_it(cli, chengde, args, flag):
