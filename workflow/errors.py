@@ -38,3 +38,11 @@ class Conflict(AnjianError):
 
 class AuditBroken(AnjianError):
     """The audit log failed verification; the message names the first bad row."""
+
+
+class DatabaseUnavailable(BadInput):
+    """The database cannot be used as asked: missing, read-only for this account, or locked by another; nothing was written."""
+
+
+class StorageFull(BadInput):
+    """The disk holding the database or a file anjian writes is full; nothing was written."""

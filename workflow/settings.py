@@ -40,6 +40,10 @@ class Settings:
     as_user: str | None
     now_given: bool = False
     audit_key: Path | None = None  # ANJIAN_AUDIT_KEY, else the data folder's audit-signing-key.pem
+    # Files: the group that may share them (ANJIAN_FILE_GROUP: 0660 files, 0770 folders; else 0600 and
+    # 0700), and how long a writer waits for another's lock, in seconds (ANJIAN_BUSY_TIMEOUT, else 60).
+    file_group: str | None = None
+    busy_timeout: float = 60.0
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -80,8 +84,24 @@ def resolve(
         as_user=as_user or env.get("ANJIAN_USER") or None,
         now_given=bool(now or env.get("ANJIAN_NOW")),
         audit_key=Path(env.get("ANJIAN_AUDIT_KEY") or data_dir / "audit-signing-key.pem"),
+        file_group=env.get("ANJIAN_FILE_GROUP") or None,
+        busy_timeout=_seconds(env.get("ANJIAN_BUSY_TIMEOUT"), "ANJIAN_BUSY_TIMEOUT", 60.0),
         env=env,
     )
+
+
+def _seconds(text: str | None, name: str, default: float) -> float:
+    from anjian.workflow.errors import BadInput
+
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 86400:
+        raise BadInput(f"{name} 须是秒数（0 到 86400），不是 {text!r}")
+    return value
 
 
 def _sqlite_dir(url: str) -> Path | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import click
@@ -107,7 +107,8 @@ class Env:
         if self._db is None:
             from anjian.workflow.store.db import Database
 
-            self._db = Database(self.settings.db_url)
+            s = self.settings
+            self._db = Database(s.db_url, create=not initialized, group=s.file_group, busy_timeout=s.busy_timeout)
             if initialized:
                 require_current(self._db)
         return self._db
@@ -119,6 +120,9 @@ def require_current(db) -> None:
     try:
         revision = db.current_revision()
     except Exception as exc:  # noqa: BLE001 - an unreachable server or unreadable file
+        known = translate(exc, db.url)
+        if known is not None:
+            raise known from None
         raise NotInitialized(f"cannot open the database {db.url}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
     if revision is None:
         raise NotInitialized(f"the database {db.url} is empty: run `anjian init` first")
@@ -141,12 +145,15 @@ def command(f: Callable) -> Callable:
         env = Env(ctx)
         _refuse_undecodable({**ctx.find_root().ensure_object(dict), **kwargs})
         try:
-            return f(env, *args, **kwargs)
+            with _private_files(env):
+                return f(env, *args, **kwargs)
         except click.exceptions.Exit:
             raise
         except click.ClickException:
             raise
         except Exception as exc:  # noqa: BLE001 - the one place errors meet the user
+            if _exit_code(exc) is None:
+                exc = translate(exc, _where(env)) or exc
             code = _exit_code(exc)
             if code is None:
                 _unexpected(exc, env)
@@ -156,17 +163,100 @@ def command(f: Callable) -> Callable:
 
 
 def _refuse_undecodable(values: dict[str, Any]) -> None:
-    """Text typed in a terminal that is not UTF-8 (GBK, say) arrives as undecodable bytes: refuse it
-    here, naming the option, rather than let it reach the audit hash."""
+    """Text typed in a terminal that is not UTF-8 (GBK, say) arrives as undecodable bytes, and a NUL byte
+    is text no database stores the same (PostgreSQL refuses it, a path cannot hold it): refuse both
+    here, naming the option, rather than let them reach the audit hash."""
     for name, value in values.items():
         for v in value if isinstance(value, tuple | list) else (value,):
-            if isinstance(v, str):
+            if isinstance(v, str | PurePath):
+                flag = "--" + name.replace("_", "-") if name not in ("unit", "item", "value", "trigger", "cohort") \
+                    else name.upper()
+                if "\x00" in str(v):
+                    fail(f"{flag}: 文本含 NUL 字节（\\0），不能使用")
                 try:
-                    v.encode("utf-8")
+                    str(v).encode("utf-8")
                 except UnicodeEncodeError:
-                    flag = "--" + name.replace("_", "-") if name not in ("unit", "item", "value", "trigger", "cohort") \
-                        else name.upper()
                     fail(f"{flag}: the text is not UTF-8 (set the terminal to UTF-8, e.g. LANG=zh_CN.UTF-8)")
+
+
+def _private_files(env: Env):
+    """The umask that makes what this command creates private (see store/files). Settings that cannot
+    be resolved are reported by the command itself, so they get the private umask here."""
+    from anjian.workflow.store.files import group_id, private_umask
+
+    try:
+        group = env.settings.file_group
+    except Exception:  # noqa: BLE001 - the command reports it
+        group = None
+    group_id(group)  # a group the system does not have is refused before anything is made
+    return private_umask(group)
+
+
+def _where(env: Env) -> str:
+    try:
+        return env.settings.db_url
+    except Exception:  # noqa: BLE001 - the settings themselves failed
+        return "?"
+
+
+# What the database driver and the operating system say, by the words of their messages (SQLite's and
+# PostgreSQL's are stable), and what an official is told: a domain error of exit 2, nothing written.
+_LOCKED = ("database is locked", "lock timeout", "lock_timeout")
+_READ_ONLY = ("readonly database", "read-only transaction", "read-only file system")
+_FULL = ("database or disk is full", "no space left on device", "could not extend file", "disk quota exceeded")
+_UNOPENABLE = ("unable to open database file",)
+_NUL = ("nul (0x00)", "embedded null", "null character", "contain nul")
+
+
+def translate(exc: BaseException, where: str):
+    """The domain error (exit 2) for a database or file error this account can act on, else None."""
+    import errno
+
+    from anjian.workflow.errors import BadInput, DatabaseUnavailable, StorageFull
+
+    place = _place(where)
+    for cause in _chain(exc):
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return StorageFull(f"磁盘已满，不能写 {cause.filename or place}：什么也没有写入")
+        if isinstance(cause, OSError) and cause.errno == errno.EROFS:
+            return DatabaseUnavailable(f"{cause.filename or place} 所在的文件系统只读：什么也没有写入")
+        if type(cause).__module__.split(".")[0] not in ("sqlite3", "psycopg", "sqlalchemy", "builtins"):
+            continue
+        words = str(cause).lower()
+        if any(w in words for w in _LOCKED):
+            return DatabaseUnavailable(f"数据库 {place} 被另一个写入者占用，等到超时仍未释放（ANJIAN_BUSY_TIMEOUT）："
+                                       "稍后再试；什么也没有写入")
+        if any(w in words for w in _READ_ONLY):
+            return DatabaseUnavailable(f"数据库 {place} 对本账户只读，不能写入：什么也没有写入")
+        if any(w in words for w in _FULL):
+            return StorageFull(f"数据库 {place} 所在的磁盘已满：什么也没有写入")
+        if any(w in words for w in _UNOPENABLE):
+            return DatabaseUnavailable(f"数据库文件 {place} 打不开（本账户没有权限，或它的文件夹不可写）")
+        if any(w in words for w in _NUL):
+            return BadInput("文本含 NUL 字节（\\0），不能使用：什么也没有写入")
+    return None
+
+
+def _chain(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        if getattr(exc, "orig", None) is not None:
+            yield exc.orig
+        exc = exc.__cause__ if exc.__cause__ is not None else None if exc.__suppress_context__ else exc.__context__
+
+
+def _place(url: str) -> str:
+    """The database as an official names it: the SQLite file, or the server and database without password."""
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///"):]
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL that did not parse
+        return url
 
 
 def _exit_code(exc: Exception) -> int | None:
@@ -234,9 +324,22 @@ def emit(fmt: str, table_fn: Callable[[], str], data: Any, csv_fn: Callable[[], 
 
 
 def write_file(out: Path, content: bytes) -> None:
-    """Write an export, or exit 2 naming the file and why it cannot be written."""
+    """Write an export whole (a temporary file renamed over it), or exit 2 naming the file and why it
+    cannot be written, leaving no part of it: a full disk would otherwise leave half a spreadsheet."""
+    import os
+    import tempfile
+
+    tmp = None
     try:
-        out.write_bytes(content)
+        fd, tmp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=f".{out.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+        mask = os.umask(0o077)  # read back (mkstemp made the file 0600): the mode any new file gets
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, out)
     except OSError as exc:
-        fail(f"--out {out}: cannot write the file: {exc.strerror or exc}")
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        fail(f"--out {out}: 不能写这个文件：{exc.strerror or exc}")
     click.echo(f"已写入 {out}", err=True)

@@ -54,6 +54,7 @@ def read_csv(path: Path | str, required: tuple[str, ...], optional: tuple[str, .
 
 
 def parse_csv(text: str, source: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> tuple[list[Record], list[str]]:
+    refuse_nul(text, source)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
@@ -93,6 +94,15 @@ def parse_csv(text: str, source: str, required: tuple[str, ...], optional: tuple
             continue
         records.append(Record(start, {n: f.strip() for n, f in zip(names, fields, strict=True)}))
     return records, problems
+
+
+def refuse_nul(text: str, source: str, where: str = "") -> None:
+    """A NUL byte is no text an official typed (a binary file, or a cell made to break the store:
+    PostgreSQL cannot hold it): refuse the whole file, naming the line (or the cell, `where`)."""
+    at = text.find("\x00")
+    if at >= 0:
+        place = where or f"line {text.count(chr(10), 0, at) + 1}"
+        raise BadInput(f"{source}: {place}: 含 NUL 字节（\\0），不是文本；什么也没有写入")
 
 
 def refuse_if(problems: list[str], source: str) -> None:

@@ -7,16 +7,22 @@ On PostgreSQL a write transaction takes one advisory lock, which serializes appe
 
 from __future__ import annotations
 
+import functools
+import os
 import re
+import sqlite3
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from anjian.workflow.errors import BadInput
+from anjian.workflow.errors import BadInput, DatabaseUnavailable
+from anjian.workflow.store.files import create_file, make_folders
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 AUDIT_LOCK_KEY = 0x616E6A69  # "anji": the advisory lock that serializes writers on PostgreSQL
@@ -24,11 +30,13 @@ BUSY_TIMEOUT_MS = 60_000
 
 
 class Database:
-    """One database, by URL. `read()` and `write()` hand out sessions inside a transaction."""
+    """One database, by URL. `read()` and `write()` hand out sessions inside a transaction. A missing
+    SQLite file is created only with `create`; `busy_timeout` is how long (seconds) a writer waits."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, create: bool = True, group: str | None = None,
+                 busy_timeout: float = BUSY_TIMEOUT_MS / 1000):
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, create=create, group=group, busy_timeout=busy_timeout)
         self.dialect = self.engine.dialect.name
         self._writer = self.engine.execution_options(anjian_write=True)
 
@@ -128,17 +136,19 @@ def _no_such_table(exc: Exception) -> bool:
     return "no such table" in words or "does not exist" in words
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, create: bool = True, group: str | None = None,
+                busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> Engine:
+    """An engine for `url`. An SQLite file that does not exist is created (private, see store/files)
+    only when `create` is true; a file this account may read but not write is opened read-only."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and ":memory:" not in path:
-            parent = Path(path).parent
-            try:
-                parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise BadInput(f"cannot create the database folder {parent}: {exc.strerror}") from None
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_connect)
+        creator = None
+        if path and ":memory:" not in path and not path.startswith("file:"):
+            creator = _open_sqlite_file(Path(path), create, group, busy_timeout)
+        args = {"creator": creator} if creator else {}
+        engine = create_engine(url, connect_args={"timeout": busy_timeout}, **args)
+        event.listen(engine, "connect", functools.partial(_sqlite_connect, busy_ms=int(busy_timeout * 1000),
+                                                          read_only=creator is not None))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("postgresql://"):
@@ -149,14 +159,60 @@ def make_engine(url: str) -> Engine:
         raise BadInput(f"cannot use database URL {url!r}: {exc}") from None
 
 
-def _sqlite_connect(dbapi_conn, _record) -> None:
+def _open_sqlite_file(path: Path, create: bool, group: str | None, busy_timeout: float):
+    """Make sure the database file is there (creating it only if asked) and return None, or, for an
+    account that may read the file but not write it, a function opening it read-only.
+
+    Such an account would otherwise leave a -wal and a -shm file of its own beside the database (SQLite
+    creates them for every reader of a WAL database, `mode=ro` or not), which the database's owner
+    then cannot write. Opened with `mode=ro` while the owner's files are there, SQLite (>= 3.22) reads
+    through them without writing or creating anything; when they are not there it would create them,
+    so this account is refused instead."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if not create:
+            raise DatabaseUnavailable(f"数据库文件 {path} 不存在：先运行 anjian init") from None
+        try:
+            make_folders(path.parent, group)
+            create_file(path, group)
+        except OSError as exc:
+            raise DatabaseUnavailable(f"不能创建数据库文件 {path}：{exc.strerror}") from None
+        return None
+    except OSError as exc:
+        raise DatabaseUnavailable(f"数据库文件 {path} 不能访问：{exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise DatabaseUnavailable(f"数据库文件 {path} 是一个文件夹，不是文件")
+    if not os.access(path, os.R_OK):
+        raise DatabaseUnavailable(f"数据库文件 {path} 本账户不能读：没有权限")
+    if os.access(path, os.W_OK):
+        return None
+    if sqlite3.sqlite_version_info < (3, 22):
+        raise DatabaseUnavailable(f"数据库文件 {path} 本账户只能读；读它需要 SQLite 3.22 以上，这里是 {sqlite3.sqlite_version}")
+    if _in_wal_mode(path) and not all(Path(f"{path}{end}").exists() for end in ("-wal", "-shm")):
+        raise DatabaseUnavailable(
+            f"数据库文件 {path} 本账户只能读，而此刻没有能写它的账户打开它（{path.name}-wal、{path.name}-shm 不在）："
+            "这时读它会留下属于本账户的 -wal、-shm 文件，使管理员再也不能写入，所以不读。"
+            "请由能写它的账户运行，或在其 anjian 运行（如 anjian daemon）时再试")
+    uri = f"file:{quote(str(path))}?mode=ro"
+    return lambda: sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=False)
+
+
+def _in_wal_mode(path: Path) -> bool:
+    """Whether the file's header says WAL (its bytes 18 and 19 are 2), read without SQLite."""
+    with open(path, "rb") as fh:
+        header = fh.read(20)
+    return len(header) == 20 and header[18:20] == b"\x02\x02"
+
+
+def _sqlite_connect(dbapi_conn, _record, busy_ms: int = BUSY_TIMEOUT_MS, read_only: bool = False) -> None:
     # Let SQLAlchemy's "begin" event start transactions, so that writers can say IMMEDIATE.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
     cur.execute("PRAGMA foreign_keys = ON")
     mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
-    if mode != "wal":
+    if mode != "wal" and not read_only:
         cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA synchronous = NORMAL")
     # Checkpoint the write-ahead log every 50,000 pages, not 1,000: a reminder pass over the whole country
