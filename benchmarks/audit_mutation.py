@@ -41,8 +41,9 @@ from sqlalchemy.orm import Session
 from anjian.workflow.clock import SHANGHAI
 from anjian.workflow.store import audit
 from anjian.workflow.store.audit import GENESIS, Entry, canonical, row_hash
+from anjian.workflow.store.checkpoints import Checkpoint, load_key, make_checkpoint, read_checkpoint
 from anjian.workflow.store.db import Database
-from anjian.workflow.store.integrity import Checkpoint, load_key, make_checkpoint, read_checkpoint, verify
+from anjian.workflow.store.integrity import verify
 from anjian.workflow.store.models import Unit
 
 T0 = dt.datetime(2014, 12, 15, 9, 0, tzinfo=SHANGHAI)

@@ -54,6 +54,7 @@ class Facts:
     evidence: tuple[Evidence, ...] = ()
     last_applicant: str | None = None
     dest: str | None = None
+    applicants: frozenset[str] = frozenset()  # everyone who applied for the township or resubmitted it
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def _needs_note(what: str) -> Callable[[Facts], list[str]]:
 
 
 def inspector_is_not_applicant(f: Facts) -> list[str]:
-    if f.actor and f.last_applicant and f.actor == f.last_applicant:
+    """A verdict (accept, reject, revoke) from someone who ever applied for the township or resubmitted it."""
+    if f.actor and (f.actor == f.last_applicant or f.actor in f.applicants):
         return [f"验收须由申请人以外的人员进行（{f.actor} 提出了本次验收申请）"]
     return []
 

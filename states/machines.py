@@ -29,7 +29,12 @@ TOWNSHIP_TRANSITIONS: list[dict[str, Any]] = [
         "conditions": ["rejection_reason_given", "inspector_is_not_applicant"],
     },
     {"trigger": "resubmit", "source": "rectifying", "dest": "applied", "conditions": ["checklist_complete"]},
-    {"trigger": "revoke", "source": "accepted", "dest": "rectifying", "conditions": ["reinspection_finding_given"]},
+    {
+        "trigger": "revoke",
+        "source": "accepted",
+        "dest": "rectifying",
+        "conditions": ["reinspection_finding_given", "inspector_is_not_applicant"],
+    },
 ]
 
 COUNTY_TRANSITIONS: list[dict[str, Any]] = [

@@ -12,6 +12,23 @@ ROLES = {
     "admin": "系统管理员",
 }
 
+# role -> the levels of unit an official of that role may be posted at. `anjian user add` refuses any other
+# post (exit 2); an official stored otherwise (by an older version) is refused whenever they act (exit 4),
+# never guessed at, until an admin disables them and registers them at the right unit.
+ANYWHERE = frozenset({"province", "city", "county", "township"})
+ROLE_LEVELS: dict[str, frozenset[str]] = {
+    "township_chief": frozenset({"township"}),
+    "county_official": frozenset({"county"}),
+    "city_office": frozenset({"city"}),
+    "city_inspector": frozenset({"city"}),
+    "admin": ANYWHERE,
+}
+
+
+def fits(role: str, level: str | None) -> bool:
+    """Whether an official of `role` may be posted at a unit of `level`."""
+    return level in ROLE_LEVELS.get(role, frozenset())
+
 # (level, trigger) -> roles that may fire it
 TRIGGERS: dict[tuple[str, str], frozenset[str]] = {
     ("township", "start"): frozenset({"township_chief", "county_official", "city_office"}),
@@ -54,6 +71,12 @@ ACTIONS: dict[str, frozenset[str]] = {
     "circular": frozenset({"city_office"}),  # the city's safety committee office issues circulars (通报)
 }
 
-# Acceptance, rejection and revocation must come from someone other than whoever applied — and from
-# outside the unit that applied (the plan: acceptance is done by someone other than the applicant).
-INSPECTION_TRIGGERS = frozenset({"accept", "reject"})
+# The verdicts on a township's application: acceptance, rejection and revocation. They come from above the
+# township (TRIGGERS gives them to county officials and city inspectors alone) and from outside the
+# application they judge (the plan: acceptance is done by someone other than the applicant):
+# - by person: never from anyone who applied for the township or resubmitted it (a township's applications
+#   are one file: a rejection or a revocation sends it back to be resubmitted) — the guard
+#   `inspector_is_not_applicant`, which every verdict trigger's transition names;
+# - by line: never from the body any of them applied from, a body being one role at one unit (a county's
+#   officials are one body; the city's office and its inspectors are two) — `authz.not_own_unit`.
+INSPECTION_TRIGGERS = frozenset({"accept", "reject", "revoke"})

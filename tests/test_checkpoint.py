@@ -40,11 +40,13 @@ def raw(db, sql: str) -> None:
 
 
 def test_checkpoint_is_signed_and_verifies(started, cli, home, tmp_path):
-    """A fresh checkpoint verifies; its key file is private to the owner; the checkpoint is audited."""
+    """A fresh checkpoint verifies; its key file is private to the owner, its public key written beside
+    it; the checkpoint is audited."""
     out = write_checkpoint(cli, tmp_path)
     data = json.loads(out.read_text("utf-8"))
     assert data["seq"] >= 5 and len(data["head_hash"]) == 64 and data["signature"]
     assert (home / "key.pem").stat().st_mode & 0o077 == 0
+    assert (home / "key.pub").read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
     r = cli("audit", "verify", "--checkpoint", str(out))
     assert r.exit_code == 0, r.output
     assert f"与签名检查点 #{data['seq']} 一致" in r.output
@@ -98,7 +100,7 @@ def test_an_altered_checkpoint_file_is_refused(started, cli, home, tmp_path):
     out.write_text(json.dumps(data), "utf-8")
     r = cli("audit", "verify", "--checkpoint", str(out))
     assert r.exit_code == 2
-    assert "signature" in r.output
+    assert "签名与内容不符" in r.output
 
 
 def test_a_checkpoint_signed_by_another_key_is_refused(started, cli, home, tmp_path, monkeypatch):
@@ -108,7 +110,7 @@ def test_a_checkpoint_signed_by_another_key_is_refused(started, cli, home, tmp_p
     assert cli("audit", "checkpoint", "--out", str(tmp_path / "other.json"), user="city_office").exit_code == 0
     r = cli("audit", "verify", "--checkpoint", str(out))
     assert r.exit_code == 2
-    assert "another key" in r.output
+    assert "另一把密钥" in r.output
 
 
 def test_a_state_changed_behind_the_log_is_named(started, cli):

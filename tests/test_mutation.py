@@ -12,8 +12,9 @@ import random
 import pytest
 from support import PG
 
+from anjian.workflow.store.checkpoints import load_key, make_checkpoint
 from anjian.workflow.store.db import Database
-from anjian.workflow.store.integrity import load_key, make_checkpoint, verify
+from anjian.workflow.store.integrity import verify
 from benchmarks import audit_mutation as harness
 
 pytestmark = pytest.mark.slow  # thousands of mutations, each verified

@@ -1,7 +1,8 @@
-"""Who may do what: every role × every trigger × in/out of jurisdiction, the same for checklist records
-and cohort designations, through the services with `Actor`s (the expected answer computed from
-`states.permissions` and the jurisdiction rule); a handful through the CLI (exit 4 and the reason);
-separation of duties; and every refusal audited as one `denied` row and nothing else."""
+"""Who may do what: every role × level of post × every trigger × level of unit and in/out of jurisdiction,
+the same for checklist records, cohort designations and the other actions, through the services with
+`Actor`s (the expected answer computed from `states.permissions`, the contract's posts and the jurisdiction
+rule); a handful through the CLI (exit 4 and the reason); separation of duties (tests/test_roles.py has its
+matrix); and every refusal audited as one `denied` row and nothing else."""
 
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ PARENT = {YUERYA: KUANCHENG, KUANCHENG: CITY, GAOSITAI: CHENGDE_XIAN, CHENGDE_XI
 HOMES = {"city": CITY, "county": KUANCHENG, "other_county": CHENGDE_XIAN, "township": YUERYA,
          "other_township": GAOSITAI}
 TARGETS = {"township": YUERYA, "county": KUANCHENG, "city": CITY}
+LEVEL = {CITY: "city", KUANCHENG: "county", CHENGDE_XIAN: "county", YUERYA: "township", GAOSITAI: "township"}
+# The contract's posts, written out: township roles at townships, county roles at counties, city roles at
+# the city, an admin anywhere (the registries have no level below the township or above the province).
+POSTS = {"township_chief": {"township"}, "county_official": {"county"}, "city_office": {"city"},
+         "city_inspector": {"city"}, "admin": {"province", "city", "county", "township"}}
 ITEMS = {"township": "six.vehicle", "county": "county.plan_meeting"}  # a yes/no item of each level
 
 ROLES = sorted(P.ROLES)
@@ -87,17 +93,26 @@ def attempt(db: Database, call: Callable[[], object]) -> tuple[AnjianError | Non
     return error, rows
 
 
+def posted_ok(role: str, home: str) -> bool:
+    """Whether an official of `role` may be posted at `home` (the contract's posts, not the code's table)."""
+    return LEVEL[home] in POSTS[role]
+
+
 def assert_decided(error, rows, actor: Actor, attempted: str, unit: str, role_ok: bool, inside: bool,
                    what: str) -> None:
     """Permitted: anything but NotPermitted, and no `denied` row. Otherwise NotPermitted naming the right
-    reason (role before jurisdiction), and exactly one `denied` row with actor, action and reason."""
-    if role_ok and inside:
+    reason (a post that does not fit the role, then role, then jurisdiction), and exactly one `denied` row
+    with actor, action and reason."""
+    posted = posted_ok(actor.role, actor.unit_code)
+    if posted and role_ok and inside:
         assert not isinstance(error, NotPermitted), error.message
         assert "denied" not in {r.action for r in rows}
         return
     assert isinstance(error, NotPermitted), error
     why = " ".join([error.message, *error.details])
-    if not role_ok:
+    if not posted:
+        assert "须由管理员改正其角色或单位" in why and f"（{actor.unit_code}）是" in why
+    elif not role_ok:
         assert f"may not {what}" in why and "allowed:" in why
     else:
         assert "outside that jurisdiction" in why and f"acts for {actor.unit_code}" in why
@@ -108,6 +123,24 @@ def assert_decided(error, rows, actor: Actor, attempted: str, unit: str, role_ok
     detail = json.loads(row.detail)
     assert (detail["attempted"], detail["reason"]) == (attempted, error.message)
     assert detail.get("details", []) == error.details
+
+
+def test_every_role_is_posted_at_the_levels_of_the_contract():
+    """ROLE_LEVELS says what the contract says: each role at its own level, an admin anywhere."""
+    assert {role: set(levels) for role, levels in P.ROLE_LEVELS.items()} == POSTS
+    assert all(P.fits(role, level) == (level in POSTS[role]) for role in POSTS for level in POSTS["admin"])
+    assert not P.fits("nobody", "city") and not P.fits("admin", None)
+
+
+def test_verdicts_come_from_above_the_township_and_are_all_separated():
+    """Accept, reject and revoke are given only to roles posted above the township, and each of their
+    transitions names the guard that keeps the applicants from judging their own application."""
+    assert {"accept", "reject", "revoke"} == P.INSPECTION_TRIGGERS
+    for trigger in P.INSPECTION_TRIGGERS:
+        roles = P.TRIGGERS[("township", trigger)]
+        assert roles == {"county_official", "city_inspector"}
+        assert all("township" not in P.ROLE_LEVELS[r] for r in roles)
+        assert "inspector_is_not_applicant" in SPECS["township"].transition(trigger)["conditions"]
 
 
 def test_the_table_names_every_trigger_of_every_machine_and_known_roles_only():
@@ -132,7 +165,7 @@ def test_fire_matrix(matrix_db, role, level, trigger, home):
     error, rows = attempt(matrix_db, lambda: advance(matrix_db, target, trigger, actor, T0))
     role_ok, inside = role in P.TRIGGERS[(level, trigger)], within(unit_home, target)
     assert_decided(error, rows, actor, f"advance {trigger}", target, role_ok, inside, f"fire {trigger} on a {level}")
-    if role_ok and inside and error is not None:
+    if posted_ok(role, unit_home) and role_ok and inside and error is not None:
         assert isinstance(error, Refused)
         assert not any("只能在" in d for d in error.details)  # never the state: a guard decided
 
@@ -149,7 +182,7 @@ def test_record_matrix(matrix_db, role, level, home):
     role_ok, inside = role in P.RECORD[level], within(unit_home, target)
     assert_decided(error, rows, actor, f"record {ITEMS[level]}", target, role_ok, inside,
                    f"record a {level}'s checklist")
-    if role_ok and inside:
+    if posted_ok(role, unit_home) and role_ok and inside:
         assert error is None
 
 
@@ -179,8 +212,39 @@ def test_designate_matrix(matrix_db, role, cohort, home, remove):
     error, rows = attempt(matrix_db, lambda: designate(matrix_db, rows_in, actor, T0))
     role_ok, inside = role in P.DESIGNATE[cohort], within(unit_home, YUERYA)
     assert_decided(error, rows, actor, "designate", YUERYA, role_ok, inside, f"designate {cohort}")
-    if role_ok and inside:
+    if posted_ok(role, unit_home) and role_ok and inside:
         assert error is None or isinstance(error, BadInput)
+
+
+@pytest.mark.parametrize("action", sorted(P.ACTIONS))
+@pytest.mark.parametrize("role", ROLES)
+def test_action_matrix(matrix_db, role, action):
+    """Every other action (contacts, calendar, users, init, checkpoints, circulars, …) is allowed, from each
+    post and on no unit or a unit of each level, only to an official posted at a level fitting the role,
+    listed in ACTIONS, and within jurisdiction when the action names a unit."""
+    from anjian.workflow.engine.authz import may
+
+    with matrix_db.read() as session:
+        for unit_home in HOMES.values():
+            actor = Actor(f"{role}@{unit_home}", role, unit_home)
+            for code in (None, *TARGETS.values()):
+                error = None
+                try:
+                    may(session, actor, action, code, None)
+                except NotPermitted as exc:
+                    error = exc
+                role_ok, inside = role in P.ACTIONS[action], code is None or within(unit_home, code)
+                case = (role, unit_home, action, code)
+                if posted_ok(role, unit_home) and role_ok and inside:
+                    assert error is None, (case, error.message)
+                    continue
+                assert error is not None, case
+                if not posted_ok(role, unit_home):
+                    assert "须由管理员改正其角色或单位" in error.message, case
+                elif not role_ok:
+                    assert f"may not use `{action}`" in error.message, case
+                else:
+                    assert "outside that jurisdiction" in error.message, case
 
 
 def test_a_plain_name_is_a_trusted_caller(matrix_db):
@@ -220,7 +284,7 @@ def test_a_colleague_of_the_same_body_may_not_accept(chengde, fill_checklist):
     for trigger in ("accept", "reject"):
         error, rows = attempt(chengde, lambda t=trigger: advance(chengde, TOWN, t, colleague, T0, note="合格"))
         assert isinstance(error, NotPermitted)
-        assert "outside the applying unit" in error.message and "via li" in error.message
+        assert "申请单位以外" in error.message and "申请人 li 同为 130827 的县区工作人员" in error.message
         assert [r.action for r in rows] == ["denied"]
 
 
@@ -319,7 +383,7 @@ def test_cli_a_colleague_cannot_accept_but_an_inspector_can(applied_by_li, cli):
     add_officials(applied_by_li, {"li2": ("county_official", KUANCHENG)})
     r = cli("advance", TOWN, "accept", "--note", "合格", user="li2")
     assert r.exit_code == 4, r.output
-    assert "outside the applying unit" in r.output and "via li" in r.output
+    assert "申请单位以外" in r.output and "申请人 li" in r.output
     ok = cli("advance", TOWN, "accept", "--note", "资料齐全，现场核查合格", user="inspector")
     assert ok.exit_code == 0, ok.output
     assert "已申请验收 → 已达标" in ok.output

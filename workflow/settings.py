@@ -39,7 +39,7 @@ class Settings:
     now: dt.datetime
     as_user: str | None
     now_given: bool = False
-    audit_key: Path | None = None  # ANJIAN_AUDIT_KEY, else the data folder's audit-signing-key.pem
+    audit_key: Path | None = None  # ANJIAN_AUDIT_KEY, else the data folder's keys/audit-signing-key.pem
     # Files: the group that may share them (ANJIAN_FILE_GROUP: 0660 files, 0770 folders; else 0600 and
     # 0700), and how long a writer waits for another's lock, in seconds (ANJIAN_BUSY_TIMEOUT, else 60).
     file_group: str | None = None
@@ -53,6 +53,15 @@ class Settings:
     @cached_property
     def notify(self) -> NotifySettings:
         return notify_settings(self.data_dir, self.env)
+
+    @cached_property
+    def audit_public_key(self) -> Path:
+        """The public key checkpoints are verified with: ANJIAN_AUDIT_PUBLIC_KEY, else `public_key` in the
+        config file's [audit] table, else the one `audit checkpoint` writes beside the signing key."""
+        given = self.env.get("ANJIAN_AUDIT_PUBLIC_KEY") or config_value(self.data_dir, self.env, "audit", "public_key")
+        if given:
+            return Path(str(given)).expanduser()
+        return self.audit_key.with_suffix(".pub")
 
 
 def resolve(
@@ -83,7 +92,7 @@ def resolve(
         now=moment,
         as_user=as_user or env.get("ANJIAN_USER") or None,
         now_given=bool(now or env.get("ANJIAN_NOW")),
-        audit_key=Path(env.get("ANJIAN_AUDIT_KEY") or data_dir / "audit-signing-key.pem"),
+        audit_key=Path(env.get("ANJIAN_AUDIT_KEY") or _default_audit_key(data_dir)),
         file_group=env.get("ANJIAN_FILE_GROUP") or None,
         busy_timeout=_seconds(env.get("ANJIAN_BUSY_TIMEOUT"), "ANJIAN_BUSY_TIMEOUT", 60.0),
         env=env,
@@ -102,6 +111,30 @@ def _seconds(text: str | None, name: str, default: float) -> float:
     if not 0 <= value < 86400:
         raise BadInput(f"{name} 须是秒数（0 到 86400），不是 {text!r}")
     return value
+
+
+def _default_audit_key(data_dir: Path) -> Path:
+    """The signing key in a folder of its own (made 0700), or where an older version kept it."""
+    legacy = data_dir / "audit-signing-key.pem"
+    return legacy if legacy.exists() else data_dir / "keys" / "audit-signing-key.pem"
+
+
+def config_value(data_dir: Path, env: Mapping[str, str], table: str, key: str) -> object | None:
+    """One value of the config file (ANJIAN_CONFIG or <data dir>/config.toml), or None."""
+    import tomllib
+
+    from anjian.workflow.errors import BadInput
+
+    path = Path(env.get("ANJIAN_CONFIG") or data_dir / "config.toml")
+    if not path.exists():
+        return None
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"config file {path}: {exc}") from None
+    except OSError as exc:
+        raise BadInput(f"配置文件 {path} 无法读取：{exc.strerror}") from None
+    return data.get(table, {}).get(key)
 
 
 def _sqlite_dir(url: str) -> Path | None:

@@ -70,20 +70,28 @@ def _key_path(env, key: str | None):
 
 @audit.command()
 @click.option("--checkpoint", "checkpoint", metavar="FILE", help="Also compare with this signed checkpoint.")
-@click.option("--key", metavar="FILE", help="The signing key (default: ANJIAN_AUDIT_KEY or the data folder's).")
+@click.option("--public-key", metavar="FILE",
+              help="The public key to check the checkpoint with (default: ANJIAN_AUDIT_PUBLIC_KEY, the config's "
+                   "[audit] public_key, or the .pub beside the signing key). No private key is needed.")
 @click.option("--no-replay", is_flag=True, help="Skip checking every unit's state against the log.")
 @command
-def verify(env, checkpoint, key, no_replay) -> None:
-    """Walk the hash chain from the first row, compare with a signed checkpoint, and check that every
-    unit's state is the one the log implies; exit 6 naming the first bad row and why.
+def verify(env, checkpoint, public_key, no_replay) -> None:
+    """Walk the hash chain from the first row, compare with a signed checkpoint (checked with the public
+    key alone), and check that every unit's state is the one the log implies; exit 6 naming the first bad
+    row and why.
 
     Example:
 
-        anjian audit verify --checkpoint checkpoint-1200.json
+        anjian audit verify --checkpoint checkpoint-1200.json --public-key audit-signing-key.pub
     """
+    from pathlib import Path
+
+    from anjian.workflow.errors import BadInput
     from anjian.workflow.services import auditing
 
-    cp = auditing.read(checkpoint, _key_path(env, key)) if checkpoint else None
+    if public_key and not checkpoint:
+        raise BadInput("--public-key 只用于核验检查点：请同时给出 --checkpoint FILE")
+    cp = auditing.read(checkpoint, Path(public_key) if public_key else env.settings.audit_public_key) if checkpoint else None
     v = auditing.verify(env.database(), cp, replay=not no_replay)
     extra = f"，与签名检查点 #{v.checkpoint_seq} 一致" if cp else ""
     click.echo(f"审计日志完整：{v.rows} 条记录，链尾 #{v.head_seq} {v.head_hash[:16]}…{extra}")
@@ -91,7 +99,8 @@ def verify(env, checkpoint, key, no_replay) -> None:
 
 @audit.command("checkpoint")
 @click.option("--out", metavar="FILE", help="Where to write it (default: the data folder's checkpoints/).")
-@click.option("--key", metavar="FILE", help="The signing key (made on first use; keep it outside the database).")
+@click.option("--key", metavar="FILE", help="The private signing key (made on first use, mode 0600; keep it outside "
+                                             "the database). Its public key is written beside it (.pub).")
 @command
 def checkpoint_cmd(env, out, key) -> None:
     """Write a signed checkpoint of the audit log (its head and every row's hash), to keep elsewhere;
@@ -106,3 +115,4 @@ def checkpoint_cmd(env, out, key) -> None:
     db = env.database()
     cp = auditing.write_checkpoint(db, env.actor, env.now, _key_path(env, key), out, env.settings.data_dir / "checkpoints")
     click.echo(f"已写入签名检查点：{cp.path}（截至第 {cp.seq} 条，链尾 {cp.head_hash[:16]}…）")
+    click.echo(f"核验用公钥：{cp.public_key}（交给核验人：anjian audit verify --checkpoint FILE --public-key {cp.public_key}）")

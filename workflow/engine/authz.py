@@ -10,7 +10,7 @@ name — is a programming error (TypeError), never a check skipped.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -114,7 +114,37 @@ def denied(message: str, unit_code: str | None) -> NotPermitted:
     return exc
 
 
+def posts(role: str) -> str:
+    """Where an official of `role` may be posted, in words (from states.permissions.ROLE_LEVELS)."""
+    from anjian.states.labels import LEVEL_NAMES
+
+    fit = "、".join(LEVEL_NAMES[lv] for lv in LEVEL_NAMES if lv in P.ROLE_LEVELS.get(role, ()))
+    return f"只能设在{fit}级单位" if fit else "不是已知的角色"
+
+
+def misposted(session: Session, actor: Actor) -> str | None:
+    """Why the official's role does not fit the level of the unit they are posted at (an official stored so
+    by an older version), or None: such an official is refused every action, never guessed at."""
+    from anjian.states.labels import LEVEL_NAMES
+    from anjian.workflow.engine.tree import tree_of
+
+    levels = P.ROLE_LEVELS.get(actor.role, frozenset())
+    if levels == P.ANYWHERE:
+        return None
+    tree = tree_of(session)
+    tree.ensure([actor.unit_code])
+    node = tree.get(actor.unit_code)
+    if node is not None and node.level in levels:
+        return None
+    where = (f"{node.name}（{node.code}）是{LEVEL_NAMES.get(node.level, node.level)}级单位" if node is not None
+             else f"单位 {actor.unit_code} 不存在")
+    return (f"{actor.shown} 的角色 {P.ROLES.get(actor.role, actor.role)}（{actor.role}）{posts(actor.role)}，而其所在{where}："
+            "须由管理员改正其角色或单位（停用后按正确的单位重新登记：anjian user disable、anjian user add）")
+
+
 def _check(session: Session, actor: Actor, roles: frozenset[str], what: str, unit_code: str | None, unit_name: str | None) -> None:
+    if why := misposted(session, actor):
+        raise denied(why, unit_code)
     if actor.role not in roles:
         allowed = "、".join(P.ROLES[r] + f"（{r}）" for r in sorted(roles)) or "nobody"
         raise denied(f"{actor.shown} is {P.ROLES.get(actor.role, actor.role)}（{actor.role}）: may not {what}; "
@@ -144,20 +174,21 @@ def may(session: Session, actor: Acting, action: str, unit_code: str | None = No
         _check(session, official, P.ACTIONS.get(action, frozenset()), f"use `{action}`", unit_code, unit_name)
 
 
-def not_own_unit(session: Session, actor: Acting, unit_code: str, applicant: str | None, trigger: str) -> None:
-    """An inspection verdict must come from outside the body whose official applied: not the same
-    unit in the same role (the city's office and its inspectors are different bodies)."""
+def not_own_unit(session: Session, actor: Acting, unit_code: str, applicants: Iterable[str], trigger: str) -> None:
+    """A verdict on an application (states.permissions.INSPECTION_TRIGGERS) must come from outside the bodies
+    its applicants applied from: not the same role at the same unit as any of them (the city's office and
+    its inspectors are different bodies). An applicant giving the verdict is the guard's to refuse."""
     from anjian.workflow.store.models import Official
 
-    if _official(actor) is None or not applicant or trigger not in P.INSPECTION_TRIGGERS:
+    official = _official(actor)
+    others = sorted(set(applicants) - {official.name}) if official is not None else []
+    if not others or trigger not in P.INSPECTION_TRIGGERS:
         return
-    if actor.name == applicant:  # the guard inspector_is_not_applicant says so, with every other reason
-        return
-    row = session.execute(select(Official.unit_code, Official.role).where(Official.name == applicant)).first()
-    applicant_unit = row.unit_code if row and row.role == actor.role else None
-    if applicant_unit is not None and applicant_unit == actor.unit_code:
-        raise denied(f"{actor.shown} belongs to the unit that applied ({applicant_unit}, via {applicant}); "
-                     "acceptance is done by someone outside the applying unit", unit_code)
+    rows = session.execute(select(Official.name, Official.unit_code, Official.role).where(Official.name.in_(others)))
+    for name, unit, role in sorted(rows):
+        if (unit, role) == (official.unit_code, official.role):
+            raise denied(f"{official.shown} 与申请人 {name} 同为 {unit} 的{P.ROLES.get(role, role)}（{role}）："
+                         f"验收、不予通过和撤销须由申请单位以外的人员作出", unit_code)
 
 
 @contextmanager

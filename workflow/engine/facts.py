@@ -33,7 +33,8 @@ class Part(NamedTuple):
 
 def facts_of(unit: Part, campaign: Campaign, now: dt.datetime, *, checklist: Mapping[str, str] | None = None,
              children: Iterable[Part] = (), actor: str | None = None, note: str | None = None,
-             evidence: tuple[Evidence, ...] = (), last_applicant: str | None = None) -> Facts:
+             evidence: tuple[Evidence, ...] = (), last_applicant: str | None = None,
+             applicants: frozenset[str] = frozenset()) -> Facts:
     """The facts one unit's guards and milestones see. A guard needing a new fact gets it here (and
     its loader in FactsLoader); every caller builds its facts through this function."""
     kids: list[Child] = []
@@ -44,7 +45,7 @@ def facts_of(unit: Part, campaign: Campaign, now: dt.datetime, *, checklist: Map
         kids.append(child)
     return Facts(level=unit.level, code=unit.code, name=unit.name, state=unit.state, cohorts=frozenset(unit.cohorts),
                  campaign=campaign, now=now, checklist=dict(checklist or {}), children=tuple(kids), actor=actor, note=note,
-                 evidence=evidence, last_applicant=last_applicant)
+                 evidence=evidence, last_applicant=last_applicant, applicants=applicants)
 
 
 class FactsLoader:
@@ -66,7 +67,7 @@ class FactsLoader:
         self.cohorts: dict[str, set[str]] = defaultdict(set)
         self.values: dict[str, dict[str, str]] = defaultdict(dict)
         self.children: dict[str, list[str]] = {}
-        self.applicants: dict[str, str | None] = {}
+        self.applicants: dict[str, list[str]] = defaultdict(list)  # who applied or resubmitted, oldest first
         self.overlay: dict[str, str] = {}
         self._checked: set[str] = set()
 
@@ -105,7 +106,7 @@ class FactsLoader:
                                                                  AuditRow.action.in_(APPLY_ACTIONS))
                 .order_by(AuditRow.seq))
             for code, actor in rows:
-                self.applicants[code] = actor
+                self.applicants[code].append(actor)
 
     def _load_cohorts(self, codes: list[str]) -> None:
         for part in pieces(self.session, sorted(set(codes))):
@@ -123,6 +124,8 @@ class FactsLoader:
     def facts(self, code: str, actor: str | None = None, note: str | None = None,
               evidence: tuple[Evidence, ...] = ()) -> Facts:
         self.prefetch([code])
+        applicants = self.applicants.get(code, ())
         return facts_of(self.part(code), self.campaign, self.now, checklist=self.values.get(code),
                         children=(self.part(k) for k in self.children.get(code, ())), actor=actor, note=note,
-                        evidence=evidence, last_applicant=self.applicants.get(code))
+                        evidence=evidence, last_applicant=applicants[-1] if applicants else None,
+                        applicants=frozenset(applicants))

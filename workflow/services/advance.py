@@ -16,7 +16,7 @@ from anjian.states.machines import SPECS
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine import authz, machine
 from anjian.workflow.engine.authz import Acting, name_of
-from anjian.workflow.engine.facts import FactsLoader
+from anjian.workflow.engine.facts import APPLY_ACTIONS, FactsLoader
 from anjian.workflow.engine.names import Resolver, UnitRef
 from anjian.workflow.errors import BadInput, Conflict, NotPermitted, Refused
 from anjian.workflow.services.registry import campaign_in_force
@@ -117,7 +117,7 @@ class Advancer:
         """Check and fire one trigger in memory; return (from, to) or raise Refused."""
         self.loader.prefetch([unit.code])
         authz.may_fire(self.session, self.actor, unit.level, trigger, unit.code, unit.name)
-        authz.not_own_unit(self.session, self.actor, unit.code, self.loader.applicants.get(unit.code), trigger)
+        authz.not_own_unit(self.session, self.actor, unit.code, self.loader.applicants.get(unit.code, ()), trigger)
         facts = self.loader.facts(unit.code, name_of(self.actor), note, tuple(Evidence(e.path, e.sha256) for e in evidence))
         verdict = machine.check(facts, trigger)
         if not verdict.allowed:
@@ -136,8 +136,8 @@ class Advancer:
         before = facts.state
         after = machine.fire(facts, trigger)
         self.loader.overlay[unit.code] = after
-        if trigger in ("apply", "resubmit"):
-            self.loader.applicants[unit.code] = name_of(self.actor)
+        if trigger in APPLY_ACTIONS:
+            self.loader.applicants[unit.code].append(name_of(self.actor))
         self.versions.setdefault(unit.code, self.loader.units[unit.code].version)
         self.entries.append(audit.Entry(self.now, self.actor, trigger, unit.code, before, after, note,
                                         tuple(e.as_json() for e in evidence)))

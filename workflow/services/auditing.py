@@ -10,23 +10,38 @@ from pathlib import Path
 from anjian.workflow.engine.authz import Acting, acting, may, refusals_audited
 from anjian.workflow.errors import AuditBroken, BadInput
 from anjian.workflow.store import audit
+from anjian.workflow.store.checkpoints import (
+    Checkpoint,
+    load_key,
+    load_public_key,
+    make_checkpoint,
+    public_path,
+    read_checkpoint,
+    write_public,
+)
 from anjian.workflow.store.db import Database
-from anjian.workflow.store.integrity import Checkpoint, Verdict, load_key, make_checkpoint, read_checkpoint
+from anjian.workflow.store.integrity import Verdict
 from anjian.workflow.store.integrity import verify as check
 
 
 @dataclass(frozen=True)
 class CheckpointWritten:
-    """A signed checkpoint as written: where, up to which row, and that row's hash."""
+    """A signed checkpoint as written: where, up to which row, that row's hash, and the public key to
+    verify it with (written beside the signing key)."""
 
     path: Path
     seq: int
     head_hash: str
+    public_key: Path | None = None
 
 
-def read(path: Path, key_path: Path) -> Checkpoint:
-    """A checkpoint file, its signature checked against this office's key (which must exist)."""
-    return read_checkpoint(path, load_key(key_path, create=False))
+def read(path: Path, public_key_path: Path) -> Checkpoint:
+    """A checkpoint file, its signature checked with the public key at `public_key_path` alone (no
+    private key is read: whoever verifies need not be able to sign)."""
+    if not Path(public_key_path).exists() and not Path(public_key_path).is_symlink():
+        raise BadInput(f"没有审计公钥 {public_key_path}：用 --public-key 指定签名方给出的公钥文件"
+                       f"（签名方每次运行 anjian audit checkpoint 都会把它写在私钥旁，文件名以 .pub 结尾）")
+    return read_checkpoint(path, load_public_key(public_key_path))
 
 
 def verify(db: Database, cp: Checkpoint | None = None, replay: bool = True) -> Verdict:
@@ -41,12 +56,15 @@ def verify(db: Database, cp: Checkpoint | None = None, replay: bool = True) -> V
 
 def write_checkpoint(db: Database, actor: Acting, now: dt.datetime, key_path: Path, out: Path | None,
                      folder: Path) -> CheckpointWritten:
-    """Sign the log's head and every row's hash (making the key on first use), write it to `out` (or
-    `folder`/checkpoint-SEQ.json) and audit that it was written; only who may `checkpoint` may."""
+    """Sign the log's head and every row's hash (making the key on first use; refusing one others may
+    read or write), write it to `out` (or `folder`/checkpoint-SEQ.json) with the public key beside the
+    private one, and audit that it was written; only who may `checkpoint` may."""
     actor = acting(actor)
     with refusals_audited(db, actor, now, "audit checkpoint"), db.write() as session:
         may(session, actor, "checkpoint")
-        cp = make_checkpoint(session, load_key(key_path, create=True), now)
+        key = load_key(key_path, create=True)
+        public = write_public(key, public_path(key_path))
+        cp = make_checkpoint(session, key, now)
         path = Path(out) if out else folder / f"checkpoint-{cp.seq}.json"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,4 +73,4 @@ def write_checkpoint(db: Database, actor: Acting, now: dt.datetime, key_path: Pa
             raise BadInput(f"cannot write the checkpoint to {path}: {exc.strerror}") from None
         audit.append(session, [audit.Entry(now, actor, "checkpoint", None,
                                            detail={"seq": cp.seq, "head_hash": cp.head_hash, "file": str(path)})])
-    return CheckpointWritten(path, cp.seq, cp.head_hash)
+    return CheckpointWritten(path, cp.seq, cp.head_hash, public)

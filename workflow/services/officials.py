@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from anjian.states.permissions import ROLES
+from anjian.states.labels import LEVEL_NAMES
+from anjian.states.permissions import ROLE_LEVELS, ROLES, fits
 from anjian.workflow.clock import utc_text
-from anjian.workflow.engine.authz import Acting, Actor, acting, may, refusals_audited
+from anjian.workflow.engine.authz import Acting, Actor, acting, may, posts, refusals_audited
 from anjian.workflow.engine.names import Resolver
 from anjian.workflow.errors import BadInput, NotPermitted
 from anjian.workflow.store import audit
@@ -101,7 +102,10 @@ def add(db: Database, name: str, role: str, unit: str, os_user: str | None, acto
     login = _clean(os_user, "--os-user") if os_user else None
     with refusals_audited(db, actor, now, "user add"), db.write() as session:
         may(session, actor, "users")
-        ref = Resolver(session).resolve(unit)
+        ref = Resolver(session).resolve(unit, levels=tuple(ROLE_LEVELS[role]))
+        if not fits(role, ref.level):
+            raise BadInput(f"角色 {ROLES[role]}（{role}）{posts(role)}；{ref.name}（{ref.code}）"
+                           f"是{LEVEL_NAMES.get(ref.level, ref.level)}级单位：请改用相应级别的单位或角色")
         if session.get(Official, name) is not None:
             raise BadInput(f"an official named {name} already exists")
         if login and session.scalar(select(Official.name).where(Official.os_user == login)):

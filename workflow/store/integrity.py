@@ -9,25 +9,20 @@ is the one its last transition left.
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from anjian.states.machines import SPECS
-from anjian.workflow.clock import shown, utc_text
-from anjian.workflow.errors import BadInput
-from anjian.workflow.store.audit import GENESIS, head, row_hash
+from anjian.workflow.clock import shown
+from anjian.workflow.store.audit import GENESIS, row_hash
+from anjian.workflow.store.checkpoints import PREFIX, Checkpoint
 from anjian.workflow.store.evidence import attached
 from anjian.workflow.store.models import AuditRow, EvidenceRow, Unit
 
-PREFIX = 8  # bytes of each row hash a checkpoint keeps
 TRANSITION_ACTIONS = frozenset(t["trigger"] for spec in SPECS.values() for t in spec.transitions)
 
 
@@ -192,85 +187,3 @@ def _replay(session: Session, last_state: dict[str, str]) -> str | None:
         if state != implied:
             return f"unit {code} is in state {state!r}, but the audit log implies {implied!r} (its state was changed behind the log)"
     return None
-
-
-# -- checkpoints -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Checkpoint:
-    seq: int
-    head_hash: str
-    at: str
-    prefixes: bytes
-    public_key: str
-    signature: str
-
-    def payload(self) -> bytes:
-        return json.dumps({"seq": self.seq, "head_hash": self.head_hash, "at": self.at,
-                           "prefixes": base64.b64encode(self.prefixes).decode()}, sort_keys=True).encode()
-
-    def to_json(self) -> str:
-        return json.dumps({"anjian_checkpoint": 1, "seq": self.seq, "head_hash": self.head_hash, "at": self.at,
-                           "public_key": self.public_key, "signature": self.signature,
-                           "prefixes": base64.b64encode(self.prefixes).decode()}, indent=1)
-
-
-def load_key(path: Path, create: bool):
-    """The signing key (Ed25519, PEM) kept outside the database; made on first use with mode 0600."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    if not path.exists():
-        if not create:
-            raise BadInput(f"no audit signing key at {path}: write a checkpoint first (anjian audit checkpoint)")
-        key = Ed25519PrivateKey.generate()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-        return key
-    try:
-        return serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (ValueError, OSError) as exc:
-        raise BadInput(f"audit signing key {path} cannot be read: {exc}") from None
-
-
-def _public(key) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
-
-
-def make_checkpoint(session: Session, key, now: dt.datetime) -> Checkpoint:
-    """Sign the current head and every row hash up to it."""
-    seq, h = head(session)
-    prefixes = bytearray()
-    for (rh,) in session.execute(select(AuditRow.hash).order_by(AuditRow.seq)):
-        prefixes += bytes.fromhex(rh[: PREFIX * 2])
-    unsigned = Checkpoint(seq, h, utc_text(now), bytes(prefixes), _public(key), "")
-    signature = base64.b64encode(key.sign(unsigned.payload())).decode()
-    return Checkpoint(seq, h, unsigned.at, bytes(prefixes), unsigned.public_key, signature)
-
-
-def read_checkpoint(path: Path, key) -> Checkpoint:
-    """A checkpoint file, its signature checked against our key (not the one the file names)."""
-    from cryptography.exceptions import InvalidSignature
-
-    try:
-        data = json.loads(Path(path).read_text("utf-8"))
-        cp = Checkpoint(int(data["seq"]), data["head_hash"], data["at"], base64.b64decode(data["prefixes"]),
-                        data["public_key"], data["signature"])
-    except FileNotFoundError:
-        raise BadInput(f"checkpoint {path} does not exist") from None
-    except (ValueError, KeyError, TypeError, OSError) as exc:
-        raise BadInput(f"checkpoint {path} is not a checkpoint file: {exc}") from None
-    if cp.public_key != _public(key):
-        raise BadInput(f"checkpoint {path} was signed with another key than this office's")
-    try:
-        key.public_key().verify(base64.b64decode(cp.signature), cp.payload())
-    except (InvalidSignature, ValueError):
-        raise BadInput(f"checkpoint {path}: the signature does not match its contents (the file was altered)") from None
-    if len(cp.prefixes) != cp.seq * PREFIX:
-        raise BadInput(f"checkpoint {path} is inconsistent: {len(cp.prefixes) // PREFIX} row hashes for {cp.seq} rows")
-    return cp
