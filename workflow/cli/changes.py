@@ -116,8 +116,6 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, e
         anjian advance 宽城县 submit_plan --evidence 推进方案.pdf
         anjian advance --file batch.csv --partial
     """
-    from anjian.workflow.services import advance as actions
-
     if file:
         if unit or trigger or evidence or note or expect_version is not None:
             fail("--file takes its units, triggers and notes from the file; "
@@ -130,6 +128,8 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, e
         fail("--partial goes with --file FILE.csv")
     if not (unit and trigger):
         fail("give UNIT TRIGGER (e.g. anjian advance 宽城峪耳崖镇 apply), or --file FILE.csv")
+    from anjian.workflow.services import advance as actions
+
     t = actions.advance(env.database(), unit, trigger, env.actor, env.now, note, tuple(evidence), expect_version,
                         env.settings.evidence_dir, env.settings.limits.evidence_max_bytes)
     from anjian.states.labels import TRIGGER_NAMES, state_name
@@ -142,13 +142,15 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, e
 def _advance_file(env, file: str, partial: bool, errors: Path | None, fmt: str) -> None:
     """`advance --file`: the batch's limits are checked before anything else; the terminal shows the
     first problems and a count, `--errors FILE` and `--format json` carry every one."""
-    from anjian.workflow.errors import BadInput, NotPermitted, Refused
-    from anjian.workflow.formats import output as render
     from anjian.workflow.formats import tables
-    from anjian.workflow.services import advance as actions
 
+    # The limits first, before even the services are imported (SQLAlchemy alone is a second on a busy machine).
     recs, problems = tables.read_csv(file, ("unit", "trigger"), ("note",), env.settings.limits)
     tables.refuse_if(problems, file)
+    from anjian.workflow.errors import BadInput, NotPermitted, Refused
+    from anjian.workflow.formats import output as render
+    from anjian.workflow.services import advance as actions
+
     rows = [actions.BatchRow(r.line, r.values["unit"], r.values["trigger"], r.values.get("note") or None) for r in recs]
     res = actions.advance_batch(env.database(), rows, env.actor, env.now, partial)
     if errors is not None:
