@@ -328,3 +328,14 @@ def test_a_copy_kept_for_a_refused_change_is_harmless(chengde, cli, tmp_path, st
     assert len(kept) == 1
     assert cli("record", YUERYA, "six.vehicle", "是", "--evidence", str(photo), user="li").exit_code == 0
     assert [p for p in store.rglob("*") if p.is_file()] == kept
+
+
+def test_only_the_first_unknown_units_of_a_batch_get_similar_names(chengde, tmp_path):
+    """A batch's first 50 unknown units are told similar names; the rest only that they do not exist
+    (each hint is a scan of every unit's name: 50,000 of them took minutes)."""
+    from anjian.workflow.services.advance import HINTED, BatchRow, advance_batch
+
+    rows = [BatchRow(i + 2, "峪耳崖镇镇", "start") for i in range(HINTED + 10)]
+    res = advance_batch(chengde, rows, "chief", T0)
+    hinted = ["did you mean" in p.reasons[0] and "峪耳崖镇" in p.reasons[0] for p in res.problems]
+    assert hinted == [True] * HINTED + [False] * 10

@@ -209,6 +209,9 @@ class BatchRow:
     note: str | None = None
 
 
+HINTED = 50  # unknown units of a batch given "did you mean" names: each is a scan of every unit's name
+
+
 def advance_batch(db: Database, rows: list[BatchRow], actor: Acting | str, now: dt.datetime, partial: bool = False) -> BatchResult:
     """Fire many triggers in one transaction: all or nothing, or with `partial` the rows that pass."""
     actor = authz.acting(actor)
@@ -219,7 +222,7 @@ def advance_batch(db: Database, rows: list[BatchRow], actor: Acting | str, now: 
         adv.resolver.preload([r.unit for r in rows])
         for r in rows:
             try:
-                refs[r.line] = adv.resolver.resolve(r.unit, levels=levels_for(r.trigger))
+                refs[r.line] = adv.resolver.resolve(r.unit, levels=levels_for(r.trigger), hint=len(problems) < HINTED)
             except BadInput as exc:
                 problems.append(RowProblem(r.line, r.unit, r.trigger, "bad_input", (exc.message, *exc.details)))
         adv.loader.prefetch(ref.code for ref in refs.values())
