@@ -166,13 +166,14 @@ def designate(db: Database, rows: list[DesignateRow], actor: Acting | str, now: 
     denied_units: set[str] = set()
     with authz.refusals_audited(db, actor, now, "designate"), db.write() as session:
         resolver = Resolver(session)
+        resolver.preload([r.unit for r in rows])
         campaign = campaign_in_force(session)
         entries: list[audit.Entry] = []
         touched: dict[str, UnitRef] = {}
         for r in rows:
             where = f"line {r.line}: " if r.line else ""
             try:
-                ref = resolver.resolve(r.unit)
+                ref = resolver.resolve(r.unit, hint=len(problems) < 50)  # a hint scans every name
                 cohort = normalize_cohort(r.cohort)
             except BadInput as exc:
                 problems.append(where + exc.message + ("; " + "; ".join(exc.details) if exc.details else ""))
