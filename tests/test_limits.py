@@ -86,8 +86,8 @@ def test_a_batch_past_its_bytes_is_refused_by_its_size(chengde, cli, tmp_path, m
     assert snapshot(chengde) == before
 
 
-def test_a_stream_without_a_size_is_cut_at_the_byte_limit(tmp_path):
-    """A file whose size no stat tells (a FIFO here, /dev/zero alike) is read no further than the limit."""
+def fifo_with(tmp_path: Path, data: bytes):
+    """A named pipe in tmp_path and the thread writing `data` into it once a reader opens it."""
     import contextlib
     import os
     import threading
@@ -97,13 +97,35 @@ def test_a_stream_without_a_size_is_cut_at_the_byte_limit(tmp_path):
 
     def feed() -> None:
         with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as out:
-            out.write(b"unit,trigger\n" + b"x" * 5000)
+            out.write(data)
 
     writer = threading.Thread(target=feed)
     writer.start()
+    return fifo, writer
+
+
+def test_a_stream_without_a_size_is_cut_at_the_byte_limit(tmp_path):
+    """A file whose size no stat tells (a FIFO here, /dev/zero alike) is read no further than the limit."""
+    fifo, writer = fifo_with(tmp_path, b"unit,trigger\n" + b"x" * 5000)
     try:
         with pytest.raises(BadInput, match="超过上限 1 KiB"):
-            tables.read_bytes(fifo, "CSV file", 1024)
+            tables.read_csv(fifo, ("unit", "trigger"), (), Limits(batch_max_bytes=1024))
+    finally:
+        writer.join()
+
+
+@pytest.mark.parametrize(("most", "refused"), [(2, True), (3, False)])
+def test_a_pipe_is_read_once_and_its_rows_counted(tmp_path, most, refused):
+    """A pipe (`--file <(iconv …)`) is read once: its rows are counted in memory, refused past the
+    limit, and read whole within it."""
+    fifo, writer = fifo_with(tmp_path, f"unit,trigger\n{YUERYA},start\n{YUERYA},apply\n{GAOSITAI},start\n".encode())
+    try:
+        if refused:
+            with pytest.raises(BadInput, match="超过 2 行"):
+                tables.read_csv(fifo, ("unit", "trigger"), (), Limits(batch_max_rows=most))
+        else:
+            records, _ = tables.read_csv(fifo, ("unit", "trigger"), (), Limits(batch_max_rows=most))
+            assert [r.values["trigger"] for r in records] == ["start", "apply", "start"]
     finally:
         writer.join()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import stat
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,30 +63,44 @@ def read_csv(path: Path | str, required: tuple[str, ...], optional: tuple[str, .
     with the problems of rows that could not be read; a bad header raises at once. A file past the
     batch limits (`limits`, else the defaults) is refused before it is decoded."""
     limits = limits or Limits()
-    check_batch(path, limits)
+    counted = check_batch(path, limits)
     data = read_bytes(path, "CSV file", limits.batch_max_bytes)
+    if not counted:  # a pipe (`--file <(iconv …)`) can be read only once: its rows are counted in memory
+        _refuse_rows(Path(path), _count_rows(_as_latin1(io.BytesIO(data)), limits.batch_max_rows), limits)
     return parse_csv(decode(data, str(path)), str(path), required, optional)
 
 
 # -- the batch limits: checked before any work, by stat and by a count that stops at the limit ----------
-def check_batch(path: Path | str, limits: Limits) -> None:
+def check_batch(path: Path | str, limits: Limits) -> bool:
     """Refuse a batch file over `limits.batch_max_bytes` (by its size, before reading it) or with more
     than `limits.batch_max_rows` data rows (counted while streaming, stopping one row past the limit).
     The count reads the bytes as Latin-1: quotes, commas and line ends are the same bytes in UTF-8 and
-    GBK (no GBK trail byte is one of them), so it splits records as the real reading will."""
+    GBK (no GBK trail byte is one of them), so it splits records as the real reading will. Returns
+    whether the rows were counted: not those of a pipe, which would be used up."""
     p = Path(path)
     try:
-        size = p.stat().st_size
-        if size > limits.batch_max_bytes:
-            raise too_big(p, f"有 {size_text(size)}", limits.batch_max_bytes)
+        st = p.stat()
+        if st.st_size > limits.batch_max_bytes:
+            raise too_big(p, f"有 {size_text(st.st_size)}", limits.batch_max_bytes)
+        if not stat.S_ISREG(st.st_mode):
+            return False
         with p.open("rb") as raw:
-            rows = _count_rows(io.TextIOWrapper(io.BufferedReader(_Capped(raw, limits.batch_max_bytes, p)), "latin-1", newline=""),
-                               limits.batch_max_rows)
+            rows = _count_rows(_as_latin1(_Capped(raw, limits.batch_max_bytes, p)), limits.batch_max_rows)
     except OSError:
-        return  # a missing, unreadable or directory path: read_bytes says which, in its words
+        return False  # a missing, unreadable or directory path: read_bytes says which, in its words
+    _refuse_rows(p, rows, limits)
+    return True
+
+
+def _refuse_rows(path: Path, rows: int, limits: Limits) -> None:
     if rows > limits.batch_max_rows:
-        raise BadInput(f"批量文件 {p} 超过 {limits.batch_max_rows} 行数据（上限 batch_max_rows）；未做任何处理。"
+        raise BadInput(f"批量文件 {path} 超过 {limits.batch_max_rows} 行数据（上限 batch_max_rows）；未做任何处理。"
                        f"请拆分文件，或调高上限：配置文件 [limits] batch_max_rows，或环境变量 {LIMIT_ENV['batch_max_rows']}")
+
+
+def _as_latin1(raw: io.RawIOBase | io.BufferedIOBase) -> io.TextIOBase:
+    buffered = raw if isinstance(raw, io.BufferedIOBase) else io.BufferedReader(raw)
+    return io.TextIOWrapper(buffered, "latin-1", newline="")
 
 
 def _count_rows(text: io.TextIOBase, most: int) -> int:
