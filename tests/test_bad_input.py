@@ -655,9 +655,10 @@ def test_evidence_without_read_permission_is_refused(untouched, with_evidence, t
 
 @pytest.mark.skipif(not UNREADABLE.exists(), reason="needs Linux /proc")
 def test_evidence_whose_read_fails_is_refused(untouched, with_evidence):
-    """An evidence file whose read fails with an I/O error (even for root) exits 2 saying it cannot be read."""
+    """An evidence file whose read fails with an I/O error (even for root) exits 2; this one, in /proc,
+    is refused as a pseudo-file before it is read (issue 12)."""
     with untouched():
-        refused(with_evidence(str(UNREADABLE)), str(UNREADABLE), "cannot be read")
+        refused(with_evidence(str(UNREADABLE)), str(UNREADABLE), "伪文件")
 
 
 def test_one_bad_evidence_among_good_ones_keeps_nothing(untouched, with_evidence, tmp_path):

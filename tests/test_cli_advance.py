@@ -291,16 +291,16 @@ def test_evidence_store_location(chengde, cli, tmp_path, db_url):
     assert resolve().evidence_dir == home / "evidence"
 
 
-def test_refused_transition_keeps_no_evidence(chengde, cli, tmp_path):
-    """A refused submit_plan copies nothing into the evidence store."""
-    from anjian.workflow.settings import resolve
-
+def test_refused_transition_records_no_evidence(chengde, cli, tmp_path):
+    """A refused submit_plan records nothing: the database is as it was. Its file was copied into the
+    store before the write lock (issue 12) and stays there, pointed to by no row: harmless in a store
+    addressed by content, and not removed, since another command may meanwhile have found it there."""
     plan = tmp_path / "plan.pdf"
     plan.write_bytes(b"draft")
+    before = snapshot(chengde)
     r = cli("advance", KUANCHENG, "submit_plan", "--evidence", str(plan), user="li")
     assert r.exit_code == 3, r.output
-    digest = hashlib.sha256(b"draft").hexdigest()
-    assert not (resolve().evidence_dir / digest[:2] / digest).exists()
+    assert snapshot(chengde) == before
 
 
 def test_several_evidence_files_are_all_recorded(chengde, cli, tmp_path):

@@ -63,6 +63,10 @@ class Settings:
             return Path(str(given)).expanduser()
         return self.audit_key.with_suffix(".pub")
 
+    @cached_property
+    def limits(self) -> Limits:
+        return limits_settings(self.data_dir, self.env)
+
 
 def resolve(
     db: str | None = None,
@@ -282,3 +286,54 @@ def notify_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> Not
         if result.value(name) not in allowed:
             raise BadInput(f"setting {name} must be one of {', '.join(allowed)}, not {result.value(name)!r}")
     return result
+
+
+# -- limits: how much one command may be handed (config file [limits], or ANJIAN_* variables) ----------
+@dataclass(frozen=True)
+class Limits:
+    """The most a batch file or an evidence file may hold; beyond it the command is refused before any
+    work. The default rows fit the national registry's 41,352 townships in one file."""
+
+    batch_max_rows: int = 50_000
+    batch_max_bytes: int = 16 * 2**20
+    evidence_max_bytes: int = 100 * 2**20
+
+
+LIMIT_ENV = {"batch_max_rows": "ANJIAN_BATCH_MAX_ROWS", "batch_max_bytes": "ANJIAN_BATCH_MAX_BYTES",
+             "evidence_max_bytes": "ANJIAN_EVIDENCE_MAX_BYTES"}
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+
+
+def limits_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> Limits:
+    """Limits from the defaults, then the config file's [limits] table, then ANJIAN_* variables. A size
+    may be a number of bytes or carry a unit (16MiB, 100 MB, 2G); a bad value is refused with its source."""
+    import tomllib
+
+    from anjian.workflow.errors import BadInput
+
+    env = environ() if env is None else env
+    given: dict[str, tuple[object, str]] = {}
+    path = Path(env.get("ANJIAN_CONFIG") or data_dir / "config.toml")
+    if path.exists():
+        try:
+            table = tomllib.loads(path.read_text("utf-8")).get("limits", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise BadInput(f"config file {path}: {exc}") from None
+        given |= {k: (v, f"{path} [limits] {k}") for k, v in table.items() if k in LIMIT_ENV}
+    given |= {k: (env[var], var) for k, var in LIMIT_ENV.items() if env.get(var)}
+    values = {}
+    for name, (value, source) in given.items():
+        number = _amount(value)
+        if number is None or number < 1:
+            raise BadInput(f"设置 {source} 应为正整数（字节数可带单位，如 16MiB），而不是 {value!r}")
+        values[name] = number
+    return Limits(**values)
+
+
+def _amount(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip().lower().replace(" ", "").replace("_", "").removesuffix("ib").removesuffix("b")
+    unit = text[-1:] if text[-1:] in _UNITS else ""
+    digits = text[: len(text) - len(unit)]
+    return int(digits) * _UNITS[unit] if digits.isascii() and digits.isdigit() else None

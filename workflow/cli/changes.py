@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from anjian.workflow.cli.common import command, emit, fail, format_option
+from anjian.workflow.cli.common import SHOWN, command, emit, fail, format_option, write_file
 
 
 @click.command()
@@ -32,7 +34,7 @@ def designate(env, unit, cohort, remove, file, fmt) -> None:
     if file:
         if unit or cohort:
             fail("give either UNIT COHORT or --file, not both")
-        recs, problems = tables.read_csv(file, ("unit", "cohort"), ("remove",))
+        recs, problems = tables.read_csv(file, ("unit", "cohort"), ("remove",), env.settings.limits)
         tables.refuse_if(problems, file)
         rows = records.designation_rows(recs)
     else:
@@ -72,7 +74,8 @@ def record(env, unit, item, value, evidence, fmt) -> None:
     from anjian.workflow.formats import output as render
     from anjian.workflow.services import checklist as records
 
-    res = records.record(env.database(), unit, item, value, env.actor, env.now, tuple(evidence), env.settings.evidence_dir)
+    res = records.record(env.database(), unit, item, value, env.actor, env.now, tuple(evidence), env.settings.evidence_dir,
+                         env.settings.limits.evidence_max_bytes)
 
     def text() -> str:
         lines = [f"⚠ {w}" for w in res.warnings]
@@ -95,9 +98,12 @@ def record(env, unit, item, value, evidence, fmt) -> None:
               help="Refuse (exit 5) unless the unit is still at this version (see `anjian show`).")
 @click.option("--file", "file", metavar="FILE.csv", help="Bulk: a CSV with columns unit,trigger,note.")
 @click.option("--partial", is_flag=True, help="With --file: apply the rows that pass and report the rest.")
+@click.option("--errors", "errors", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="With --file: write every problem row to FILE (CSV: line,unit,trigger,kind,reason); "
+                   "the terminal shows the first 50.")
 @format_option(("table", "json"))
 @command
-def advance(env, unit, trigger, note, evidence, expect_version, file, partial, fmt) -> None:
+def advance(env, unit, trigger, note, evidence, expect_version, file, partial, errors, fmt) -> None:
     """Fire a trigger for a unit. If a guard refuses, every unmet reason is printed (exit 3).
 
     Township triggers: start, apply, accept, reject, resubmit, revoke.
@@ -110,38 +116,56 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, f
         anjian advance 宽城县 submit_plan --evidence 推进方案.pdf
         anjian advance --file batch.csv --partial
     """
-    from anjian.workflow.errors import BadInput, NotPermitted, Refused
-    from anjian.workflow.formats import output as render
-    from anjian.workflow.formats import tables
-    from anjian.workflow.services import advance as actions
-
     if file:
         if unit or trigger or evidence or note or expect_version is not None:
             fail("--file takes its units, triggers and notes from the file; "
                  "give no UNIT, TRIGGER, --note, --evidence or --expect-version")
-        recs, problems = tables.read_csv(file, ("unit", "trigger"), ("note",))
-        tables.refuse_if(problems, file)
-        rows = [actions.BatchRow(r.line, r.values["unit"], r.values["trigger"], r.values.get("note") or None) for r in recs]
-        res = actions.advance_batch(env.database(), rows, env.actor, env.now, partial)
-        lines = [f"{t.name}（{t.code}）{t.trigger}: {t.from_state} → {t.to_state}" for t in res.applied]
-        head = (f"已执行 {len(res.applied)} / {res.rows} 行" if res.applied or partial or not res.problems
-                else f"未执行：{len(res.problems)} 行有问题，整批未写入")
-        emit(fmt, lambda: "\n".join(lines[:50] + ([f"… 共 {len(lines)} 行"] if len(lines) > 50 else []) + [head]),
-             {"applied": render.to_jsonable(res.applied), "problems": render.to_jsonable(res.problems)})
-        if res.problems:
-            details = [f"line {p.line} ({p.unit} {p.trigger}): {'; '.join(p.reasons)}" for p in res.problems]
-            kinds = {p.kind for p in res.problems}
-            worst = BadInput if "bad_input" in kinds else NotPermitted if "not_permitted" in kinds else Refused
-            raise worst(f"{file}: {len(res.problems)} row(s) " + ("not applied" if partial else "refused; nothing was written"), details)
+        _advance_file(env, file, partial, errors, fmt)
         return
+    if errors:
+        fail("--errors goes with --file FILE.csv")
     if partial:
         fail("--partial goes with --file FILE.csv")
     if not (unit and trigger):
         fail("give UNIT TRIGGER (e.g. anjian advance 宽城峪耳崖镇 apply), or --file FILE.csv")
+    from anjian.workflow.services import advance as actions
+
     t = actions.advance(env.database(), unit, trigger, env.actor, env.now, note, tuple(evidence), expect_version,
-                        env.settings.evidence_dir)
+                        env.settings.evidence_dir, env.settings.limits.evidence_max_bytes)
     from anjian.states.labels import TRIGGER_NAMES, state_name
 
     emit(fmt, lambda: (f"{t.name}（{t.code}）{TRIGGER_NAMES.get(t.trigger, t.trigger)}："
                        f"{state_name(t.level, t.from_state)} → {state_name(t.level, t.to_state)}"
                        f"  审计序号 {t.seq}，版本 {t.version}"), t)
+
+
+def _advance_file(env, file: str, partial: bool, errors: Path | None, fmt: str) -> None:
+    """`advance --file`: the batch's limits are checked before anything else; the terminal shows the
+    first problems and a count, `--errors FILE` and `--format json` carry every one."""
+    from anjian.workflow.formats import tables
+
+    # The limits first, before even the services are imported (SQLAlchemy alone is a second on a busy machine).
+    recs, problems = tables.read_csv(file, ("unit", "trigger"), ("note",), env.settings.limits)
+    tables.refuse_if(problems, file)
+    from anjian.workflow.errors import BadInput, NotPermitted, Refused
+    from anjian.workflow.formats import output as render
+    from anjian.workflow.services import advance as actions
+
+    rows = [actions.BatchRow(r.line, r.values["unit"], r.values["trigger"], r.values.get("note") or None) for r in recs]
+    res = actions.advance_batch(env.database(), rows, env.actor, env.now, partial)
+    if errors is not None:
+        table = [[p.line, p.unit, p.trigger, p.kind, "; ".join(p.reasons)] for p in res.problems]
+        write_file(errors, (render.as_csv(["line", "unit", "trigger", "kind", "reason"], table) + "\n").encode("utf-8-sig"))
+    lines = [f"{t.name}（{t.code}）{t.trigger}: {t.from_state} → {t.to_state}" for t in res.applied]
+    head = (f"已执行 {len(res.applied)} / {res.rows} 行" if res.applied or partial or not res.problems
+            else f"未执行：{len(res.problems)} 行有问题，整批未写入")
+    emit(fmt, lambda: "\n".join(lines[:SHOWN] + ([f"… 共 {len(lines)} 行"] if len(lines) > SHOWN else []) + [head]),
+         {"applied": render.to_jsonable(res.applied), "problems": render.to_jsonable(res.problems)})
+    if res.problems:
+        details = [f"line {p.line} ({p.unit} {p.trigger}): {'; '.join(p.reasons)}" for p in res.problems[:SHOWN]]
+        if len(res.problems) > SHOWN:
+            where = f"全部问题已写入 {errors}" if errors else "全部问题见 --errors FILE 或 --format json"
+            details.append(f"另有 {len(res.problems) - SHOWN} 条未列出；{where}")
+        kinds = {p.kind for p in res.problems}
+        worst = BadInput if "bad_input" in kinds else NotPermitted if "not_permitted" in kinds else Refused
+        raise worst(f"{file}: {len(res.problems)} row(s) " + ("not applied" if partial else "refused; nothing was written"), details)

@@ -266,11 +266,17 @@ def _exit_code(exc: Exception) -> int | None:
     return None
 
 
+SHOWN = 50  # the problems a terminal shows; a batch's whole list goes to a file or JSON
+
+
 def fail(message: str, details: list[str] | tuple[str, ...] = (), code: int = 2) -> None:
     label = {2: "错误", 3: "不能进行", 4: "无权操作", 5: "冲突", 6: "审计校验失败"}.get(code, "错误")
     click.echo(f"{label}: {message}", err=True)
-    for d in details:
+    # One line past SHOWN is shown whole: the line saying it was left out would be no shorter.
+    for d in details if len(details) <= SHOWN + 1 else details[:SHOWN]:
         click.echo(f"  - {d}", err=True)
+    if len(details) > SHOWN + 1:
+        click.echo(f"  - 另有 {len(details) - SHOWN} 条未列出", err=True)
     sys.exit(code)
 
 

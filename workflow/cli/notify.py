@@ -65,7 +65,7 @@ def contact_import(env, file) -> None:
     from anjian.workflow.formats import tables
     from anjian.workflow.services import contacts
 
-    recs, problems = tables.read_csv(file, ("unit", "name"), ("email", "webhook"))
+    recs, problems = tables.read_csv(file, ("unit", "name"), ("email", "webhook"), env.settings.limits)
     out = contacts.add_many(env.database(), recs, env.actor, env.now, unreadable=problems, hooks=_hooks(env))
     click.echo(f"已添加 {len(out)} 个联系人")
 
@@ -265,7 +265,7 @@ def calendar_load(env, file) -> None:
     """
     from anjian.workflow.reminders.workdays import load_schedule
 
-    years = load_schedule(env.database(), file, env.actor, env.now)
+    years = load_schedule(env.database(), file, env.actor, env.now, env.settings.limits)
     click.echo("已载入官方节假日安排：" + "，".join(f"{y} 年 {n} 天" for y, n in years.items()))
 
 

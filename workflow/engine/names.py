@@ -87,13 +87,23 @@ class Resolver:
         return self._units[code]
 
     def preload(self, queries: list[str]) -> None:
-        """Look up, in a few queries, the units that queries written as division codes name (a batch)."""
+        """Look up, in a few queries, the units that a batch's queries name (by code or by name)."""
         codes = sorted({q for q in map(fold, queries) if q.isascii() and q.isdigit()} - set(self._units))
         for i in range(0, len(codes), 900):
             part = codes[i:i + 900]
             found = {u.code: u for u in self.session.scalars(select(Unit).where(Unit.code.in_(part)))}
             for code in part:
                 self._units[code] = found.get(code)
+        # Names: every token resolving them could ask about, looked up a few hundred at a time rather
+        # than in several queries per row (50,000 rows of names took minutes).
+        tokens: set[str] = set()
+        for q in map(fold, queries):
+            if q and not (q.isascii() and q.isdigit()):
+                splits = range(2, len(q) - 1)
+                tokens |= {q} | {q[:i] for i in splits} | {q[i:] for i in splits}
+        ordered = sorted(tokens - set(self._tokens))
+        for i in range(0, len(ordered), 400):
+            self._lookup(set(ordered[i:i + 400]))
 
     def _lookup(self, tokens: set[str]) -> dict[str, list[Unit]]:
         """The units each token names, looked up in one query for the tokens not seen before.
@@ -154,8 +164,10 @@ class Resolver:
         self.tree.ensure([unit.code])
         return self.tree.path(unit.code, upto.code if upto is not None else None)
 
-    def resolve(self, query: str, what: str = "unit", levels: tuple[str, ...] | None = None) -> UnitRef:
-        """Exactly one unit for the query, or BadInput naming the candidates."""
+    def resolve(self, query: str, what: str = "unit", levels: tuple[str, ...] | None = None,
+                hint: bool = True) -> UnitRef:
+        """Exactly one unit for the query, or BadInput naming the candidates (and, with `hint`, similar
+        names: a scan of every unit's name, which a batch spares itself after its first few)."""
         if any(unicodedata.category(ch) == "Cs" for ch in query):
             # bytes that were not UTF-8 (a GBK terminal): the database cannot even be asked about them
             raise BadInput(f"{what} {query!r} is not valid text: the terminal sent bytes that are not UTF-8 "
@@ -166,7 +178,7 @@ class Resolver:
         if len(found) == 1:
             return _ref(found[0])
         if not found:
-            hint = self._similar(fold(query))
+            hint = self._similar(fold(query)) if hint else ""
             raise BadInput(f"{what} “{query}”: no such unit in the registry" + (f"; did you mean: {hint}" if hint else ""))
         listed = [f"{u.code} {self.path(u)}" for u in found[:MAX_LISTED]]
         more = f"… and {len(found) - MAX_LISTED} more" if len(found) > MAX_LISTED else ""

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import stat
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from anjian.workflow.errors import BadInput
+from anjian.workflow.settings import LIMIT_ENV, Limits
 
 _UNCLOSED = "a quoted field opened on this line is never closed"
 
@@ -35,22 +37,120 @@ def decode(data: bytes, source: str) -> str:
             raise BadInput(f"{source}: line {line}: not UTF-8 or GBK text (byte {at})") from None
 
 
-def read_bytes(path: Path | str, what: str = "file") -> bytes:
+def read_bytes(path: Path | str, what: str = "file", max_bytes: int | None = None) -> bytes:
+    """The bytes of a file; with `max_bytes`, a file that holds more (a pipe or /dev/zero included,
+    whose size no stat tells) is refused after reading one byte past the limit."""
     p = Path(path)
     if p.is_dir():
         raise BadInput(f"{what} {p} is a directory, not a file")
     try:
-        return p.read_bytes()
+        if max_bytes is None:
+            return p.read_bytes()
+        with p.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
     except FileNotFoundError:
         raise BadInput(f"{what} {p} does not exist") from None
     except OSError as exc:
         raise BadInput(f"{what} {p} cannot be read: {exc.strerror}") from None
+    if len(data) > max_bytes:
+        raise too_big(p, f"超过 {size_text(max_bytes)}", max_bytes)
+    return data
 
 
-def read_csv(path: Path | str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> tuple[list[Record], list[str]]:
+def read_csv(path: Path | str, required: tuple[str, ...], optional: tuple[str, ...] = (),
+             limits: Limits | None = None) -> tuple[list[Record], list[str]]:
     """Records of a CSV file whose header names `required` columns (and perhaps `optional` ones),
-    with the problems of rows that could not be read; a bad header raises at once."""
-    return parse_csv(decode(read_bytes(path, "CSV file"), str(path)), str(path), required, optional)
+    with the problems of rows that could not be read; a bad header raises at once. A file past the
+    batch limits (`limits`, else the defaults) is refused before it is decoded."""
+    limits = limits or Limits()
+    counted = check_batch(path, limits)
+    data = read_bytes(path, "CSV file", limits.batch_max_bytes)
+    if not counted:  # a pipe (`--file <(iconv …)`) can be read only once: its rows are counted in memory
+        _refuse_rows(Path(path), _count_rows(_as_latin1(io.BytesIO(data)), limits.batch_max_rows), limits)
+    return parse_csv(decode(data, str(path)), str(path), required, optional)
+
+
+# -- the batch limits: checked before any work, by stat and by a count that stops at the limit ----------
+def check_batch(path: Path | str, limits: Limits) -> bool:
+    """Refuse a batch file over `limits.batch_max_bytes` (by its size, before reading it) or with more
+    than `limits.batch_max_rows` data rows (counted while streaming, stopping one row past the limit).
+    The count reads the bytes as Latin-1: quotes, commas and line ends are the same bytes in UTF-8 and
+    GBK (no GBK trail byte is one of them), so it splits records as the real reading will. Returns
+    whether the rows were counted: not those of a pipe, which would be used up."""
+    p = Path(path)
+    try:
+        st = p.stat()
+        if st.st_size > limits.batch_max_bytes:
+            raise too_big(p, f"有 {size_text(st.st_size)}", limits.batch_max_bytes)
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        with p.open("rb") as raw:
+            rows = _count_rows(_as_latin1(_Capped(raw, limits.batch_max_bytes, p)), limits.batch_max_rows)
+    except OSError:
+        return False  # a missing, unreadable or directory path: read_bytes says which, in its words
+    _refuse_rows(p, rows, limits)
+    return True
+
+
+def _refuse_rows(path: Path, rows: int, limits: Limits) -> None:
+    if rows > limits.batch_max_rows:
+        raise BadInput(f"批量文件 {path} 超过 {limits.batch_max_rows} 行数据（上限 batch_max_rows）；未做任何处理。"
+                       f"请拆分文件，或调高上限：配置文件 [limits] batch_max_rows，或环境变量 {LIMIT_ENV['batch_max_rows']}")
+
+
+def _as_latin1(raw: io.RawIOBase | io.BufferedIOBase) -> io.TextIOBase:
+    buffered = raw if isinstance(raw, io.BufferedIOBase) else io.BufferedReader(raw)
+    return io.TextIOWrapper(buffered, "latin-1", newline="")
+
+
+def _count_rows(text: io.TextIOBase, most: int) -> int:
+    """Non-blank records after the header, counting no further than `most` + 1."""
+    reader = csv.reader(text)
+    rows = 0
+    try:
+        next(reader, None)
+        for fields in reader:
+            if any(f.strip() for f in fields):
+                rows += 1
+                if rows > most:
+                    break
+    except csv.Error:
+        pass  # the real reading reports it, with its line
+    return rows
+
+
+class _Capped(io.RawIOBase):
+    """A binary stream that refuses to give more than `most` bytes (a file growing while read, a
+    pseudo-file whose stat says 0)."""
+
+    def __init__(self, raw, most: int, path: Path):
+        self.raw, self.left, self.most, self.path = raw, most, most, path
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.raw.readinto(buffer)
+        self.left -= n
+        if self.left < 0:
+            raise too_big(self.path, f"超过 {size_text(self.most)}", self.most)
+        return n
+
+
+def too_big(path: Path, size: str, most: int) -> BadInput:
+    return BadInput(f"批量文件 {path} {size}，超过上限 {size_text(most)}（batch_max_bytes）；未做任何处理。"
+                    f"请拆分文件，或调高上限：配置文件 [limits] batch_max_bytes，或环境变量 {LIMIT_ENV['batch_max_bytes']}")
+
+
+def size_text(n: int) -> str:
+    """A size as people read it: 812 字节, 16 MiB, 25.9 MiB."""
+    if n < 1024:
+        return f"{n} 字节"
+    for unit in ("KiB", "MiB", "GiB"):
+        n /= 1024
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}".replace(".0 ", " ")
+    raise AssertionError("unreachable")
 
 
 def parse_csv(text: str, source: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> tuple[list[Record], list[str]]:

@@ -79,7 +79,7 @@ def load_office_calendar(session) -> WorkCalendar:
     return WorkCalendar({dt.date.fromisoformat(d): bool(w) for d, w in rows})
 
 
-def load_schedule(db, path: str, actor: str, now) -> dict[int, int]:
+def load_schedule(db, path: str, actor: str, now, limits=None) -> dict[int, int]:
     """Load the office's official schedule (CSV: date,workday[,name]) for the years it covers,
     replacing any earlier schedule for those years; all rows or none."""
     from sqlalchemy import delete, insert
@@ -88,7 +88,7 @@ def load_schedule(db, path: str, actor: str, now) -> dict[int, int]:
     from anjian.workflow.store import audit
     from anjian.workflow.store.models import CalendarDay
 
-    records, problems = read_csv(path, ("date", "workday"), ("name",))
+    records, problems = read_csv(path, ("date", "workday"), ("name",), limits)
     words = {"1": 1, "是": 1, "班": 1, "上班": 1, "workday": 1, "work": 1, "true": 1, "yes": 1,
              "0": 0, "否": 0, "休": 0, "休息": 0, "holiday": 0, "off": 0, "false": 0, "no": 0}
     rows, seen = [], set()

@@ -182,10 +182,14 @@ class Advancer:
 
 
 def advance(db: Database, unit: str, trigger: str, actor: Acting | str, now: dt.datetime, note: str | None = None,
-            evidence: tuple[str, ...] = (), expect_version: int | None = None, evidence_dir=None) -> Transition:
-    """Fire one trigger for one unit, with its guards; refuse a stale `expect_version` (Conflict)."""
+            evidence: tuple[str, ...] = (), expect_version: int | None = None, evidence_dir=None,
+            evidence_max: int | None = None) -> Transition:
+    """Fire one trigger for one unit, with its guards; refuse a stale `expect_version` (Conflict).
+    Evidence is hashed and copied into the store before the write lock is taken (see `keep`)."""
     actor = authz.acting(actor)
-    files = examine(list(evidence))
+    files = examine(list(evidence), evidence_max)
+    if files and evidence_dir is not None:
+        keep(files, evidence_dir)
     note = note.strip() if note and note.strip() else None
     with authz.refusals_audited(db, actor, now, f"advance {trigger}"), db.write() as session:
         adv = Advancer(session, now, actor)
@@ -194,8 +198,6 @@ def advance(db: Database, unit: str, trigger: str, actor: Acting | str, now: dt.
         if expect_version is not None and ref.version != expect_version:
             raise Conflict(conflict_message(session.get(Unit, ref.code), expect_version))
         adv.prepare(ref, t, note, files)
-        if files and evidence_dir is not None:
-            keep(files, evidence_dir)
         return adv.commit()[0]
 
 
@@ -205,6 +207,9 @@ class BatchRow:
     unit: str
     trigger: str
     note: str | None = None
+
+
+HINTED = 50  # unknown units of a batch given "did you mean" names: each is a scan of every unit's name
 
 
 def advance_batch(db: Database, rows: list[BatchRow], actor: Acting | str, now: dt.datetime, partial: bool = False) -> BatchResult:
@@ -217,7 +222,7 @@ def advance_batch(db: Database, rows: list[BatchRow], actor: Acting | str, now: 
         adv.resolver.preload([r.unit for r in rows])
         for r in rows:
             try:
-                refs[r.line] = adv.resolver.resolve(r.unit, levels=levels_for(r.trigger))
+                refs[r.line] = adv.resolver.resolve(r.unit, levels=levels_for(r.trigger), hint=len(problems) < HINTED)
             except BadInput as exc:
                 problems.append(RowProblem(r.line, r.unit, r.trigger, "bad_input", (exc.message, *exc.details)))
         adv.loader.prefetch(ref.code for ref in refs.values())
@@ -239,11 +244,22 @@ def advance_batch(db: Database, rows: list[BatchRow], actor: Acting | str, now: 
     return BatchResult(applied, problems, len(rows))
 
 
+DENIALS_KEPT = 5  # the refused rows a batch's one `denied` audit row quotes; the rest are counted
+
+
 def _audit_batch_denials(db: Database, actor: Acting, now: dt.datetime, problems: list[RowProblem]) -> None:
+    """One `denied` row for a batch's refused rows, however many: the first one's attempt, unit, line and
+    reason (as a single refusal has them), the count, and the first few rows. A file of 100,000 rows
+    out of jurisdiction is one attempt, and one row per line would only swell the log."""
     denials = [p for p in problems if p.kind == "not_permitted"]
-    if denials:
-        with db.write() as session:
-            audit.append(session, [audit.Entry(now, actor, "denied", None, detail={
-                "attempted": f"advance {p.trigger}", "unit": p.unit, "line": p.line, "reason": p.reasons[0]}
-                | ({"details": list(p.reasons[1:])} if len(p.reasons) > 1 else {}))
-                for p in denials])
+    if not denials:
+        return
+    first = denials[0]
+    detail = {"attempted": f"advance {first.trigger}", "unit": first.unit, "line": first.line,
+              "reason": first.reasons[0], "count": len(denials),
+              "rows": [{"line": p.line, "unit": p.unit, "trigger": p.trigger, "reason": p.reasons[0]}
+                       for p in denials[:DENIALS_KEPT]]}
+    if len(first.reasons) > 1:
+        detail["details"] = list(first.reasons[1:])
+    with db.write() as session:
+        audit.append(session, [audit.Entry(now, actor, "denied", None, detail=detail)])

@@ -88,10 +88,13 @@ def _bump(session: Session, ref: UnitRef, now: dt.datetime, actor: Acting) -> No
 
 
 def record(db: Database, unit: str, item: str, value: str, actor: Acting | str, now: dt.datetime,
-           evidence: tuple[str, ...] = (), evidence_dir=None) -> Recorded:
-    """Record one checklist fact (an unchanged value writes nothing)."""
+           evidence: tuple[str, ...] = (), evidence_dir=None, evidence_max: int | None = None) -> Recorded:
+    """Record one checklist fact (an unchanged value writes nothing). Evidence is hashed and copied into
+    the store before the write lock is taken (see `keep`)."""
     actor = authz.acting(actor)
-    files = examine(list(evidence))
+    files = examine(list(evidence), evidence_max)
+    if files and evidence_dir is not None:
+        keep(files, evidence_dir)
     with authz.refusals_audited(db, actor, now, f"record {item}"), db.write() as session:
         campaign = campaign_in_force(session)
         written = unicodedata.normalize("NFKC", item).strip()
@@ -118,8 +121,6 @@ def record(db: Database, unit: str, item: str, value: str, actor: Acting | str, 
         else:
             row.value, row.recorded_at, row.recorded_by = stored, utc_text(now), name_of(actor)
         _bump(session, ref, now, actor)
-        if files and evidence_dir is not None:
-            keep(files, evidence_dir)
         (seq,) = audit.append(session, [audit.Entry(now, actor, "record", ref.code, ref.state, ref.state, None,
                                                     tuple(f.as_json() for f in files),
                                                     {"item": it.id, "value": stored, "previous": previous})])
@@ -165,13 +166,14 @@ def designate(db: Database, rows: list[DesignateRow], actor: Acting | str, now: 
     denied_units: set[str] = set()
     with authz.refusals_audited(db, actor, now, "designate"), db.write() as session:
         resolver = Resolver(session)
+        resolver.preload([r.unit for r in rows])
         campaign = campaign_in_force(session)
         entries: list[audit.Entry] = []
         touched: dict[str, UnitRef] = {}
         for r in rows:
             where = f"line {r.line}: " if r.line else ""
             try:
-                ref = resolver.resolve(r.unit)
+                ref = resolver.resolve(r.unit, hint=len(problems) < 50)  # a hint scans every name
                 cohort = normalize_cohort(r.cohort)
             except BadInput as exc:
                 problems.append(where + exc.message + ("; " + "; ".join(exc.details) if exc.details else ""))

@@ -98,11 +98,12 @@ def add_many(db: Database, records: list[Record], actor: Acting | str, now: dt.d
     denials: list[str] = []
     with authz.refusals_audited(db, actor, now, "contact add"), db.write() as session:
         resolver = Resolver(session)
+        resolver.preload([r.values["unit"] for r in records])
         seen: set[tuple[str, str]] = set()
         for r in records:
             where = f"line {r.line}: " if r.line else ""
             try:
-                ref = resolver.resolve(r.values["unit"])
+                ref = resolver.resolve(r.values["unit"], hint=len(problems) < 50)  # a hint scans every name
                 try:
                     authz.may(session, actor, "contact", ref.code, ref.name)
                 except NotPermitted as exc:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from anjian.workflow.errors import BadInput
+from anjian.workflow.formats.tables import size_text
+from anjian.workflow.settings import Limits
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,17 @@ def attached(seq: int, unit_code: str | None, action: str, evidence: list[dict],
              "sha256": f["sha256"]} for i, f in enumerate(evidence)]
 
 
-def examine(paths: list[str] | tuple[str, ...]) -> list[EvidenceFile]:
-    """Hash each evidence file; a missing, unreadable or directory path is bad input."""
+# Pseudo-filesystems: their "regular" files (/proc/self/environ) report size 0 and hold the process's
+# secrets or endless bytes; they are no record of anything.
+PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
+LIMIT_HELP = ("配置文件 [limits] evidence_max_bytes，或环境变量 ANJIAN_EVIDENCE_MAX_BYTES")
+
+
+def examine(paths: list[str] | tuple[str, ...], max_bytes: int | None = None) -> list[EvidenceFile]:
+    """Hash each evidence file; a missing, unreadable or directory path, a pseudo-file (/proc, /sys,
+    /dev) or a file over `max_bytes` (settings `evidence_max_bytes`) is bad input, the size refused by
+    stat before reading."""
+    most = Limits().evidence_max_bytes if max_bytes is None else max_bytes
     out = []
     for raw in paths:
         if not raw.strip():
@@ -43,22 +53,52 @@ def examine(paths: list[str] | tuple[str, ...]) -> list[EvidenceFile]:
         if p.exists() and not p.is_file():
             # a pipe would block, or be used up by hashing before `keep` copies it; a device is no record
             raise BadInput(f"evidence {raw}: is not a regular file (a device, pipe or socket); give a file")
+        if p.exists():
+            _refuse_pseudo(raw, p)
+            _refuse_big(raw, p.stat().st_size, most)
         try:
             digest, size = hashlib.sha256(), 0
             with p.open("rb") as fh:
+                stated = os.fstat(fh.fileno()).st_size
                 while chunk := fh.read(1 << 20):
                     digest.update(chunk)
                     size += len(chunk)
+                    _refuse_big(raw, size, most)  # a file growing while it is read
         except FileNotFoundError:
             raise BadInput(f"evidence {raw}: no such file") from None
         except OSError as exc:
             raise BadInput(f"evidence {raw}: cannot be read ({exc.strerror})") from None
+        if size != stated:
+            raise BadInput(f"证据 {raw}：读到 {size} 字节，而文件自称 {stated} 字节（读取时被改动，或是伪文件）；"
+                           "请给出不再改动的普通文件")
         out.append(EvidenceFile(str(p.resolve()), digest.hexdigest(), size))
     return out
 
 
+def _refuse_pseudo(raw: str, p: Path) -> None:
+    real = os.path.realpath(p)
+    dev = os.stat(real).st_dev
+    for root in PSEUDO_ROOTS:
+        try:  # a bind mount of procfs elsewhere is the same filesystem; a /dev that is a plain folder is not one
+            same_fs = os.path.ismount(root) and os.stat(root).st_dev == dev
+        except OSError:
+            same_fs = False
+        if same_fs or real == root or real.startswith(root + "/"):
+            raise BadInput(f"证据 {raw}：{real} 是系统伪文件（{root}），不是可存档的文件；请给出磁盘上的普通文件")
+
+
+def _refuse_big(raw: str, size: int, most: int) -> None:
+    if size > most:
+        raise BadInput(f"证据 {raw} 有 {size_text(size)}，超过上限 {size_text(most)}（evidence_max_bytes）；"
+                       f"未做任何处理。请压缩或拆分，或调高上限：{LIMIT_HELP}")
+
+
 def keep(files: list[EvidenceFile], store: Path) -> None:
-    """Copy each file into the store under its hash (atomically; a copy already there is kept)."""
+    """Copy each file into the store under its hash (atomically; a copy already there is kept),
+    checking that what is copied is what was hashed. Callers keep files BEFORE their write transaction,
+    so a big file never holds the write lock; a copy kept for a change then refused is harmless, since
+    the store is addressed by content: it is one more file nothing points to, and the same file given
+    again finds it there."""
     for f in files:
         target = store / f.sha256[:2] / f.sha256
         if target.exists():
@@ -67,7 +107,12 @@ def keep(files: list[EvidenceFile], store: Path) -> None:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as out, open(f.path, "rb") as src:
-                shutil.copyfileobj(src, out)
+                digest = hashlib.sha256()
+                while chunk := src.read(min(1 << 20, f.size + 1 - out.tell())):
+                    digest.update(chunk)
+                    out.write(chunk)
+                if digest.hexdigest() != f.sha256:
+                    raise BadInput(f"证据 {f.path} 在校验后被改动；未做任何处理，请重试")
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, target)
