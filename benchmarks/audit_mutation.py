@@ -38,13 +38,13 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from anjian.workflow.clock import SHANGHAI
+from anjian.workflow.clock import SHANGHAI, utc_text
 from anjian.workflow.store import audit
 from anjian.workflow.store.audit import GENESIS, Entry, canonical, row_hash
 from anjian.workflow.store.checkpoints import Checkpoint, load_key, make_checkpoint, read_checkpoint
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.integrity import verify
-from anjian.workflow.store.models import Unit
+from anjian.workflow.store.models import ChecklistValue, Contact, Unit, UnitCohort
 
 T0 = dt.datetime(2014, 12, 15, 9, 0, tzinfo=SHANGHAI)
 COLUMNS = ("seq", "at", "actor", "unit_code", "action", "from_state", "to_state", "note", "evidence", "detail",
@@ -53,7 +53,9 @@ SELECT_ALL = f"SELECT {', '.join(COLUMNS)} FROM audit_log ORDER BY seq"
 CONTENT = COLUMNS[1:10]  # what a row says; prev_hash and hash are its links
 # kind -> the verdict kind that names it; the two checkpointed kinds run verify with the checkpoint
 KINDS = {"edit": "modified", "delete": "deleted", "insert": "inserted", "swap": "reordered",
-         "truncate": "truncated", "rehash": "rewritten"}
+         "truncate": "truncated", "rehash": "rewritten",
+         # rows re-chained with valid hashes (no checkpoint): only the log's own sense can tell
+         "time": "time", "continuity": "continuity"}
 CHECKPOINTED = frozenset({"truncate", "rehash"})
 
 ACTORS = ("张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "chief", "inspector", "county", "office")
@@ -83,6 +85,11 @@ class LogWriter:
         self.units = townships()
         self.state = {code: "not_started" for code, _, _ in self.units}
         self.now = T0
+        # the tables the log determines, kept as the services would keep them
+        self.version = {code: 1 for code, _, _ in self.units}
+        self.values: dict[tuple[str, str], tuple[str, str, str]] = {}
+        self.cohorts: set[tuple[str, str]] = set()
+        self.contacts: dict[tuple[str, str], tuple[int, str, str]] = {}
 
     def entries(self, n: int) -> list[Entry]:
         return [self.entry() for _ in range(n)]
@@ -94,20 +101,29 @@ class LogWriter:
         state = self.state[code]
         actor = rng.choice(ACTORS)
         roll = rng.random()
+        at = utc_text(self.now)
         if roll < 0.05:
-            return Entry(self.now, actor, "contact_add", code, detail={"name": rng.choice(ACTORS), "email": f"aj{rng.randrange(999)}@chengde.gov.cn"})
+            name, email = rng.choice(ACTORS), f"aj{rng.randrange(999)}@chengde.gov.cn"
+            cid = self.contacts.get((code, name), (len(self.contacts) + 1,))[0]
+            self.contacts[code, name] = (cid, email, at)
+            return Entry(self.now, actor, "contact_add", code, detail={"name": name, "email": email, "id": cid})
         if roll < 0.09:
             return Entry(self.now, actor, "denied", code, detail={"trigger": "accept", "reasons": ["不能验收本人申请的乡镇"]})
         if roll < 0.12:
-            return Entry(self.now, actor, "designate", code, state, state, detail={"cohort": rng.choice(("key", "heavy_task"))})
+            cohort = rng.choice(("key", "heavy_task"))
+            self.cohorts.add((code, cohort))
+            self.version[code] += 1
+            return Entry(self.now, actor, "designate", code, state, state, detail={"cohort": cohort, "version": self.version[code]})
+        self.version[code] += 1
         if roll < 0.35 or state in ("applied", "not_started", "accepted"):
             trigger, after = rng.choice(TRANSITIONS[state])
             self.state[code] = after
             by = {"by": "admin"} if rng.random() < 0.05 else {}
             return Entry(self.now, actor, trigger, code, state, after, self.note(), self.evidence(code, 0.3), by)
         item, value = rng.choice(ITEMS)
+        self.values[code, item] = (value, at, actor)
         return Entry(self.now, actor, "record", code, state, state, None, self.evidence(code, 0.2),
-                     {"item": item, "value": value, "previous": rng.choice((None, "否", "0"))})
+                     {"item": item, "value": value, "previous": rng.choice((None, "否", "0")), "version": self.version[code]})
 
     def note(self) -> str | None:
         return self.rng.choice(NOTES) if self.rng.random() < 0.5 else None
@@ -141,8 +157,8 @@ def unguard(db: Database) -> None:
 
 def fill(db: Database, rows: int, rng: random.Random, batch: int | None = None) -> None:
     """Upgrade the schema, append `rows` audit rows through `audit.append` (in write transactions of
-    1–40 rows, or all in one of executemany batches of `batch`), and leave each township in the state
-    its log implies."""
+    1–40 rows, or all in one of executemany batches of `batch`), and leave each township, its checklist,
+    cohorts and contacts as its log implies."""
     db.upgrade()
     writer, done = LogWriter(rng), 0
     if batch:
@@ -154,8 +170,16 @@ def fill(db: Database, rows: int, rng: random.Random, batch: int | None = None) 
             done += len(audit.append(session, writer.entries(min(rng.randint(1, 40), rows - done))))
     with db.write() as session:
         session.execute(insert(Unit), [{"code": code, "name": name, "short_name": name, "level": "township",
-                                        "parent_code": county, "state": writer.state[code], "version": 1}
+                                        "parent_code": county, "state": writer.state[code], "version": writer.version[code]}
                                        for code, name, county in writer.units])
+        if writer.values:
+            session.execute(insert(ChecklistValue), [{"unit_code": u, "item": i, "value": v, "recorded_at": at, "recorded_by": by}
+                                                     for (u, i), (v, at, by) in writer.values.items()])
+        if writer.cohorts:
+            session.execute(insert(UnitCohort), [{"unit_code": u, "cohort": c} for u, c in writer.cohorts])
+        if writer.contacts:
+            session.execute(insert(Contact), [{"id": cid, "unit_code": u, "name": n, "email": e, "webhook": None, "created_at": at}
+                                              for (u, n), (cid, e, at) in writer.contacts.items()])
 
 
 @dataclass
@@ -279,7 +303,66 @@ def mutate(kind: str, conn: Connection, table: Table, rng: random.Random) -> tup
         set_column(conn, s, column, value)
         conn.execute(text("UPDATE audit_log SET prev_hash = :p, hash = :h WHERE seq = :s"), updates)
         return column, f"row {s}: {column} changed and rows {s}–{n} re-hashed"
+    if kind in ("time", "continuity"):
+        return rewrite(kind, conn, table, rng)
     raise ValueError(kind)
+
+
+def rewrite(kind: str, conn: Connection, table: Table, rng: random.Random) -> tuple[str, str]:
+    """A row made earlier than the one before it, or a transition that does not follow from its unit's
+    previous row (a from_state or to_state changed, or a forged transition inserted), with every row
+    from there on re-chained so that each hash is valid."""
+    rows = [dict(zip(COLUMNS[:10], r, strict=False)) for r in table.pristine]
+    if kind == "time":
+        s = rng.randint(2, len(rows))
+        before = dt.datetime.strptime(rows[s - 2]["at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        rows[s - 1]["at"] = (before - dt.timedelta(seconds=rng.randint(1, 86400))).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        rechain(conn, rows, s)
+        return "earlier", f"row {s}: at earlier than row {s - 1}'s, rows re-chained"
+    moves = [r["seq"] for r in rows if r["action"] in TRIGGERS]
+    variant = rng.choice(("from", "to", "forged"))
+    if variant == "forged":
+        s = rng.randint(1, len(rows))
+        state = replayed(rows[:s - 1])
+        code = rng.choice(townships())[0]
+        frm, (trigger, to) = next((f, rng.choice(TRANSITIONS[f])) for f in rng.sample(sorted(TRANSITIONS), len(TRANSITIONS))
+                                  if f != state.get(code, "not_started"))
+        forged = {**rows[s - 1], "actor": rng.choice(ACTORS), "unit_code": code, "action": trigger, "from_state": frm,
+                  "to_state": to, "note": None, "evidence": "[]", "detail": "{}"}
+        rows.insert(s - 1, forged)
+        for i, r in enumerate(rows[s:], start=s + 1):
+            r["seq"] = i
+        rechain(conn, rows, s)
+        return variant, f"a transition of {code} from {frm} inserted at {s}, rows re-chained"
+    s = rng.choice(moves)
+    column = f"{variant}_state"
+    old = rows[s - 1][column]
+    rows[s - 1][column] = rng.choice([st for st in TRANSITIONS if st != old])
+    rechain(conn, rows, s)
+    return variant, f"row {s}: {column} {old} -> {rows[s - 1][column]}, rows re-chained"
+
+
+TRIGGERS = frozenset(t for moves in TRANSITIONS.values() for t, _ in moves)
+
+
+def replayed(rows: list[dict]) -> dict[str, str]:
+    return {r["unit_code"]: r["to_state"] for r in rows if r["action"] in TRIGGERS}
+
+
+def rechain(conn: Connection, rows: list[dict], start: int) -> None:
+    """Write `rows` from seq `start` on in place of the stored ones, each hash computed anew."""
+    prev = GENESIS if start == 1 else _hash_before(conn, start)
+    out = []
+    for r in rows[start - 1:]:
+        h = row_hash(prev, *(r[c] for c in COLUMNS[:10]))
+        out.append({**r, "prev_hash": prev, "hash": h})
+        prev = h
+    conn.execute(text("DELETE FROM audit_log WHERE seq >= :s"), {"s": start})
+    conn.execute(text(f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"), out)
+
+
+def _hash_before(conn: Connection, seq: int) -> str:
+    return conn.execute(text("SELECT hash FROM audit_log WHERE seq = :s"), {"s": seq - 1}).scalar()
 
 
 def keep_pristine(conn: Connection) -> None:

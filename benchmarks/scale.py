@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -261,6 +262,14 @@ def grow_audit(db, engine: str, url: str, total: int) -> int:
             batch.clear()
     if batch:
         cur.executemany(sql, batch)
+    # the tables the log determines, as `record` would have left them: each row set a value and bumped a version
+    bumps = Counter(codes[s % len(codes)] for s in range(start + 1, seq + 1))
+    values = {(codes[s % len(codes)], items[s % 4]) for s in range(start + 1, seq + 1)}
+    p = _ph(engine)
+    cur.executemany(f"UPDATE units SET version = version + {p} WHERE code = {p}", [(n, c) for c, n in bumps.items()])
+    cur.executemany(f"DELETE FROM checklist_values WHERE unit_code = {p} AND item = {p}", list(values))
+    cur.executemany(f"INSERT INTO checklist_values (unit_code, item, value, recorded_at, recorded_by) VALUES ({p}, {p}, {p}, {p}, {p})",
+                    [(c, i, "是", at, "bench") for c, i in values])
     conn.commit()
     conn.close()
     return seq - start

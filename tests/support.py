@@ -14,7 +14,7 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from anjian.workflow.clock import SHANGHAI
+from anjian.workflow.clock import SHANGHAI, utc_text
 from anjian.workflow.store.db import Database
 
 T0 = dt.datetime(2014, 12, 15, 9, 0, tzinfo=SHANGHAI)
@@ -52,14 +52,26 @@ def at(text: str) -> dt.datetime:
 
 
 def add_officials(db: Database, officials: dict[str, tuple[str, str]]) -> None:
-    """Register officials directly (a trusted caller), as an admin would with `anjian user add`."""
-    from anjian.workflow.store.models import Official
+    """Register officials directly (a trusted caller), as an admin would with `anjian user add`: each with
+    its `user_add` audit row, stamped no earlier than the log's last row (times never decrease)."""
+    from sqlalchemy import func, select
+
+    from anjian.workflow.clock import from_utc_text
+    from anjian.workflow.store import audit
+    from anjian.workflow.store.models import AuditRow, Official
 
     with db.write() as session:
+        last = session.scalar(select(func.max(AuditRow.at)))
+        now = max(from_utc_text(last), T0) if last else T0
+        added = []
         for name, (role, unit) in officials.items():
             if session.get(Official, name) is None:
                 session.add(Official(name=name, role=role, unit_code=unit, os_user=None, active=1,
-                                     created_at="2014-12-15T01:00:00.000000Z", created_by="admin"))
+                                     created_at=utc_text(now), created_by="admin"))
+                added.append(audit.Entry(now, "admin", "user_add", None,  # no unit: out of the unit's history
+                                         detail={"name": name, "role": role, "os_user": None, "unit": unit}))
+        session.flush()
+        audit.append(session, added)
 
 
 def checklist_values(cohorts: frozenset[str] = frozenset(), villages: int = 12) -> dict[str, str]:

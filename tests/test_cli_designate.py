@@ -44,7 +44,7 @@ def test_designate_one_township(chengde, cli):
     with chengde.read() as s:
         assert s.get(Unit, TOWN).version == v0 + 1
         row = s.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).one()
-    assert (row.action, row.unit_code, row.actor, json.loads(row.detail)) == ("designate", TOWN, "tester", {"cohort": "key", "by": os_login()})
+    assert (row.action, row.unit_code, row.actor, json.loads(row.detail)) == ("designate", TOWN, "tester", {"cohort": "key", "version": v0 + 1, "by": os_login()})
 
 
 def test_designating_twice_is_a_no_op(chengde, cli):

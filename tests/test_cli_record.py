@@ -159,8 +159,10 @@ def test_record_bumps_version_and_audits_item_value_previous(chengde, cli):
         assert s.get(Unit, YUERYA).changed_by == "chief"
         rows = s.scalars(select(AuditRow).where(AuditRow.unit_code == YUERYA).order_by(AuditRow.seq)).all()
     assert [r.action for r in rows] == ["record", "record"]
-    assert json.loads(rows[0].detail) == {"item": "staff.full_time", "value": "3", "previous": None, "by": os_login()}
-    assert json.loads(rows[1].detail) == {"item": "staff.full_time", "value": "5", "previous": "3", "by": os_login()}
+    assert json.loads(rows[0].detail) == {"item": "staff.full_time", "value": "3", "previous": None, "version": v0 + 1,
+                                          "by": os_login()}
+    assert json.loads(rows[1].detail) == {"item": "staff.full_time", "value": "5", "previous": "3", "version": v0 + 2,
+                                          "by": os_login()}
     assert rows[1].actor == "chief"
     assert rows[1].from_state == rows[1].to_state == "not_started"
 

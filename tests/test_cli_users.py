@@ -237,7 +237,7 @@ def test_a_disabled_official_cannot_act_until_enabled(chengde, cli):
     assert cli("advance", YUERYA, "start", user="chief_yuerya").exit_code == 0
     with chengde.read() as s:
         actions = list(s.scalars(select(AuditRow.action).where(AuditRow.action.like("user_%")).order_by(AuditRow.seq)))
-    assert actions == ["user_add", "user_disable", "user_enable"]
+    assert actions[-3:] == ["user_add", "user_disable", "user_enable"]
 
 
 def test_a_disabled_account_cannot_act(wang, cli, login):

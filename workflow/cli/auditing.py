@@ -95,6 +95,8 @@ def verify(env, checkpoint, public_key, no_replay) -> None:
     v = auditing.verify(env.database(), cp, replay=not no_replay)
     extra = f"，与签名检查点 #{v.checkpoint_seq} 一致" if cp else ""
     click.echo(f"审计日志完整：{v.rows} 条记录，链尾 #{v.head_seq} {v.head_hash[:16]}…{extra}")
+    for note in v.notes:  # what rows written by older versions leave undetermined
+        click.echo(f"注意：{note}")
 
 
 @audit.command("checkpoint")

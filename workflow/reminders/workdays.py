@@ -120,6 +120,7 @@ def load_schedule(db, path: str, actor: str, now, limits=None) -> dict[int, int]
         for y in years:
             session.execute(delete(CalendarDay).where(CalendarDay.day.like(f"{y}-%")))
         session.execute(insert(CalendarDay), rows)
-        audit.append(session, [audit.Entry(now, actor, "calendar_load", detail={"source": str(path), "years": years,
-                                                                                 "days": len(rows)})])
+        audit.append(session, [audit.Entry(now, actor, "calendar_load", detail={
+            "source": str(path), "years": years, "days": len(rows),
+            "rows": [[r["day"], r["workday"], r["name"]] for r in rows]})])
     return {y: sum(1 for r in rows if r["day"].startswith(str(y))) for y in years}

@@ -123,7 +123,8 @@ def record(db: Database, unit: str, item: str, value: str, actor: Acting | str, 
         _bump(session, ref, now, actor)
         (seq,) = audit.append(session, [audit.Entry(now, actor, "record", ref.code, ref.state, ref.state, None,
                                                     tuple(f.as_json() for f in files),
-                                                    {"item": it.id, "value": stored, "previous": previous})])
+                                                    {"item": it.id, "value": stored, "previous": previous,
+                                                     "version": ref.version + 1})])
         return Recorded(seq, ref.code, ref.name, it.id, it.label, stored, previous, warnings)
 
 
@@ -202,7 +203,7 @@ def designate(db: Database, rows: list[DesignateRow], actor: Acting | str, now: 
             session.flush()
             touched[ref.code] = ref
             entries.append(audit.Entry(now, actor, "undesignate" if r.remove else "designate", ref.code, ref.state,
-                                       ref.state, None, (), {"cohort": cohort}))
+                                       ref.state, None, (), {"cohort": cohort, "version": ref.version + 1}))
             out.append(Designation(ref.code, ref.name, cohort, r.remove, -1))
         problems.extend(_limits(session, campaign, touched))
         if denials:

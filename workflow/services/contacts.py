@@ -134,7 +134,8 @@ def add_many(db: Database, records: list[Record], actor: Acting | str, now: dt.d
             session.flush()
             out.append(ContactView(c.id, ref.code, ref.name, name, email, hook))
         audit.append(session, [audit.Entry(now, actor, "contact_add", c.unit, detail={"name": c.name, "email": c.email,
-                                                                                       "webhook": c.webhook}) for c in out])
+                                                                                       "webhook": c.webhook, "id": c.id})
+                               for c in out])
         return out
 
 

@@ -242,4 +242,12 @@ def _load_units(session: Session, rows: list[dict], source: Source, now: dt.date
     _set_meta(session, "registry_sha256", source.sha256)
     audit.append(session, [audit.Entry(now, actor, "registry_load", detail={
         "source": source.name, "sha256": source.sha256, "units": len(rows), "levels": dict(levels),
-        "cohorts": len(cohorts)})])
+        "cohorts": len(cohorts), "seeded": _seeded(cohorts)})])
+
+
+def _seeded(cohorts: list[dict]) -> dict[str, list[str]]:
+    """The cohorts a registry seeds, as the audit row lists them: cohort -> unit codes."""
+    out: dict[str, list[str]] = {}
+    for c in cohorts:
+        out.setdefault(c["cohort"], []).append(c["unit_code"])
+    return out

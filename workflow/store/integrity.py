@@ -16,21 +16,21 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from anjian.states.machines import SPECS
 from anjian.workflow.clock import shown
 from anjian.workflow.store.audit import GENESIS, row_hash
 from anjian.workflow.store.checkpoints import PREFIX, Checkpoint
 from anjian.workflow.store.evidence import attached
-from anjian.workflow.store.models import AuditRow, EvidenceRow, Unit
-
-TRANSITION_ACTIONS = frozenset(t["trigger"] for spec in SPECS.values() for t in spec.transitions)
+from anjian.workflow.store.models import AuditRow, EvidenceRow
+from anjian.workflow.store.rebuild import Rebuild
 
 
 @dataclass(frozen=True)
 class Verdict:
     """The outcome: rows read, the head, and the first bad row with why (modified, deleted, inserted,
-    reordered, truncated, rewritten, a unit whose state the log does not imply, or evidence the
-    evidence table does not hold as the log says)."""
+    reordered, truncated, rewritten; a time earlier than the row before, a transition that does not
+    follow from the unit's previous state; a unit whose state or version, or a table the log
+    determines, differs from what the log implies; or evidence the evidence table does not hold as the
+    log says)."""
 
     rows: int
     head_seq: int
@@ -39,6 +39,7 @@ class Verdict:
     reason: str | None = None
     kind: str | None = None
     checkpoint_seq: int | None = None
+    notes: tuple[str, ...] = ()  # what the log could not determine (rows written before it was logged)
 
     @property
     def ok(self) -> bool:
@@ -114,39 +115,46 @@ def verify(session: Session, checkpoint: Checkpoint | None = None, replay: bool 
     table with the files the log attaches."""
     expected, prev, before_prev, count = 1, GENESIS, None, 0
     known = checkpoint.prefixes if checkpoint else b""
-    last_state: dict[str, str] = {}
+    log = Rebuild()  # what the log implies for the tables written beside it
     files: list[dict] = []  # the evidence rows the log implies
+    pending = None  # a row that makes no sense, reported unless the next row shows it was inserted
     for row in stream(session):
         seq, h = row[0], row[11]
         count += 1
+        broken = None
         if seq != expected:
-            if seq > expected:
-                return Verdict(count, seq, h, expected, f"rows {expected}–{seq - 1} are missing (deleted)", "deleted")
-            return Verdict(count, seq, h, seq, "sequence out of order (reordered)", "reordered")
-        if row[10] != prev or _content_hash(row, seq, prev) != h:
+            broken = Verdict(count, seq, h, expected, f"rows {expected}–{seq - 1} are missing (deleted)", "deleted") \
+                if seq > expected else Verdict(count, seq, h, seq, "sequence out of order (reordered)", "reordered")
+        elif row[10] != prev or _content_hash(row, seq, prev) != h:
             bad, kind, words = _explain(session, row, before_prev)
-            return Verdict(count, seq, h, bad, words, kind)
-        if known and seq <= checkpoint.seq and bytes.fromhex(h[: PREFIX * 2]) != known[(seq - 1) * PREFIX: seq * PREFIX]:
-            return Verdict(count, seq, h, seq, f"differs from the signed checkpoint of {shown(checkpoint.at)} "
-                           "(the log was modified and re-hashed from here on)", "rewritten", checkpoint.seq)
-        if replay and row[3] and row[4] in TRANSITION_ACTIONS and row[6]:
-            last_state[row[3]] = row[6]
+            broken = Verdict(count, seq, h, bad, words, kind)
+        elif known and seq <= checkpoint.seq and bytes.fromhex(h[: PREFIX * 2]) != known[(seq - 1) * PREFIX: seq * PREFIX]:
+            broken = Verdict(count, seq, h, seq, f"differs from the signed checkpoint of {shown(checkpoint.at)} "
+                             "(the log was modified and re-hashed from here on)", "rewritten", checkpoint.seq)
+        if broken or pending:
+            return pending if pending and (broken is None or pending.bad_seq < broken.bad_seq) else broken
+        problem = log.feed(row)
+        if problem:
+            pending = Verdict(count, seq, h, problem.seq, problem.words, problem.kind, checkpoint.seq if checkpoint else None)
         if row[8] != "[]":
             files += attached(seq, row[3], row[4], json.loads(row[8]), json.loads(row[9]))
         before_prev, prev, expected = prev, h, seq + 1
+    if pending:
+        return pending
     head_seq = expected - 1
     if checkpoint is not None and head_seq < checkpoint.seq:
         return Verdict(count, head_seq, prev, head_seq + 1,
                        f"the log ends at row {head_seq} but the checkpoint of {shown(checkpoint.at)} covers {checkpoint.seq} "
                        f"(rows {head_seq + 1}–{checkpoint.seq} were cut off: truncated)", "truncated", checkpoint.seq)
     if replay:
-        bad = _replay(session, last_state)
-        if bad:
-            return Verdict(count, head_seq, prev, None, bad, "state", checkpoint.seq if checkpoint else None)
+        problem = log.compare(session)
+        if problem:
+            return Verdict(count, head_seq, prev, problem.seq, problem.words, problem.kind, checkpoint.seq if checkpoint else None)
     differs = _evidence_differs(session, files)
     if differs:
         return Verdict(count, head_seq, prev, differs[0], differs[1], "evidence", checkpoint.seq if checkpoint else None)
-    return Verdict(count, head_seq, prev, checkpoint_seq=checkpoint.seq if checkpoint else None)
+    return Verdict(count, head_seq, prev, checkpoint_seq=checkpoint.seq if checkpoint else None,
+                   notes=tuple(log.notes) if replay else ())
 
 
 EVIDENCE_COLS = (EvidenceRow.seq, EvidenceRow.position, EvidenceRow.unit_code, EvidenceRow.subject, EvidenceRow.path,
@@ -178,12 +186,3 @@ def _lacking(f: tuple, behind: str) -> tuple[int, str]:
     return f[0], f"the log attaches {f[4]} (SHA-256 {f[5][:12]}…) as file {f[1] + 1}, but the evidence table lacks it {behind}"
 
 
-def _replay(session: Session, last_state: dict[str, str]) -> str | None:
-    """The first unit whose stored state is not the one its last audited transition left."""
-    for code, level, state in session.execute(select(Unit.code, Unit.level, Unit.state).order_by(Unit.code)):
-        if level not in SPECS:
-            continue
-        implied = last_state.get(code, SPECS[level].initial)
-        if state != implied:
-            return f"unit {code} is in state {state!r}, but the audit log implies {implied!r} (its state was changed behind the log)"
-    return None

@@ -1,0 +1,325 @@
+"""The tables the audit log determines, rebuilt from the log alone and compared with the stored ones.
+
+Every change of a unit's state or version, a checklist value, a cohort, an official, a contact, a
+setting (`meta`) or the office's calendar is an audit row carrying what it set. `Rebuild.feed` takes
+the rows in order and names the first whose time is earlier than the row before it, or whose
+transition does not follow from the unit's previous state by a trigger its machine has; `compare`
+then reads each stored table beside what the log implies and names the first disagreement (its
+table, key, both values and the row that last set it). Memory grows with the tables, not the log.
+
+Rows written before a kind of detail was logged (designations without the unit's version, a calendar
+without its days, a registry without the cohorts it seeded) leave part of a table undetermined: that
+part is not compared, and `notes` says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from anjian.states.machines import SPECS
+from anjian.workflow.clock import shown
+from anjian.workflow.store.models import (
+    CalendarDay,
+    ChecklistValue,
+    Contact,
+    Meta,
+    Official,
+    Unit,
+    UnitCohort,
+)
+
+# trigger -> (the machine's level, {from_state: to_state}); each trigger belongs to one machine
+MOVES: dict[str, tuple[str, dict[str, str]]] = {}
+for _level, _spec in SPECS.items():
+    for _t in _spec.transitions:
+        _sources = _t["source"] if isinstance(_t["source"], list | tuple) else [_t["source"]]
+        MOVES.setdefault(_t["trigger"], (_level, {}))[1].update(dict.fromkeys(_sources, _t["dest"]))
+ABSENT = "（无此行）"
+COLUMNS = {"checklist_values": ("value", "recorded_at", "recorded_by"), "unit_cohorts": (),
+           "officials": ("role", "unit_code", "os_user", "active", "created_at", "created_by"),
+           "contacts": ("id", "email", "webhook", "created_at"), "meta": ("value",),
+           "calendar_days": ("workday", "name", "source")}  # compared beside each table's key
+UNKNOWN = object()  # a field the log does not determine (written before it was logged)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first thing wrong: its kind (time, continuity, state, table), the row it names (if any) and why."""
+
+    kind: str
+    seq: int | None
+    words: str
+
+
+class Digest(str):
+    """A value the log keeps as the SHA-256 of its text (the campaign's TOML)."""
+
+
+def _instant(at: str) -> str:
+    """A stored time in one fixed width (to the microsecond), so that times compare as text."""
+    return at if len(at) == 27 or "." in at else at[:-1] + ".000000Z"
+
+
+def _shown(at: str) -> str:
+    try:
+        return shown(_instant(at))
+    except ValueError:
+        return at
+
+
+class Rebuild:
+    """What the log implies, built one row at a time (rows in sequence order, the chain already checked)."""
+
+    def __init__(self) -> None:
+        self.last_at: str | None = None
+        self.last_seq = 0
+        self.state: dict[str, tuple[str, int, str]] = {}  # unit -> (state, seq, level)
+        self.version: dict[str, tuple[object, int]] = {}  # unit -> (version or UNKNOWN, seq)
+        self.values: dict[tuple[str, str], tuple[tuple, int]] = {}
+        self.cohorts: dict[tuple[str, str], tuple[tuple | None, int]] = {}
+        self.officials: dict[str, tuple[tuple | None, int]] = {}
+        self.contacts: dict[tuple[str, str], tuple[tuple | None, int]] = {}
+        self.meta: dict[str, tuple[tuple | None, int]] = {}
+        self.calendar: dict[str, tuple[tuple | None, int]] = {}
+        self.unknown_years: dict[str, int] = {}  # year -> the calendar row that loaded it without its days
+        self.unseeded = 0  # cohorts seeded by a registry row that does not list them
+        self.notes: dict[str, None] = {}
+
+    # -- feeding -------------------------------------------------------------------------------------
+    def feed(self, row: tuple) -> Problem | None:
+        """Take one audit row (seq, at, actor, unit, action, from, to, note, evidence, detail, …)."""
+        seq, at, action = row[0], row[1], row[4]
+        last = self.last_at
+        if last is not None and at != last and (at < last if len(at) == len(last) else _instant(at) < _instant(last)):
+            return Problem("time", seq, f"时间 {_shown(at)} 早于第 {self.last_seq} 条的 {_shown(last)}"
+                                        "（审计日志的时间不能倒退）")
+        self.last_at, self.last_seq = at, seq
+        move = MOVES.get(action)
+        if move is not None:
+            return self._transition(row, move)
+        handler = HANDLERS.get(action)
+        text = row[9]
+        if handler is None and '"meta"' not in text:
+            return None
+        detail = json.loads(text) if text and text != "{}" else {}
+        if handler is not None:
+            handler(self, row, detail)
+        if isinstance(detail.get("meta"), dict):
+            for key, value in detail["meta"].items():
+                self.meta[key] = ((value,) if value is not None else None, seq)
+        return None
+
+    def _transition(self, row: tuple, move: tuple[str, dict[str, str]]) -> Problem | None:
+        seq, unit, action, frm, to = row[0], row[3], row[4], row[5], row[6]
+        level, moves = move
+        if unit is None:
+            return Problem("continuity", seq, f"转换 {action} 没有指明单位")
+        if moves.get(frm) != to:
+            return Problem("continuity", seq, f"{unit}：{level} 的状态机没有从 {frm!r} 经 {action} 到 {to!r} 的转换")
+        before = self.state.get(unit)
+        if before is not None and before[2] != level:
+            return Problem("continuity", seq, f"{unit}：{action} 是 {level} 的触发器，但第 {before[1]} 条按 {before[2]} "
+                                              "的状态机推进过它")
+        state, why = (before[0], f"第 {before[1]} 条使其处于 {before[0]!r}") if before else \
+            (SPECS[level].initial, f"此前没有记录推进过它，应处于初始状态 {SPECS[level].initial!r}")
+        if frm != state:
+            return Problem("continuity", seq, f"{unit} 从 {frm!r} 变为 {to!r}，但{why}"
+                                              "（from_state 与该单位的上一条记录不衔接）")
+        self.state[unit] = (to, seq, level)
+        self._bump(unit, seq, None)
+        return None
+
+    def _bump(self, unit: str, seq: int, version: object) -> None:
+        """One more change of the unit (its version + 1), or the version the row says it reached."""
+        if version is None:
+            old = self.version.get(unit, (1, 0))[0]
+            version = old + 1 if old is not UNKNOWN else UNKNOWN
+        self.version[unit] = (version, seq)
+
+    def note(self, words: str) -> None:
+        self.notes[words] = None
+
+    # -- comparing -----------------------------------------------------------------------------------
+    def compare(self, session: Session) -> Problem | None:
+        """The first table (units, then the others) that differs from what the log implies."""
+        conn = session.connection()
+        units = self._units(conn.execute(select(Unit.code, Unit.level, Unit.state, Unit.version)))
+        if units:
+            return units
+        tables: list[tuple[str, Iterable, dict, Callable]] = [
+            ("checklist_values", conn.execute(select(ChecklistValue.unit_code, ChecklistValue.item, ChecklistValue.value,
+                                                     ChecklistValue.recorded_at, ChecklistValue.recorded_by)),
+             self.values, lambda r: ((r[0], r[1]), tuple(r[2:]))),
+            ("unit_cohorts", conn.execute(select(UnitCohort.unit_code, UnitCohort.cohort)),
+             self.cohorts, lambda r: ((r[0], r[1]), ())),
+            ("officials", conn.execute(select(Official.name, Official.role, Official.unit_code, Official.os_user,
+                                              Official.active, Official.created_at, Official.created_by)),
+             self.officials, lambda r: (r[0], tuple(r[1:]))),
+            ("contacts", conn.execute(select(Contact.unit_code, Contact.name, Contact.id, Contact.email, Contact.webhook,
+                                             Contact.created_at)),
+             self.contacts, lambda r: ((r[0], r[1]), tuple(r[2:]))),
+            ("meta", conn.execute(select(Meta.key, Meta.value)), self.meta, lambda r: (r[0], (r[1],))),
+            ("calendar_days", (r for r in conn.execute(select(CalendarDay.day, CalendarDay.workday, CalendarDay.name,
+                                                              CalendarDay.source)) if r[0][:4] not in self.unknown_years),
+             self._known_days(), lambda r: (r[0], tuple(r[1:]))),
+        ]
+        for name, stored, implied, split in tables:
+            bad = self._table(name, (split(r) for r in stored), implied, COLUMNS[name])
+            if bad:
+                return bad
+        return None
+
+    def _units(self, stored: Iterable[tuple]) -> Problem | None:
+        """The first unit whose state or version is not the one the log leaves it in."""
+        first = None
+        for code, level, state, version in stored:
+            moved = self.state.pop(code, None)
+            if level not in SPECS:
+                continue
+            want = moved[0] if moved else SPECS[level].initial
+            if state != want:
+                found = (code, "state", state, want, moved[1] if moved else None)
+            else:
+                v, seq = self.version.get(code, (1, None))
+                if v is UNKNOWN or version == v:
+                    continue
+                found = (code, "version", version, v, seq)
+            first = min(first, found) if first else found
+        if self.state:  # moved by the log, but not in the table
+            code = min(self.state)
+            found = (code, "state", ABSENT, self.state[code][0], self.state[code][1])
+            first = min(first, found) if first else found
+        if first is None:
+            return None
+        code, column, got, want, seq = first
+        return Problem("state", None, f"unit {code}：units 表中的 {column} 为 {_show(got)}，审计日志推出 {_show(want)}"
+                                      f"（{_setter(seq)}；在审计日志之外被改动）")
+
+    def _table(self, table: str, stored: Iterable[tuple], implied: dict, columns: tuple[str, ...]) -> Problem | None:
+        """The smallest key at which the stored table and the implied one differ (extra, missing or changed)."""
+        first = None
+        for key, got in stored:
+            entry = implied.pop(key, None)
+            if entry is None and table == "unit_cohorts" and self.unseeded:
+                continue  # may be one the old registry row seeded without listing it
+            want, seq = entry or (None, None)
+            if want is not None and _same(got, want):
+                continue
+            if first is None or key < first[0]:
+                first = (key, got, want, seq)
+        missing = [k for k, (want, _) in implied.items() if want is not None]
+        if missing and (first is None or min(missing) < first[0]):
+            key = min(missing)
+            first = (key, None, implied[key][0], implied[key][1])
+        if first is None:
+            return None
+        key, got, want, seq = first
+        shown_key = " / ".join(str(k) for k in key) if isinstance(key, tuple) else str(key)
+        return Problem("table", None, f"{table} 表 {shown_key}：存储为 {_row(got, columns)}，审计日志推出 {_row(want, columns)}"
+                                      f"（{_setter(seq)}；在审计日志之外被改动）")
+
+    def _known_days(self) -> dict:
+        return {d: v for d, v in self.calendar.items() if d[:4] not in self.unknown_years}
+
+
+def _same(got: tuple, want: tuple) -> bool:
+    return all(w is UNKNOWN or (hashlib.sha256(str(g).encode()).hexdigest() == w if isinstance(w, Digest) else g == w)
+               for g, w in zip(got, want, strict=True))
+
+
+def _show(value: object) -> str:
+    return ABSENT if value is None or value == ABSENT else repr(value)
+
+
+def _row(values: tuple | None, columns: tuple[str, ...]) -> str:
+    if values is None:
+        return ABSENT
+    shown = [f"{c}=" + ("?" if v is UNKNOWN else f"SHA-256 {v[:12]}…" if isinstance(v, Digest) else repr(v))
+             for c, v in zip(columns, values, strict=True)]
+    return "(" + ", ".join(shown) + ")" if shown else "此行"
+
+
+def _setter(seq: int | None) -> str:
+    return f"最后由审计记录 #{seq} 设定" if seq else "没有审计记录设定它"
+
+
+# -- what each kind of row sets -----------------------------------------------------------------------
+def _record(rb: Rebuild, row: tuple, d: dict) -> None:
+    seq, unit = row[0], row[3]
+    if "item" in d and unit:
+        rb.values[unit, d["item"]] = ((d.get("value"), row[1], row[2]), seq)
+        rb._bump(unit, seq, d.get("version"))
+
+
+def _designate(rb: Rebuild, row: tuple, d: dict) -> None:
+    seq, unit = row[0], row[3]
+    rb.cohorts[unit, d.get("cohort")] = (() if row[4] == "designate" else None, seq)
+    if "version" not in d:
+        rb.note("旧版本写下的列入/移出记录没有记下单位的版本：这些单位的 version 未核对")
+    rb._bump(unit, seq, d.get("version", UNKNOWN))
+
+
+def _registry(rb: Rebuild, row: tuple, d: dict) -> None:
+    seq = row[0]
+    rb.meta["registry_name"] = ((d.get("source"),), seq)
+    rb.meta["registry_sha256"] = ((d.get("sha256"),), seq)
+    seeded = d.get("seeded")
+    if isinstance(seeded, dict):
+        for cohort, codes in seeded.items():
+            for code in codes:
+                rb.cohorts[code, cohort] = ((), seq)
+    elif d.get("cohorts"):
+        rb.unseeded += d["cohorts"]
+        rb.note(f"登记册载入记录（#{seq}）没有列出它带入的类别：未经列入记录的 unit_cohorts 行未核对")
+
+
+def _campaign(rb: Rebuild, row: tuple, d: dict) -> None:
+    rb.meta["campaign"] = ((Digest(d.get("sha256")),), row[0])
+    rb.meta["campaign_sha256"] = ((d.get("sha256"),), row[0])
+
+
+def _user_add(rb: Rebuild, row: tuple, d: dict) -> None:
+    unit = row[3] or d.get("unit")
+    rb.officials[d.get("name")] = ((d.get("role"), unit, d.get("os_user"), 1, row[1], row[2]), row[0])
+
+
+def _user_active(rb: Rebuild, row: tuple, d: dict) -> None:
+    old = rb.officials.get(d.get("name"), ((UNKNOWN,) * 6, 0))[0] or (UNKNOWN,) * 6
+    rb.officials[d.get("name")] = ((*old[:3], int(row[4] == "user_enable"), *old[4:]), row[0])
+
+
+def _contact_add(rb: Rebuild, row: tuple, d: dict) -> None:
+    if "id" not in d:
+        rb.note("旧版本添加的联系人没有记下编号：这些联系人的 id 未核对")
+    rb.contacts[row[3], d.get("name")] = ((d.get("id", UNKNOWN), d.get("email"), d.get("webhook"), row[1]), row[0])
+
+
+def _contact_remove(rb: Rebuild, row: tuple, d: dict) -> None:
+    rb.contacts[row[3], d.get("name")] = (None, row[0])
+
+
+def _calendar(rb: Rebuild, row: tuple, d: dict) -> None:
+    seq, years = row[0], {str(y) for y in d.get("years", ())}
+    for day in [day for day in rb.calendar if day[:4] in years]:
+        rb.calendar[day] = (None, seq)
+    if "rows" not in d:
+        rb.unknown_years.update(dict.fromkeys(years, seq))
+        rb.note(f"日历载入记录（#{seq}）没有记下各天：{'、'.join(sorted(years))} 年的 calendar_days 未核对")
+        return
+    for y in years:
+        rb.unknown_years.pop(y, None)
+    for day, workday, name in d["rows"]:
+        rb.calendar[day] = ((workday, name, d.get("source")), seq)
+
+
+HANDLERS: dict[str, Callable[[Rebuild, tuple, dict], None]] = {
+    "record": _record, "designate": _designate, "undesignate": _designate, "registry_load": _registry,
+    "campaign_load": _campaign, "user_add": _user_add, "user_enable": _user_active, "user_disable": _user_active,
+    "contact_add": _contact_add, "contact_remove": _contact_remove, "calendar_load": _calendar,
+}
