@@ -39,6 +39,7 @@ class Settings:
     now: dt.datetime
     as_user: str | None
     now_given: bool = False
+    now_source: str | None = None  # "--now" or "ANJIAN_NOW" when one of them set `now`: named in refusals
     audit_key: Path | None = None  # ANJIAN_AUDIT_KEY, else the data folder's audit-signing-key.pem
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -79,6 +80,7 @@ def resolve(
         now=moment,
         as_user=as_user or env.get("ANJIAN_USER") or None,
         now_given=bool(now or env.get("ANJIAN_NOW")),
+        now_source="--now" if now else "ANJIAN_NOW" if env.get("ANJIAN_NOW") else None,
         audit_key=Path(env.get("ANJIAN_AUDIT_KEY") or data_dir / "audit-signing-key.pem"),
         env=env,
     )

@@ -103,6 +103,7 @@ def checkpoint_cmd(env, out, key) -> None:
     """
     from anjian.workflow.services import auditing
 
+    now = env.write_now
     db = env.database()
-    cp = auditing.write_checkpoint(db, env.actor, env.now, _key_path(env, key), out, env.settings.data_dir / "checkpoints")
+    cp = auditing.write_checkpoint(db, env.actor, now, _key_path(env, key), out, env.settings.data_dir / "checkpoints")
     click.echo(f"已写入签名检查点：{cp.path}（截至第 {cp.seq} 条，链尾 {cp.head_hash[:16]}…）")

@@ -29,6 +29,7 @@ def designate(env, unit, cohort, remove, file, fmt) -> None:
     from anjian.workflow.formats import tables
     from anjian.workflow.services import checklist as records
 
+    now = env.write_now
     if file:
         if unit or cohort:
             fail("give either UNIT COHORT or --file, not both")
@@ -39,7 +40,7 @@ def designate(env, unit, cohort, remove, file, fmt) -> None:
         if not (unit and cohort):
             fail("give UNIT COHORT (e.g. anjian designate 宽城峪耳崖镇 key), or --file FILE.csv")
         rows = [records.DesignateRow(0, unit, cohort, remove)]
-    res = records.designate(env.database(), rows, env.actor, env.now)
+    res = records.designate(env.database(), rows, env.actor, now)
 
     def text() -> str:
         lines = []
@@ -72,7 +73,8 @@ def record(env, unit, item, value, evidence, fmt) -> None:
     from anjian.workflow.formats import output as render
     from anjian.workflow.services import checklist as records
 
-    res = records.record(env.database(), unit, item, value, env.actor, env.now, tuple(evidence), env.settings.evidence_dir)
+    now = env.write_now
+    res = records.record(env.database(), unit, item, value, env.actor, now, tuple(evidence), env.settings.evidence_dir)
 
     def text() -> str:
         lines = [f"⚠ {w}" for w in res.warnings]
@@ -115,6 +117,7 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, f
     from anjian.workflow.formats import tables
     from anjian.workflow.services import advance as actions
 
+    now = env.write_now
     if file:
         if unit or trigger or evidence or note or expect_version is not None:
             fail("--file takes its units, triggers and notes from the file; "
@@ -122,7 +125,7 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, f
         recs, problems = tables.read_csv(file, ("unit", "trigger"), ("note",))
         tables.refuse_if(problems, file)
         rows = [actions.BatchRow(r.line, r.values["unit"], r.values["trigger"], r.values.get("note") or None) for r in recs]
-        res = actions.advance_batch(env.database(), rows, env.actor, env.now, partial)
+        res = actions.advance_batch(env.database(), rows, env.actor, now, partial)
         lines = [f"{t.name}（{t.code}）{t.trigger}: {t.from_state} → {t.to_state}" for t in res.applied]
         head = (f"已执行 {len(res.applied)} / {res.rows} 行" if res.applied or partial or not res.problems
                 else f"未执行：{len(res.problems)} 行有问题，整批未写入")
@@ -138,7 +141,7 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, f
         fail("--partial goes with --file FILE.csv")
     if not (unit and trigger):
         fail("give UNIT TRIGGER (e.g. anjian advance 宽城峪耳崖镇 apply), or --file FILE.csv")
-    t = actions.advance(env.database(), unit, trigger, env.actor, env.now, note, tuple(evidence), expect_version,
+    t = actions.advance(env.database(), unit, trigger, env.actor, now, note, tuple(evidence), expect_version,
                         env.settings.evidence_dir)
     from anjian.states.labels import TRIGGER_NAMES, state_name
 

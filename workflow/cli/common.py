@@ -61,6 +61,8 @@ class Env:
         self._settings = None
         self._db = None
         self._actor = None
+        self._drill: bool | None = None
+        self._current = False  # the schema was checked to be this anjian's
 
     @property
     def settings(self):
@@ -81,6 +83,64 @@ class Env:
         return self.settings.now_given
 
     @property
+    def drill(self) -> bool:
+        """Whether the database is a drill (`init --drill`): its writes may set their time, and all
+        it prints says 演练. False for a database not initialized yet."""
+        if self._drill is None:
+            from anjian.workflow.services.registry import drill_of
+
+            self._drill = bool(drill_of(self.database(initialized=False)))
+        return self._drill
+
+    @property
+    def write_now(self):
+        """The time a write is stamped with: the real clock. --now / ANJIAN_NOW are refused (exit 2,
+        before any work) unless the database is a drill, and there only at or after the log's last row.
+        Every command that writes takes its time from here, never from `now`."""
+        return self.write_time()
+
+    def write_time(self, drill: bool | None = None):
+        """`write_now`; `init` gives `drill` (whether it was asked to make a drill), since its
+        database may not exist yet."""
+        from anjian.workflow.errors import BadInput
+
+        s = self.settings
+        if drill is None:
+            self.database()  # an uninitialized database is refused as such first
+        if not s.now_given:
+            return s.now
+        if not (drill or self.drill):
+            raise BadInput(f"{s.now_source} 只用于查询（“截至”某一时间）；正式数据库的写入一律按系统时钟记时，不能指定时间。"
+                           "演练请另建演练数据库：anjian --db 演练.db init --drill")
+        last = self._last_audit_at()
+        if last is not None and s.now < last:
+            from anjian.workflow.clock import SHANGHAI
+
+            raise BadInput(f"演练数据库：{s.now_source} {s.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S} 早于审计日志最后一条记录的时间 "
+                           f"{last.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}；演练中时间也不能倒退")
+        return s.now
+
+    def _last_audit_at(self):
+        from anjian.workflow.clock import from_utc_text
+        from anjian.workflow.store.audit import last_at
+
+        db = self.database(initialized=False)
+        if db.current_revision() is None:
+            return None
+        with db.read() as session:
+            text = last_at(session)
+        return from_utc_text(text) if text else None
+
+    @property
+    def stamp(self):
+        """The time of a row a command writes on its own account, read or write (a refused identity):
+        the real clock, unless a drill's --now. Never raises."""
+        import datetime as dt
+
+        s = self.settings
+        return s.now if not s.now_given or self.drill else dt.datetime.now(dt.UTC)
+
+    @property
     def login(self) -> str:
         from anjian.workflow.services.officials import os_login
 
@@ -99,7 +159,7 @@ class Env:
             from anjian.workflow.services.officials import identify
 
             db = self.database()
-            with refusals_audited(db, self.login, self.now, "identify"), db.read() as session:
+            with refusals_audited(db, self.login, self.stamp, "identify"), db.read() as session:
                 self._actor = identify(session, self.login, self.settings.as_user)
         return self._actor
 
@@ -108,8 +168,9 @@ class Env:
             from anjian.workflow.store.db import Database
 
             self._db = Database(self.settings.db_url)
-            if initialized:
-                require_current(self._db)
+        if initialized and not self._current:
+            require_current(self._db)
+            self._current = True
         return self._db
 
 

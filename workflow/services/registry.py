@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -158,9 +159,29 @@ class InitResult:
     messages: list[str]
 
 
+def drill_of(db: Database) -> bool | None:
+    """True for a drill (a practice database, `init --drill`), False for a live one, None for one not
+    initialized yet (no schema, or no registry loaded)."""
+    if db.current_revision() is None:
+        return None
+    from anjian.workflow.store.models import AuditRow
+
+    with db.read() as session:
+        if meta(session, "registry_sha256") is None:
+            return None
+        # Both the meta row and the hash-chained registry_load row must say so: flipping the meta row
+        # with sqlite3 (to backdate writes in a live database) does not make a drill.
+        load = session.scalar(select(AuditRow.detail).where(AuditRow.action == "registry_load")
+                              .order_by(AuditRow.seq).limit(1))
+        return meta(session, "drill") == "1" and load is not None and json.loads(load).get("drill") is True
+
+
 def initialize(db: Database, registry: str | None, campaign: str | None, now: dt.datetime, actor: Acting | str,
-               login: str | None = None, as_user: str | None = None) -> InitResult:
+               login: str | None = None, as_user: str | None = None, drill: bool = False) -> InitResult:
     """Create or upgrade the schema, then load the registry and campaign unless already there.
+
+    With `drill` a new database is made a drill (meta `drill` = 1), for practice: its writes may set
+    their time and everything it prints says 演练. A live database never becomes one, and a drill stays one.
 
     Both files are read and validated before the database is touched, so bad input changes nothing.
     On a database with no officials the current OS account (`login`, by default this process's)
@@ -175,6 +196,8 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
     rows = parse_registry(reg_source)
     camp_source = campaign_source(campaign or "chengde-2014")
     new_campaign = parse_campaign(camp_source)
+    if drill and drill_of(db) is False:
+        raise BadInput(f"数据库 {db.url} 是正式数据库，不能改为演练数据库：演练请另建数据库（--db 新文件 init --drill）")
     migrations = db.upgrade()
     messages = [f"数据库结构已升级到 {migrations[-1]}" if migrations else "数据库结构已是最新"]
     changed = bool(migrations)
@@ -186,7 +209,10 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
             may(session, actor, "init")
         loaded_sha = meta(session, "registry_sha256")
         if loaded_sha is None:
-            _load_units(session, rows, reg_source, now, actor)
+            if drill:
+                _set_meta(session, "drill", "1")
+                messages.append("这是演练数据库：写入可以指定时间（--now），所有输出都标明“演练”")
+            _load_units(session, rows, reg_source, now, actor, drill)
             messages.append(f"已载入登记册 {reg_source.name}：{len(rows)} 个单位")
             changed = True
         elif loaded_sha != reg_source.sha256 and registry is not None:
@@ -224,7 +250,8 @@ def meta_name(db: Database) -> str:
         return meta(session, "registry_name") or ""
 
 
-def _load_units(session: Session, rows: list[dict], source: Source, now: dt.datetime, actor: Acting) -> None:
+def _load_units(session: Session, rows: list[dict], source: Source, now: dt.datetime, actor: Acting,
+                drill: bool = False) -> None:
     stamp = utc_text(now)
     conn = session.connection()  # Core executemany: the ORM's bulk path costs more than the insert itself
     conn.execute(insert(Unit.__table__), [
@@ -242,4 +269,4 @@ def _load_units(session: Session, rows: list[dict], source: Source, now: dt.date
     _set_meta(session, "registry_sha256", source.sha256)
     audit.append(session, [audit.Entry(now, actor, "registry_load", detail={
         "source": source.name, "sha256": source.sha256, "units": len(rows), "levels": dict(levels),
-        "cohorts": len(cohorts)})])
+        "cohorts": len(cohorts)} | ({"drill": True} if drill else {}))])

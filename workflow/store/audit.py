@@ -56,6 +56,11 @@ def head(session: Session) -> tuple[int, str]:
     return (row.seq, row.hash) if row else (0, GENESIS)
 
 
+def last_at(session: Session) -> str | None:
+    """The stored time of the last row (None for an empty log)."""
+    return session.scalar(select(AuditRow.at).order_by(AuditRow.seq.desc()).limit(1))
+
+
 def append(session: Session, entries: Iterable[Entry]) -> list[int]:
     """Chain and insert entries after the current head, and the evidence files they attach (one
     `evidence` row each); return their sequence numbers.
@@ -63,10 +68,13 @@ def append(session: Session, entries: Iterable[Entry]) -> list[int]:
     Callers hold the write transaction (BEGIN IMMEDIATE or the advisory lock), so the head cannot move.
     """
     seq, prev = head(session)
+    # A row is stamped no earlier than the row before it: a system clock stepped back (NTP, a VM
+    # restored) must not make the log's times decrease, since deadlines and deductions are read from them.
+    floor = last_at(session) or ""
     rows, files = [], []
     for e in entries:
         seq += 1
-        at = utc_text(e.at)
+        at = floor = max(utc_text(e.at), floor)  # the stored form is fixed-width UTC: text order is time order
         actor = str(e.actor)
         by = getattr(e.actor, "by", None)
         evidence = canonical(list(e.evidence))
