@@ -201,6 +201,13 @@ def clock_at(now: str | dt.datetime | None) -> Iterator[None]:
         yield
 
 
+# `python -c CHILD_AT NOW ARGS…`: `anjian ARGS…` in a child process whose system clock is stopped at NOW
+# (Shanghai wall-clock text): a write at a time of the test's choosing on a live database.
+CHILD_AT = ("import sys, time_machine; from anjian.workflow.clock import parse_time; "
+            "time_machine.travel(parse_time(sys.argv[1]), tick=False).start(); "
+            "from anjian.workflow.cli import main; sys.argv = ['anjian', *sys.argv[2:]]; main()")
+
+
 def run_on(url: str, home: Path, *args: str, now: str = "2014-12-15T09:00") -> Result:
     """`anjian --db URL ARGS…` as this OS account (the admin of that database), the clock at `now`."""
     from anjian.workflow.cli import cli as group

@@ -152,6 +152,7 @@ class NotifySettings:
     daemon_at: str = "08:30"
     retry_minutes: int = 5
     lease_minutes: int = 15
+    drill: bool = False  # set by the pass from the database (never from the config): notices say 演练
     # Settings a channel declares (anjian.notifications.channels) that have no field above, by name.
     extra: tuple[tuple[str, object], ...] = ()
     tuning: PassTuning = field(default_factory=lambda: pass_tuning(), compare=False)

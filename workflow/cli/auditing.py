@@ -34,7 +34,9 @@ def history(env, unit, since, actor, children, fmt) -> None:
 
 
 def _describe(r) -> str:
-    parts = []
+    from anjian.workflow.clock import shown
+
+    parts = [f"补录（{r.effective} 的纸质记录，录入于 {shown(r.recorded_at)}）"] if r.late else []
     if r.trigger == "record":
         parts.append(f"{r.detail.get('item')} = {r.detail.get('value')}")
     elif r.trigger in ("designate", "undesignate"):

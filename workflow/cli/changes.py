@@ -6,6 +6,18 @@ import click
 
 from anjian.workflow.cli.common import command, emit, fail, format_option
 
+EFFECTIVE_HELP = ("Enter a paper record late (补录): the date it says, YYYY-MM-DD (city office and city "
+                  "inspectors only; not in the future, not before the unit's previous change).")
+
+
+def _effective(text: str | None):
+    """The date of --effective, or None."""
+    if text is None:
+        return None
+    from anjian.workflow.clock import local_date, parse_time
+
+    return local_date(parse_time(text, "--effective"))
+
 
 @click.command()
 @click.argument("unit", required=False)
@@ -58,9 +70,10 @@ def designate(env, unit, cohort, remove, file, fmt) -> None:
 @click.argument("item")
 @click.argument("value")
 @click.option("--evidence", "evidence", multiple=True, metavar="FILE", help="A file that shows it (repeatable).")
+@click.option("--effective", metavar="DATE", help=EFFECTIVE_HELP)
 @format_option(("table", "json"))
 @command
-def record(env, unit, item, value, evidence, fmt) -> None:
+def record(env, unit, item, value, evidence, effective, fmt) -> None:
     """Record one checklist fact: a flag (是/否), a count, or a text such as a keeper's name.
 
     ITEM is the item's code (see `anjian show UNIT`) or its exact label.
@@ -69,12 +82,13 @@ def record(env, unit, item, value, evidence, fmt) -> None:
 
         anjian record 宽城峪耳崖镇 staff.full_time 4
         anjian record 宽城峪耳崖镇 six.vehicle 是 --evidence 车辆登记证.pdf
+        anjian record 宽城峪耳崖镇 staff.full_time 4 --effective 2015-03-20
     """
     from anjian.workflow.formats import output as render
     from anjian.workflow.services import checklist as records
 
-    now = env.write_now
-    res = records.record(env.database(), unit, item, value, env.actor, now, tuple(evidence), env.settings.evidence_dir)
+    now, on = env.write_now, _effective(effective)
+    res = records.record(env.database(), unit, item, value, env.actor, now, tuple(evidence), env.settings.evidence_dir, on)
 
     def text() -> str:
         lines = [f"⚠ {w}" for w in res.warnings]
@@ -97,9 +111,10 @@ def record(env, unit, item, value, evidence, fmt) -> None:
               help="Refuse (exit 5) unless the unit is still at this version (see `anjian show`).")
 @click.option("--file", "file", metavar="FILE.csv", help="Bulk: a CSV with columns unit,trigger,note.")
 @click.option("--partial", is_flag=True, help="With --file: apply the rows that pass and report the rest.")
+@click.option("--effective", metavar="DATE", help=EFFECTIVE_HELP)
 @format_option(("table", "json"))
 @command
-def advance(env, unit, trigger, note, evidence, expect_version, file, partial, fmt) -> None:
+def advance(env, unit, trigger, note, evidence, expect_version, file, partial, effective, fmt) -> None:
     """Fire a trigger for a unit. If a guard refuses, every unmet reason is printed (exit 3).
 
     Township triggers: start, apply, accept, reject, resubmit, revoke.
@@ -111,13 +126,14 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, f
         anjian advance 宽城峪耳崖镇 apply
         anjian advance 宽城县 submit_plan --evidence 推进方案.pdf
         anjian advance --file batch.csv --partial
+        anjian advance 宽城峪耳崖镇 accept --effective 2015-03-20 --note "3月20日验收纸质记录"
     """
     from anjian.workflow.errors import BadInput, NotPermitted, Refused
     from anjian.workflow.formats import output as render
     from anjian.workflow.formats import tables
     from anjian.workflow.services import advance as actions
 
-    now = env.write_now
+    now, on = env.write_now, _effective(effective)
     if file:
         if unit or trigger or evidence or note or expect_version is not None:
             fail("--file takes its units, triggers and notes from the file; "
@@ -125,7 +141,7 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, f
         recs, problems = tables.read_csv(file, ("unit", "trigger"), ("note",))
         tables.refuse_if(problems, file)
         rows = [actions.BatchRow(r.line, r.values["unit"], r.values["trigger"], r.values.get("note") or None) for r in recs]
-        res = actions.advance_batch(env.database(), rows, env.actor, now, partial)
+        res = actions.advance_batch(env.database(), rows, env.actor, now, partial, on)
         lines = [f"{t.name}（{t.code}）{t.trigger}: {t.from_state} → {t.to_state}" for t in res.applied]
         head = (f"已执行 {len(res.applied)} / {res.rows} 行" if res.applied or partial or not res.problems
                 else f"未执行：{len(res.problems)} 行有问题，整批未写入")
@@ -142,7 +158,7 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, f
     if not (unit and trigger):
         fail("give UNIT TRIGGER (e.g. anjian advance 宽城峪耳崖镇 apply), or --file FILE.csv")
     t = actions.advance(env.database(), unit, trigger, env.actor, now, note, tuple(evidence), expect_version,
-                        env.settings.evidence_dir)
+                        env.settings.evidence_dir, on)
     from anjian.states.labels import TRIGGER_NAMES, state_name
 
     emit(fmt, lambda: (f"{t.name}（{t.code}）{TRIGGER_NAMES.get(t.trigger, t.trigger)}："

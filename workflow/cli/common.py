@@ -63,6 +63,8 @@ class Env:
         self._actor = None
         self._drill: bool | None = None
         self._current = False  # the schema was checked to be this anjian's
+        self.marked = False  # the output already says 演练 (a table from `emit`, or a report's banner)
+        ctx.find_root().ensure_object(dict)["env"] = self
 
     @property
     def settings(self):
@@ -81,6 +83,11 @@ class Env:
     def now_given(self) -> bool:
         """Whether --now or ANJIAN_NOW set the time (rather than the real clock)."""
         return self.settings.now_given
+
+    @property
+    def on_drill(self) -> bool:
+        """Whether this command opened a database and it is a drill (never opens one itself)."""
+        return self._db is not None and self._current and self.drill
 
     @property
     def drill(self) -> bool:
@@ -113,7 +120,8 @@ class Env:
             raise BadInput(f"{s.now_source} 只用于查询（“截至”某一时间）；正式数据库的写入一律按系统时钟记时，不能指定时间。"
                            "演练请另建演练数据库：anjian --db 演练.db init --drill")
         last = self._last_audit_at()
-        if last is not None and s.now < last:
+        # to the second, as the times are shown (a row stamped within it is stamped at the last row's time)
+        if last is not None and s.now < last.replace(microsecond=0):
             from anjian.workflow.clock import SHANGHAI
 
             raise BadInput(f"演练数据库：{s.now_source} {s.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S} 早于审计日志最后一条记录的时间 "
@@ -202,7 +210,12 @@ def command(f: Callable) -> Callable:
         env = Env(ctx)
         _refuse_undecodable({**ctx.find_root().ensure_object(dict), **kwargs})
         try:
-            return f(env, *args, **kwargs)
+            result = f(env, *args, **kwargs)
+            if not env.marked and env.on_drill:  # a drill's every output says so (tables: `emit`)
+                from anjian.workflow.services.registry import DRILL_BANNER
+
+                click.echo(DRILL_BANNER, err=True)
+            return result
         except click.exceptions.Exit:
             raise
         except click.ClickException:
@@ -268,8 +281,14 @@ Sheet = tuple[str, list[str], list[list[Any]]]  # title, headers, rows of typed 
 
 def emit(fmt: str, table_fn: Callable[[], str], data: Any, csv_fn: Callable[[], str] | None = None, *,
          sheet: Callable[[], Sheet] | None = None, out: Path | None = None) -> None:
-    """Print a result in the chosen format, or write it to `out`. `sheet` gives what CSV and XLSX export."""
+    """Print a result in the chosen format, or write it to `out`. `sheet` gives what CSV and XLSX export.
+    From a drill database a table starts with registry.DRILL_BANNER, and a workbook's title with 演练."""
     from anjian.workflow.formats import output as render
+
+    env = click.get_current_context().find_root().ensure_object(dict).get("env")
+    drill = env is not None and env.on_drill
+    if drill:  # JSON and CSV stay data for programs (`status --format json` has "drill")
+        env.marked = True
 
     if fmt == "xlsx":
         if out is None:
@@ -277,7 +296,8 @@ def emit(fmt: str, table_fn: Callable[[], str], data: Any, csv_fn: Callable[[], 
                  "(e.g. --out 进度.xlsx)")
         from anjian.workflow.formats.xlsx import workbook
 
-        write_file(out, workbook(*sheet()))
+        title, headers, rows = sheet()
+        write_file(out, workbook(f"演练 {title}" if drill else title, headers, rows))
         return
     if fmt == "json":
         text = render.as_json(data)
@@ -287,6 +307,10 @@ def emit(fmt: str, table_fn: Callable[[], str], data: Any, csv_fn: Callable[[], 
         text = csv_fn()
     else:
         text = table_fn()
+        if drill:
+            from anjian.workflow.services.registry import DRILL_BANNER
+
+            text = f"{DRILL_BANNER}\n{text}"
     if out is None:
         click.echo(text)
     else:

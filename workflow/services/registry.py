@@ -30,6 +30,8 @@ from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Meta, Unit, UnitCohort
 
 LEVELS = ("province", "city", "county", "township")
+# What everything a drill (演练, `init --drill`) database prints starts with: never taken for the real thing.
+DRILL_BANNER = "【演练】这是演练数据库，不是正式数据：所列内容仅供练习"
 BUILTIN_REGISTRIES = ("chengde",)
 
 
@@ -164,16 +166,23 @@ def drill_of(db: Database) -> bool | None:
     initialized yet (no schema, or no registry loaded)."""
     if db.current_revision() is None:
         return None
-    from anjian.workflow.store.models import AuditRow
-
     with db.read() as session:
         if meta(session, "registry_sha256") is None:
             return None
-        # Both the meta row and the hash-chained registry_load row must say so: flipping the meta row
-        # with sqlite3 (to backdate writes in a live database) does not make a drill.
-        load = session.scalar(select(AuditRow.detail).where(AuditRow.action == "registry_load")
-                              .order_by(AuditRow.seq).limit(1))
-        return meta(session, "drill") == "1" and load is not None and json.loads(load).get("drill") is True
+        return drill_in(session)
+
+
+def drill_in(session: Session) -> bool:
+    """Whether the database of this session is a drill. Both the meta row and the hash-chained
+    registry_load row must say so: flipping the meta row with sqlite3 (to backdate writes in a live
+    database) does not make a drill."""
+    from anjian.workflow.store.models import AuditRow
+
+    if meta(session, "drill") != "1":
+        return False
+    load = session.scalar(select(AuditRow.detail).where(AuditRow.action == "registry_load")
+                          .order_by(AuditRow.seq).limit(1))
+    return load is not None and json.loads(load).get("drill") is True
 
 
 def initialize(db: Database, registry: str | None, campaign: str | None, now: dt.datetime, actor: Acting | str,

@@ -107,6 +107,24 @@ class HistoryRow:
     evidence: list[dict]
     detail: dict
 
+    @property
+    def effective_at(self) -> str:
+        """The time the row counts from, stored form: for a late entry (补录) 00:00 Asia/Shanghai of the
+        date its paper record says, else `at` (when it was written)."""
+        return effective_at(self.at, self.detail)
+
+
+def effective_at(at: str, detail: dict | str | None) -> str:
+    """`at`, or for a row whose detail has "effective" (a late entry, 补录) 00:00 Shanghai of that date."""
+    if isinstance(detail, str):
+        detail = json.loads(detail or "{}") if '"effective"' in detail else {}
+    day = (detail or {}).get("effective")
+    if not day:
+        return at
+    from anjian.workflow.clock import SHANGHAI
+
+    return utc_text(dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), SHANGHAI))
+
 
 def history(session: Session, unit_codes: list[str] | None = None, since: dt.datetime | None = None,
             actor: str | None = None, limit: int | None = None) -> list[HistoryRow]:
