@@ -142,7 +142,7 @@ def build(db: Database, unit: str, now: dt.datetime, evidence_dir: Path | None =
             evidence.append(EvidenceCheck(r.seq, shown(r.at), ACTION_NAMES.get(r.trigger, r.trigger), str(f.get("path", "")),
                                           sha, f.get("size"), checked[sha]))
         by = r.detail.get("by")
-        history.append(Event(r.seq, shown(r.at), f"{r.actor}（{by} 代为操作）" if by else r.actor, r.trigger,
+        history.append(Event(r.seq, shown(r.effective_at), f"{r.actor}（{by} 代为操作）" if by else r.actor, r.trigger,
                              ACTION_NAMES.get(r.trigger, r.trigger), _state(res.level, r.from_state),
                              _state(res.level, r.to_state), r.note or "", _detail(r, labels), len(r.evidence)))
     children = units(db, now, level="township", county=res.code) if res.level != "township" else []
@@ -157,6 +157,11 @@ def _state(level: str, state: str | None) -> str:
 
 
 def _detail(r, labels: dict[str, str]) -> str:
+    late = f"补录（{r.detail['effective']} 的纸质记录，录入于 {shown(r.at)}）" if r.detail.get("effective") else ""
+    return "；".join(x for x in (late, _what(r, labels)) if x)
+
+
+def _what(r, labels: dict[str, str]) -> str:
     d = r.detail
     if r.trigger == "record":
         item = d.get("item", "")

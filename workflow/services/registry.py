@@ -187,20 +187,15 @@ def drill_in(session: Session) -> bool:
 
 def initialize(db: Database, registry: str | None, campaign: str | None, now: dt.datetime, actor: Acting | str,
                login: str | None = None, as_user: str | None = None, drill: bool = False) -> InitResult:
-    """Create or upgrade the schema, then load the registry and campaign unless already there.
-
-    With `drill` a new database is made a drill (meta `drill` = 1), for practice: its writes may set
-    their time and everything it prints says 演练. A live database never becomes one, and a drill stays one.
-
-    Both files are read and validated before the database is touched, so bad input changes nothing.
-    On a database with no officials the current OS account (`login`, by default this process's)
-    becomes its admin; once there are officials, only an admin may run init (when `login` is given:
-    the CLI's case, whose `actor` is `Actor.system(login)` until the officials are there).
-    """
+    """Create or upgrade the schema, then load the registry and campaign unless already there; with
+    `drill` a new database is made a drill (`_mark_drill`). Both files are read and validated before
+    the database is touched, so bad input changes nothing. On a database with no officials the current
+    OS account (`login`, by default this process's) becomes its admin; once there are officials, only an
+    admin may run init (when `login` is given: the CLI's case, whose `actor` is `Actor.system(login)`
+    until the officials are there)."""
     from anjian.workflow.services.officials import ensure_admin, identify, os_login
 
     actor = acting(actor)
-
     reg_source = registry_source(registry or "chengde")
     rows = parse_registry(reg_source)
     camp_source = campaign_source(campaign or "chengde-2014")
@@ -218,9 +213,7 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
             may(session, actor, "init")
         loaded_sha = meta(session, "registry_sha256")
         if loaded_sha is None:
-            if drill:
-                _set_meta(session, "drill", "1")
-                messages.append("这是演练数据库：写入可以指定时间（--now），所有输出都标明“演练”")
+            messages += _mark_drill(session) if drill else []
             _load_units(session, rows, reg_source, now, actor, drill)
             messages.append(f"已载入登记册 {reg_source.name}：{len(rows)} 个单位")
             changed = True
@@ -252,6 +245,13 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
     if not changed:
         messages.append("init 未做任何更改")
     return InitResult(db.url, migrations, meta_name(db), counts, new_campaign.id, changed, messages)
+
+
+def _mark_drill(session: Session) -> list[str]:
+    """Make the database being created a drill, for practice: its writes may set their time and all it
+    prints says 演练 (the registry_load row says so too: `drill_in`). A live database never becomes one."""
+    _set_meta(session, "drill", "1")
+    return ["这是演练数据库：写入可以指定时间（--now），所有输出都标明“演练”"]
 
 
 def meta_name(db: Database) -> str:
