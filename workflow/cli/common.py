@@ -33,7 +33,8 @@ def global_options(f: Callable) -> Callable:
     f = click.option("--as", "as_user", metavar="NAME", expose_value=False, callback=_remember("as_user"),
                      help="Act as this official (env ANJIAN_USER).")(f)
     f = click.option("--now", metavar="TIME", expose_value=False, callback=_remember("now"),
-                     help="The time to act at, ISO 8601; no offset means Asia/Shanghai (env ANJIAN_NOW).")(f)
+                     help="Read as of this time, ISO 8601; no offset means Asia/Shanghai (env ANJIAN_NOW). "
+                          "A write refuses it unless the database is a drill (init --drill).")(f)
     f = click.option("--db", metavar="URL", expose_value=False, callback=_remember("db"),
                      help="SQLAlchemy URL or SQLite file (env ANJIAN_DB).")(f)
     return f
