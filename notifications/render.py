@@ -97,7 +97,9 @@ class Item(NamedTuple):
 
 
 def context(notice_id: str, kind: str, recipient_name: str, recipient_unit: str, lines: list[NoticeLine],
-            campaign_title: str, issuer: str, today: dt.date, language: str) -> dict:
+            campaign_title: str, issuer: str, today: dt.date, language: str, drill: bool = False) -> dict:
+    """What the templates see. `drill`: the notice comes from a drill (演练) database, and says so in
+    its subject and its first line, so that no one acts on it."""
     def item(line: NoticeLine) -> Item:
         return Item(line.unit_path, line.milestone, line.milestone_name, line.deadline.isoformat(),
                     chinese_date(line.deadline), line.days, line.rung)
@@ -108,7 +110,7 @@ def context(notice_id: str, kind: str, recipient_name: str, recipient_unit: str,
         "overdue": [item(x) for x in lines if x.kind == "overdue"],
         "reminders": [item(x) for x in lines if x.kind == "reminder"],
         "campaign_title": campaign_title, "issuer": issuer,
-        "today": today.isoformat(), "today_cn": chinese_date(today),
+        "today": today.isoformat(), "today_cn": chinese_date(today), "drill": drill,
     }
 
 
@@ -138,13 +140,13 @@ def render(ctx: dict, language: str = "zh") -> Rendered:
 
 
 def content(notice_id: str, kind: str, recipient_name: str, recipient_unit: str, lines: list[NoticeLine],
-            campaign_title: str, issuer: str, today: dt.date, language: str) -> str:
+            campaign_title: str, issuer: str, today: dt.date, language: str, drill: bool = False) -> str:
     """What a notice says, as the JSON of what its parts are rendered from (the arguments of `context`,
     lines in the order given): stored when the notice is claimed, a tenth of the size of its text and
     HTML, and rendered by `parts_of` where it is sent."""
     return json.dumps({"notice_id": notice_id, "kind": kind, "recipient_name": recipient_name,
                        "recipient_unit": recipient_unit, "campaign_title": campaign_title, "issuer": issuer,
-                       "today": today.isoformat(), "language": language,
+                       "today": today.isoformat(), "language": language, **({"drill": True} if drill else {}),
                        "lines": [[x.unit_code, x.unit_path, x.milestone, x.milestone_name, x.deadline.isoformat(), x.rung,
                                   x.kind, x.days] for x in lines]},
                       ensure_ascii=False, separators=(",", ":"))
@@ -157,7 +159,7 @@ def parts_of(stored: str, parts: tuple[str, ...]) -> dict[str, str]:
     lines = [NoticeLine(code, path, ms, name, dt.date.fromisoformat(deadline), rung, kind, days)
              for code, path, ms, name, deadline, rung, kind, days in d["lines"]]
     ctx = context(d["notice_id"], d["kind"], d["recipient_name"], d["recipient_unit"], lines, d["campaign_title"],
-                  d["issuer"], dt.date.fromisoformat(d["today"]), d["language"])
+                  d["issuer"], dt.date.fromisoformat(d["today"]), d["language"], d.get("drill", False))
     return render_parts(ctx, d["language"], parts)
 
 

@@ -69,6 +69,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "init": frozenset({"admin"}),
     "checkpoint": frozenset({"admin", "city_office"}),
     "circular": frozenset({"city_office"}),  # the city's safety committee office issues circulars (通报)
+    "effective": frozenset({"city_office", "city_inspector"}),  # attest a paper record entered late (补录)
 }
 
 # The verdicts on a township's application: acceptance, rejection and revocation. They come from above the

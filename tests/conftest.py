@@ -10,7 +10,17 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner, Result
-from support import CHINA, PG, T0, TEST_OFFICIALS, add_officials, new_database_url, record_checklist, run_on
+from support import (
+    CHINA,
+    PG,
+    T0,
+    TEST_OFFICIALS,
+    add_officials,
+    clock_at,
+    new_database_url,
+    record_checklist,
+    run_on,
+)
 
 from anjian.workflow.store.db import Database
 
@@ -50,7 +60,9 @@ def chengde(fresh_db) -> Database:
 
 @pytest.fixture
 def cli(db_url, tmp_path, monkeypatch) -> Callable[..., Result]:
-    """Run `anjian ARGS…` against this test's database; returns click's Result (exit_code, output)."""
+    """Run `anjian ARGS…` against this test's database; returns click's Result (exit_code, output).
+    `now` is the system clock while it runs (time-machine, not --now: a write with --now is refused
+    on a live database); now=None leaves the real clock."""
     from anjian.workflow.cli import cli as group
 
     monkeypatch.setenv("ANJIAN_DB", db_url)
@@ -59,12 +71,9 @@ def cli(db_url, tmp_path, monkeypatch) -> Callable[..., Result]:
     monkeypatch.delenv("ANJIAN_USER", raising=False)
 
     def run(*args: str, now: str | None = "2014-12-15T09:00", user: str | None = "tester", input: str | None = None) -> Result:
-        extra = []
-        if now:
-            extra += ["--now", now]
-        if user:
-            extra += ["--as", user]
-        return CliRunner().invoke(group, [*extra, *args], input=input, catch_exceptions=False)
+        extra = ["--as", user] if user else []
+        with clock_at(now):
+            return CliRunner().invoke(group, [*extra, *args], input=input, catch_exceptions=False)
 
     return run
 

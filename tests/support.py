@@ -196,9 +196,34 @@ def copy_sqlite(url: str, target: Path) -> None:
         source.close()
 
 
+@contextmanager
+def clock_at(now: str | dt.datetime | None) -> Iterator[None]:
+    """The system clock stopped at `now` (Shanghai wall-clock text, or an aware moment) while the block
+    runs: how a test sets the time of a write, which a live database takes from the clock alone.
+    None leaves the real clock."""
+    if now is None:
+        yield
+        return
+    import time_machine
+
+    from anjian.workflow.clock import parse_time
+
+    moment = now if isinstance(now, dt.datetime) else parse_time(now, "now")
+    with time_machine.travel(moment, tick=False):
+        yield
+
+
+# `python -c CHILD_AT NOW ARGS…`: `anjian ARGS…` in a child process whose system clock is stopped at NOW
+# (Shanghai wall-clock text): a write at a time of the test's choosing on a live database.
+CHILD_AT = ("import sys, time_machine; from anjian.workflow.clock import parse_time; "
+            "time_machine.travel(parse_time(sys.argv[1]), tick=False).start(); "
+            "from anjian.workflow.cli import main; sys.argv = ['anjian', *sys.argv[2:]]; main()")
+
+
 def run_on(url: str, home: Path, *args: str, now: str = "2014-12-15T09:00") -> Result:
-    """`anjian --db URL --now NOW ARGS…` as this OS account (the admin of that database)."""
+    """`anjian --db URL ARGS…` as this OS account (the admin of that database), the clock at `now`."""
     from anjian.workflow.cli import cli as group
 
     env = {"ANJIAN_HOME": str(home), "ANJIAN_DB": None, "ANJIAN_NOW": None, "ANJIAN_USER": None}
-    return CliRunner().invoke(group, ["--db", url, "--now", now, *args], env=env, catch_exceptions=False)
+    with clock_at(now):
+        return CliRunner().invoke(group, ["--db", url, *args], env=env, catch_exceptions=False)

@@ -132,7 +132,7 @@ def test_wrong_level_lists_the_valid_triggers(chengde, cli):
 def test_malformed_now_is_bad_input(chengde, cli, now):
     """A --now that is not a real ISO 8601 time exits 2, names the option, and writes nothing."""
     before = snapshot(chengde)
-    r = cli("advance", YUERYA, "start", now=now)
+    r = cli("--now", now, "advance", YUERYA, "start", now=None)
     assert r.exit_code == 2, r.output
     assert "--now" in r.output
     assert snapshot(chengde) == before

@@ -41,17 +41,19 @@ def shanghai(text: str) -> dt.datetime:
 
 
 def initialized_sqlite(tmp_path: Path) -> str:
-    """The URL of an SQLite file holding the built-in registry (no daemon may ever have run on it)."""
+    """The URL of an SQLite file holding the built-in registry (no daemon may ever have run on it): a
+    drill, since the daemons started on it set their clock with ANJIAN_NOW."""
     url = f"sqlite:///{tmp_path / 'anjian.db'}"
     db = Database(url)
-    initialize(db, None, None, T0, "admin")
+    initialize(db, None, None, T0, "admin", drill=True)
     db.dispose()
     return url
 
 
 def with_contacts(db: Database) -> Database:
-    """The built-in registry with a contact at 高寺台镇 and at 承德县."""
-    initialize(db, None, None, T0, "admin")
+    """The built-in registry with a contact at 高寺台镇 and at 承德县: a drill, since the daemons started
+    on it set their clock with ANJIAN_NOW."""
+    initialize(db, None, None, T0, "admin", drill=True)
     contacts.add(db, GAOSITAI, "高寺台镇安监站", "gaositai@example.gov.cn", None, "admin", T0)
     contacts.add(db, CHENGDE_XIAN, "承德县安监局", "county@example.gov.cn", None, "admin", T0)
     return db
@@ -233,13 +235,15 @@ def test_the_daemon_sends_at_start_up_refuses_a_second_copy_and_stops_on_sigterm
         assert len(files) == 2
         assert all(f.name.startswith("20150228-") for f in files)
 
+        # the second starts an hour later: a drill's clock may not go back behind the first one's rows
+        later = {**env, "ANJIAN_NOW": "2015-02-28T09:30"}
         if fresh_db.dialect == "sqlite":
-            second = subprocess.run([ANJIAN, "daemon"], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+            second = subprocess.run([ANJIAN, "daemon"], env=later, stdin=subprocess.DEVNULL, capture_output=True,
                                     timeout=HANG_GUARD)
             assert second.returncode != 0
             assert "a daemon is already running" in second.stderr.decode()
         else:
-            peer = Daemonized(env, tmp_path / "peer.log")
+            peer = Daemonized(later, tmp_path / "peer.log")
             try:
                 said = peer.read_until(PASS_DONE)
                 assert "可与其他 daemon 同时运行" in said
@@ -264,9 +268,8 @@ def test_a_restarted_daemon_does_not_send_again(fresh_db, db_url, tmp_path):
     """Stopped and started again on the same day, the daemon's start-up pass finds nothing new to send."""
     with_contacts(fresh_db)
     fresh_db.dispose()
-    env = daemon_env(db_url, tmp_path, "2015-02-28T08:30")
-    for n in range(2):
-        run = Daemonized(env, tmp_path / f"daemon{n}.log")
+    for n in range(2):  # the restart an hour later: a drill's clock may not go back behind the first run's rows
+        run = Daemonized(daemon_env(db_url, tmp_path, f"2015-02-28T0{8 + n}:30"), tmp_path / f"daemon{n}.log")
         try:
             run.read_until(PASS_DONE)
             assert run.stop() == 0, run.text

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import select
-from support import T0
+from support import CHILD_AT, T0
 
 from anjian.notifications.faults import POINTS
 from anjian.notifications.netguard import Policy
@@ -25,7 +25,6 @@ from anjian.workflow.store.models import Notice, NoticeItem
 
 NOW = "2014-12-31T08:30"  # plan_submission (2014-12-30) is one day overdue for every county
 RECIPIENTS = {"li@kc.gov.cn", "office@cd.gov.cn", "zhao@fn.gov.cn"}
-CHILD = "import sys; from anjian.workflow.cli import main; sys.argv[0] = 'anjian'; main()"
 
 
 @pytest.fixture
@@ -46,11 +45,11 @@ def outbox(tmp_path, monkeypatch):
 
 
 def killed_pass(db_url: str, tmp_path, outbox, fault: str) -> subprocess.CompletedProcess:
-    """`anjian remind --now NOW` in a child process with ANJIAN_FAULT set."""
+    """`anjian remind` at NOW (the child's clock) in a child process with ANJIAN_FAULT set."""
     env = {**os.environ, "ANJIAN_DB": db_url, "ANJIAN_HOME": str(tmp_path / "home"), "ANJIAN_OUTBOX": str(outbox),
            "ANJIAN_USER": "daemon", "ANJIAN_FAULT": fault}
     env.pop("ANJIAN_NOW", None)
-    return subprocess.run([sys.executable, "-c", CHILD, "remind", "--now", NOW], env=env, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", CHILD_AT, NOW, "remind"], env=env, capture_output=True, text=True)
 
 
 def notices_of(db) -> dict[str, Notice]:

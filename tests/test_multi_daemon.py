@@ -64,7 +64,7 @@ def smtp():
 
 def everyone_a_contact(db: Database) -> None:
     """The Chengde registry, an e-mail contact at every township, county and the city office (bulk)."""
-    initialize(db, None, None, SETUP_TIME, "admin")
+    initialize(db, None, None, SETUP_TIME, "admin", drill=True)  # a drill: the daemons start at ANJIAN_NOW
     with db.write() as session:
         codes = session.scalars(select(Unit.code).where(Unit.level.in_(("township", "county", "city")))).all()
         session.add_all(Contact(unit_code=c, name="安监", email=f"u{c}@example.gov.cn", webhook=None,
@@ -143,7 +143,8 @@ def test_on_sqlite_a_second_daemon_is_still_refused(tmp_path):
     try:
         said = first.read_until(PASS_DONE)
         assert "可与其他 daemon 同时运行" not in said
-        second = subprocess.run([ANJIAN, "daemon"], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+        later = {**env, "ANJIAN_NOW": "2016-12-01T09:30"}  # a drill's clock may not go back behind the first's rows
+        second = subprocess.run([ANJIAN, "daemon"], env=later, stdin=subprocess.DEVNULL, capture_output=True,
                                 timeout=HANG_GUARD)
         assert second.returncode == 5, second.stderr.decode()
         assert "a daemon is already running" in second.stderr.decode()

@@ -51,7 +51,7 @@ def every_township_due(db: Database, registry: str | Path | None, counties_too: 
         now = every_township_due(db, "/work/shared/data/china-divisions.csv")
         # then: ANJIAN_DB=sqlite:////tmp/national.db anjian remind --now 2016-12-01T08:30 [--dry-run]
     """
-    initialize(db, str(registry) if registry else None, None, SETUP_TIME, "bench")
+    initialize(db, str(registry) if registry else None, None, SETUP_TIME, "bench", drill=True)  # remind --now: a drill
     levels = ("township", "county") if counties_too else ("township",)
     with db.write() as session:
         units = session.execute(select(Unit.code, Unit.level).where(Unit.level.in_(levels))).all()

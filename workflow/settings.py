@@ -39,6 +39,7 @@ class Settings:
     now: dt.datetime
     as_user: str | None
     now_given: bool = False
+    now_source: str | None = None  # "--now" or "ANJIAN_NOW" when one of them set `now`: named in refusals
     audit_key: Path | None = None  # ANJIAN_AUDIT_KEY, else the data folder's keys/audit-signing-key.pem
     # Files: the group that may share them (ANJIAN_FILE_GROUP: 0660 files, 0770 folders; else 0600 and
     # 0700), and how long a writer waits for another's lock, in seconds (ANJIAN_BUSY_TIMEOUT, else 60).
@@ -96,6 +97,7 @@ def resolve(
         now=moment,
         as_user=as_user or env.get("ANJIAN_USER") or None,
         now_given=bool(now or env.get("ANJIAN_NOW")),
+        now_source="--now" if now else "ANJIAN_NOW" if env.get("ANJIAN_NOW") else None,
         audit_key=Path(env.get("ANJIAN_AUDIT_KEY") or _default_audit_key(data_dir)),
         file_group=env.get("ANJIAN_FILE_GROUP") or None,
         busy_timeout=_seconds(env.get("ANJIAN_BUSY_TIMEOUT"), "ANJIAN_BUSY_TIMEOUT", 60.0),
@@ -207,6 +209,7 @@ class NotifySettings:
     daemon_at: str = "08:30"
     retry_minutes: int = 5
     lease_minutes: int = 15
+    drill: bool = False  # set by the pass from the database (never from the config): notices say 演练
     # Settings a channel declares (anjian.notifications.channels) that have no field above, by name.
     extra: tuple[tuple[str, object], ...] = ()
     tuning: PassTuning = field(default_factory=lambda: pass_tuning(), compare=False)

@@ -34,7 +34,9 @@ def history(env, unit, since, actor, children, fmt) -> None:
 
 
 def _describe(r) -> str:
-    parts = []
+    from anjian.workflow.clock import shown
+
+    parts = [f"补录（{r.effective} 的纸质记录，录入于 {shown(r.recorded_at)}）"] if r.late else []
     if r.trigger == "record":
         parts.append(f"{r.detail.get('item')} = {r.detail.get('value')}")
     elif r.trigger in ("designate", "undesignate"):
@@ -114,7 +116,8 @@ def checkpoint_cmd(env, out, key) -> None:
     """
     from anjian.workflow.services import auditing
 
+    now = env.write_now
     db = env.database()
-    cp = auditing.write_checkpoint(db, env.actor, env.now, _key_path(env, key), out, env.settings.data_dir / "checkpoints")
+    cp = auditing.write_checkpoint(db, env.actor, now, _key_path(env, key), out, env.settings.data_dir / "checkpoints")
     click.echo(f"已写入签名检查点：{cp.path}（截至第 {cp.seq} 条，链尾 {cp.head_hash[:16]}…）")
     click.echo(f"核验用公钥：{cp.public_key}（交给核验人：anjian audit verify --checkpoint FILE --public-key {cp.public_key}）")

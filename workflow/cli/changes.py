@@ -8,6 +8,18 @@ import click
 
 from anjian.workflow.cli.common import SHOWN, command, emit, fail, format_option, write_file
 
+EFFECTIVE_HELP = ("Enter a paper record late (补录): the date it says, YYYY-MM-DD (city office and city "
+                  "inspectors only; not in the future, not before the unit's previous change).")
+
+
+def _effective(text: str | None):
+    """The date of --effective, or None."""
+    if text is None:
+        return None
+    from anjian.workflow.clock import local_date, parse_time
+
+    return local_date(parse_time(text, "--effective"))
+
 
 @click.command()
 @click.argument("unit", required=False)
@@ -31,6 +43,7 @@ def designate(env, unit, cohort, remove, file, fmt) -> None:
     from anjian.workflow.formats import tables
     from anjian.workflow.services import checklist as records
 
+    now = env.write_now
     if file:
         if unit or cohort:
             fail("give either UNIT COHORT or --file, not both")
@@ -41,7 +54,7 @@ def designate(env, unit, cohort, remove, file, fmt) -> None:
         if not (unit and cohort):
             fail("give UNIT COHORT (e.g. anjian designate 宽城峪耳崖镇 key), or --file FILE.csv")
         rows = [records.DesignateRow(0, unit, cohort, remove)]
-    res = records.designate(env.database(), rows, env.actor, env.now)
+    res = records.designate(env.database(), rows, env.actor, now)
 
     def text() -> str:
         lines = []
@@ -59,9 +72,10 @@ def designate(env, unit, cohort, remove, file, fmt) -> None:
 @click.argument("item")
 @click.argument("value")
 @click.option("--evidence", "evidence", multiple=True, metavar="FILE", help="A file that shows it (repeatable).")
+@click.option("--effective", metavar="DATE", help=EFFECTIVE_HELP)
 @format_option(("table", "json"))
 @command
-def record(env, unit, item, value, evidence, fmt) -> None:
+def record(env, unit, item, value, evidence, effective, fmt) -> None:
     """Record one checklist fact: a flag (是/否), a count, or a text such as a keeper's name.
 
     ITEM is the item's code (see `anjian show UNIT`) or its exact label.
@@ -70,12 +84,14 @@ def record(env, unit, item, value, evidence, fmt) -> None:
 
         anjian record 宽城峪耳崖镇 staff.full_time 4
         anjian record 宽城峪耳崖镇 six.vehicle 是 --evidence 车辆登记证.pdf
+        anjian record 宽城峪耳崖镇 staff.full_time 4 --effective 2015-03-20
     """
     from anjian.workflow.formats import output as render
     from anjian.workflow.services import checklist as records
 
-    res = records.record(env.database(), unit, item, value, env.actor, env.now, tuple(evidence), env.settings.evidence_dir,
-                         env.settings.limits.evidence_max_bytes)
+    now, on = env.write_now, _effective(effective)
+    res = records.record(env.database(), unit, item, value, env.actor, now, tuple(evidence), env.settings.evidence_dir,
+                         env.settings.limits.evidence_max_bytes, effective=on)
 
     def text() -> str:
         lines = [f"⚠ {w}" for w in res.warnings]
@@ -101,9 +117,10 @@ def record(env, unit, item, value, evidence, fmt) -> None:
 @click.option("--errors", "errors", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="With --file: write every problem row to FILE (CSV: line,unit,trigger,kind,reason); "
                    "the terminal shows the first 50.")
+@click.option("--effective", metavar="DATE", help=EFFECTIVE_HELP)
 @format_option(("table", "json"))
 @command
-def advance(env, unit, trigger, note, evidence, expect_version, file, partial, errors, fmt) -> None:
+def advance(env, unit, trigger, note, evidence, expect_version, file, partial, errors, effective, fmt) -> None:
     """Fire a trigger for a unit. If a guard refuses, every unmet reason is printed (exit 3).
 
     Township triggers: start, apply, accept, reject, resubmit, revoke.
@@ -115,12 +132,14 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, e
         anjian advance 宽城峪耳崖镇 apply
         anjian advance 宽城县 submit_plan --evidence 推进方案.pdf
         anjian advance --file batch.csv --partial
+        anjian advance 宽城峪耳崖镇 accept --effective 2015-03-20 --note "3月20日验收纸质记录"
     """
+    now, on = env.write_now, _effective(effective)
     if file:
         if unit or trigger or evidence or note or expect_version is not None:
             fail("--file takes its units, triggers and notes from the file; "
                  "give no UNIT, TRIGGER, --note, --evidence or --expect-version")
-        _advance_file(env, file, partial, errors, fmt)
+        _advance_file(env, file, partial, errors, fmt, now, on)
         return
     if errors:
         fail("--errors goes with --file FILE.csv")
@@ -130,8 +149,8 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, e
         fail("give UNIT TRIGGER (e.g. anjian advance 宽城峪耳崖镇 apply), or --file FILE.csv")
     from anjian.workflow.services import advance as actions
 
-    t = actions.advance(env.database(), unit, trigger, env.actor, env.now, note, tuple(evidence), expect_version,
-                        env.settings.evidence_dir, env.settings.limits.evidence_max_bytes)
+    t = actions.advance(env.database(), unit, trigger, env.actor, now, note, tuple(evidence), expect_version,
+                        env.settings.evidence_dir, env.settings.limits.evidence_max_bytes, effective=on)
     from anjian.states.labels import TRIGGER_NAMES, state_name
 
     emit(fmt, lambda: (f"{t.name}（{t.code}）{TRIGGER_NAMES.get(t.trigger, t.trigger)}："
@@ -139,7 +158,7 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, e
                        f"  审计序号 {t.seq}，版本 {t.version}"), t)
 
 
-def _advance_file(env, file: str, partial: bool, errors: Path | None, fmt: str) -> None:
+def _advance_file(env, file: str, partial: bool, errors: Path | None, fmt: str, now, on) -> None:
     """`advance --file`: the batch's limits are checked before anything else; the terminal shows the
     first problems and a count, `--errors FILE` and `--format json` carry every one."""
     from anjian.workflow.formats import tables
@@ -152,7 +171,7 @@ def _advance_file(env, file: str, partial: bool, errors: Path | None, fmt: str) 
     from anjian.workflow.services import advance as actions
 
     rows = [actions.BatchRow(r.line, r.values["unit"], r.values["trigger"], r.values.get("note") or None) for r in recs]
-    res = actions.advance_batch(env.database(), rows, env.actor, env.now, partial)
+    res = actions.advance_batch(env.database(), rows, env.actor, now, partial, on)
     if errors is not None:
         table = [[p.line, p.unit, p.trigger, p.kind, "; ".join(p.reasons)] for p in res.problems]
         write_file(errors, (render.as_csv(["line", "unit", "trigger", "kind", "reason"], table) + "\n").encode("utf-8-sig"))

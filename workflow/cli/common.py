@@ -33,7 +33,8 @@ def global_options(f: Callable) -> Callable:
     f = click.option("--as", "as_user", metavar="NAME", expose_value=False, callback=_remember("as_user"),
                      help="Act as this official (env ANJIAN_USER).")(f)
     f = click.option("--now", metavar="TIME", expose_value=False, callback=_remember("now"),
-                     help="The time to act at, ISO 8601; no offset means Asia/Shanghai (env ANJIAN_NOW).")(f)
+                     help="Read as of this time, ISO 8601; no offset means Asia/Shanghai (env ANJIAN_NOW). "
+                          "A write refuses it unless the database is a drill (init --drill).")(f)
     f = click.option("--db", metavar="URL", expose_value=False, callback=_remember("db"),
                      help="SQLAlchemy URL or SQLite file (env ANJIAN_DB).")(f)
     return f
@@ -61,6 +62,10 @@ class Env:
         self._settings = None
         self._db = None
         self._actor = None
+        self._drill: bool | None = None
+        self._current = False  # the schema was checked to be this anjian's
+        self.marked = False  # the output already says 演练 (a table from `emit`, or a report's banner)
+        ctx.find_root().ensure_object(dict)["env"] = self
 
     @property
     def settings(self):
@@ -81,6 +86,70 @@ class Env:
         return self.settings.now_given
 
     @property
+    def on_drill(self) -> bool:
+        """Whether this command opened a database and it is a drill (never opens one itself)."""
+        return self._db is not None and self._current and self.drill
+
+    @property
+    def drill(self) -> bool:
+        """Whether the database is a drill (`init --drill`): its writes may set their time, and all
+        it prints says 演练. False for a database not initialized yet."""
+        if self._drill is None:
+            from anjian.workflow.services.registry import drill_of
+
+            self._drill = bool(drill_of(self.database(initialized=False)))
+        return self._drill
+
+    @property
+    def write_now(self):
+        """The time a write is stamped with: the real clock. --now / ANJIAN_NOW are refused (exit 2,
+        before any work) unless the database is a drill, and there only at or after the log's last row.
+        Every command that writes takes its time from here, never from `now`."""
+        return self.write_time()
+
+    def write_time(self, drill: bool | None = None):
+        """`write_now`; `init` gives `drill` (whether it was asked to make a drill), since its
+        database may not exist yet."""
+        from anjian.workflow.errors import BadInput
+
+        s = self.settings
+        if drill is None:
+            self.database()  # an uninitialized database is refused as such first
+        if not s.now_given:
+            return s.now
+        if not (drill or self.drill):
+            raise BadInput(f"{s.now_source} 只用于查询（“截至”某一时间）；正式数据库的写入一律按系统时钟记时，不能指定时间。"
+                           "演练请另建演练数据库：anjian --db 演练.db init --drill")
+        last = self._last_audit_at()
+        # to the second, as the times are shown (a row stamped within it is stamped at the last row's time)
+        if last is not None and s.now < last.replace(microsecond=0):
+            from anjian.workflow.clock import SHANGHAI
+
+            raise BadInput(f"演练数据库：{s.now_source} {s.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S} 早于审计日志最后一条记录的时间 "
+                           f"{last.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}；演练中时间也不能倒退")
+        return s.now
+
+    def _last_audit_at(self):
+        from anjian.workflow.clock import from_utc_text
+        from anjian.workflow.store.audit import last_at
+
+        db = self.database(initialized=False)
+        if db.current_revision() is None:
+            return None
+        with db.read() as session:
+            text = last_at(session)
+        return from_utc_text(text) if text else None
+
+    @property
+    def stamp(self):
+        """The time of a row a command writes on its own account, read or write (a refused identity):
+        the real clock, unless a drill's --now. Never raises."""
+        import datetime as dt
+
+        s = self.settings
+        return s.now if not s.now_given or self.drill else dt.datetime.now(dt.UTC)
+
+    @property
     def login(self) -> str:
         from anjian.workflow.services.officials import os_login
 
@@ -99,7 +168,7 @@ class Env:
             from anjian.workflow.services.officials import identify
 
             db = self.database()
-            with refusals_audited(db, self.login, self.now, "identify"), db.read() as session:
+            with refusals_audited(db, self.login, self.stamp, "identify"), db.read() as session:
                 self._actor = identify(session, self.login, self.settings.as_user)
         return self._actor
 
@@ -109,8 +178,9 @@ class Env:
 
             s = self.settings
             self._db = Database(s.db_url, create=not initialized, group=s.file_group, busy_timeout=s.busy_timeout)
-            if initialized:
-                require_current(self._db)
+        if initialized and not self._current:
+            require_current(self._db)
+            self._current = True
         return self._db
 
 
@@ -146,7 +216,12 @@ def command(f: Callable) -> Callable:
         _refuse_undecodable({**ctx.find_root().ensure_object(dict), **kwargs})
         try:
             with _private_files(env):
-                return f(env, *args, **kwargs)
+                result = f(env, *args, **kwargs)
+            if not env.marked and env.on_drill:  # a drill's every output says so (tables: `emit`)
+                from anjian.workflow.services.registry import DRILL_BANNER
+
+                click.echo(DRILL_BANNER, err=True)
+            return result
         except click.exceptions.Exit:
             raise
         except click.ClickException:
@@ -303,8 +378,14 @@ Sheet = tuple[str, list[str], list[list[Any]]]  # title, headers, rows of typed 
 
 def emit(fmt: str, table_fn: Callable[[], str], data: Any, csv_fn: Callable[[], str] | None = None, *,
          sheet: Callable[[], Sheet] | None = None, out: Path | None = None) -> None:
-    """Print a result in the chosen format, or write it to `out`. `sheet` gives what CSV and XLSX export."""
+    """Print a result in the chosen format, or write it to `out`. `sheet` gives what CSV and XLSX export.
+    From a drill database a table starts with registry.DRILL_BANNER, and a workbook's title with 演练."""
     from anjian.workflow.formats import output as render
+
+    env = click.get_current_context().find_root().ensure_object(dict).get("env")
+    drill = env is not None and env.on_drill
+    if drill:  # JSON and CSV stay data for programs (`status --format json` has "drill")
+        env.marked = True
 
     if fmt == "xlsx":
         if out is None:
@@ -312,7 +393,8 @@ def emit(fmt: str, table_fn: Callable[[], str], data: Any, csv_fn: Callable[[], 
                  "(e.g. --out 进度.xlsx)")
         from anjian.workflow.formats.xlsx import workbook
 
-        write_file(out, workbook(*sheet()))
+        title, headers, rows = sheet()
+        write_file(out, workbook(f"演练 {title}" if drill else title, headers, rows))
         return
     if fmt == "json":
         text = render.as_json(data)
@@ -322,6 +404,10 @@ def emit(fmt: str, table_fn: Callable[[], str], data: Any, csv_fn: Callable[[], 
         text = csv_fn()
     else:
         text = table_fn()
+        if drill:
+            from anjian.workflow.services.registry import DRILL_BANNER
+
+            text = f"{DRILL_BANNER}\n{text}"
     if out is None:
         click.echo(text)
     else:

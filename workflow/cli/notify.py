@@ -48,7 +48,8 @@ def contact_add(env, unit, name, email, webhook) -> None:
     """
     from anjian.workflow.services import contacts
 
-    c = contacts.add(env.database(), unit, name, email, webhook, env.actor, env.now, hooks=_hooks(env))
+    now = env.write_now
+    c = contacts.add(env.database(), unit, name, email, webhook, env.actor, now, hooks=_hooks(env))
     click.echo(f"已添加联系人 {c.name}（{c.unit_name}）：{c.email or ''} {c.webhook or ''}".rstrip())
 
 
@@ -65,8 +66,9 @@ def contact_import(env, file) -> None:
     from anjian.workflow.formats import tables
     from anjian.workflow.services import contacts
 
+    now = env.write_now
     recs, problems = tables.read_csv(file, ("unit", "name"), ("email", "webhook"), env.settings.limits)
-    out = contacts.add_many(env.database(), recs, env.actor, env.now, unreadable=problems, hooks=_hooks(env))
+    out = contacts.add_many(env.database(), recs, env.actor, now, unreadable=problems, hooks=_hooks(env))
     click.echo(f"已添加 {len(out)} 个联系人")
 
 
@@ -103,7 +105,8 @@ def contact_remove(env, unit, name) -> None:
     """
     from anjian.workflow.services import contacts
 
-    contacts.remove(env.database(), unit, name, env.actor, env.now)
+    now = env.write_now
+    contacts.remove(env.database(), unit, name, env.actor, now)
     click.echo(f"已删除联系人 {name}")
 
 
@@ -123,7 +126,8 @@ def remind(env, dry_run, fmt) -> None:
     from anjian.workflow.formats import output as render
     from anjian.workflow.reminders.run import run_pass
 
-    res = run_pass(env.database(), env.now, _notify(env), env.settings.outbox, dry_run=dry_run)
+    now = env.now if dry_run else env.write_now  # a dry run only reads: at --now, as of then
+    res = run_pass(env.database(), now, _notify(env), env.settings.outbox, dry_run=dry_run)
 
     def text() -> str:
         head = f"{res.today}（{'工作日' if res.workday else '非工作日'}，日历：{res.calendar}）" + ("  试运行，未发送" if dry_run else "")
@@ -265,7 +269,8 @@ def calendar_load(env, file) -> None:
     """
     from anjian.workflow.reminders.workdays import load_schedule
 
-    years = load_schedule(env.database(), file, env.actor, env.now, env.settings.limits)
+    now = env.write_now
+    years = load_schedule(env.database(), file, env.actor, now, env.settings.limits)
     click.echo("已载入官方节假日安排：" + "，".join(f"{y} 年 {n} 天" for y, n in years.items()))
 
 
@@ -292,5 +297,5 @@ def daemon(env, log_file) -> None:
     if log_file:
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True)
-    start = env.now if env.now_given else None
+    start = env.write_now if env.now_given else None  # a drill's daemon may start at --now
     Daemon(env.database(), _notify(env), env.settings.outbox, clock_from(start)).run()

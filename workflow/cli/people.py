@@ -33,7 +33,8 @@ def user_add(env, name, role, unit, os_user) -> None:
     """
     from anjian.workflow.services import officials as users
 
-    o = users.add(env.database(), name, role, unit, os_user, env.actor, env.now)
+    now = env.write_now
+    o = users.add(env.database(), name, role, unit, os_user, env.actor, now)
     click.echo(f"已登记 {o.name}：{o.role}，{o.unit_name}（{o.unit}）" + (f"，操作系统账户 {o.os_user}" if o.os_user else ""))
 
 
@@ -68,7 +69,8 @@ def user_disable(env, name) -> None:
     """
     from anjian.workflow.services import officials as users
 
-    o = users.set_active(env.database(), name, False, env.actor, env.now)
+    now = env.write_now
+    o = users.set_active(env.database(), name, False, env.actor, now)
     click.echo(f"已停用 {o.name}")
 
 
@@ -84,5 +86,6 @@ def user_enable(env, name) -> None:
     """
     from anjian.workflow.services import officials as users
 
-    o = users.set_active(env.database(), name, True, env.actor, env.now)
+    now = env.write_now
+    o = users.set_active(env.database(), name, True, env.actor, now)
     click.echo(f"已启用 {o.name}")

@@ -69,9 +69,10 @@ def circular(env, milestone: str, fmt: str, out: Path | None, issue: bool) -> No
     from anjian.workflow.reports import assessment
 
     db = env.database()
+    issued_at = env.write_now if issue else None  # issuing is a write: at the real clock (a drill's --now)
     draft = assessment.circular(db, env.now, milestone, fmt="html" if fmt == "html" else "md")
     if issue:
-        draft = assessment.issue(db, draft, env.actor, env.now)
+        draft = assessment.issue(db, draft, env.actor, issued_at)
     text = render.as_json(draft.as_json()) if fmt == "json" else draft.text
     if out is not None:
         _write(out, text)

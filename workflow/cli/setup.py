@@ -10,8 +10,10 @@ from anjian.workflow.cli.common import command
 @click.command()
 @click.option("--registry", metavar="chengde|FILE.csv", help="Units to load (default: the built-in 承德市 registry).")
 @click.option("--campaign", metavar="chengde-2014|FILE.toml", help="Campaign to run (default: chengde-2014).")
+@click.option("--drill", is_flag=True, help="Make a new database a drill (演练): a practice copy whose writes may "
+              "set their time with --now, and whose every output says 演练. A live database never becomes one.")
 @command
-def init(env, registry: str | None, campaign: str | None) -> None:
+def init(env, registry: str | None, campaign: str | None, drill: bool) -> None:
     """Create or upgrade the database and load the registry and campaign.
 
     Running it again changes nothing and says so. A registry CSV has the columns
@@ -20,13 +22,15 @@ def init(env, registry: str | None, campaign: str | None) -> None:
     Example:
 
         anjian init --registry chengde --campaign chengde-2014
+        anjian --db 演练.db init --drill
     """
     from anjian.workflow.engine.authz import Actor
     from anjian.workflow.services.registry import initialize
 
+    now = env.write_time(drill)
     db = env.database(initialized=False)
-    result = initialize(db, registry, campaign, env.now, Actor.system(env.login), login=env.login,
-                        as_user=env.settings.as_user)
+    result = initialize(db, registry, campaign, now, Actor.system(env.login), login=env.login,
+                        as_user=env.settings.as_user, drill=drill)
     for line in result.messages:
         click.echo(line)
     levels = "，".join(f"{k} {v}" for k, v in sorted(result.units.items()))

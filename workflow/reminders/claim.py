@@ -97,8 +97,8 @@ def stage(p: Plan, stamp: Stamp, campaign, settings: NotifySettings) -> Staged:
     kind = p.kind
     lines = sorted(p.lines, key=lambda x: (x.kind != "overdue", x.deadline, x.unit_code))
     args = (nid, kind, p.name, p.unit_path, lines, campaign.title, campaign.issuer, today, settings.language)
-    subject = render_parts(context(*args), settings.language, ("subject",))["subject"]
-    stored = content(*args)
+    subject = render_parts(context(*args, drill=settings.drill), settings.language, ("subject",))["subject"]
+    stored = content(*args, drill=settings.drill)
     created = stamp.created
     row = {"id": nid, "key": key, "recipient": p.address, "recipient_name": p.name, "channel": p.channel,
            "kind": kind, "language": settings.language, "subject": subject, "status": "claimed",

@@ -16,6 +16,7 @@ channel still records each attempt before it sends and marks each notice after, 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gc
 import os
@@ -37,7 +38,7 @@ from anjian.workflow.reminders.leftovers import finish_leftovers
 from anjian.workflow.reminders.recipients import Plan, plan
 from anjian.workflow.reminders.results import PassResult, SentView
 from anjian.workflow.reminders.workdays import WorkCalendar, load_office_calendar
-from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.services.registry import campaign_in_force, drill_in
 from anjian.workflow.settings import NotifySettings, helper_environment
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Contact
@@ -67,6 +68,7 @@ def run_pass(db: Database, now: dt.datetime, settings: NotifySettings, outbox: F
         with db.read() as session:
             cal = load_office_calendar(session)
             campaign = campaign_in_force(session)
+            settings = dataclasses.replace(settings, drill=drill_in(session))  # a drill's notices say 演练
             result = PassResult(now.isoformat(), today.isoformat(), cal.is_workday(today), cal.source(today.year), dry_run)
             writer = None
             if not (dry_run or retry_only) and result.workday and _mailboxes(session, settings) > size:

@@ -17,7 +17,7 @@ from anjian.states.campaign import Campaign
 from anjian.workflow.engine.authz import Actor, may, refusals_audited
 from anjian.workflow.engine.names import Resolver
 from anjian.workflow.errors import BadInput
-from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.services.registry import DRILL_BANNER, campaign_in_force, drill_in
 from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database
 from anjian.workflow.views.timeline import Outcome, Replay, replay
@@ -41,6 +41,7 @@ class Deducted:
     days: int
     points: float
     audit_seq: int | None  # late: the row that met the milestone; missed: the unit's last step (if any)
+    attested: bool = False  # late: met by a late entry (补录), counted from the date it attests
 
 
 @dataclass
@@ -63,9 +64,10 @@ class AssessmentResult:
     campaign: str
     base: float
     counties: list[CountyScore]
+    drill: bool = False  # from a drill (演练) database
 
     def as_json(self) -> dict:
-        return {"now": self.now, "today": self.today, "campaign": self.campaign, "base": self.base,
+        return {"now": self.now, "today": self.today, "campaign": self.campaign, "base": self.base, "drill": self.drill,
                 "counties": [{"code": c.code, "name": c.name, "base": c.base, "deducted": round(c.deducted, 2),
                               "score": c.score, "deductions": [asdict(d) for d in c.items]} for c in self.counties]}
 
@@ -83,7 +85,8 @@ def _deductions(r: Replay, campaign: Campaign, outcomes: list[Outcome]) -> list[
             continue
         seq = o.met_seq if kind == "late" else r.last_seq.get(o.unit_code)
         out.append(Deducted(o.county_code, r.tree[o.county_code].name, o.milestone, names[o.milestone],
-                            o.deadline.isoformat(), o.unit_code, o.unit_name, o.level, kind, o.days, points, seq))
+                            o.deadline.isoformat(), o.unit_code, o.unit_name, o.level, kind, o.days, points, seq,
+                            o.attested))
     return out
 
 
@@ -104,6 +107,7 @@ def assess(db: Database, now: dt.datetime, county: str | None = None) -> Assessm
             ref = Resolver(session).resolve(county, "county", levels=("county", "city"))
             scope = ref.code
         r = replay(session, campaign, now)
+        drill = drill_in(session)
     base = campaign.assessment.base
     scores = {c: CountyScore(c, r.tree[c].name, base) for c in _counties(r, scope)}
     for d in _deductions(r, campaign, r.outcomes()):
@@ -111,7 +115,7 @@ def assess(db: Database, now: dt.datetime, county: str | None = None) -> Assessm
         if s is not None:
             s.items.append(d)
             s.deducted += d.points
-    return AssessmentResult(now, r.today, campaign.id, base, list(scores.values()))
+    return AssessmentResult(now, r.today, campaign.id, base, list(scores.values()), drill)
 
 
 # -- the circular ------------------------------------------------------------------------------------
@@ -126,6 +130,7 @@ class CircularLine:
     days: int
     met_at: str | None
     audit_seq: int | None
+    attested: bool = False  # met by a late entry (补录): the circular says so
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,7 @@ class Circular:
     text: str = ""
     sha256: str = ""
     issued_seq: int | None = None
+    drill: str = ""  # from a drill (演练) database: the banner its text starts with
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -162,6 +168,7 @@ def circular(db: Database, now: dt.datetime, milestone: str, language: str = "zh
             raise BadInput(f"no milestone “{milestone}” in campaign {campaign.id}; milestones: "
                            + ", ".join(x.id for x in campaign.milestones))
         r = replay(session, campaign, now)
+        drill = DRILL_BANNER if drill_in(session) else ""
     outcomes = r.outcomes(milestone)
     # List the level the campaign charges for this milestone, so every county charged is named; with no
     # rule, the townships when they owe it, else the counties.
@@ -171,7 +178,7 @@ def circular(db: Database, now: dt.datetime, milestone: str, language: str = "zh
     level = levels.pop() if len(levels) == 1 else "mixed"
     lines = [CircularLine(o.county_code or "", r.tree[o.county_code].name if o.county_code else "", o.unit_code, o.unit_name,
                           o.level, o.status, o.days, o.met_at.isoformat() if o.met_at else None,
-                          o.met_seq if o.status in ("late", "on_time") else r.last_seq.get(o.unit_code))
+                          o.met_seq if o.status in ("late", "on_time") else r.last_seq.get(o.unit_code), o.attested)
              for o in outcomes if level in (o.level, "mixed")]
     per: dict[str, dict] = defaultdict(lambda: {"points": 0.0, "items": []})
     for d in _deductions(r, campaign, outcomes):
@@ -184,7 +191,8 @@ def circular(db: Database, now: dt.datetime, milestone: str, language: str = "zh
     draft = Circular(m.id, m.name, m.deadline.isoformat(), r.today.isoformat(), now.isoformat(), title,
                      campaign.issuer or "市安委会办公室", campaign.title, level,
                      [x for x in lines if x.status == "on_time"], [x for x in lines if x.status == "late"],
-                     [x for x in lines if x.status == "overdue"], [x for x in lines if x.status == "pending"], deductions)
+                     [x for x in lines if x.status == "overdue"], [x for x in lines if x.status == "pending"], deductions,
+                     drill=drill)
     text = render_circular(draft, fmt)
     return Circular(**{**asdict_shallow(draft), "text": text, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()})
 

@@ -88,6 +88,7 @@ class Dossier:
     history: list[Event]
     children: list[UnitRow]
     store: str
+    drill: bool = False  # from a drill (演练) database: the page says so
 
     @property
     def missing(self) -> list[ItemStatus]:
@@ -114,7 +115,7 @@ def stored_state(store: Path | None, sha256: str) -> str:
 
 def build(db: Database, unit: str, now: dt.datetime, evidence_dir: Path | None = None) -> Dossier:
     """The dossier of one township or county (its checklist, evidence, history) as of `now`."""
-    from anjian.workflow.services.registry import campaign_in_force
+    from anjian.workflow.services.registry import campaign_in_force, drill_in
     from anjian.workflow.store import audit
     from anjian.workflow.views.show import show
     from anjian.workflow.views.units import units
@@ -126,6 +127,7 @@ def build(db: Database, unit: str, now: dt.datetime, evidence_dir: Path | None =
     with db.read() as session:
         campaign = campaign_in_force(session)
         rows = audit.history(session, [res.code])
+        drill = drill_in(session)
     labels = {i.id: i.label for lvl in ("township", "county") for i in campaign.items(lvl)}
     areas: dict[str, list[ItemStatus]] = {}
     for item in res.checklist:
@@ -140,14 +142,14 @@ def build(db: Database, unit: str, now: dt.datetime, evidence_dir: Path | None =
             evidence.append(EvidenceCheck(r.seq, shown(r.at), ACTION_NAMES.get(r.trigger, r.trigger), str(f.get("path", "")),
                                           sha, f.get("size"), checked[sha]))
         by = r.detail.get("by")
-        history.append(Event(r.seq, shown(r.at), f"{r.actor}（{by} 代为操作）" if by else r.actor, r.trigger,
+        history.append(Event(r.seq, shown(r.effective_at), f"{r.actor}（{by} 代为操作）" if by else r.actor, r.trigger,
                              ACTION_NAMES.get(r.trigger, r.trigger), _state(res.level, r.from_state),
                              _state(res.level, r.to_state), r.note or "", _detail(r, labels), len(r.evidence)))
     children = units(db, now, level="township", county=res.code) if res.level != "township" else []
     title = (f"{res.name}安全监管规范化建设验收材料" if res.level == "township"
              else f"{res.name}乡镇安全监管规范化建设工作档案")
     return Dossier(res, title, campaign.title, campaign.issuer, now,
-                   list(areas.items()), evidence, history, children, str(evidence_dir or ""))
+                   list(areas.items()), evidence, history, children, str(evidence_dir or ""), drill)
 
 
 def _state(level: str, state: str | None) -> str:
@@ -155,6 +157,11 @@ def _state(level: str, state: str | None) -> str:
 
 
 def _detail(r, labels: dict[str, str]) -> str:
+    late = f"补录（{r.detail['effective']} 的纸质记录，录入于 {shown(r.at)}）" if r.detail.get("effective") else ""
+    return "；".join(x for x in (late, _what(r, labels)) if x)
+
+
+def _what(r, labels: dict[str, str]) -> str:
     d = r.detail
     if r.trigger == "record":
         item = d.get("item", "")
@@ -195,8 +202,11 @@ def _table(headers: list[str], rows: list[list[object]]) -> list[str]:
 
 def markdown(d: Dossier) -> str:
     """The dossier as Markdown, in the order of the visit: who, what is in place, proof, history, signatures."""
+    from anjian.workflow.reports.progress import _drill_banner
+
     u = d.unit
-    out = [f"# {d.title}", "", f"{d.campaign} · {d.issuer}", ""]
+    out = [f"> **{_drill_banner(True)}**", ""] if d.drill else []
+    out += [f"# {d.title}", "", f"{d.campaign} · {d.issuer}", ""]
     out += _table(["项目", "内容"], [[k, v] for k, v in _identity(d)])
     if u.milestones:
         out += ["", "## 时间节点", ""]
@@ -243,7 +253,7 @@ def _change(e: Event) -> str:
 # -- HTML ----------------------------------------------------------------------------------------------
 def html(d: Dossier) -> str:
     """The dossier as one printable page (inline CSS, no script, no external reference)."""
-    from anjian.workflow.reports.progress import render_template
+    from anjian.workflow.reports.progress import _drill_banner, render_template
 
     u = d.unit
     return render_template(
@@ -262,5 +272,5 @@ def html(d: Dossier) -> str:
         store=d.store,
         history=[{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "action_name": e.action_name,
                   "change": _change(e), "note": e.note, "detail": e.detail, "evidence": e.evidence} for e in d.history],
-        now=f"{d.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}",
+        now=f"{d.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}", drill=_drill_banner(d.drill),
     )

@@ -74,6 +74,7 @@ class ProgressReport:
     overdue: list[OverdueUnit]
     trend: dict[str, list[TrendPoint]]  # county code -> its counts, oldest first
     last_change: dt.datetime | None
+    drill: bool = False  # from a drill (演练) database: every format says so
 
     @property
     def names(self) -> dict[str, str]:
@@ -125,7 +126,7 @@ def build(db: Database, now: dt.datetime, county: str | None = None) -> Progress
         campaign.title, campaign.id, campaign.issuer, scope, now, st.today, start,
         st.city.state_name if st.city else None, st.counties, st.totals, campaign.stages, campaign.milestones,
         per_county, [MilestoneTally(m, dict(tallies[m.id][0]), dict(tallies[m.id][1])) for m in campaign.milestones],
-        overdue, {c: p for c, p in trend.items() if c in scope_codes}, from_utc_text(last) if last else None)
+        overdue, {c: p for c, p in trend.items() if c in scope_codes}, from_utc_text(last) if last else None, st.drill)
 
 
 def _overdue_as_of(rep, outcomes, counties: set[str]) -> list[UnitRow]:
@@ -218,8 +219,11 @@ def _md_table(headers: list[str], rows: list[list[object]]) -> list[str]:
 
 def markdown(rep: ProgressReport) -> str:
     """The report as Markdown: tables with text bars, the stages against today, the overdue, the trend."""
+    from anjian.workflow.services.registry import DRILL_BANNER
+
     t = rep.totals
-    out = [f"# {rep.title}进度报告（{rep.scope}）", "",
+    out = [f"> **{DRILL_BANNER}**", ""] if rep.drill else []
+    out += [f"# {rep.title}进度报告（{rep.scope}）", "",
            f"截至 {cn_date(rep.today)}（{rep.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}）"
            + (f"，全市处于{rep.city_state}" if rep.city_state else "") + "。", "",
            f"乡镇 {t.townships} 个：已达标 {t.accepted}（{percent(t.accepted, t.townships)}%），"
@@ -284,7 +288,7 @@ def workbook(rep: ProgressReport) -> bytes:
 
     wb = Workbook()
     headers, rows = county_table(rep)
-    ws = fill_sheet(wb.active, "县区进度", headers, rows)
+    ws = fill_sheet(wb.active, "演练 县区进度" if rep.drill else "县区进度", headers, rows)
     if rows:
         chart = BarChart()
         chart.type, chart.title, chart.y_axis.title = "bar", "各县区乡镇达标情况", "乡镇（个）"
@@ -381,5 +385,12 @@ def html(rep: ProgressReport) -> str:
         trend=[{"name": rep.names.get(code, code), "points": [
             {"day": p.day.isoformat(), "accepted": p.accepted, "started": p.started, "townships": p.townships}
             for p in pts]} for code, pts in rep.trend.items()],
-        charts=charts(rep), cohort_names=[COHORT_SHORT[k] for k in COHORTS[:3]],
+        charts=charts(rep), cohort_names=[COHORT_SHORT[k] for k in COHORTS[:3]], drill=_drill_banner(rep.drill),
     )
+
+
+def _drill_banner(drill: bool) -> str:
+    """What a report's page says at its top when it comes from a drill database ("" when not)."""
+    from anjian.workflow.services.registry import DRILL_BANNER
+
+    return DRILL_BANNER if drill else ""

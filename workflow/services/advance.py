@@ -19,6 +19,7 @@ from anjian.workflow.engine.authz import Acting, name_of
 from anjian.workflow.engine.facts import APPLY_ACTIONS, FactsLoader
 from anjian.workflow.engine.names import Resolver, UnitRef
 from anjian.workflow.errors import BadInput, Conflict, NotPermitted, Refused
+from anjian.workflow.services.late import effective_detail
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database, among, pieces
@@ -103,9 +104,10 @@ def conflict_message(u: Unit, expected: int) -> str:
 class Advancer:
     """Fires triggers inside one write transaction, keeping later rows aware of earlier ones."""
 
-    def __init__(self, session: Session, now: dt.datetime, actor: Acting | str):
+    def __init__(self, session: Session, now: dt.datetime, actor: Acting | str, effective: dt.date | None = None):
         self.session = session
         self.now = now
+        self.effective = effective  # a late entry (补录): the date its paper record says
         self.actor = authz.acting(actor)
         self.resolver = Resolver(session)
         self.loader = FactsLoader(session, campaign_in_force(session), now)
@@ -118,6 +120,8 @@ class Advancer:
         self.loader.prefetch([unit.code])
         authz.may_fire(self.session, self.actor, unit.level, trigger, unit.code, unit.name)
         authz.not_own_unit(self.session, self.actor, unit.code, self.loader.applicants.get(unit.code, ()), trigger)
+        late = {} if self.effective is None else effective_detail(self.session, self.actor, unit.code, unit.name,
+                                                                   self.effective, self.now)
         facts = self.loader.facts(unit.code, name_of(self.actor), note, tuple(Evidence(e.path, e.sha256) for e in evidence))
         verdict = machine.check(facts, trigger)
         if not verdict.allowed:
@@ -140,7 +144,7 @@ class Advancer:
             self.loader.applicants[unit.code].append(name_of(self.actor))
         self.versions.setdefault(unit.code, self.loader.units[unit.code].version)
         self.entries.append(audit.Entry(self.now, self.actor, trigger, unit.code, before, after, note,
-                                        tuple(e.as_json() for e in evidence)))
+                                        tuple(e.as_json() for e in evidence), late))
         self.pending.append((unit, trigger, before, after))
         return before, after
 
@@ -183,16 +187,17 @@ class Advancer:
 
 def advance(db: Database, unit: str, trigger: str, actor: Acting | str, now: dt.datetime, note: str | None = None,
             evidence: tuple[str, ...] = (), expect_version: int | None = None, evidence_dir=None,
-            evidence_max: int | None = None) -> Transition:
+            evidence_max: int | None = None, effective: dt.date | None = None) -> Transition:
     """Fire one trigger for one unit, with its guards; refuse a stale `expect_version` (Conflict).
-    Evidence is hashed and copied into the store before the write lock is taken (see `keep`)."""
+    Evidence is hashed and copied into the store before the write lock is taken (see `keep`). With
+    `effective`, a late entry (补录) of a paper record of that date (services/late.py)."""
     actor = authz.acting(actor)
     files = examine(list(evidence), evidence_max)
     if files and evidence_dir is not None:
         keep(files, evidence_dir)
     note = note.strip() if note and note.strip() else None
     with authz.refusals_audited(db, actor, now, f"advance {trigger}"), db.write() as session:
-        adv = Advancer(session, now, actor)
+        adv = Advancer(session, now, actor, effective)
         ref = adv.resolver.resolve(unit, levels=levels_for(trigger))
         t = trigger_for(ref, trigger)
         if expect_version is not None and ref.version != expect_version:
@@ -212,12 +217,14 @@ class BatchRow:
 HINTED = 50  # unknown units of a batch given "did you mean" names: each is a scan of every unit's name
 
 
-def advance_batch(db: Database, rows: list[BatchRow], actor: Acting | str, now: dt.datetime, partial: bool = False) -> BatchResult:
-    """Fire many triggers in one transaction: all or nothing, or with `partial` the rows that pass."""
+def advance_batch(db: Database, rows: list[BatchRow], actor: Acting | str, now: dt.datetime, partial: bool = False,
+                  effective: dt.date | None = None) -> BatchResult:
+    """Fire many triggers in one transaction: all or nothing, or with `partial` the rows that pass
+    (with `effective`, all late entries of that date)."""
     actor = authz.acting(actor)
     problems: list[RowProblem] = []
     with db.write() as session:
-        adv = Advancer(session, now, actor)
+        adv = Advancer(session, now, actor, effective)
         refs: dict[int, UnitRef] = {}
         adv.resolver.preload([r.unit for r in rows])
         for r in rows:

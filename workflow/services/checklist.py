@@ -18,6 +18,7 @@ from anjian.workflow.engine.authz import Acting, name_of
 from anjian.workflow.engine.names import Resolver, UnitRef
 from anjian.workflow.errors import BadInput, NotPermitted
 from anjian.workflow.formats.tables import Record
+from anjian.workflow.services.late import effective_detail
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database
@@ -88,9 +89,11 @@ def _bump(session: Session, ref: UnitRef, now: dt.datetime, actor: Acting) -> No
 
 
 def record(db: Database, unit: str, item: str, value: str, actor: Acting | str, now: dt.datetime,
-           evidence: tuple[str, ...] = (), evidence_dir=None, evidence_max: int | None = None) -> Recorded:
+           evidence: tuple[str, ...] = (), evidence_dir=None, evidence_max: int | None = None,
+           effective: dt.date | None = None) -> Recorded:
     """Record one checklist fact (an unchanged value writes nothing). Evidence is hashed and copied into
-    the store before the write lock is taken (see `keep`)."""
+    the store before the write lock is taken (see `keep`). With `effective`, a late entry (补录) of a
+    paper record of that date (services/late.py)."""
     actor = authz.acting(actor)
     files = examine(list(evidence), evidence_max)
     if files and evidence_dir is not None:
@@ -107,6 +110,7 @@ def record(db: Database, unit: str, item: str, value: str, actor: Acting | str, 
         stored = normalize_value(it, value)
         # after the input is checked, as `advance` checks unit and trigger first: no item is bad input (2)
         authz.may_record(session, actor, ref.level, ref.code, ref.name)
+        late = {} if effective is None else effective_detail(session, actor, ref.code, ref.name, effective, now)
         row = session.get(ChecklistValue, (ref.code, it.id))
         previous = row.value if row else None
         cohorts = frozenset(session.scalars(select(UnitCohort.cohort).where(UnitCohort.unit_code == ref.code)))
@@ -124,7 +128,7 @@ def record(db: Database, unit: str, item: str, value: str, actor: Acting | str, 
         (seq,) = audit.append(session, [audit.Entry(now, actor, "record", ref.code, ref.state, ref.state, None,
                                                     tuple(f.as_json() for f in files),
                                                     {"item": it.id, "value": stored, "previous": previous,
-                                                     "version": ref.version + 1})])
+                                                     "version": ref.version + 1} | late)])
         return Recorded(seq, ref.code, ref.name, it.id, it.label, stored, previous, warnings)
 
 

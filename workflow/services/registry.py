@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Meta, Unit, UnitCohort
 
 LEVELS = ("province", "city", "county", "township")
+# What everything a drill (演练, `init --drill`) database prints starts with: never taken for the real thing.
+DRILL_BANNER = "【演练】这是演练数据库，不是正式数据：所列内容仅供练习"
 BUILTIN_REGISTRIES = ("chengde",)
 
 
@@ -158,23 +161,47 @@ class InitResult:
     messages: list[str]
 
 
-def initialize(db: Database, registry: str | None, campaign: str | None, now: dt.datetime, actor: Acting | str,
-               login: str | None = None, as_user: str | None = None) -> InitResult:
-    """Create or upgrade the schema, then load the registry and campaign unless already there.
+def drill_of(db: Database) -> bool | None:
+    """True for a drill (a practice database, `init --drill`), False for a live one, None for one not
+    initialized yet (no schema, or no registry loaded)."""
+    if db.current_revision() is None:
+        return None
+    with db.read() as session:
+        if meta(session, "registry_sha256") is None:
+            return None
+        return drill_in(session)
 
-    Both files are read and validated before the database is touched, so bad input changes nothing.
-    On a database with no officials the current OS account (`login`, by default this process's)
-    becomes its admin; once there are officials, only an admin may run init (when `login` is given:
-    the CLI's case, whose `actor` is `Actor.system(login)` until the officials are there).
-    """
+
+def drill_in(session: Session) -> bool:
+    """Whether the database of this session is a drill. Both the meta row and the hash-chained
+    registry_load row must say so: flipping the meta row with sqlite3 (to backdate writes in a live
+    database) does not make a drill."""
+    from anjian.workflow.store.models import AuditRow
+
+    if meta(session, "drill") != "1":
+        return False
+    load = session.scalar(select(AuditRow.detail).where(AuditRow.action == "registry_load")
+                          .order_by(AuditRow.seq).limit(1))
+    return load is not None and json.loads(load).get("drill") is True
+
+
+def initialize(db: Database, registry: str | None, campaign: str | None, now: dt.datetime, actor: Acting | str,
+               login: str | None = None, as_user: str | None = None, drill: bool = False) -> InitResult:
+    """Create or upgrade the schema, then load the registry and campaign unless already there; with
+    `drill` a new database is made a drill (`_mark_drill`). Both files are read and validated before
+    the database is touched, so bad input changes nothing. On a database with no officials the current
+    OS account (`login`, by default this process's) becomes its admin; once there are officials, only an
+    admin may run init (when `login` is given: the CLI's case, whose `actor` is `Actor.system(login)`
+    until the officials are there)."""
     from anjian.workflow.services.officials import ensure_admin, identify, os_login
 
     actor = acting(actor)
-
     reg_source = registry_source(registry or "chengde")
     rows = parse_registry(reg_source)
     camp_source = campaign_source(campaign or "chengde-2014")
     new_campaign = parse_campaign(camp_source)
+    if drill and drill_of(db) is False:
+        raise BadInput(f"数据库 {db.url} 是正式数据库，不能改为演练数据库：演练请另建数据库（--db 新文件 init --drill）")
     migrations = db.upgrade()
     messages = [f"数据库结构已升级到 {migrations[-1]}" if migrations else "数据库结构已是最新"]
     changed = bool(migrations)
@@ -186,7 +213,8 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
             may(session, actor, "init")
         loaded_sha = meta(session, "registry_sha256")
         if loaded_sha is None:
-            _load_units(session, rows, reg_source, now, actor)
+            messages += _mark_drill(session) if drill else []
+            _load_units(session, rows, reg_source, now, actor, drill)
             messages.append(f"已载入登记册 {reg_source.name}：{len(rows)} 个单位")
             changed = True
         elif loaded_sha != reg_source.sha256 and registry is not None:
@@ -219,12 +247,20 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
     return InitResult(db.url, migrations, meta_name(db), counts, new_campaign.id, changed, messages)
 
 
+def _mark_drill(session: Session) -> list[str]:
+    """Make the database being created a drill, for practice: its writes may set their time and all it
+    prints says 演练 (the registry_load row says so too: `drill_in`). A live database never becomes one."""
+    _set_meta(session, "drill", "1")
+    return ["这是演练数据库：写入可以指定时间（--now），所有输出都标明“演练”"]
+
+
 def meta_name(db: Database) -> str:
     with db.read() as session:
         return meta(session, "registry_name") or ""
 
 
-def _load_units(session: Session, rows: list[dict], source: Source, now: dt.datetime, actor: Acting) -> None:
+def _load_units(session: Session, rows: list[dict], source: Source, now: dt.datetime, actor: Acting,
+                drill: bool = False) -> None:
     stamp = utc_text(now)
     conn = session.connection()  # Core executemany: the ORM's bulk path costs more than the insert itself
     conn.execute(insert(Unit.__table__), [
@@ -242,7 +278,8 @@ def _load_units(session: Session, rows: list[dict], source: Source, now: dt.date
     _set_meta(session, "registry_sha256", source.sha256)
     audit.append(session, [audit.Entry(now, actor, "registry_load", detail={
         "source": source.name, "sha256": source.sha256, "units": len(rows), "levels": dict(levels),
-        "cohorts": len(cohorts), "seeded": _seeded(cohorts)})])
+        "cohorts": len(cohorts), "seeded": _seeded(cohorts)}
+        | ({"drill": True, "meta": {"drill": "1"}} if drill else {}))])
 
 
 def _seeded(cohorts: list[dict]) -> dict[str, list[str]]:

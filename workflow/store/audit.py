@@ -56,6 +56,11 @@ def head(session: Session) -> tuple[int, str]:
     return (row.seq, row.hash) if row else (0, GENESIS)
 
 
+def last_at(session: Session) -> str | None:
+    """The stored time of the last row (None for an empty log)."""
+    return session.scalar(select(AuditRow.at).order_by(AuditRow.seq.desc()).limit(1))
+
+
 def append(session: Session, entries: Iterable[Entry]) -> list[int]:
     """Chain and insert entries after the current head, and the evidence files they attach (one
     `evidence` row each); return their sequence numbers.
@@ -63,10 +68,13 @@ def append(session: Session, entries: Iterable[Entry]) -> list[int]:
     Callers hold the write transaction (BEGIN IMMEDIATE or the advisory lock), so the head cannot move.
     """
     seq, prev = head(session)
+    # A row is stamped no earlier than the row before it: a system clock stepped back (NTP, a VM
+    # restored) must not make the log's times decrease, since deadlines and deductions are read from them.
+    floor = last_at(session) or ""
     rows, files = [], []
     for e in entries:
         seq += 1
-        at = utc_text(e.at)
+        at = floor = max(utc_text(e.at), floor)  # the stored form is fixed-width UTC: text order is time order
         actor = str(e.actor)
         by = getattr(e.actor, "by", None)
         evidence = canonical(list(e.evidence))
@@ -98,6 +106,24 @@ class HistoryRow:
     note: str | None
     evidence: list[dict]
     detail: dict
+
+    @property
+    def effective_at(self) -> str:
+        """The time the row counts from, stored form: for a late entry (补录) 00:00 Asia/Shanghai of the
+        date its paper record says, else `at` (when it was written)."""
+        return effective_at(self.at, self.detail)
+
+
+def effective_at(at: str, detail: dict | str | None) -> str:
+    """`at`, or for a row whose detail has "effective" (a late entry, 补录) 00:00 Shanghai of that date."""
+    if isinstance(detail, str):
+        detail = json.loads(detail or "{}") if '"effective"' in detail else {}
+    day = (detail or {}).get("effective")
+    if not day:
+        return at
+    from anjian.workflow.clock import SHANGHAI
+
+    return utc_text(dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), SHANGHAI))
 
 
 def history(session: Session, unit_codes: list[str] | None = None, since: dt.datetime | None = None,

@@ -14,10 +14,13 @@ from anjian.workflow.store.db import Database
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One audit row as the history shows it; `by` is the admin who acted as `actor`, if one did."""
+    """One audit row as the history shows it; `by` is the admin who acted as `actor`, if one did. `at`
+    is the time the row counts from, `recorded_at` when it was written: the same but for a late entry
+    (补录), whose `at` is 00:00 of the `effective` date its paper record says."""
 
     seq: int
     at: str
+    recorded_at: str
     actor: str
     by: str | None
     unit: str | None
@@ -28,6 +31,11 @@ class HistoryEntry:
     evidence: list[dict]
     unit_name: str | None
     detail: dict
+    effective: str | None = None  # a late entry (补录): the date attested
+
+    @property
+    def late(self) -> bool:
+        return self.effective is not None
 
     @property
     def shown_actor(self) -> str:
@@ -43,5 +51,5 @@ def history(db: Database, unit: str | None = None, since: dt.datetime | None = N
             ref = Resolver(session).resolve(unit)
             codes = sorted(descendants(session, ref.code)) if children else [ref.code]
         rows = audit.history(session, codes, since, actor)
-    return [HistoryEntry(r.seq, r.at, r.actor, r.detail.get("by"), r.unit, r.trigger, r.from_state, r.to_state, r.note,
-                         r.evidence, r.unit_name, r.detail) for r in rows]
+    return [HistoryEntry(r.seq, r.effective_at, r.at, r.actor, r.detail.get("by"), r.unit, r.trigger, r.from_state,
+                         r.to_state, r.note, r.evidence, r.unit_name, r.detail, r.detail.get("effective")) for r in rows]

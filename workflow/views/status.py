@@ -11,7 +11,7 @@ from sqlalchemy import select
 from anjian.states.labels import COHORTS, state_name
 from anjian.states.milestones import MilestoneStatus
 from anjian.workflow.errors import BadInput
-from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.services.registry import campaign_in_force, drill_in
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Unit
 from anjian.workflow.views.snapshot import BITS, Snapshot, check_by, no_level, scope_unit
@@ -68,6 +68,7 @@ class StatusResult:
     counties: list[CountyStatus]  # the rows, one per county — or per city or province with `by`
     totals: Totals
     by: str = "county"
+    drill: bool = False  # a drill (演练) database: practice data, never the real state of the campaign
 
 
 def status(db: Database, now: dt.datetime, county: str | None = None, by: str = "county", as_of: bool = False) -> StatusResult:
@@ -100,7 +101,7 @@ def status(db: Database, now: dt.datetime, county: str | None = None, by: str = 
                         sum(r.overdue_townships for r in per), sum(bool(r.overdue) for r in per), len(per))
         city = snap.upper.get(campaign.city) if campaign.city else None
         info = CityInfo(city.code, city.name, city.state, state_name("city", city.state)) if city else None
-        return StatusResult(now, snap.today, campaign.id, campaign.title, info, out, totals, by)
+        return StatusResult(now, snap.today, campaign.id, campaign.title, info, out, totals, by, drill_in(session))
 
 
 def _county_row(snap: Snapshot, code: str) -> CountyStatus:

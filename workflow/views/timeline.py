@@ -25,6 +25,7 @@ from anjian.states.milestones import is_met
 from anjian.workflow.clock import from_utc_text, local_date
 from anjian.workflow.engine.facts import Part, facts_of
 from anjian.workflow.engine.tree import UnitTree
+from anjian.workflow.store.audit import effective_at
 from anjian.workflow.store.models import AuditRow, ChecklistValue, Unit, UnitCohort
 
 TRANSITIONS = frozenset(t["trigger"] for spec in SPECS.values() for t in spec.transitions)
@@ -53,6 +54,7 @@ class Outcome:
     met_seq: int | None
     status: str  # on_time | late | pending | overdue
     days: int  # days late (late), overdue (overdue), left (pending); 0 when on time
+    attested: bool = False  # met by a late entry (补录): `met_at` is the date its paper record says
 
 
 @dataclass
@@ -101,6 +103,7 @@ class Replay:
         self.standing: dict[tuple[str, str], _Standing] = {}
         self.points: dict[str, list[TrendPoint]] = defaultdict(list)
         self.last_seq: dict[str, int] = {}  # each unit's latest transition up to now
+        self.attested: set[int] = set()  # the rows that are late entries (补录), counted at their date
         self._walk(events)
 
     # -- evaluation --------------------------------------------------------------------------------
@@ -150,7 +153,10 @@ class Replay:
             if self.children.get(u.code):
                 self._count(u.code, first)
         for seq, at_text, code, action, to_state, detail in events:
-            at = from_utc_text(at_text)
+            when = effective_at(at_text, detail)  # a late entry (补录) counts from the date it attests
+            if when != at_text:
+                self.attested.add(seq)
+            at = from_utc_text(when)
             if at > self.now:
                 continue  # later than now; a row written after it with an earlier time still counts
             if code not in self.tree:
@@ -191,7 +197,7 @@ class Replay:
                 status, days = "pending", (deadline - self.today).days
             u = self.tree[code]
             out.append(Outcome(code, u.name, u.level, self.tree.county_of(code), mid, deadline, st.since if st.met else None,
-                               st.seq if st.met else None, status, days))
+                               st.seq if st.met else None, status, days, st.met and st.seq in self.attested))
         out.sort(key=lambda o: (order[o.milestone], o.level != "county", o.county_code or "", o.unit_code))
         return out
 

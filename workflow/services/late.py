@@ -1,0 +1,41 @@
+"""Late entries (补录): a paper record entered after the fact with `--effective DATE`.
+
+The audit row is written at the real clock like every other; its detail carries the date the paper
+says (`"effective": "YYYY-MM-DD"`), which timelines, assessments and circulars count from. Only the
+city office and city inspectors may attest one, within their jurisdiction; the date may not be in the
+future, nor before the unit's previous transition (a late entry cannot reorder a unit's history).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from anjian.states.machines import SPECS
+from anjian.workflow.clock import from_utc_text, local_date
+from anjian.workflow.engine import authz
+from anjian.workflow.engine.authz import Acting
+from anjian.workflow.errors import BadInput
+from anjian.workflow.store.models import AuditRow
+
+TRANSITIONS = frozenset(t["trigger"] for spec in SPECS.values() for t in spec.transitions)
+
+
+def effective_detail(session: Session, actor: Acting, unit_code: str, unit_name: str, effective: dt.date,
+                     now: dt.datetime) -> dict:
+    """The audit detail of a late entry on this unit, or NotPermitted (role) / BadInput (date)."""
+    authz.may(session, actor, "effective", unit_code, unit_name)
+    if effective > local_date(now):
+        raise BadInput(f"--effective {effective}：补录日期不能晚于今天（{local_date(now)}）")
+    last = session.execute(select(AuditRow.at, AuditRow.detail)
+                           .where(AuditRow.unit_code == unit_code, AuditRow.action.in_(TRANSITIONS))
+                           .order_by(AuditRow.seq.desc()).limit(1)).first()
+    if last is not None:
+        before = json.loads(last.detail or "{}").get("effective") or local_date(from_utc_text(last.at)).isoformat()
+        if effective.isoformat() < before:
+            raise BadInput(f"--effective {effective}：{unit_name}（{unit_code}）上一次状态变更的日期是 {before}，"
+                           "补录日期不能早于它")
+    return {"effective": effective.isoformat()}
