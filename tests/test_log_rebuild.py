@@ -116,9 +116,27 @@ def test_a_table_changed_behind_the_log_is_named(kept, cli, sql, named, words):
 
 
 def append(db, *entries: audit.Entry) -> int:
-    """Rows added through `audit.append`: every hash valid, as an attacker who knows the scheme would write."""
+    """Rows chained as `audit.append` chains them, every hash valid, as an attacker who knows the scheme
+    would write them — but inserted directly, so that `append`'s own rule (a time never before the last
+    row's) does not hold them back."""
+    from sqlalchemy import insert
+
+    from anjian.workflow.clock import utc_text
+    from anjian.workflow.store.models import AuditRow
+
     with db.write() as s:
-        return audit.append(s, list(entries))[0]
+        seq, prev = audit.head(s)
+        first = seq + 1
+        for e in entries:
+            seq += 1
+            fields = (utc_text(e.at), str(e.actor), e.unit_code, e.action, e.from_state, e.to_state, e.note,
+                      audit.canonical(list(e.evidence)), audit.canonical(e.detail))
+            h = audit.row_hash(prev, seq, *fields)
+            s.execute(insert(AuditRow).values(dict(zip(
+                ("seq", "at", "actor", "unit_code", "action", "from_state", "to_state", "note", "evidence", "detail",
+                 "prev_hash", "hash"), (seq, *fields, prev, h), strict=True))))
+            prev = h
+        return first
 
 
 LATE = at("2015-01-01T09:00")
