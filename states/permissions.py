@@ -52,6 +52,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "init": frozenset({"admin"}),
     "checkpoint": frozenset({"admin", "city_office"}),
     "circular": frozenset({"city_office"}),  # the city's safety committee office issues circulars (通报)
+    "notices": frozenset({"city_office", "admin"}),  # settling notices a killed pass left ambiguous
 }
 
 # Acceptance, rejection and revocation must come from someone other than whoever applied — and from

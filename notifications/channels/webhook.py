@@ -41,6 +41,7 @@ class WebhookChannel:
     DingTalk with style="dingtalk"): {"msgtype": "markdown", "markdown": {...}}."""
 
     name = "webhook"
+    target = "webhook"  # where it sends, as a claim records it: each notice's own URL
 
     def __init__(self, timeout: float = 10.0, style: str = "wecom"):
         self.timeout = timeout
