@@ -49,19 +49,24 @@ def finish_leftovers(db: Database, now: dt.datetime, settings: NotifySettings, d
                      held: Callable[[list[Ready]], None] | None = None) -> None:
     """What other passes left unfinished (their process gone, or their lease expired), and retries whose
     time has come, decided by `leftover_fate`: taken over and handed to `deliver` a chunk at a time, or
-    marked ambiguous and handed to `held`. `senders` are this pass's, by transport."""
+    marked ambiguous and handed to `held`. A notice held ambiguous by an earlier pass is taken over when
+    this pass can look where it was written (its own outbox). `senders` are this pass's, by transport."""
     lease = utc_text(now - dt.timedelta(minutes=settings.lease_minutes))
     now_text = utc_text(now)
     with db.read() as session:
         rows = session.execute(select(Notice.id, Notice.status, Notice.owner, Notice.created_at, Notice.next_attempt_at,
                                       Notice.channel, Notice.target, Notice.ambiguous)
-                               .where(Notice.status.in_(("claimed", "sending", "retry"))).order_by(Notice.id)).all()
+                               .where(Notice.status.in_(("claimed", "sending", "retry", "ambiguous"))).order_by(Notice.id)).all()
     dead: dict[str | None, bool] = {}
     todo, unsure = [], []
     for r in rows:
         if r.status == "retry":
             if r.next_attempt_at and r.next_attempt_at <= now_text:
                 todo.append((r.id, r.status, r.owner, "claimed"))
+            continue
+        if r.status == "ambiguous":  # held by a pass that could not look; this one may be able to
+            if leftover_fate(r.id, "sending", r.channel, r.target, True, senders or {}) == "sending":
+                todo.append((r.id, r.status, r.owner, "sending"))
             continue
         if r.owner not in dead:
             dead[r.owner] = owner_dead(r.owner)
