@@ -151,13 +151,24 @@ def _writer_gone(name: str, host: str) -> bool:
     parts = rest.rsplit("-", 2)
     if len(parts) != 3 or parts[0] != host.replace("/", "_") or not parts[1].isdigit():
         return False
+    return not process_alive(int(parts[1]))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine still runs: one that has ended but is not yet reaped (a
+    zombie, as a killed pass's writer is for a moment) does not."""
     try:
-        os.kill(int(parts[1]), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError):  # another account's process: alive
         return False
-    return False
+    except (PermissionError, OverflowError):  # another account's process: alive
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (not Linux): os.kill's word stands
+        return True
+    return state not in (b"Z", b"X")
 
 
 def _write_all(fd: int, data: bytes) -> None:

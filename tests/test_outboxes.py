@@ -166,20 +166,24 @@ def test_outbox_files_are_the_owners_alone(tmp_path):
 
 
 def test_sweep_removes_temporaries_of_gone_writers_only(tmp_path):
-    """The next pass removes a temporary file whose writer on this machine is gone, and any old one; a live
+    """The next pass removes a temporary file whose writer on this machine is gone (or ended, unreaped), and any old one; a live
     writer's and another machine's recent one are kept, as are finished messages."""
     outbox = FileOutbox(tmp_path)
     outbox.send(_message("20141231-00aa"))
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # ended, not yet reaped: as a killed pass's writer is
+    os.waitid(os.P_PID, zombie.pid, os.WEXITED | os.WNOWAIT)
     host = socket.gethostname()
     names = {"dead": f".20141231-00bb.{host}-{gone.pid}-abcd1234.tmp", "live": f".20141231-00cc.{host}-{os.getpid()}-abcd1234.tmp",
+             "zombie": f".20141231-00ff.{host}-{zombie.pid}-abcd1234.tmp",
              "remote": ".20141231-00dd.far-away-host-12-abcd1234.tmp", "old": ".20141231-00ee.far-away-host-13-abcd1234.tmp"}
     for name in names.values():
         (tmp_path / name).write_bytes(b"half a message")
     hour_ago = time.time() - 3600
     os.utime(tmp_path / names["old"], (hour_ago, hour_ago))
-    assert sorted(outbox.sweep(15 * 60)) == sorted([names["dead"], names["old"]])
+    assert sorted(outbox.sweep(15 * 60)) == sorted([names["dead"], names["zombie"], names["old"]])
+    zombie.wait()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["20141231-00aa.eml", names["live"], names["remote"]])
 
 

@@ -13,14 +13,13 @@ passes that saw a notice, one wins.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import socket
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import func, select, update
 
-from anjian.notifications.outbox import FileOutbox
+from anjian.notifications.outbox import FileOutbox, process_alive
 from anjian.workflow.clock import utc_text
 from anjian.workflow.reminders.claim import Ready, chunks, owner_tag
 from anjian.workflow.settings import CHUNK, NotifySettings
@@ -35,13 +34,7 @@ def owner_dead(owner: str | None) -> bool:
     host, pid = owner.rsplit(":", 1)
     if host != socket.gethostname():
         return False  # another machine's pass: only its lease can free it
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError):
-        return False
-    return False
+    return pid.isdigit() and not process_alive(int(pid))
 
 
 def finish_leftovers(db: Database, now: dt.datetime, settings: NotifySettings, deliver: Callable[[list[Ready]], None],
