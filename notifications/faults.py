@@ -13,7 +13,7 @@ import os
 import signal
 from dataclasses import dataclass
 
-POINTS = ("after_claim", "after_send", "during_write", "before_rename")
+POINTS = ("after_claim", "after_begin", "after_send", "during_write", "before_rename")
 _passed: dict[str, int] = {}  # per process, as the kill is: how often each point has been passed
 
 

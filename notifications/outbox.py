@@ -1,11 +1,14 @@
-"""The file outbox: one `<notice id>.eml` file per message, each written once and atomically."""
+"""The file outbox: one `<notice id>.eml` file per message, each written once and atomically, readable
+by its owner alone (0600, in a folder made 0700)."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +32,12 @@ class FileOutbox:
         self.folder = Path(folder)
         self.faults = faults
 
+    @property
+    def target(self) -> str:
+        """Where this outbox writes, as a claim records it: this machine and the folder's real path (the
+        same folder by another spelling is the same target; a folder of the same name elsewhere is not)."""
+        return f"file://{socket.gethostname()}{self.folder.resolve()}"
+
     def path(self, notice_id: str) -> Path:
         return self.folder / f"{notice_id}.eml"
 
@@ -46,7 +55,7 @@ class FileOutbox:
         Transient to retry it with."""
         out: list[Transient | None] = [None] * len(messages)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             return [self._problem(exc)] * len(messages)
         written: list[tuple[int, str, str]] = []
@@ -85,15 +94,36 @@ class FileOutbox:
                 out[i] = self._problem(exc)
         return out
 
+    def sweep(self, older_than: float) -> list[str]:
+        """Remove the temporary files a killed writer left (their messages were never named, so never
+        delivered): those of a process of this machine that is gone, and any older than `older_than`
+        seconds (a writer names each within seconds). A live writer's are kept. Returns the names removed."""
+        removed = []
+        host, oldest = socket.gethostname(), time.time() - older_than
+        try:
+            entries = list(os.scandir(self.folder))
+        except OSError:  # no outbox yet, or one this process cannot read: nothing to clean
+            return removed
+        for entry in entries:
+            if not (entry.name.startswith(".") and entry.name.endswith(".tmp")):
+                continue
+            try:
+                if _writer_gone(entry.name, host) or entry.stat().st_mtime < oldest:
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+            except OSError:  # removed meanwhile (by a peer's sweep), or not ours to remove
+                continue
+        return removed
+
     def _temporary(self, o: Outgoing) -> str:
-        """The message in a new temporary file (`.<id>.<token>.tmp`, which readers of the outbox skip);
-        its data is not yet synced."""
+        """The message in a new temporary file (`.<id>.<host>-<pid>-<token>.tmp`, which readers of the
+        outbox skip and `sweep` removes once its writer is gone); its data is not yet synced."""
         data = message_bytes(o)
-        tmp = os.path.join(self.folder, f".{o.notice_id}.{_TOKEN}.tmp")
+        tmp = os.path.join(self.folder, f".{o.notice_id}.{_HOST}-{os.getpid()}-{_TOKEN}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except FileExistsError:  # left by a dead process that had this one's token: a name of its own
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{o.notice_id}.", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{o.notice_id}.{_HOST}-{os.getpid()}-", suffix=".tmp")
         try:
             try:
                 _write_all(fd, data[: len(data) // 2])
@@ -111,6 +141,34 @@ class FileOutbox:
 
 
 _TOKEN = secrets.token_hex(4)  # this process's part of its temporary files' names
+_HOST = socket.gethostname().replace("/", "_")
+
+
+def _writer_gone(name: str, host: str) -> bool:
+    """Whether the temporary file `name` (`.<id>.<host>-<pid>-<token>.tmp`) was left by a process of this
+    machine that no longer runs (a name of another form, or another machine's, is left to its age)."""
+    _, _, rest = name[1:-len(".tmp")].partition(".")
+    parts = rest.rsplit("-", 2)
+    if len(parts) != 3 or parts[0] != host.replace("/", "_") or not parts[1].isdigit():
+        return False
+    return not process_alive(int(parts[1]))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine still runs: one that has ended but is not yet reaped (a
+    zombie, as a killed pass's writer is for a moment) does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another account's process: alive
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (not Linux): os.kill's word stands
+        return True
+    return state not in (b"Z", b"X")
 
 
 def _write_all(fd: int, data: bytes) -> None:

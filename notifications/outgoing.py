@@ -38,5 +38,6 @@ class Sender(Protocol):
     """Something that delivers one message (`name` is what a notice sent by it records as its channel)."""
 
     name: str
+    target: str  # where it delivers, as a claim records it (file://host/folder, smtp:host:port, webhook)
 
     def send(self, o: Outgoing) -> None: ...

@@ -29,6 +29,11 @@ class SmtpChannel:
     def __init__(self, config: SmtpConfig):
         self.config = config
 
+    @property
+    def target(self) -> str:
+        """Where it sends, as a claim records it."""
+        return f"smtp:{self.config.host}:{self.config.port}"
+
     def send(self, o: Outgoing) -> None:
         c = self.config
         try:

@@ -70,6 +70,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "checkpoint": frozenset({"admin", "city_office"}),
     "circular": frozenset({"city_office"}),  # the city's safety committee office issues circulars (通报)
     "effective": frozenset({"city_office", "city_inspector"}),  # attest a paper record entered late (补录)
+    "notices": frozenset({"city_office", "admin"}),  # settling notices a killed pass left ambiguous
 }
 
 # The verdicts on a township's application: acceptance, rejection and revocation. They come from above the

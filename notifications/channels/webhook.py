@@ -48,6 +48,7 @@ class WebhookChannel:
     of whatever answered)."""
 
     name = "webhook"
+    target = "webhook"  # where it sends, as a claim records it: each notice's own URL
 
     def __init__(self, timeout: float = 10.0, style: str = "wecom", policy: Policy | None = None,
                  tls: ssl.SSLContext | None = None):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from anjian.workflow.cli.common import command, emit, format_option
 
 KIND_WORDS = {"reminder": "到期提醒", "overdue": "逾期通知"}
-STATUS_WORDS = {"sent": "已发送", "claimed": "发送中", "retry": "待重试", "failed": "失败", "planned": "将发送"}
+STATUS_WORDS = {"sent": "已发送", "claimed": "发送中", "sending": "发送中", "retry": "待重试", "failed": "失败",
+                "planned": "将发送", "ambiguous": "待核实"}
 
 
 def _notify(env):
@@ -141,6 +144,11 @@ def remind(env, dry_run, fmt) -> None:
         if bosses:
             out.append(f"无联系人、未能接收逾期通报的上级单位 {len(bosses)} 个：" + "、".join(bosses[:20]))
         out += [s["reason"] for s in res.skipped if "unit" not in s]
+        if res.unsettled:
+            out.append(f"{res.unsettled} 条通知待核实（其中本次发现 {len(res.ambiguous)} 条）：其他发送过程发送时中断，"
+                       "可能已发出，未重发。anjian notices --status ambiguous 列出它们，核对后用 anjian notices settle 处理")
+        if res.swept:
+            out.append(f"已清除发件箱中中断写入留下的临时文件 {res.swept} 个")
         return "\n".join(out)
 
     if fmt == "json":
@@ -174,9 +182,10 @@ def _echo_json(data: dict) -> None:
     click.echo("}")
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--unit", metavar="UNIT", help="Only notices about this unit.")
-@click.option("--status", type=click.Choice(["sent", "claimed", "retry", "failed"]), help="Only notices in this status.")
+@click.option("--status", type=click.Choice(["sent", "claimed", "sending", "retry", "failed", "ambiguous"]),
+              help="Only notices in this status (ambiguous: left unfinished by another pass, not sent again).")
 @format_option()
 @command
 def notices(env, unit, status, fmt) -> None:
@@ -184,8 +193,10 @@ def notices(env, unit, status, fmt) -> None:
 
     Example:
 
-        anjian notices --status failed
+        anjian notices --status ambiguous
     """
+    if click.get_current_context().invoked_subcommand:
+        return
     from anjian.workflow.clock import shown
     from anjian.workflow.formats import output as render
     from anjian.workflow.reminders.notices import notices as listing
@@ -193,9 +204,43 @@ def notices(env, unit, status, fmt) -> None:
     rows = listing(env.database(), unit, status)
     headers = ["编号", "生成时间", "发送时间", "收件人", "渠道", "类型", "状态", "次数", "单位", "节点", "备注"]
     table = [[n.id, shown(n.created_at), shown(n.sent_at) if n.sent_at else None, n.recipient, n.channel, KIND_WORDS[n.kind],
-              STATUS_WORDS[n.status], n.attempts, n.units, n.milestones,
-              ("可能重复发送；" if n.ambiguous else "") + (n.last_error or "")] for n in rows]
+              STATUS_WORDS[n.status], n.attempts, n.units, n.milestones, _remark(n)] for n in rows]
     emit(fmt, lambda: render.table(headers, table) + f"\n共 {len(rows)} 条", rows, lambda: render.as_csv(headers, table))
+
+
+def _remark(n) -> str:
+    """The 备注 of a notice: why one is held (ambiguous) and what to do, a possible duplicate, the last error."""
+    if n.status == "ambiguous":
+        return (f"{n.owner or '未记录的发送过程'} 向 {n.target or '未记录的去向'} 发送时中断：可能已发出，未重发；"
+                f"核对后运行 anjian notices settle {n.id} --sent 或 --resend")
+    return ("可能重复发送；" if n.ambiguous else "") + (n.last_error or "")
+
+
+@notices.command("settle")
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+@click.option("--all", "every", is_flag=True, help="Every notice held as ambiguous.")
+@click.option("--sent", "how", flag_value="sent", help="They went out (found where they were written): mark them sent.")
+@click.option("--resend", "how", flag_value="resend", help="They did not go out: the next pass sends them.")
+@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path),
+              help="Decide each by the other outbox folder: its file there means sent, none means resend.")
+@command
+def settle(env, ids, every, how, outbox) -> None:
+    """Settle notices another pass left ambiguous, after checking the outbox or mailbox they went to.
+
+    Example:
+
+        anjian notices settle 20161201-3f2a9c0d11e4b5a6 --sent
+    """
+    from anjian.workflow.errors import BadInput
+    from anjian.workflow.reminders.notices import settle as settle_notices
+
+    if (how is None) == (outbox is None):
+        raise BadInput("give one of --sent, --resend or --outbox DIR")
+    if bool(ids) == every:
+        raise BadInput("name the notices (ID…) or give --all")
+    done = settle_notices(env.database(), ids, outbox if outbox is not None else how, env.actor, env.now)
+    click.echo(f"已核实 {len(done.sent) + len(done.resend)} 条通知：{len(done.sent)} 条记为已发送，"
+               f"{len(done.resend)} 条将由下一次发送过程重发")
 
 
 @click.command()

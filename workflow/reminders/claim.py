@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -75,17 +75,18 @@ class Staged:
 
 @dataclass(frozen=True)
 class Stamp:
-    """What every notice of a pass shares: its day, its time and who claims it."""
+    """What every notice of a pass shares: its day, its time, who claims it and where it writes."""
 
     today: dt.date
     day: str  # the notice id's prefix, 20161201
     day_iso: str  # 2016-12-01
     created: str
     owner: str
+    targets: Mapping[str, str]  # transport -> where this pass writes it (`Sender.target`)
 
     @classmethod
-    def of(cls, now: dt.datetime, today: dt.date) -> Stamp:
-        return cls(today, f"{today:%Y%m%d}", today.isoformat(), utc_text(now), owner_tag())
+    def of(cls, now: dt.datetime, today: dt.date, targets: Mapping[str, str] | None = None) -> Stamp:
+        return cls(today, f"{today:%Y%m%d}", today.isoformat(), utc_text(now), owner_tag(), targets or {})
 
 
 def stage(p: Plan, stamp: Stamp, campaign, settings: NotifySettings) -> Staged:
@@ -103,7 +104,8 @@ def stage(p: Plan, stamp: Stamp, campaign, settings: NotifySettings) -> Staged:
     row = {"id": nid, "key": key, "recipient": p.address, "recipient_name": p.name, "channel": p.channel,
            "kind": kind, "language": settings.language, "subject": subject, "status": "claimed",
            "attempts": 0, "next_attempt_at": None, "created_at": created,
-           "sent_at": None, "last_error": None, "ambiguous": 0, "owner": stamp.owner}
+           "sent_at": None, "last_error": None, "ambiguous": 0, "owner": stamp.owner,
+           "target": stamp.targets.get(p.channel)}
     said = {"notice_id": nid, "content": stored, "body": None, "html": None}
     day = stamp.day_iso
     items = [{"notice_id": nid, "recipient": p.address, "unit_code": x.unit_code, "milestone": x.milestone,
@@ -113,11 +115,12 @@ def stage(p: Plan, stamp: Stamp, campaign, settings: NotifySettings) -> Staged:
     return Staged(row, said, items, ready)
 
 
-def stage_chunk(now: dt.datetime, today: dt.date, plans: Sequence[Plan], campaign, settings: NotifySettings) -> list[Staged]:
+def stage_chunk(now: dt.datetime, today: dt.date, plans: Sequence[Plan], campaign, settings: NotifySettings,
+                targets: Mapping[str, str] | None = None) -> list[Staged]:
     """Stage a chunk of planned notices into the rows that claim them. (Whether a peer daemon claimed one
     meanwhile is found when the chunk is claimed: looking first cost a national pass 0.7 s on PostgreSQL,
     and staging a notice, its text left to the writer, costs next to nothing.)"""
-    stamp = Stamp.of(now, today)
+    stamp = Stamp.of(now, today, targets)
     staged = [stage(p, stamp, campaign, settings) for p in plans]
     # A template that cannot render these notices fails the pass here, before any is claimed, not when
     # they are sent: the first of each channel is rendered whole now.
@@ -149,9 +152,10 @@ Before = Callable[[Session], None]  # work done first in a claim's transaction
 
 
 def claim(db: Database, now: dt.datetime, today: dt.date, plans: Sequence[Plan], campaign,
-          settings: NotifySettings, before: Before | None = None) -> list[Ready]:
-    """Render and claim a chunk of planned notices (see `claim_staged`)."""
-    return claim_staged(db, stage_chunk(now, today, plans, campaign, settings), before)
+          settings: NotifySettings, before: Before | None = None, targets: Mapping[str, str] | None = None) -> list[Ready]:
+    """Render and claim a chunk of planned notices, recording where each is to be written (`targets`, by
+    transport; see `claim_staged`)."""
+    return claim_staged(db, stage_chunk(now, today, plans, campaign, settings, targets), before)
 
 
 def claim_staged(db: Database, staged: list[Staged], before: Before | None = None) -> list[Ready]:

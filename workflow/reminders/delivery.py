@@ -18,7 +18,7 @@ from anjian.notifications.outgoing import Outgoing, Permanent, Sender, Transient
 from anjian.notifications.render import body_of
 from anjian.notifications.writer import OutboxWriter
 from anjian.workflow.clock import from_utc_text, utc_text
-from anjian.workflow.reminders.claim import Ready, chunks
+from anjian.workflow.reminders.claim import Ready, chunks, owner_tag
 from anjian.workflow.reminders.results import PassResult
 from anjian.workflow.settings import NotifySettings
 from anjian.workflow.store.db import Database, among, pieces
@@ -74,6 +74,7 @@ class Delivery:
         self.settings = settings
         self.writer = writer
         self.faults = faults
+        self.owner = owner_tag()
         self.inflight: deque[list[Ready]] = deque()  # chunks handed to the writer, oldest first
         self.pending: list[Mark] = []  # written and durable, not marked yet
 
@@ -82,24 +83,33 @@ class Delivery:
         return [outgoing(n, self.now, self.settings.sender, times) for n in ready]
 
     def send(self, ready: list[Ready]) -> None:
+        """Send claimed notices. Each batch is first marked `sending` (`begin`): only what that mark
+        returns is handed to the writer or sender, so a notice still `claimed` provably never began."""
         files = [n for n in ready if isinstance(self.senders[n.channel], FileOutbox)]
         if files and self.writer is not None and not self.writer.usable():
             self.writer = None
         if files and self.writer is None:
             outbox = self.senders[files[0].channel]
+            files = begin(self.db, files, self.owner, outbox.target)
+            self.faults.point("after_begin")
             done = marks(files, outbox.send_many(self._messages(files)), self.now, self.clock())
             with self.db.write() as session:
                 apply(session, done)
             report(self.result, done)
         elif files:
+            target = self.senders[files[0].channel].target
             for part in chunks(files, WRITE_CHUNK):
+                part = begin(self.db, part, self.owner, target)
+                self.faults.point("after_begin")
+                if not part:
+                    continue
                 self.writer.submit(_letters(part, self.now, self.settings.sender))
                 self.inflight.append(part)
                 self._collect(self.writer.DEPTH)
         for n in ready:
             if not isinstance(self.senders[n.channel], FileOutbox):
                 deliver_one(self.db, self.now, n, self.senders[n.channel], self.result, self.settings, self.clock,
-                            self.faults)
+                            self.faults, self.owner)
 
     def _collect(self, keep: int = 0) -> None:
         """Wait for the writer's oldest chunks until at most `keep` are under way."""
@@ -174,15 +184,15 @@ def failure(n: Ready, exc: Exception, now: dt.datetime) -> dict:
 
 
 def deliver_one(db: Database, now: dt.datetime, n: Ready, sender: Sender, result: PassResult, settings: NotifySettings,
-                clock: Callable[[], dt.datetime] | None = None, faults: FaultPlan = NO_FAULTS) -> None:
+                clock: Callable[[], dt.datetime] | None = None, faults: FaultPlan = NO_FAULTS, owner: str | None = None) -> None:
     """Send one claimed notice over a network channel and mark the outcome (sent at `clock()`).
 
-    A network channel cannot tell whether a message a dead pass began sending went out, so the attempt
-    is recorded before sending (`ambiguous` set; the mark puts back what it was before); a pass that
-    finds the record left by a dead one resends and keeps the flag."""
-    ambiguous = n.ambiguous  # an attempt a dead pass began (or an earlier one's flag): this send may double it
-    if not ambiguous:
-        _begin_attempt(db, n.id)
+    A network channel cannot tell whether a message a dead pass began sending went out, so the notice is
+    marked `sending` before it is sent: a pass that finds it so reports it ambiguous and does not send it
+    again (`leftovers`). A notice an official chose to resend after that keeps its flag (可能重复发送)."""
+    if not begin(db, [n], owner or owner_tag(), sender.target):
+        return  # another pass took it over meanwhile (this one outlived its lease): it is that pass's now
+    faults.point("after_begin")
     try:
         sender.send(outgoing(n, now, settings.sender))
     except (Transient, Permanent) as exc:
@@ -192,20 +202,29 @@ def deliver_one(db: Database, now: dt.datetime, n: Ready, sender: Sender, result
         report(result, [Mark(n, values["status"], utc_text(now), str(exc), values)])
         return
     faults.point("after_send")
-    _mark_sent(db, n.id, clock() if clock else now, n.attempts + 1, ambiguous)
+    _mark_sent(db, n.id, clock() if clock else now, n.attempts + 1, n.ambiguous)
     result.sent.append(n.view())
 
 
 def _mark_sent(db: Database, notice_id: str, now: dt.datetime, attempts: int, ambiguous: bool) -> None:
     with db.write() as session:
         values = {"status": "sent", "attempts": attempts, "last_error": None, "next_attempt_at": None,
-                  "sent_at": utc_text(now),
-                  "ambiguous": 1 if ambiguous else 0}  # clears the mark of an attempt that ended here
+                  "sent_at": utc_text(now), "ambiguous": 1 if ambiguous else 0}
         session.execute(update(Notice).where(Notice.id == notice_id).values(**values))
 
 
-def _begin_attempt(db: Database, notice_id: str) -> None:
-    """Record, before a network send, that it may go out: if this pass dies before `_mark_sent`, the next
-    one knows this notice (and only this one) may reach its recipient twice."""
+def begin(db: Database, ready: list[Ready], owner: str, target: str) -> list[Ready]:
+    """Mark these notices `sending` to `target`, before any of them is handed to its writer or sender, and
+    return those marked: the ones this pass still owns (a pass that outlived its lease may have lost some
+    to another). From here on a notice may have gone out; until here it provably has not."""
+    if not ready:
+        return []
+    ids: set[str] = set()
     with db.write() as session:
-        session.execute(update(Notice).where(Notice.id == notice_id).values(ambiguous=1))
+        for part in pieces(session, [n.id for n in ready]):
+            ids.update(session.scalars(
+                update(Notice).where(among(session, Notice.id, part), Notice.owner == owner,
+                                     Notice.status.in_(("claimed", "sending")))
+                .values(status="sending", target=target).returning(Notice.id)
+                .execution_options(synchronize_session=False)).all())
+    return [n for n in ready if n.id in ids]

@@ -1,15 +1,26 @@
-"""The `notices` listing: what was sent (or is waiting or failed), to whom, when, by which channel."""
+"""The `notices` listing: what was sent (or is waiting or failed), to whom, when, by which channel; and
+settling the notices another pass left ambiguous, once an official has checked where they were written."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from anjian.workflow.clock import utc_text
+from anjian.workflow.engine import authz
+from anjian.workflow.engine.authz import Acting
 from anjian.workflow.engine.names import Resolver
+from anjian.workflow.errors import BadInput
+from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database, among, pieces
 from anjian.workflow.store.models import Notice, NoticeItem
+
+SETTLE_AS = ("sent", "resend")
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,8 @@ class NoticeView:
     units: list[str]
     milestones: list[str]
     subject: str
+    owner: str | None = None  # host:pid of the pass that claimed it last
+    target: str | None = None  # where that pass wrote it
 
 
 def notices(db: Database, unit: str | None = None, status: str | None = None) -> list[NoticeView]:
@@ -48,4 +61,51 @@ def notices(db: Database, unit: str | None = None, status: str | None = None) ->
                 items[nid].append((u, m))
         return [NoticeView(n.id, n.created_at, n.sent_at, n.recipient, n.recipient_name, n.channel, n.kind, n.status,
                            n.attempts, bool(n.ambiguous), n.last_error, sorted({u for u, _ in items[n.id]}),
-                           sorted({m for _, m in items[n.id]}), n.subject) for n in rows]
+                           sorted({m for _, m in items[n.id]}), n.subject, n.owner, n.target) for n in rows]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What `settle` decided: the notices marked sent (found where they were written) and those the next
+    pass sends again."""
+
+    sent: list[str]
+    resend: list[str]
+
+
+def settle(db: Database, ids: Sequence[str], how: str | Path, actor: Acting | str, now: dt.datetime) -> Settled:
+    """Settle notices held as ambiguous (`ids`; empty: every one), after an official checked where they
+    were written: `how` is "sent" (they went out: marked sent, not sent again), "resend" (they did not:
+    the next pass sends them, flagged 可能重复发送) or an outbox folder, which decides each file notice by
+    whether its finished file is there. All or none, in one audit row (`notice_settle`)."""
+    actor = authz.acting(actor)
+    with authz.refusals_audited(db, actor, now, "notices settle"), db.write() as session:
+        authz.may(session, actor, "notices")
+        held = dict(session.execute(select(Notice.id, Notice.channel).where(Notice.status == "ambiguous")).all())
+        chosen = list(dict.fromkeys(ids)) or sorted(held)
+        if not chosen:
+            raise BadInput("没有待核实（ambiguous）的通知")
+        problems = [f"{nid}: 不是待核实（ambiguous）的通知（anjian notices --status ambiguous 列出它们）"
+                    for nid in chosen if nid not in held]
+        if isinstance(how, Path):
+            problems += [f"{nid}: 经 {held[nid]} 发送，不在发件箱中，无法按 --outbox 核对" for nid in chosen
+                         if nid in held and held[nid] != "file"]
+        if problems:
+            raise BadInput(f"未处理：{len(problems)} 条通知不能这样核实，什么也没有改", problems)
+        if isinstance(how, Path):
+            sent = [nid for nid in chosen if (how / f"{nid}.eml").is_file()]
+        else:
+            sent = chosen if how == "sent" else []
+        resend = [nid for nid in chosen if nid not in set(sent)]
+        stamp = utc_text(now)
+        _set(session, sent, status="sent", sent_at=stamp, ambiguous=0, last_error=None, next_attempt_at=None)
+        _set(session, resend, status="retry", next_attempt_at=stamp, ambiguous=1, last_error=None)
+        detail = {"sent": sent, "resend": resend, **({"outbox": str(how)} if isinstance(how, Path) else {})}
+        audit.append(session, [audit.Entry(now, actor, "notice_settle", None, detail=detail)])
+        return Settled(sent, resend)
+
+
+def _set(session, ids: list[str], **values) -> None:
+    for part in pieces(session, ids):
+        session.execute(update(Notice).where(among(session, Notice.id, part), Notice.status == "ambiguous")
+                        .values(**values).execution_options(synchronize_session=False))

@@ -37,10 +37,15 @@ class PassResult:
     failed: list[SentView] = field(default_factory=list)
     deferred: list[SentView] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
+    # left unfinished by another pass where this one cannot look: marked ambiguous now, not sent again
+    ambiguous: list[SentView] = field(default_factory=list)
+    unsettled: int = 0  # notices ambiguous after the pass, these and earlier ones: for an official to settle
+    swept: int = 0  # temporary files of killed writers removed from the outbox
 
     def as_json(self) -> dict:
         # by hand: dataclasses.asdict deep-copies every one of a national pass's ~100,000 entries
         return {"now": self.now, "today": self.today, "workday": self.workday, "calendar": self.calendar,
                 "dry_run": self.dry_run, "sent": [s.as_json() for s in self.sent],
                 "failed": [s.as_json() for s in self.failed], "deferred": [s.as_json() for s in self.deferred],
-                "skipped": [dict(s) for s in self.skipped]}
+                "skipped": [dict(s) for s in self.skipped], "ambiguous": [s.as_json() for s in self.ambiguous],
+                "unsettled": self.unsettled, "swept": self.swept}

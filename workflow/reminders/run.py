@@ -1,9 +1,12 @@
 """One reminder pass at `now`: work out what is due for whom, claim it, send it, mark it.
 
 Exactly once: every (recipient, unit, milestone, rung) a notice carries is stored under a unique
-constraint when the notice is claimed, before anything is sent (`claim`); a second pass (or a second
-daemon) cannot claim it again. A pass that died between claiming and marking leaves the notice
-`claimed`; the next pass finishes it (`leftovers`).
+constraint when the notice is claimed, before anything is sent (`claim`), with who claims it and where
+it is to be written; a second pass (or a second daemon) cannot claim it again. A batch is marked
+`sending` before it is handed to the writer or a sender. A pass that died leaves its notices `claimed`
+(never begun: the next pass sends them) or `sending` (finished by a pass that can look — the same file
+outbox — and otherwise reported ambiguous, not sent twice; `leftovers`). The pass first removes the
+temporary files killed writers left in the outbox.
 
 In chunks: a national pass has tens of thousands of notices, so the pass claims a chunk of them at a
 time (ANJIAN_REMIND_CHUNK, default 5000, read by the settings) in one transaction, which stores what
@@ -34,7 +37,7 @@ from anjian.notifications.writer import OutboxWriter
 from anjian.workflow.clock import local_date
 from anjian.workflow.reminders.claim import chunks, claim, notice_id
 from anjian.workflow.reminders.delivery import Delivery, apply, report
-from anjian.workflow.reminders.leftovers import finish_leftovers
+from anjian.workflow.reminders.leftovers import finish_leftovers, unsettled
 from anjian.workflow.reminders.recipients import Plan, plan
 from anjian.workflow.reminders.results import PassResult, SentView
 from anjian.workflow.reminders.workdays import WorkCalendar, load_office_calendar
@@ -84,15 +87,20 @@ def run_pass(db: Database, now: dt.datetime, settings: NotifySettings, outbox: F
                                             sorted({x.unit_code for x in p.lines}), sorted({x.milestone for x in p.lines}),
                                             p.kind, status="planned"))
             return result
+        result.swept = len(outbox.sweep(settings.lease_minutes * 60))
         delivery = Delivery(db, now, clock, senders(settings, outbox), result, settings, writer, faults)
-        finish_leftovers(db, now, settings, delivery.send, size)
+        targets = {transport: sender.target for transport, sender in delivery.senders.items()}
+        finish_leftovers(db, now, settings, delivery.send, size, delivery.senders,
+                         lambda held: result.ambiguous.extend(n.view("ambiguous") for n in held))
         for part in chunks(plans, size):
             marks = delivery.written()  # the chunks the writer has finished are marked with this claim
-            ready = claim(db, clock(), today, part, campaign, settings, lambda session, done=marks: apply(session, done))
+            ready = claim(db, clock(), today, part, campaign, settings, lambda session, done=marks: apply(session, done),
+                          targets)
             report(result, marks)
             faults.point("after_claim")
             delivery.send(ready)
         delivery.finish()
+    result.unsettled = unsettled(db)
     return result
 
 

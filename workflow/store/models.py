@@ -129,7 +129,9 @@ class Notice(Base):
     kind: Mapped[str] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(8))
     subject: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), index=True)  # claimed | sent | retry | failed
+    # claimed | sending (handed to its sender) | sent | retry | failed | ambiguous (left `sending` by
+    # another pass where this one cannot look: not sent again until settled)
+    status: Mapped[str] = mapped_column(String(16), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[str] = mapped_column(String(32), index=True)
@@ -137,6 +139,8 @@ class Notice(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     ambiguous: Mapped[int] = mapped_column(Integer, default=0)
     owner: Mapped[str | None] = mapped_column(String(120))  # host:pid of the pass that claimed it
+    # where it is written: file://host/folder, smtp:host:port, webhook (NULL: claimed before schema 0006)
+    target: Mapped[str | None] = mapped_column(String(600))
 
 
 class NoticeContent(Base):
