@@ -126,7 +126,7 @@ class Env:
             from anjian.workflow.clock import SHANGHAI
 
             raise BadInput(f"演练数据库：{s.now_source} {s.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S} 早于审计日志最后一条记录的时间 "
-                           f"{last.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}；演练中时间也不能倒退")
+                           f"{last.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}；演练中时间也不能倒退（要从更早的时间演练，建演练库时就给出：anjian --db 演练.db --now 2014-12-15T09:00 init --drill）")
         return s.now
 
     def _last_audit_at(self):
