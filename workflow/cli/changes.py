@@ -134,12 +134,11 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, e
         anjian advance --file batch.csv --partial
         anjian advance 宽城峪耳崖镇 accept --effective 2015-03-20 --note "3月20日验收纸质记录"
     """
-    now, on = env.write_now, _effective(effective)
     if file:
         if unit or trigger or evidence or note or expect_version is not None:
             fail("--file takes its units, triggers and notes from the file; "
                  "give no UNIT, TRIGGER, --note, --evidence or --expect-version")
-        _advance_file(env, file, partial, errors, fmt, now, on)
+        _advance_file(env, file, partial, errors, fmt, effective)
         return
     if errors:
         fail("--errors goes with --file FILE.csv")
@@ -147,6 +146,7 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, e
         fail("--partial goes with --file FILE.csv")
     if not (unit and trigger):
         fail("give UNIT TRIGGER (e.g. anjian advance 宽城峪耳崖镇 apply), or --file FILE.csv")
+    now, on = env.write_now, _effective(effective)
     from anjian.workflow.services import advance as actions
 
     t = actions.advance(env.database(), unit, trigger, env.actor, now, note, tuple(evidence), expect_version,
@@ -158,7 +158,7 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, e
                        f"  审计序号 {t.seq}，版本 {t.version}"), t)
 
 
-def _advance_file(env, file: str, partial: bool, errors: Path | None, fmt: str, now, on) -> None:
+def _advance_file(env, file: str, partial: bool, errors: Path | None, fmt: str, effective: str | None) -> None:
     """`advance --file`: the batch's limits are checked before anything else; the terminal shows the
     first problems and a count, `--errors FILE` and `--format json` carry every one."""
     from anjian.workflow.formats import tables
@@ -166,6 +166,7 @@ def _advance_file(env, file: str, partial: bool, errors: Path | None, fmt: str, 
     # The limits first, before even the services are imported (SQLAlchemy alone is a second on a busy machine).
     recs, problems = tables.read_csv(file, ("unit", "trigger"), ("note",), env.settings.limits)
     tables.refuse_if(problems, file)
+    now, on = env.write_now, _effective(effective)
     from anjian.workflow.errors import BadInput, NotPermitted, Refused
     from anjian.workflow.formats import output as render
     from anjian.workflow.services import advance as actions
