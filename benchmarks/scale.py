@@ -218,13 +218,21 @@ def add_contacts(db) -> int:
     """One contact at every township and county (the pass then has all of them to write to)."""
     from sqlalchemy import insert, select
 
+    from anjian.workflow.clock import from_utc_text
+    from anjian.workflow.store import audit
     from anjian.workflow.store.models import Contact, Unit
 
     with db.write() as session:
         codes = list(session.scalars(select(Unit.code).where(Unit.level.in_(("township", "county")))))
+        # stamped as `append` will stamp the audit rows that say so (never before the log's last row)
+        stamp = max("2014-12-15T01:00:00.000000Z", audit.last_at(session) or "")
         session.connection().execute(insert(Contact.__table__), [
             {"unit_code": c, "name": f"安监站{c}", "email": f"u{c}@example.gov.cn", "webhook": None,
-             "created_at": "2014-12-15T01:00:00Z"} for c in codes])
+             "created_at": stamp} for c in codes])
+        # and audited as `contact add` audits them: `audit verify` rebuilds the contacts from the log
+        added = session.execute(select(Contact.id, Contact.unit_code, Contact.name, Contact.email)).all()
+        audit.append(session, [audit.Entry(from_utc_text(stamp), "bench", "contact_add", unit, detail={
+            "name": name, "email": email, "webhook": None, "id": cid}) for cid, unit, name, email in added])
     return len(codes)
 
 
@@ -248,7 +256,10 @@ def grow_audit(db, engine: str, url: str, total: int) -> int:
     sql = f"INSERT INTO audit_log (seq, at, actor, unit_code, action, from_state, to_state, note, evidence, detail, prev_hash, hash) VALUES ({ph})"
     batch = []
     start = seq
-    at = "2015-01-05T02:00:00Z"
+    with db.read() as session:  # never before the log's last row, in the stored form (utc_text)
+        from anjian.workflow.store.audit import last_at
+
+        at = max("2015-01-05T02:00:00.000000Z", last_at(session) or "")
     while seq < total:
         seq += 1
         code = codes[seq % len(codes)]
