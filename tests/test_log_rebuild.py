@@ -103,6 +103,11 @@ TAMPERING = [
     (f"UPDATE units SET state = 'applied' WHERE code = '{YUERYA}'", f"unit {YUERYA}：units 表中的 state", "'building'"),
     (f"UPDATE units SET state = 'building' WHERE code = '{TOWN}'", f"unit {TOWN}：units 表中的 state", "'not_started'"),
     (f"UPDATE units SET version = version + 1 WHERE code = '{YUERYA}'", f"unit {YUERYA}：units 表中的 version", "4"),
+    # a township moved into another county (whose officials then act for it), renamed, added, removed
+    (f"UPDATE units SET parent_code = '130821' WHERE code = '{YUERYA}'", "units 表的登记字段", "改隶属"),
+    (f"UPDATE units SET name = '假镇' WHERE code = '{TOWN}'", "units 表的登记字段", "改名"),
+    ("INSERT INTO units (code, name, short_name, level, parent_code, state, version) "
+     "VALUES ('130827999', '新镇', '新镇', 'township', '130827', 'not_started', 1)", "units 表的登记字段", "增加"),
 ]
 
 

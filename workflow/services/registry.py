@@ -28,6 +28,7 @@ from anjian.workflow.formats.tables import decode, parse_csv, read_bytes, refuse
 from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Meta, Unit, UnitCohort
+from anjian.workflow.store.rebuild import units_digest
 
 LEVELS = ("province", "city", "county", "township")
 # What everything a drill (演练, `init --drill`) database prints starts with: never taken for the real thing.
@@ -278,7 +279,7 @@ def _load_units(session: Session, rows: list[dict], source: Source, now: dt.date
     _set_meta(session, "registry_sha256", source.sha256)
     audit.append(session, [audit.Entry(now, actor, "registry_load", detail={
         "source": source.name, "sha256": source.sha256, "units": len(rows), "levels": dict(levels),
-        "cohorts": len(cohorts), "seeded": _seeded(cohorts)}
+        "cohorts": len(cohorts), "seeded": _seeded(cohorts), "units_sha256": units_digest(session)}
         | ({"drill": True, "meta": {"drill": "1"}} if drill else {}))])
 
 

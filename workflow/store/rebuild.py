@@ -61,6 +61,21 @@ class Digest(str):
     """A value the log keeps as the SHA-256 of its text (the campaign's TOML)."""
 
 
+REGISTRY_COLUMNS = (Unit.code, Unit.name, Unit.short_name, Unit.level, Unit.parent_code)
+
+
+def units_digest(session: Session) -> str:
+    """The SHA-256 of every unit's registry columns (code, name, short name, level, parent), by code: what
+    a registry load records, so that a unit renamed, moved to another county, added or removed behind the
+    log is found (the units' states and versions are compared one by one)."""
+    digest = hashlib.sha256()
+    rows = session.connection().execute(select(*REGISTRY_COLUMNS)).all()
+    for row in sorted(rows):
+        digest.update(json.dumps(list(row), ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
 def _instant(at: str) -> str:
     """A stored time in one fixed width (to the microsecond), so that times compare as text."""
     return at if len(at) == 27 or "." in at else at[:-1] + ".000000Z"
@@ -89,6 +104,7 @@ class Rebuild:
         self.calendar: dict[str, tuple[tuple | None, int]] = {}
         self.unknown_years: dict[str, int] = {}  # year -> the calendar row that loaded it without its days
         self.unseeded = 0  # cohorts seeded by a registry row that does not list them
+        self.registry: tuple[str | None, int] | None = None  # the last registry load's units digest, its row
         self.notes: dict[str, None] = {}
 
     # -- feeding -------------------------------------------------------------------------------------
@@ -149,7 +165,7 @@ class Rebuild:
     def compare(self, session: Session) -> Problem | None:
         """The first table (units, then the others) that differs from what the log implies."""
         conn = session.connection()
-        units = self._units(conn.execute(select(Unit.code, Unit.level, Unit.state, Unit.version)))
+        units = self._units(conn.execute(select(Unit.code, Unit.level, Unit.state, Unit.version))) or self._registry_columns(session)
         if units:
             return units
         tables: list[tuple[str, Iterable, dict, Callable]] = [
@@ -224,6 +240,16 @@ class Rebuild:
         return Problem("table", None, f"{table} 表 {shown_key}：存储为 {_row(got, columns)}，审计日志推出 {_row(want, columns)}"
                                       f"（{_setter(seq)}；在审计日志之外被改动）")
 
+    def _registry_columns(self, session: Session) -> Problem | None:
+        """Whether the units' registry columns are those the last registry load recorded."""
+        if self.registry is None or self.registry[0] is None:
+            return None
+        want, seq = self.registry
+        if units_digest(session) == want:
+            return None
+        return Problem("table", None, f"units 表的登记字段（名称、简称、级别、上级）与登记册载入记录 #{seq} 记下的摘要不符："
+                                      "有单位在审计日志之外被改名、改隶属、增加或删除")
+
     def _known_days(self) -> dict:
         return {d: v for d, v in self.calendar.items() if d[:4] not in self.unknown_years}
 
@@ -269,6 +295,9 @@ def _registry(rb: Rebuild, row: tuple, d: dict) -> None:
     seq = row[0]
     rb.meta["registry_name"] = ((d.get("source"),), seq)
     rb.meta["registry_sha256"] = ((d.get("sha256"),), seq)
+    rb.registry = (d.get("units_sha256"), seq)
+    if "units_sha256" not in d:
+        rb.note(f"登记册载入记录（#{seq}）没有记下单位的摘要：单位的名称与隶属未核对")
     seeded = d.get("seeded")
     if isinstance(seeded, dict):
         for cohort, codes in seeded.items():
