@@ -209,3 +209,15 @@ def test_no_replay_skips_the_tables_but_not_continuity(kept, cli):
     seq = append(kept, audit.Entry(LATE, "inspector", "accept", YUERYA, "applied", "accepted"))
     r = cli("audit", "verify", "--no-replay")
     assert r.exit_code == 6 and f"audit row {seq}:" in r.output
+
+
+def test_a_clock_stepping_back_leaves_the_tables_agreeing_with_the_log(chengde, cli):
+    """When the system clock steps back, a checklist value, a contact and an official are stamped at the
+    log's last time, as their audit rows are, and `verify` still finds the log and the tables in agreement."""
+    admin = Actor(officials.os_login(), "admin", "130800")
+    record(chengde, YUERYA, "staff.full_time", "3", "chief", at("2015-02-01T09:00"))
+    record(chengde, YUERYA, "staff.full_time", "4", "chief", at("2015-01-01T09:00"))  # the clock went back
+    contacts.add(chengde, YUERYA, "王站长", "w@example.gov.cn", None, admin, at("2014-12-20T09:00"))
+    officials.add(chengde, "李科长", "county_official", KUANCHENG, None, admin, at("2014-12-19T09:00"))
+    r = cli("audit", "verify")
+    assert r.exit_code == 0, r.output

@@ -121,9 +121,9 @@ def record(db: Database, unit: str, item: str, value: str, actor: Acting | str, 
         if previous == stored and not files:
             return Recorded(None, ref.code, ref.name, it.id, it.label, stored, previous, warnings)
         if row is None:
-            session.add(ChecklistValue(unit_code=ref.code, item=it.id, value=stored, recorded_at=utc_text(now), recorded_by=name_of(actor)))
+            session.add(ChecklistValue(unit_code=ref.code, item=it.id, value=stored, recorded_at=utc_text(audit.stamp(session, now)), recorded_by=name_of(actor)))
         else:
-            row.value, row.recorded_at, row.recorded_by = stored, utc_text(now), name_of(actor)
+            row.value, row.recorded_at, row.recorded_by = stored, utc_text(audit.stamp(session, now)), name_of(actor)
         _bump(session, ref, now, actor)
         (seq,) = audit.append(session, [audit.Entry(now, actor, "record", ref.code, ref.state, ref.state, None,
                                                     tuple(f.as_json() for f in files),

@@ -128,8 +128,9 @@ def add_many(db: Database, records: list[Record], actor: Acting | str, now: dt.d
             problems.sort(key=_line_number)
             raise BadInput(f"contacts refused: {len(problems)} problem(s); nothing was written", problems)
         out = []
+        created = utc_text(audit.stamp(session, now))
         for ref, name, email, hook in staged:
-            c = Contact(unit_code=ref.code, name=name, email=email, webhook=hook, created_at=utc_text(now))
+            c = Contact(unit_code=ref.code, name=name, email=email, webhook=hook, created_at=created)
             session.add(c)
             session.flush()
             out.append(ContactView(c.id, ref.code, ref.name, name, email, hook))

@@ -75,7 +75,7 @@ def ensure_admin(session: Session, login: str, now: dt.datetime) -> str | None:
         return None
     top = session.scalar(select(Unit.code).where(Unit.parent_code.is_(None)).order_by(Unit.code).limit(1)) or \
         session.scalar(select(Unit.code).order_by(func.length(Unit.code), Unit.code).limit(1))
-    session.add(Official(name=login, role="admin", unit_code=top, os_user=login, active=1, created_at=utc_text(now),
+    session.add(Official(name=login, role="admin", unit_code=top, os_user=login, active=1, created_at=utc_text(audit.stamp(session, now)),
                          created_by=login))
     session.flush()
     audit.append(session, [audit.Entry(now, login, "user_add", None, detail={"name": login, "role": "admin", "os_user": login,
@@ -110,7 +110,7 @@ def add(db: Database, name: str, role: str, unit: str, os_user: str | None, acto
             raise BadInput(f"an official named {name} already exists")
         if login and session.scalar(select(Official.name).where(Official.os_user == login)):
             raise BadInput(f"OS account {login} is already mapped to {session.scalar(select(Official.name).where(Official.os_user == login))}")
-        session.add(Official(name=name, role=role, unit_code=ref.code, os_user=login, active=1, created_at=utc_text(now),
+        session.add(Official(name=name, role=role, unit_code=ref.code, os_user=login, active=1, created_at=utc_text(audit.stamp(session, now)),
                              created_by=str(actor)))
         session.flush()
         audit.append(session, [audit.Entry(now, str(actor), "user_add", ref.code,

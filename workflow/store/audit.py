@@ -61,6 +61,17 @@ def last_at(session: Session) -> str | None:
     return session.scalar(select(AuditRow.at).order_by(AuditRow.seq.desc()).limit(1))
 
 
+def stamp(session: Session, now: dt.datetime) -> dt.datetime:
+    """The time a change made now is stamped with: `now`, or the last row's time if the clock stepped
+    back — as `append` stamps its audit row. A service that also stores the time in a table the log
+    determines (a checklist value's `recorded_at`, a contact's `created_at`) takes it from here inside
+    its write transaction, so that the table and the log agree."""
+    from anjian.workflow.clock import from_utc_text
+
+    last = last_at(session)
+    return max(now, from_utc_text(last)) if last else now
+
+
 def append(session: Session, entries: Iterable[Entry]) -> list[int]:
     """Chain and insert entries after the current head, and the evidence files they attach (one
     `evidence` row each); return their sequence numbers.
