@@ -264,13 +264,14 @@ def _load_units(session: Session, rows: list[dict], source: Source, now: dt.date
                 drill: bool = False) -> None:
     stamp = utc_text(now)
     conn = session.connection()  # Core executemany: the ORM's bulk path costs more than the insert itself
-    conn.execute(insert(Unit.__table__), [
+    units = [
         {"code": r["code"], "name": r["name"], "short_name": short_name(fold(r["name"]), r["level"]),
          "level": r["level"], "parent_code": r["parent_code"],
          "state": SPECS[r["level"]].initial if r["level"] in SPECS else None,
          "version": 1, "changed_at": stamp, "changed_by": name_of(actor)}
         for r in rows
-    ])
+    ]
+    conn.execute(insert(Unit.__table__), units)
     cohorts = [{"unit_code": r["code"], "cohort": c} for r in rows for c in r["cohorts"]]
     if cohorts:
         conn.execute(insert(UnitCohort.__table__), cohorts)
@@ -279,8 +280,14 @@ def _load_units(session: Session, rows: list[dict], source: Source, now: dt.date
     _set_meta(session, "registry_sha256", source.sha256)
     audit.append(session, [audit.Entry(now, actor, "registry_load", detail={
         "source": source.name, "sha256": source.sha256, "units": len(rows), "levels": dict(levels),
-        "cohorts": len(cohorts), "seeded": _seeded(cohorts), "units_sha256": units_digest(session)}
+        "cohorts": len(cohorts), "seeded": _seeded(cohorts), "units_sha256": units_digest(registry_columns(units))}
         | ({"drill": True, "meta": {"drill": "1"}} if drill else {}))])
+
+
+def registry_columns(units: list[dict]) -> list[tuple]:
+    """The registry columns of the units a load inserts (the units table holds no others: a registry
+    is loaded once, into an empty table), as `units_digest` reads them from the table."""
+    return [(u["code"], u["name"], u["short_name"], u["level"], u["parent_code"]) for u in units]
 
 
 def _seeded(cohorts: list[dict]) -> dict[str, list[str]]:

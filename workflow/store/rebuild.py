@@ -64,16 +64,17 @@ class Digest(str):
 REGISTRY_COLUMNS = (Unit.code, Unit.name, Unit.short_name, Unit.level, Unit.parent_code)
 
 
-def units_digest(session: Session) -> str:
-    """The SHA-256 of every unit's registry columns (code, name, short name, level, parent), by code: what
-    a registry load records, so that a unit renamed, moved to another county, added or removed behind the
-    log is found (the units' states and versions are compared one by one)."""
-    digest = hashlib.sha256()
-    rows = session.connection().execute(select(*REGISTRY_COLUMNS)).all()
-    for row in sorted(rows):
-        digest.update(json.dumps(list(row), ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-        digest.update(b"\n")
-    return digest.hexdigest()
+def units_digest(rows: Iterable[tuple]) -> str:
+    """The SHA-256 of every unit's registry columns (code, name, short name, level, parent), in code
+    order: what a registry load records, so that a unit renamed, moved to another county, added or
+    removed behind the log is found (the units' states and versions are compared one by one)."""
+    text = json.dumps(sorted(tuple(r) for r in rows), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stored_units_digest(session: Session) -> str:
+    """`units_digest` of the units table as it is."""
+    return units_digest(session.connection().execute(select(*REGISTRY_COLUMNS)))
 
 
 def _instant(at: str) -> str:
@@ -245,7 +246,7 @@ class Rebuild:
         if self.registry is None or self.registry[0] is None:
             return None
         want, seq = self.registry
-        if units_digest(session) == want:
+        if stored_units_digest(session) == want:
             return None
         return Problem("table", None, f"units 表的登记字段（名称、简称、级别、上级）与登记册载入记录 #{seq} 记下的摘要不符："
                                       "有单位在审计日志之外被改名、改隶属、增加或删除")
