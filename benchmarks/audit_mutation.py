@@ -26,7 +26,6 @@ import sqlite3
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -34,7 +33,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -507,28 +506,17 @@ def run(db: Database, rows: int, mutations: int, seed: int, work: Path) -> dict:
 
 
 @contextmanager
-def postgres_database(server: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database on `server` (dropped afterwards)."""
-    name = f"anjian_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{server}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
 def database(kind: str, work: Path, server: str | None, label: str) -> Iterator[Database]:
     if kind == "sqlite":
         db = Database(f"sqlite:///{work / f'{label}.db'}")
         yield db
         db.dispose()
         return
-    with postgres_database(server) as url:
+    if not __package__:  # run as `python benchmarks/audit_mutation.py`: its sibling is imported as part of the package
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.pg import scratch_database
+
+    with scratch_database(server) as url:
         db = Database(url)
         yield db
         db.dispose()

@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import os
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -170,19 +169,10 @@ def new_database_url(folder: Path, template: str | None = None) -> Iterator[str]
             copy_sqlite(template, folder / "anjian.db")
         yield url
         return
-    from sqlalchemy import create_engine, text
+    from benchmarks.pg import scratch_database
 
-    name = f"anjian_test_{uuid.uuid4().hex[:12]}"
-    copy = f' TEMPLATE "{template.rsplit("/", 1)[1]}"' if template else ""
-    admin = create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
-    try:
-        yield f"{PG}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(PG, template, prefix="anjian_test") as url:
+        yield url
 
 
 def copy_sqlite(url: str, target: Path) -> None:
