@@ -1,65 +1,108 @@
 """The one home of the words officials read for the engine's identifiers: cohorts, states, triggers,
-milestone statuses and levels. Everything that shows a label imports it from here."""
+milestone statuses, levels and roles, and the one place that reads them back when an official types them.
+
+The maps hold English message ids and translate on every lookup (`Words`), so ``TRIGGER_NAMES["apply"]``
+is 申请验收 in Chinese (the default) and "apply for acceptance" in English. `parse` accepts an identifier
+(``key``, ``county-demo``), its Chinese name (重点, 安全生产重点乡镇) or its English name, and returns the
+identifier."""
 
 from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator, Mapping
+
+from anjian.i18n import N_, _, language
+
+
+class Words(Mapping):
+    """identifier -> the word officials read, translated when it is looked up."""
+
+    def __init__(self, ids: dict):
+        self._ids = dict(ids)
+
+    def __getitem__(self, key):
+        return _(self._ids[key])
+
+    def __iter__(self) -> Iterator:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def message_id(self, key) -> str:
+        return self._ids[key]
+
 
 # The cohorts the engine knows, in the order tables show them.
 COHORTS = ("provincial_demo", "county_demo", "key", "heavy_task")
 # The cohorts that count townships toward a milestone (heavy_task only raises checklist thresholds).
 MILESTONE_COHORTS = ("provincial_demo", "county_demo", "key")
 
-COHORT_NAMES = {"provincial_demo": "省定示范乡镇", "county_demo": "县区示范重点乡镇", "key": "安全生产重点乡镇",
-                "heavy_task": "安全监管任务较重的乡镇"}
-COHORT_SHORT = {"provincial_demo": "省示范", "county_demo": "县示范", "key": "重点", "heavy_task": "任务重"}
+COHORT_NAMES = Words({"provincial_demo": N_("provincially named demonstration township"),
+                      "county_demo": N_("county demonstration township"),
+                      "key": N_("key safety township"),
+                      "heavy_task": N_("township with a heavy supervision task")})
+COHORT_SHORT = Words({"provincial_demo": N_("prov. demo"), "county_demo": N_("county demo"), "key": N_("key"),
+                      "heavy_task": N_("heavy task")})
 
-LEVEL_NAMES = {"province": "省", "city": "市", "county": "县区", "township": "乡镇"}
+LEVEL_NAMES = Words({"province": N_("province"), "city": N_("city"), "county": N_("county"),
+                     "township": N_("township")})
 
 # A milestone's status as `show`, the dossier and the tables print it.
-MILESTONE_STATUS = {"met": "已完成", "pending": "未到期", "overdue": "已逾期"}
+MILESTONE_STATUS = Words({"met": N_("met"), "pending": N_("not yet due"), "overdue": N_("overdue")})
 
 # Column-width labels for the built-in campaign's milestones (ids of the contract); another campaign's
 # milestones show their names, cut short.
-MILESTONE_SHORT = {"plan_submission": "方案报送", "provincial_demo": "省定示范", "county_demo": "县区示范",
-                   "demo_review": "示范验收", "key_compliance": "重点达标", "full_coverage": "全面达标"}
+MILESTONE_SHORT = Words({"plan_submission": N_("plan submitted"), "provincial_demo": N_("provincial demos"),
+                         "county_demo": N_("county demos"), "demo_review": N_("demo review"),
+                         "key_compliance": N_("key townships"), "full_coverage": N_("all townships")})
 
-STATE_NAMES = {
-    ("township", "not_started"): "未开展",
-    ("township", "building"): "创建中",
-    ("township", "applied"): "已申请验收",
-    ("township", "rectifying"): "整改中",
-    ("township", "accepted"): "已达标",
-    ("county", "mobilization"): "准备发动",
-    ("county", "demonstration"): "示范创建",
-    ("county", "key_compliance"): "重点达标",
-    ("county", "full_coverage"): "全面实现",
-    ("county", "standardized"): "全面达标",
-    ("city", "mobilization"): "准备发动阶段",
-    ("city", "demonstration"): "示范乡镇创建阶段",
-    ("city", "key_compliance"): "重点乡镇达标阶段",
-    ("city", "full_coverage"): "全面实现阶段",
-    ("city", "closed"): "已结束",
-}
+STATE_NAMES = Words({
+    ("township", "not_started"): N_("not started"),
+    ("township", "building"): N_("building"),
+    ("township", "applied"): N_("applied for acceptance"),
+    ("township", "rectifying"): N_("rectifying"),
+    ("township", "accepted"): N_("up to standard"),
+    ("county", "mobilization"): N_("mobilizing"),
+    ("county", "demonstration"): N_("demonstration"),
+    ("county", "key_compliance"): N_("key townships up to standard"),
+    ("county", "full_coverage"): N_("all townships under way"),
+    ("county", "standardized"): N_("all townships up to standard"),
+    ("city", "mobilization"): N_("mobilization stage"),
+    ("city", "demonstration"): N_("demonstration stage"),
+    ("city", "key_compliance"): N_("key-township stage"),
+    ("city", "full_coverage"): N_("full-coverage stage"),
+    ("city", "closed"): N_("closed"),
+})
 
-TRIGGER_NAMES = {
-    "start": "开展创建",
-    "apply": "申请验收",
-    "accept": "验收通过",
-    "reject": "验收不通过",
-    "resubmit": "整改后重新申请",
-    "revoke": "复查不合格撤销",
-    "submit_plan": "报送推进方案",
-    "approve_demonstration": "示范创建验收通过",
-    "certify_key_compliance": "确认重点乡镇达标",
-    "certify_full_coverage": "确认全面达标",
-    "begin_demonstration": "进入示范乡镇创建阶段",
-    "begin_key_compliance": "进入重点乡镇达标阶段",
-    "begin_full_coverage": "进入全面实现阶段",
-    "close": "结束",
-}
+TRIGGER_NAMES = Words({
+    "start": N_("start building"),
+    "apply": N_("apply for acceptance"),
+    "accept": N_("accept"),
+    "reject": N_("reject"),
+    "resubmit": N_("resubmit after rectifying"),
+    "revoke": N_("revoke after re-inspection"),
+    "submit_plan": N_("submit the plan"),
+    "approve_demonstration": N_("approve the demonstration"),
+    "certify_key_compliance": N_("certify key townships"),
+    "certify_full_coverage": N_("certify all townships"),
+    "begin_demonstration": N_("begin the demonstration stage"),
+    "begin_key_compliance": N_("begin the key-township stage"),
+    "begin_full_coverage": N_("begin the full-coverage stage"),
+    "close": N_("close"),
+})
+
+ROLE_NAMES = Words({
+    "city_office": N_("city safety committee office"),
+    "city_inspector": N_("city acceptance inspector"),
+    "county_official": N_("county official"),
+    "township_chief": N_("township station chief"),
+    "admin": N_("administrator"),
+})
 
 
 def state_name(level: str, state: str | None) -> str:
-    """The Chinese name of a state, or the identifier where none is declared."""
+    """The name of a state in the current language, or the identifier where none is declared."""
     if state is None:
         return "—"
     return STATE_NAMES.get((level, state), state)
@@ -68,16 +111,73 @@ def state_name(level: str, state: str | None) -> str:
 def required_words(kind: str, required: object) -> str:
     """What a checklist item requires, as `show` and the dossier print it."""
     if kind == "flag":
-        return "必备" if required else "可选"
+        return _("required") if required else _("optional")
     if kind == "count":
         return f"≥ {required}"
-    return "须填写"
+    return _("to be filled in")
 
 
 def value_words(value: object) -> str:
     """A checklist item's recorded value, as `show` and the dossier print it."""
     if value is None:
-        return "未填报"
+        return _("not recorded")
     if isinstance(value, bool):
-        return "是" if value else "否"
+        return _("yes") if value else _("no")
     return str(value)
+
+
+def _fold(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split()).casefold().replace("-", "_")
+
+
+def spellings(words: Words, key, *more: Words) -> set[str]:
+    """Every way `key` may be typed: its identifier, and its name in each language (full and short)."""
+    ident = key[1] if isinstance(key, tuple) else key
+    out = {_fold(ident)}
+    for table in (words, *more):
+        if key not in table:
+            continue
+        for lang in ("zh", "en"):
+            with language(lang):
+                out.add(_fold(table[key]))
+    return out
+
+
+def parse(words: Words, text: str, *more: Words, level: str | None = None):
+    """The identifier `text` names in `words` (by identifier, Chinese or English name, or a short name in
+    `more`), or None. For STATE_NAMES give `level` to read the state of that level only."""
+    wanted = _fold(text or "")
+    if not wanted:
+        return None
+    for key in words:
+        if level is not None and isinstance(key, tuple) and key[0] != level:
+            continue
+        if wanted in spellings(words, key, *more):
+            return key[1] if isinstance(key, tuple) else key
+    return None
+
+
+def parse_trigger(text: str) -> str | None:
+    return parse(TRIGGER_NAMES, text)
+
+
+def parse_cohort(text: str) -> str | None:
+    return parse(COHORT_NAMES, text, COHORT_SHORT)
+
+
+def parse_state(text: str, level: str | None = None) -> str | None:
+    return parse(STATE_NAMES, text, level=level)
+
+
+def parse_role(text: str) -> str | None:
+    return parse(ROLE_NAMES, text)
+
+
+def parse_level(text: str) -> str | None:
+    return parse(LEVEL_NAMES, text)
+
+
+def choices(words: Words, *more: Words) -> str:
+    """The accepted inputs, for a refusal: 'key（重点）、…'."""
+    return "、".join(f"{k[1] if isinstance(k, tuple) else k}（{(more[0] if more and k in more[0] else words)[k]}）"
+                    for k in words)

@@ -4,13 +4,9 @@ units below it (a county official acts on the county and its townships only)."""
 
 from __future__ import annotations
 
-ROLES = {
-    "city_office": "市安委办",
-    "city_inspector": "市局验收人员",
-    "county_official": "县区工作人员",
-    "township_chief": "乡镇安监站长",
-    "admin": "系统管理员",
-}
+from anjian.states.labels import ROLE_NAMES
+
+ROLES = ROLE_NAMES  # role -> its name (市安委办 …), translated when looked up
 
 # role -> the levels of unit an official of that role may be posted at. `anjian user add` refuses any other
 # post (exit 2); an official stored otherwise (by an older version) is refused whenever they act (exit 4),

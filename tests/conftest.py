@@ -4,6 +4,7 @@ national registry loaded once a session. The helpers live in support.py."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,6 +24,9 @@ from support import (
 )
 
 from anjian.workflow.store.db import Database
+
+# The default language, whatever the machine's locale: tests that read English ask for it themselves.
+os.environ["ANJIAN_LANG"] = "zh"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

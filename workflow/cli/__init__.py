@@ -38,6 +38,12 @@ COMMANDS = {
 class LazyGroup(click.Group):
     """A group whose subcommands live in modules imported on first use."""
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        from anjian.workflow.cli.helptext import I18nContext
+
+        self.context_class = I18nContext
+        return super().make_context(info_name, args, parent, **extra)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 
@@ -46,12 +52,16 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attr = target.split(":")
-        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        from anjian.workflow.cli.helptext import localize
+
+        return localize(getattr(importlib.import_module(f"{__name__}.{module}"), attr))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help comes from a static table so that listing commands imports nothing.
-        with formatter.section("Commands"):
-            formatter.write_dl([(name, SUMMARIES.get(name, "")) for name in COMMANDS])
+        from anjian.i18n import _
+
+        with formatter.section(_("Commands")):
+            formatter.write_dl([(name, _(SUMMARIES.get(name, ""))) for name in COMMANDS])
 
 
 SUMMARIES = {
