@@ -3,8 +3,8 @@ translated by the catalog when help is shown (never at import, so one process ca
 
 The root group gives every subcommand `I18nContext`, whose formatter translates what click writes: the
 usage line, section headings, the help text, and each option's help (click's own extras such as
-``[default: table]`` included). `all_help_texts` lists every text so the catalog test can require a
-translation for each.
+``[default: table]`` included). `anjian.workflow.translations` lists every text so the catalog test can
+require a translation for each.
 """
 
 from __future__ import annotations
@@ -76,33 +76,3 @@ def localize(cmd: click.Command) -> click.Command:
 def help_of(cmd: click.Command) -> str:
     """The text click shows for `cmd`'s docstring (its message id)."""
     return inspect.cleandoc(cmd.help or "").partition("\f")[0]
-
-
-def _walk(cmd: click.Command, path: str):
-    yield path, cmd
-    if isinstance(cmd, click.Group):
-        for name, sub in cmd.commands.items():
-            yield from _walk(sub, f"{path} {name}")
-
-
-def all_help_texts() -> list[tuple[str, str]]:
-    """(message id, command) for every docstring, short summary and option help of the command line."""
-    from anjian.workflow.cli import COMMANDS, SUMMARIES, cli
-
-    ctx = click.Context(cli)
-    out: list[tuple[str, str]] = [(help_of(cli), "anjian")]
-    out += [(text, f"anjian {name} (summary)") for name, text in SUMMARIES.items()]
-    for name in COMMANDS:
-        for path, cmd in _walk(cli.get_command(ctx, name), f"anjian {name}"):
-            if cmd.help:
-                out.append((help_of(cmd), path))
-            if cmd.short_help:
-                out.append((cmd.short_help, path))
-            for param in cmd.params:
-                text = getattr(param, "help", None)
-                if text:
-                    out.append((text, f"{path} {param.opts[0]}"))
-    for param in cli.params:
-        if getattr(param, "help", None):
-            out.append((param.help, f"anjian {param.opts[0]}"))
-    return [(t, w) for t, w in out if t]
