@@ -39,9 +39,7 @@ class LazyGroup(click.Group):
     """A group whose subcommands live in modules imported on first use."""
 
     def make_context(self, info_name, args, parent=None, **extra):
-        from anjian.workflow.cli.helptext import I18nContext
-
-        from anjian.workflow.cli.helptext import localized_errors
+        from anjian.workflow.cli.helptext import I18nContext, localized_errors
 
         self.context_class = I18nContext
         return localized_errors(super().make_context, info_name, args, parent, **extra)

@@ -177,12 +177,23 @@ def short_help(cmd: click.Command, limit: int = 45) -> str:
 
 
 def localize(cmd: click.Command) -> click.Command:
-    """Give `cmd` (and, for a group, each of its subcommands) the translating context and listing."""
+    """Give `cmd` (and, for a group, each of its subcommands, loaded lazily or not) the translating context
+    and listing."""
+    if getattr(cmd, "_anjian_localized", False):
+        return cmd
+    cmd._anjian_localized = True
     cmd.context_class = I18nContext
     cmd.get_short_help_str = MethodType(short_help, cmd)
     if isinstance(cmd, click.Group):
         for sub in cmd.commands.values():
             localize(sub)
+        load = cmd.get_command  # a lazy group (report) loads its subcommands here: localize each as it comes
+
+        def get_command(ctx: click.Context, name: str) -> click.Command | None:
+            sub = load(ctx, name)
+            return localize(sub) if sub is not None else None
+
+        cmd.get_command = get_command
     return cmd
 
 
@@ -194,8 +205,9 @@ def help_of(cmd: click.Command) -> str:
 def _walk(cmd: click.Command, path: str):
     yield path, cmd
     if isinstance(cmd, click.Group):
-        for name, sub in cmd.commands.items():
-            yield from _walk(sub, f"{path} {name}")
+        ctx = click.Context(cmd)
+        for name in cmd.list_commands(ctx):
+            yield from _walk(cmd.get_command(ctx, name), f"{path} {name}")
 
 
 def all_help_texts() -> list[tuple[str, str]]:
