@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 import unicodedata
 from types import MethodType
 
@@ -223,6 +224,10 @@ def all_help_texts() -> list[tuple[str, str]]:
                 out.append((help_of(cmd), path))
             if cmd.short_help:
                 out.append((cmd.short_help, path))
+            if isinstance(cmd, click.Group) and type(cmd).__module__ != "click.core":
+                # a lazy group lists its subcommands from a static SUMMARIES table (as the root does)
+                table = getattr(sys.modules.get(type(cmd).__module__), "SUMMARIES", {})
+                out += [(text, f"{path} {sub} (summary)") for sub, text in table.items()]
             for param in cmd.params:
                 text = getattr(param, "help", None)
                 if text:
