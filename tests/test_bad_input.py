@@ -81,22 +81,22 @@ def big_registry() -> list[str]:
 
 # -- dates ----------------------------------------------------------------------------------------
 BAD_TIMES = [
-    pytest.param("2015-02-29", "not a real date", id="29-feb-non-leap"),
-    pytest.param("2015-13-01", "not a real date", id="month-13"),
-    pytest.param("2015-00-10", "not a real date", id="month-0"),
-    pytest.param("2015-03-31T24:00", "not a real date", id="hour-24"),
-    pytest.param("2015-03-31T08:60", "not a real date", id="minute-60"),
-    pytest.param("２０１５-０３-３１", "not an ISO 8601", id="full-width-digits"),
-    pytest.param("٢٠١٥-٠٣-٣١", "not an ISO 8601", id="arabic-indic-digits"),
-    pytest.param("२०१५-०३-३१", "not an ISO 8601", id="devanagari-digits"),
-    pytest.param("2015-03-31T08:00+25:00", "impossible offset", id="offset-25h"),
-    pytest.param("2015-03-31T08:00+24:00", "impossible offset", id="offset-24h"),
-    pytest.param("2015-03-31T08:00+05:75", "impossible offset", id="offset-75min"),
-    pytest.param("2015-03-31x", "not an ISO 8601", id="trailing-junk"),
-    pytest.param("2015-03-31T08:30 then", "not an ISO 8601", id="trailing-word"),
-    pytest.param("2015-3-31", "not an ISO 8601", id="unpadded"),
-    pytest.param("31/03/2015", "not an ISO 8601", id="day-first"),
-    pytest.param("2015年3月31日", "not an ISO 8601", id="chinese-date"),
+    pytest.param("2015-02-29", "不是真实存在的日期或时间", id="29-feb-non-leap"),
+    pytest.param("2015-13-01", "不是真实存在的日期或时间", id="month-13"),
+    pytest.param("2015-00-10", "不是真实存在的日期或时间", id="month-0"),
+    pytest.param("2015-03-31T24:00", "不是真实存在的日期或时间", id="hour-24"),
+    pytest.param("2015-03-31T08:60", "不是真实存在的日期或时间", id="minute-60"),
+    pytest.param("２０１５-０３-３１", "不是 ISO 8601 格式", id="full-width-digits"),
+    pytest.param("٢٠١٥-٠٣-٣١", "不是 ISO 8601 格式", id="arabic-indic-digits"),
+    pytest.param("२०१५-०३-३१", "不是 ISO 8601 格式", id="devanagari-digits"),
+    pytest.param("2015-03-31T08:00+25:00", "的时区偏移", id="offset-25h"),
+    pytest.param("2015-03-31T08:00+24:00", "的时区偏移", id="offset-24h"),
+    pytest.param("2015-03-31T08:00+05:75", "的时区偏移", id="offset-75min"),
+    pytest.param("2015-03-31x", "不是 ISO 8601 格式", id="trailing-junk"),
+    pytest.param("2015-03-31T08:30 then", "不是 ISO 8601 格式", id="trailing-word"),
+    pytest.param("2015-3-31", "不是 ISO 8601 格式", id="unpadded"),
+    pytest.param("31/03/2015", "不是 ISO 8601 格式", id="day-first"),
+    pytest.param("2015年3月31日", "不是 ISO 8601 格式", id="chinese-date"),
 ]
 
 
@@ -197,7 +197,7 @@ def test_look_alikes_nfkc_does_not_fold_are_refused_never_guessed(untouched, cli
     characters) is no unit: exit 2 quoting it, and the trigger is not fired on a near match."""
     with untouched():
         r = cli("advance", typed, "start")
-    refused(r, f"“{typed}”", "no such unit")
+    refused(r, f"“{typed}”", "名录中没有这个单位")
 
 
 @pytest.mark.parametrize(("typed", "real"), [
@@ -210,14 +210,14 @@ def test_county_in_front_that_does_not_contain_the_township_is_refused(untouched
     message points at where that township really is."""
     with untouched():
         r = cli("advance", typed, "start")
-    refused(r, f"“{typed}”", "no such unit", "did you mean", real)
+    refused(r, f"“{typed}”", "名录中没有这个单位", "是否指", real)
 
 
 def test_unit_typed_in_a_gbk_terminal_is_refused(untouched, cli):
     """A unit argument whose bytes are not UTF-8 exits 2 saying so, not with an internal error."""
     with untouched():
         r = cli("advance", "宽城峪耳崖镇".encode("gbk").decode("utf-8", "surrogateescape"), "start")
-    refused(r, "not UTF-8")
+    refused(r, "不是 UTF-8")
 
 
 # -- the national registry: one township name in many counties -------------------------------------
@@ -233,13 +233,13 @@ class TestNationalRegistry:
     def test_chengguan_alone_is_refused_listing_candidates(self, national):
         """`城关镇` alone exits 2: it fits 88 units, listed with their codes and full paths, none chosen."""
         r = national.run("show", "城关镇")
-        refused(r, "“城关镇” fits 88 units", "write its county or city in front", "120114110 天津市市辖区武清区城关镇",
+        refused(r, "“城关镇”对应 88 个单位", "请在前面写上所属县或市", "120114110 天津市市辖区武清区城关镇",
                 "150123100 内蒙古自治区呼和浩特市和林格尔县城关镇", "… and 68 more")
 
     def test_ambiguous_name_fires_nothing(self, national):
         """`advance 城关镇 start` exits 2 and writes nothing to the national database."""
         before = snapshot(national.db)
-        refused(national.run("advance", "城关镇", "start"), "fits 88 units")
+        refused(national.run("advance", "城关镇", "start"), "对应 88 个单位")
         assert snapshot(national.db) == before
 
     @pytest.mark.parametrize(("typed", "code"), [
@@ -256,12 +256,12 @@ class TestNationalRegistry:
     @pytest.mark.parametrize("typed", ["宽城县城关镇", "武清区大阁镇"])
     def test_county_that_does_not_contain_it_is_refused(self, national, typed):
         """A county in front that holds no such township is not found — never another county's township."""
-        refused(national.run("show", typed), f"“{typed}”", "no such unit", "did you mean")
+        refused(national.run("show", typed), f"“{typed}”", "名录中没有这个单位", "是否指")
 
     def test_ling_is_not_folded_into_the_circle_zero(self, national):
         """八五〇农场 exists; 八五零农场 (零 for 〇) is not found rather than guessed."""
         assert json.loads(national.run("show", "八五〇农场", "--format", "json").output)["code"] == "230381500"
-        refused(national.run("show", "八五零农场"), "“八五零农场”", "no such unit")
+        refused(national.run("show", "八五零农场"), "“八五零农场”", "名录中没有这个单位")
 
 
 # -- CSV files ------------------------------------------------------------------------------------
@@ -386,7 +386,7 @@ def test_advance_file_of_10000_lines_with_a_bad_row_on_line_9999(cli, fresh_db, 
     assert len(rows) == 10_000
     before = snapshot(fresh_db, folders.outbox)
     r = bulk(cli, "advance", path)
-    refused(r, str(path), "line 9999 (不存在的乡镇 start)", "no such unit", "nothing was written")
+    refused(r, str(path), "line 9999 (不存在的乡镇 start)", "名录中没有这个单位", "nothing was written")
     assert r.output.count("  - line ") == 1
     assert snapshot(fresh_db, folders.outbox) == before
 
@@ -522,7 +522,7 @@ def test_registry_that_is_a_directory_is_refused(cli, fresh_db, tmp_path):
     pytest.param("--name", "王\u2028Subject: hi", ("contact name",), id="name-line-separator"),
     pytest.param("--name", "王\u0085Subject: hi", ("contact name",), id="name-next-line"),
     pytest.param("--name", "王\u202eih", ("contact name",), id="name-bidi-override"),
-    pytest.param("--name", GBK_BYTES, ("--name", "not UTF-8"), id="name-gbk-bytes"),
+    pytest.param("--name", GBK_BYTES, ("--name", "不是 UTF-8"), id="name-gbk-bytes"),
     pytest.param("--webhook", "javascript:alert(1)", ("webhook", "not an http(s) URL"), id="webhook-javascript"),
     pytest.param("--webhook", "file:///etc/passwd", ("webhook", "not an http(s) URL"), id="webhook-file"),
     pytest.param("--webhook", "http://robot.example/hook\r\nHost: evil", ("webhook",), id="webhook-crlf"),
@@ -685,3 +685,17 @@ def test_actor_typed_in_a_gbk_terminal_is_refused(chengde, cli):
     """`history --actor` with bytes that are not UTF-8 exits 2 saying so."""
     refused(cli("history", "--actor", GBK_BYTES), "UTF-8")
 
+
+
+# -- an impossible date, in the official's words (issue 13: "day is out of range for month") ---------
+@pytest.mark.parametrize(("lang", "text", "words"), [
+    ("zh", "2015-02-30", ("--now", "“2015-02-30”", "不是真实存在的日期或时间", "2015年2月没有30日")),
+    ("zh", "2015-13-01", ("--now", "“2015-13-01”", "没有 13 月")),
+    ("en", "2015-02-30", ("--now", "“2015-02-30”", "is not a real date or time", "2015-02 has no day 30")),
+])
+def test_impossible_date_names_the_date_and_the_option(cli, chengde, monkeypatch, lang, text, words):
+    """An impossible --now says which option, which date and why in the official's language, never Python's words."""
+    monkeypatch.setenv("ANJIAN_LANG", lang)
+    r = cli("--now", text, "status", now=None)
+    refused(r, *words)
+    assert "out of range" not in r.output and "must be in" not in r.output

@@ -7,12 +7,20 @@ from collections.abc import Callable
 import pytest
 from support import T0
 
+from anjian.i18n import language
 from anjian.workflow.engine.names import Resolver, UnitRef, fold, short_name
 from anjian.workflow.errors import BadInput
 from anjian.workflow.services.registry import initialize
 from anjian.workflow.store.db import Database
 
 GAOSITAI = "130821106"  # 承德县高寺台镇
+
+
+@pytest.fixture(autouse=True)
+def english():
+    """The resolver's refusals are asserted by their English message ids; the Chinese is tested below."""
+    with language("en"):
+        yield
 
 
 @pytest.fixture
@@ -296,3 +304,10 @@ def test_short_name_keeps_at_least_two_characters():
     """A suffix is not dropped when it would leave fewer than two characters (e.g. 沙县 stays 沙县)."""
     assert short_name("沙县", "county") == "沙县"
     assert short_name("城镇", "township") == "城镇"
+
+
+def test_refusals_are_chinese_by_default(resolve):
+    """In Chinese (the default) an unknown or ambiguous unit is refused in Chinese, naming what was typed."""
+    with language("zh"):
+        assert refusal(resolve, "不存在镇").message.startswith("单位“不存在镇”：名录中没有这个单位")
+        assert "“承德”对应 2 个单位" in refusal(resolve, "承德").message

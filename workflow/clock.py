@@ -9,6 +9,7 @@ import datetime as dt
 import re
 from zoneinfo import ZoneInfo
 
+from anjian.i18n import _
 from anjian.workflow.errors import BadInput
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -27,13 +28,15 @@ def parse_time(text: str, what: str = "time") -> dt.datetime:
     raw = text.strip()
     m = _ISO.match(raw) if raw.isascii() else None
     if not m:
-        raise BadInput(f"{what} “{text}” is not an ISO 8601 date or time (e.g. 2015-03-31 or 2015-03-31T08:30)")
+        raise BadInput(_("{what} “{text}” is not an ISO 8601 date or time (e.g. 2015-03-31 or 2015-03-31T08:30)")
+                       .format(what=what, text=text))
     year, month, day, hour, minute, second, frac, offset = m.groups()
     try:
         naive = dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
                             int(second or 0), int((frac or "0").ljust(6, "0")))
-    except ValueError as exc:
-        raise BadInput(f"{what} “{text}” is not a real date or time: {exc}") from None
+    except ValueError:
+        raise BadInput(_("{what} “{text}” is not a real date or time: {reason}")
+                       .format(what=what, text=text, reason=_impossible(year, month, day, hour, minute, second))) from None
     if offset is None:
         return naive.replace(tzinfo=SHANGHAI)
     if offset == "Z":
@@ -42,8 +45,24 @@ def parse_time(text: str, what: str = "time") -> dt.datetime:
     digits = offset[1:].replace(":", "")
     delta = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
     if delta >= dt.timedelta(hours=24) or int(digits[2:]) > 59:
-        raise BadInput(f"{what} “{text}” has an impossible offset {offset}")
+        raise BadInput(_("{what} “{text}” has an impossible offset {offset}").format(what=what, text=text, offset=offset))
     return naive.replace(tzinfo=dt.timezone(sign * delta))
+
+
+def _impossible(year: str, month: str, day: str, hour: str | None, minute: str | None, second: str | None) -> str:
+    """Why these numbers are no date or time, in the official's words (not Python's "day is out of range")."""
+    import calendar
+
+    y, m, d = int(year), int(month), int(day)
+    if not 1 <= m <= 12:
+        return _("there is no month {month}").format(month=m)
+    if not 1 <= d <= calendar.monthrange(y, m)[1]:
+        return _("{year}-{month:02d} has no day {day}").format(year=y, month=m, day=d)
+    if int(hour or 0) > 23:
+        return _("there is no hour {hour}").format(hour=int(hour))
+    if int(minute or 0) > 59 or int(second or 0) > 59:
+        return _("minutes and seconds go up to 59")
+    return _("no such moment")
 
 
 def utc_text(moment: dt.datetime) -> str:

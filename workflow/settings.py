@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from anjian.i18n import _
 from anjian.workflow.clock import parse_time
 
 
@@ -115,7 +116,7 @@ def _seconds(text: str | None, name: str, default: float) -> float:
     except ValueError:
         value = -1.0
     if not 0 <= value < 86400:
-        raise BadInput(f"{name} 须是秒数（0 到 86400），不是 {text!r}")
+        raise BadInput(_("{name} must be a number of seconds (0 to 86400), not {text!r}").format(name=name, text=text))
     return value
 
 
@@ -137,9 +138,9 @@ def config_value(data_dir: Path, env: Mapping[str, str], table: str, key: str) -
     try:
         data = tomllib.loads(path.read_text("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"config file {path}: {exc}") from None
+        raise BadInput(_("config file {path}: {reason}").format(path=path, reason=exc)) from None
     except OSError as exc:
-        raise BadInput(f"配置文件 {path} 无法读取：{exc.strerror}") from None
+        raise BadInput(_("the config file {path} cannot be read: {reason}").format(path=path, reason=exc.strerror)) from None
     return data.get(table, {}).get(key)
 
 
@@ -173,7 +174,8 @@ class PassTuning:
         if not text:
             return CHUNK
         if not (text.isascii() and text.isdigit() and int(text) >= 1):
-            raise BadInput(f"ANJIAN_REMIND_CHUNK must be a whole number of notices, at least 1, not {text!r}")
+            raise BadInput(_("ANJIAN_REMIND_CHUNK must be a whole number of notices, at least 1, not {text!r}")
+                           .format(text=text))
         return int(text)
 
 
@@ -257,7 +259,7 @@ def notify_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> Not
         try:
             data = tomllib.loads(path.read_text("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise BadInput(f"config file {path}: {exc}") from None
+            raise BadInput(_("config file {path}: {reason}").format(path=path, reason=exc)) from None
         for (table, key), field_name in file_keys.items():
             if key in data.get(table, {}):
                 values[field_name] = data[table][key]
@@ -274,20 +276,21 @@ def notify_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> Not
             elif types[name] == "tuple" and isinstance(value, str):  # from the environment: a,b,c
                 values[name] = tuple(part for part in value.split(",") if part.strip())
         except ValueError:
-            raise BadInput(f"setting {name} must be a number, not {value!r}") from None
+            raise BadInput(_("setting {name} must be a number, not {value!r}").format(name=name, value=value)) from None
     for s in declared:
         if s.check and s.name in values:
             try:
                 values[s.name] = s.check(values[s.name])
             except ValueError as exc:
-                raise BadInput(f"设置 {s.name} 有误：{exc}") from None
+                raise BadInput(_("setting {name} is wrong: {reason}").format(name=s.name, reason=exc)) from None
     fields = {f.name for f in dataclasses.fields(NotifySettings)}
     extra = tuple((s.name, values.pop(s.name, s.default)) for s in declared if s.name not in fields)
     result = NotifySettings(**values, extra=extra, tuning=pass_tuning(env))
     checks = [*((s.name, s.allowed) for s in declared if s.allowed), *_ALLOWED.items()]
     for name, allowed in checks:
         if result.value(name) not in allowed:
-            raise BadInput(f"setting {name} must be one of {', '.join(allowed)}, not {result.value(name)!r}")
+            raise BadInput(_("setting {name} must be one of {allowed}, not {value!r}").format(
+                name=name, allowed=", ".join(allowed), value=result.value(name)))
     return result
 
 
@@ -321,14 +324,15 @@ def limits_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> Lim
         try:
             table = tomllib.loads(path.read_text("utf-8")).get("limits", {})
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise BadInput(f"config file {path}: {exc}") from None
+            raise BadInput(_("config file {path}: {reason}").format(path=path, reason=exc)) from None
         given |= {k: (v, f"{path} [limits] {k}") for k, v in table.items() if k in LIMIT_ENV}
     given |= {k: (env[var], var) for k, var in LIMIT_ENV.items() if env.get(var)}
     values = {}
     for name, (value, source) in given.items():
         number = _amount(value)
         if number is None or number < 1:
-            raise BadInput(f"设置 {source} 应为正整数（字节数可带单位，如 16MiB），而不是 {value!r}")
+            raise BadInput(_("setting {source} must be a positive whole number (a size may carry a unit, e.g. "
+                             "16MiB), not {value!r}").format(source=source, value=value))
         values[name] = number
     return Limits(**values)
 

@@ -57,8 +57,9 @@ def _walk(cmd, path: str):
 
     yield path, cmd
     if isinstance(cmd, click.Group):
-        for name, sub in cmd.commands.items():
-            yield from _walk(sub, f"{path} {name}")
+        ctx = click.Context(cmd)
+        for name in cmd.list_commands(ctx):
+            yield from _walk(cmd.get_command(ctx, name), f"{path} {name}")
 
 
 def all_help_texts() -> list[tuple[str, str]]:
@@ -77,6 +78,10 @@ def all_help_texts() -> list[tuple[str, str]]:
                 out.append((help_of(cmd), path))
             if cmd.short_help:
                 out.append((cmd.short_help, path))
+            if isinstance(cmd, click.Group) and type(cmd).__module__ != "click.core":
+                # a lazy group lists its subcommands from a static SUMMARIES table (as the root does)
+                table = getattr(sys.modules.get(type(cmd).__module__), "SUMMARIES", {})
+                out += [(text, f"{path} {sub} (summary)") for sub, text in table.items()]
             for param in cmd.params:
                 text = getattr(param, "help", None)
                 if text:

@@ -39,10 +39,24 @@ class LazyGroup(click.Group):
     """A group whose subcommands live in modules imported on first use."""
 
     def make_context(self, info_name, args, parent=None, **extra):
-        from anjian.workflow.cli.helptext import I18nContext
+        from anjian.workflow.cli.helptext import I18nContext, localized_errors
 
         self.context_class = I18nContext
-        return super().make_context(info_name, args, parent, **extra)
+        return localized_errors(super().make_context, info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context):
+        from anjian.workflow.cli.helptext import localized_errors
+
+        return localized_errors(super().invoke, ctx)
+
+    def main(self, *args, **kwargs):
+        from anjian.i18n import _
+
+        try:
+            return super().main(*args, **kwargs)
+        except click.Abort:  # only without standalone mode; click's own "Aborted!" is English
+            click.echo(_("Aborted!"), err=True)
+            raise
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)

@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from anjian.i18n import N_, _
+
 FORMATS = ("table", "json", "csv")
 EXPORTS = (*FORMATS, "xlsx")  # the views officials take into a spreadsheet
 # The contract's exit codes, by error class name (resolved lazily so that --help imports nothing).
@@ -118,15 +120,19 @@ class Env:
         if not s.now_given:
             return s.now
         if not (drill or self.drill):
-            raise BadInput(f"{s.now_source} 只用于查询（“截至”某一时间）；正式数据库的写入一律按系统时钟记时，不能指定时间。"
-                           "演练请另建演练数据库：anjian --db 演练.db init --drill")
+            raise BadInput(_("{source} is for reading only (as of a time); a live database stamps every write with the "
+                             "system clock and takes no time from you. For a drill make a drill database: "
+                             "anjian --db drill.db init --drill").format(source=s.now_source))
         last = self._last_audit_at()
         # to the second, as the times are shown (a row stamped within it is stamped at the last row's time)
         if last is not None and s.now < last.replace(microsecond=0):
             from anjian.workflow.clock import SHANGHAI
 
-            raise BadInput(f"演练数据库：{s.now_source} {s.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S} 早于审计日志最后一条记录的时间 "
-                           f"{last.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}；演练中时间也不能倒退（要从更早的时间演练，建演练库时就给出：anjian --db 演练.db --now 2014-12-15T09:00 init --drill）")
+            raise BadInput(_("drill database: {source} {now} is before the time of the audit log's last row {last}; "
+                             "a drill's time does not go back either (to drill from an earlier time, give it when making "
+                             "the drill database: anjian --db drill.db --now 2014-12-15T09:00 init --drill)").format(
+                source=s.now_source, now=f"{s.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}",
+                last=f"{last.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}"))
         return s.now
 
     def _last_audit_at(self):
@@ -193,17 +199,19 @@ def require_current(db) -> None:
         known = translate(exc, db.url)
         if known is not None:
             raise known from None
-        raise NotInitialized(f"cannot open the database {db.url}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+        raise NotInitialized(_("cannot open the database {url}: {error}").format(
+            url=_place(db.url), error=f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}")) from None
     if revision is None:
-        raise NotInitialized(f"the database {db.url} is empty: run `anjian init` first")
+        raise NotInitialized(_("the database {url} is empty: run `anjian init` first").format(url=_place(db.url)))
     from anjian.workflow.store.db import SCHEMA_HEAD
 
     if revision > SCHEMA_HEAD:
-        raise NotInitialized(f"the database {db.url} has schema {revision}, newer than this anjian knows ({SCHEMA_HEAD}): "
-                             "upgrade anjian")
+        raise NotInitialized(_("the database {url} has schema {revision}, newer than this anjian knows ({head}): "
+                               "upgrade anjian").format(url=_place(db.url), revision=revision, head=SCHEMA_HEAD))
     if revision != SCHEMA_HEAD:
-        raise NotInitialized(f"the database {db.url} has schema {revision}, this anjian needs {SCHEMA_HEAD}: "
-                             "run `anjian init` to upgrade it")
+        raise NotInitialized(_("the database {url} has schema {revision}, this anjian needs {head}: "
+                               "run `anjian init` to upgrade it").format(url=_place(db.url), revision=revision,
+                                                                         head=SCHEMA_HEAD))
 
 
 def command(f: Callable) -> Callable:
@@ -247,11 +255,12 @@ def _refuse_undecodable(values: dict[str, Any]) -> None:
                 flag = "--" + name.replace("_", "-") if name not in ("unit", "item", "value", "trigger", "cohort") \
                     else name.upper()
                 if "\x00" in str(v):
-                    fail(f"{flag}: 文本含 NUL 字节（\\0），不能使用")
+                    fail(_("{flag}: the text holds a NUL byte (\\0), which cannot be used").format(flag=flag))
                 try:
                     str(v).encode("utf-8")
                 except UnicodeEncodeError:
-                    fail(f"{flag}: the text is not UTF-8 (set the terminal to UTF-8, e.g. LANG=zh_CN.UTF-8)")
+                    fail(_("{flag}: the text is not UTF-8 (set the terminal to UTF-8, e.g. LANG=zh_CN.UTF-8)")
+                         .format(flag=flag))
 
 
 def _private_files(env: Env):
@@ -292,23 +301,28 @@ def translate(exc: BaseException, where: str):
     place = _place(where)
     for cause in _chain(exc):
         if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
-            return StorageFull(f"磁盘已满，不能写 {cause.filename or place}：什么也没有写入")
+            return StorageFull(_("the disk is full, cannot write {place}: nothing was written")
+                               .format(place=cause.filename or place))
         if isinstance(cause, OSError) and cause.errno == errno.EROFS:
-            return DatabaseUnavailable(f"{cause.filename or place} 所在的文件系统只读：什么也没有写入")
+            return DatabaseUnavailable(_("the file system of {place} is read-only: nothing was written")
+                                       .format(place=cause.filename or place))
         if type(cause).__module__.split(".")[0] not in ("sqlite3", "psycopg", "sqlalchemy", "builtins"):
             continue
         words = str(cause).lower()
         if any(w in words for w in _LOCKED):
-            return DatabaseUnavailable(f"数据库 {place} 被另一个写入者占用，等到超时仍未释放（ANJIAN_BUSY_TIMEOUT）："
-                                       "稍后再试；什么也没有写入")
+            return DatabaseUnavailable(_("the database {place} is held by another writer and was not released before "
+                                         "the timeout (ANJIAN_BUSY_TIMEOUT): try again later; nothing was written")
+                                       .format(place=place))
         if any(w in words for w in _READ_ONLY):
-            return DatabaseUnavailable(f"数据库 {place} 对本账户只读，不能写入：什么也没有写入")
+            return DatabaseUnavailable(_("the database {place} is read-only for this account: nothing was written")
+                                       .format(place=place))
         if any(w in words for w in _FULL):
-            return StorageFull(f"数据库 {place} 所在的磁盘已满：什么也没有写入")
+            return StorageFull(_("the disk of the database {place} is full: nothing was written").format(place=place))
         if any(w in words for w in _UNOPENABLE):
-            return DatabaseUnavailable(f"数据库文件 {place} 打不开（本账户没有权限，或它的文件夹不可写）")
+            return DatabaseUnavailable(_("the database file {place} cannot be opened (this account has no permission, "
+                                         "or its folder is not writable)").format(place=place))
         if any(w in words for w in _NUL):
-            return BadInput("文本含 NUL 字节（\\0），不能使用：什么也没有写入")
+            return BadInput(_("the text holds a NUL byte (\\0), which cannot be used: nothing was written"))
     return None
 
 
@@ -341,17 +355,19 @@ def _exit_code(exc: Exception) -> int | None:
     return None
 
 
+# How an error's first line starts, by exit code.
+LABELS = {2: N_("Error"), 3: N_("Cannot do it"), 4: N_("Not permitted"), 5: N_("Conflict"), 6: N_("Audit check failed")}
 SHOWN = 50  # the problems a terminal shows; a batch's whole list goes to a file or JSON
 
 
 def fail(message: str, details: list[str] | tuple[str, ...] = (), code: int = 2) -> None:
-    label = {2: "错误", 3: "不能进行", 4: "无权操作", 5: "冲突", 6: "审计校验失败"}.get(code, "错误")
-    click.echo(f"{label}: {message}", err=True)
+    label = _(LABELS.get(code, LABELS[2]))
+    click.echo(_("{label}: {message}").format(label=label, message=message), err=True)
     # One line past SHOWN is shown whole: the line saying it was left out would be no shorter.
     for d in details if len(details) <= SHOWN + 1 else details[:SHOWN]:
         click.echo(f"  - {d}", err=True)
     if len(details) > SHOWN + 1:
-        click.echo(f"  - 另有 {len(details) - SHOWN} 条未列出", err=True)
+        click.echo("  - " + _("{count} more not listed").format(count=len(details) - SHOWN), err=True)
     sys.exit(code)
 
 
@@ -369,7 +385,8 @@ def _unexpected(exc: Exception, env: Env) -> None:
     log = folder / "anjian-error.log"
     with open(log, "a", encoding="utf-8") as fh:
         fh.write("".join(traceback.format_exception(exc)) + "\n")
-    click.echo(f"内部错误（a bug）: {exc.__class__.__name__}: {exc}\n  details were written to {log}", err=True)
+    click.echo(_("internal error (a bug): {error}\n  details were written to {log}").format(
+        error=f"{exc.__class__.__name__}: {exc}", log=log), err=True)
     sys.exit(1)
 
 
@@ -389,12 +406,12 @@ def emit(fmt: str, table_fn: Callable[[], str], data: Any, csv_fn: Callable[[], 
 
     if fmt == "xlsx":
         if out is None:
-            fail("--format xlsx makes a binary file, not text for the terminal: name it with --out FILE "
-                 "(e.g. --out 进度.xlsx)")
+            fail(_("--format xlsx makes a binary file, not text for the terminal: name it with --out FILE "
+                   "(e.g. --out progress.xlsx)"))
         from anjian.workflow.formats.xlsx import workbook
 
         title, headers, rows = sheet()
-        write_file(out, workbook(f"演练 {title}" if drill else title, headers, rows))
+        write_file(out, workbook(_("drill {title}").format(title=title) if drill else title, headers, rows))
         return
     if fmt == "json":
         text = render.as_json(data)
@@ -433,5 +450,5 @@ def write_file(out: Path, content: bytes) -> None:
     except OSError as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        fail(f"--out {out}: 不能写这个文件：{exc.strerror or exc}")
-    click.echo(f"已写入 {out}", err=True)
+        fail(_("--out {file}: cannot write this file: {reason}").format(file=out, reason=exc.strerror or exc))
+    click.echo(_("written: {file}").format(file=out), err=True)

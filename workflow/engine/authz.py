@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from anjian.i18n import _
 from anjian.states import permissions as P
+from anjian.states.labels import COHORT_NAMES, LEVEL_NAMES, TRIGGER_NAMES
 from anjian.workflow.errors import NotPermitted
 
 
@@ -35,7 +37,7 @@ class Actor:
 
     @property
     def shown(self) -> str:
-        return f"{self.by} acting as {self.name}" if self.by else self.name
+        return _("{by} acting as {name}").format(by=self.by, name=self.name) if self.by else self.name
 
     @staticmethod
     def system(name: str) -> SystemActor:
@@ -116,10 +118,8 @@ def denied(message: str, unit_code: str | None) -> NotPermitted:
 
 def posts(role: str) -> str:
     """Where an official of `role` may be posted, in words (from states.permissions.ROLE_LEVELS)."""
-    from anjian.states.labels import LEVEL_NAMES
-
     fit = "、".join(LEVEL_NAMES[lv] for lv in LEVEL_NAMES if lv in P.ROLE_LEVELS.get(role, ()))
-    return f"只能设在{fit}级单位" if fit else "不是已知的角色"
+    return _("may only be posted at a {levels} unit").format(levels=fit) if fit else _("is no known role")
 
 
 def misposted(session: Session, actor: Actor) -> str | None:
@@ -136,42 +136,49 @@ def misposted(session: Session, actor: Actor) -> str | None:
     node = tree.get(actor.unit_code)
     if node is not None and node.level in levels:
         return None
-    where = (f"{node.name}（{node.code}）是{LEVEL_NAMES.get(node.level, node.level)}级单位" if node is not None
-             else f"单位 {actor.unit_code} 不存在")
-    return (f"{actor.shown} 的角色 {P.ROLES.get(actor.role, actor.role)}（{actor.role}）{posts(actor.role)}，而其所在{where}："
-            "须由管理员改正其角色或单位（停用后按正确的单位重新登记：anjian user disable、anjian user add）")
+    where = (_("{unit}（{code}）is a {level} unit").format(unit=node.name, code=node.code,
+                                                          level=LEVEL_NAMES.get(node.level, node.level))
+             if node is not None else _("unit {code} does not exist").format(code=actor.unit_code))
+    return _("the role {role}（{role_id}）of {actor} {posts}, but where they are posted {where}: an admin must correct "
+             "their role or unit (disable them and register them again at the right unit: anjian user disable, "
+             "anjian user add)").format(actor=actor.shown, role=P.ROLES.get(actor.role, actor.role), role_id=actor.role,
+                                        posts=posts(actor.role), where=where)
 
 
 def _check(session: Session, actor: Actor, roles: frozenset[str], what: str, unit_code: str | None, unit_name: str | None) -> None:
     if why := misposted(session, actor):
         raise denied(why, unit_code)
     if actor.role not in roles:
-        allowed = "、".join(P.ROLES[r] + f"（{r}）" for r in sorted(roles)) or "nobody"
-        raise denied(f"{actor.shown} is {P.ROLES.get(actor.role, actor.role)}（{actor.role}）: may not {what}; "
-                     f"allowed: {allowed}", unit_code)
+        allowed = "、".join(P.ROLES[r] + f"（{r}）" for r in sorted(roles)) or _("nobody")
+        raise denied(_("{actor} is {role}（{role_id}）: may not {what}; allowed: {allowed}").format(
+            actor=actor.shown, role=P.ROLES.get(actor.role, actor.role), role_id=actor.role, what=what,
+            allowed=allowed), unit_code)
     if unit_code is not None and not _within(session, actor, unit_code):
-        raise denied(f"{actor.shown} acts for {actor.unit_code}; {unit_name or unit_code}（{unit_code}）"
-                     f"is outside that jurisdiction: may not {what}", unit_code)
+        raise denied(_("{actor} acts for {own}; {unit}（{code}）is outside that jurisdiction: may not {what}").format(
+            actor=actor.shown, own=actor.unit_code, unit=unit_name or unit_code, code=unit_code, what=what), unit_code)
 
 
 def may_fire(session: Session, actor: Acting, level: str, trigger: str, unit_code: str, unit_name: str) -> None:
     if official := _official(actor):
-        _check(session, official, P.TRIGGERS.get((level, trigger), frozenset()), f"fire {trigger} on a {level}", unit_code, unit_name)
+        _check(session, official, P.TRIGGERS.get((level, trigger), frozenset()), _("fire “{trigger}”（{trigger_id}）on a {level}").format(
+            trigger=TRIGGER_NAMES.get(trigger, trigger), trigger_id=trigger, level=LEVEL_NAMES.get(level, level)), unit_code, unit_name)
 
 
 def may_record(session: Session, actor: Acting, level: str, unit_code: str, unit_name: str) -> None:
     if official := _official(actor):
-        _check(session, official, P.RECORD.get(level, frozenset()), f"record a {level}'s checklist", unit_code, unit_name)
+        _check(session, official, P.RECORD.get(level, frozenset()), _("record a {level}'s checklist").format(level=LEVEL_NAMES.get(level, level)),
+               unit_code, unit_name)
 
 
 def may_designate(session: Session, actor: Acting, cohort: str, unit_code: str, unit_name: str) -> None:
     if official := _official(actor):
-        _check(session, official, P.DESIGNATE.get(cohort, frozenset()), f"designate {cohort}", unit_code, unit_name)
+        _check(session, official, P.DESIGNATE.get(cohort, frozenset()), _("designate {cohort}（{cohort_id}）").format(
+            cohort=COHORT_NAMES.get(cohort, cohort), cohort_id=cohort), unit_code, unit_name)
 
 
 def may(session: Session, actor: Acting, action: str, unit_code: str | None = None, unit_name: str | None = None) -> None:
     if official := _official(actor):
-        _check(session, official, P.ACTIONS.get(action, frozenset()), f"use `{action}`", unit_code, unit_name)
+        _check(session, official, P.ACTIONS.get(action, frozenset()), _("use `{action}`").format(action=action), unit_code, unit_name)
 
 
 def not_own_unit(session: Session, actor: Acting, unit_code: str, applicants: Iterable[str], trigger: str) -> None:
@@ -187,8 +194,9 @@ def not_own_unit(session: Session, actor: Acting, unit_code: str, applicants: It
     rows = session.execute(select(Official.name, Official.unit_code, Official.role).where(Official.name.in_(others)))
     for name, unit, role in sorted(rows):
         if (unit, role) == (official.unit_code, official.role):
-            raise denied(f"{official.shown} 与申请人 {name} 同为 {unit} 的{P.ROLES.get(role, role)}（{role}）："
-                         f"验收、不予通过和撤销须由申请单位以外的人员作出", unit_code)
+            raise denied(_("{actor} and the applicant {name} are both {role}（{role_id}）of {unit}: acceptance, "
+                           "rejection and revocation must come from outside the applying body").format(
+                actor=official.shown, name=name, unit=unit, role=P.ROLES.get(role, role), role_id=role), unit_code)
 
 
 DETAILS_KEPT = 20  # the reasons one `denied` audit row quotes; beyond them it gives the total

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+from anjian.i18n import _
 from anjian.states.guards import GUARDS, Facts
 from anjian.states.labels import TRIGGER_NAMES, state_name
 from anjian.states.machines import SPECS
@@ -64,8 +65,9 @@ def check(facts: Facts, trigger: str) -> TriggerCheck:
     if t is None:
         raise KeyError(trigger)
     if facts.state != t["source"]:
-        reason = (f"当前状态为“{state_name(facts.level, facts.state)}”，"
-                  f"“{TRIGGER_NAMES.get(trigger, trigger)}”只能在“{state_name(facts.level, t['source'])}”状态下进行")
+        reason = _("the state is “{state}”; “{trigger}” can only be done in the state “{source}”").format(
+            state=state_name(facts.level, facts.state), trigger=TRIGGER_NAMES.get(trigger, trigger),
+            source=state_name(facts.level, t["source"]))
         return TriggerCheck(trigger, False, (reason,), t["dest"])
     facts.dest = t["dest"]
     subject = Subject(facts)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from anjian.i18n import N_, _
 from anjian.workflow.engine.tree import Node, tree_of
 from anjian.workflow.errors import BadInput
 from anjian.workflow.store.models import Unit
@@ -25,6 +26,7 @@ _SUFFIXES = {
 # Written after a short name to mean the county or city: 平泉县 for 平泉市 (renamed in 2017), 承德市.
 _LOOSE_SUFFIXES = ("县", "市", "区")
 MAX_LISTED = 20
+UNIT = N_("unit")  # what a query names, in a refusal ("county" is the level's word)
 _UPPER = ("province", "city", "county")
 _MAX_PREFIXES = 3  # province, city, county in front of a township
 
@@ -164,14 +166,14 @@ class Resolver:
         self.tree.ensure([unit.code])
         return self.tree.path(unit.code, upto.code if upto is not None else None)
 
-    def resolve(self, query: str, what: str = "unit", levels: tuple[str, ...] | None = None,
+    def resolve(self, query: str, what: str = UNIT, levels: tuple[str, ...] | None = None,
                 hint: bool = True) -> UnitRef:
         """Exactly one unit for the query, or BadInput naming the candidates (and, with `hint`, similar
         names: a scan of every unit's name, which a batch spares itself after its first few)."""
         if any(unicodedata.category(ch) == "Cs" for ch in query):
             # bytes that were not UTF-8 (a GBK terminal): the database cannot even be asked about them
-            raise BadInput(f"{what} {query!r} is not valid text: the terminal sent bytes that are not UTF-8 "
-                           "(set its encoding to UTF-8, or use the unit's code)")
+            raise BadInput(_("{what} {query!r} is not valid text: the terminal sent bytes that are not UTF-8 "
+                             "(set its encoding to UTF-8, or use the unit's code)").format(what=_(what), query=query))
         found = sorted(self.candidates(query), key=lambda u: u.code)
         if levels:
             found = [u for u in found if u.level in levels] or found
@@ -179,11 +181,13 @@ class Resolver:
             return _ref(found[0])
         if not found:
             hint = self._similar(fold(query)) if hint else ""
-            raise BadInput(f"{what} “{query}”: no such unit in the registry" + (f"; did you mean: {hint}" if hint else ""))
+            raise BadInput(_("{what} “{query}”: no such unit in the registry").format(what=_(what), query=query)
+                           + (_("; did you mean: {hint}").format(hint=hint) if hint else ""))
         listed = [f"{u.code} {self.path(u)}" for u in found[:MAX_LISTED]]
-        more = f"… and {len(found) - MAX_LISTED} more" if len(found) > MAX_LISTED else ""
+        more = _("… and {count} more").format(count=len(found) - MAX_LISTED) if len(found) > MAX_LISTED else ""
         raise BadInput(
-            f"{what} “{query}” fits {len(found)} units; write its county or city in front, or use the code",
+            _("{what} “{query}” fits {count} units; write its county or city in front, or use the code")
+            .format(what=_(what), query=query, count=len(found)),
             listed + ([more] if more else []),
         )
 
@@ -197,7 +201,8 @@ class Resolver:
             tails = (q[i:] for i in range(2, len(q) - 2))
             tail, named = next(((t, units) for t in tails if (units := self._lookup({t})[t])), ("", []))
             rows = sorted(named, key=lambda u: u.code)[:5]
-            more = f" … {len(named)} units are named {tail}" if len(named) > len(rows) else ""
+            more = " … " + _("{count} units are named {name}").format(count=len(named), name=tail) \
+                if len(named) > len(rows) else ""
         return "、".join(f"{self.path(u)}（{u.code}）" for u in rows) + more
 
 

@@ -14,6 +14,7 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from anjian.i18n import _
 from anjian.states.machines import SPECS
 from anjian.workflow.clock import from_utc_text, local_date
 from anjian.workflow.engine import authz
@@ -29,13 +30,15 @@ def effective_detail(session: Session, actor: Acting, unit_code: str, unit_name:
     """The audit detail of a late entry on this unit, or NotPermitted (role) / BadInput (date)."""
     authz.may(session, actor, "effective", unit_code, unit_name)
     if effective > local_date(now):
-        raise BadInput(f"--effective {effective}：补录日期不能晚于今天（{local_date(now)}）")
+        raise BadInput(_("--effective {date}: a late entry's date cannot be after today ({today})").format(
+            date=effective, today=local_date(now)))
     last = session.execute(select(AuditRow.at, AuditRow.detail)
                            .where(AuditRow.unit_code == unit_code, AuditRow.action.in_(TRANSITIONS))
                            .order_by(AuditRow.seq.desc()).limit(1)).first()
     if last is not None:
         before = json.loads(last.detail or "{}").get("effective") or local_date(from_utc_text(last.at)).isoformat()
         if effective.isoformat() < before:
-            raise BadInput(f"--effective {effective}：{unit_name}（{unit_code}）上一次状态变更的日期是 {before}，"
-                           "补录日期不能早于它")
+            raise BadInput(_("--effective {date}: the last change of state of {unit}（{code}）is dated {before}; "
+                             "a late entry's date cannot be before it").format(
+                date=effective, unit=unit_name, code=unit_code, before=before))
     return {"effective": effective.isoformat()}
