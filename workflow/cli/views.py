@@ -88,7 +88,7 @@ def status(env, county: str | None, by: str, fmt: str, out) -> None:
                  "{counties} counties with an overdue milestone").format(
             townships=t.townships, accepted=t.accepted, started=t.started, late=t.overdue_townships,
             counties=t.counties_overdue)
-        return "\n".join([head, "", render.table(headers, rows, drop=drop), "", foot])
+        return "\n".join([render.fit_lines(head), "", render.table(headers, rows, drop=drop), "", render.fit_lines(foot)])
 
     emit(fmt, text, res, sheet=lambda: _status_sheet(res, by), out=out)
 
@@ -288,13 +288,14 @@ def show_text(res) -> str:
         codes = {f"（{c.item}）" for c in missing}
         for t in steps:
             name = f"{TRIGGER_NAMES.get(t.name, t.name)}（{t.name}）"
-            out.append(("  ✓ " if t.allowed else "  ✗ ") + name)
+            mark = _("✓ can") if t.allowed else _("✗ cannot")
+            out.append(f"  {mark}  {name}")
             others = [r for r in t.unmet if not any(r.endswith(c) for c in codes)]
             if len(others) < len(t.unmet):
                 out.append("      - " + _("Checklist items missing: {n} (listed above)").format(
                     n=len(t.unmet) - len(others)))
             out.extend(f"      - {r}" for r in others)
-    return "\n".join(out)
+    return render.fit_lines("\n".join(out))
 
 
 def _checklist_lines(res) -> list[str]:

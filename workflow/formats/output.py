@@ -68,9 +68,28 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, drop: Seq
         for k in range(max(len(p) for p in parts)):
             lines.append("  ".join(pad(p[k] if k < len(p) else "", w) for p, w in zip(parts, shown, strict=True)).rstrip())
     if dropped and note:
-        lines.append(_("(too narrow: {columns} left out; widen the terminal or use --format csv)").format(
-            columns="、".join(dropped)))
+        lines += wrap(_("(too narrow: {columns} left out; widen the terminal or use --format csv)").format(
+            columns="、".join(dropped)), limit)
     return "\n".join(lines)
+
+
+def fit_lines(text: str, cols: int | None = 0) -> str:
+    """Each line of `text` wrapped to `cols` terminal columns (0: the terminal's; None: as it is), the
+    continuation lines indented two more than the line they continue."""
+    limit = terminal_width() if cols == 0 else cols
+    if not limit:
+        return text
+    out = []
+    for line in text.splitlines():
+        if width_of(line) <= limit:
+            out.append(line)
+            continue
+        indent = " " * (len(line) - len(line.lstrip(" ")) + 2)
+        first, *rest = wrap(line, limit)
+        out.append(first)
+        for part in rest:
+            out.extend(indent + p for p in wrap(part, max(limit - len(indent), 10)))
+    return "\n".join(out)
 
 
 MIN_WRAP = 10  # a wrapped column keeps at least this many terminal columns (or its header's width)
