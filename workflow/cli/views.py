@@ -13,6 +13,7 @@ from anjian.states.labels import (
     MILESTONE_SHORT,
     STATE_NAMES,
     parse_cohort,
+    parse_level,
     parse_state,
     value_words,
 )
@@ -150,7 +151,7 @@ def _frac(pair: list[int]) -> str | None:
 
 
 @click.command()
-@click.option("--level", type=click.Choice(["province", "city", "county", "township"]), help="Only this level.")
+@click.option("--level", metavar="LEVEL", help="Only this level: province, city, county or township (or 乡镇, 县区 …).")
 @click.option("--county", metavar="UNIT", help="Only units within this county (or city, province).")
 @click.option("--cohort", metavar="COHORT", help="Only this cohort (e.g. key or 重点).")
 @click.option("--state", metavar="STATE", help="Only units in this state (e.g. building or 创建中).")
@@ -175,6 +176,7 @@ def units(env, level, county, cohort, state, overdue, by, fmt, out) -> None:
     from anjian.workflow.views.units import tally
     from anjian.workflow.views.units import units as compute
 
+    level = _parsed(level, parse_level, LEVEL_WORDS, "--level")
     cohort = _parsed(cohort, parse_cohort, COHORT_NAMES, "--cohort", COHORT_SHORT)
     state = _parsed(state, lambda t: parse_state(t, level), STATE_NAMES, "--state")
     res = compute(env.database(), env.now, level, county, cohort, state, overdue)
