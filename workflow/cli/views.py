@@ -270,7 +270,7 @@ def show_text(res) -> str:
         out.append(_("Inspector's remark ({trigger}, {actor}, {at}): {note}").format(
             trigger=TRIGGER_NAMES.get(r.trigger, r.trigger), actor=r.actor, at=r.at, note=r.note or _("(no note)")))
     if res.children:
-        out.append(_("Townships: {counts}").format(counts="，".join(
+        out.append(_("Townships: {counts}").format(counts=_(", ").join(
             f"{_state_word(k)} {v}" for k, v in sorted(res.children.items(), key=lambda kv: _state_order(kv[0])))))
     missing = [c for c in res.checklist if not c.ok]
     if res.checklist:
@@ -289,7 +289,7 @@ def show_text(res) -> str:
         out += ["", _("Next steps")]
         codes = {f"（{c.item}）" for c in missing}
         for t in steps:
-            name = f"{TRIGGER_NAMES.get(t.name, t.name)}（{t.name}）"
+            name = _("{name} ({id})").format(name=TRIGGER_NAMES.get(t.name, t.name), id=t.name)
             mark = _("✓ can") if t.allowed else _("✗ cannot")
             out.append(f"  {mark}  {name}")
             others = [r for r in t.unmet if not any(r.endswith(c) for c in codes)]
