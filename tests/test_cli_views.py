@@ -330,7 +330,7 @@ def test_status_of_one_county(chengde, cli):
     assert [c["code"] for c in data["counties"]] == [KUANCHENG]
     r = cli("status", "--county", "宽城镇")
     assert r.exit_code == 2
-    assert "not a county" in r.output
+    assert "是乡镇，不是县区" in r.output
 
 
 @pytest.mark.parametrize(("now", "status", "days"), [

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from anjian.i18n import _
 from anjian.states.labels import COHORTS, state_name
 from anjian.states.milestones import MilestoneStatus
 from anjian.workflow.errors import BadInput
@@ -83,7 +84,8 @@ def status(db: Database, now: dt.datetime, county: str | None = None, by: str = 
         if county:
             scope = scope_unit(session, county)
             if scope.level == "township":
-                raise BadInput(f"{scope.name}（{scope.code}）is a township, not a county, city or province")
+                raise BadInput(_("{name} ({code}) is a township, not a county, city or province").format(
+                    name=scope.name, code=scope.code))
         if as_of:
             from anjian.workflow.views.timeline import replay
 
