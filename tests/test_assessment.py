@@ -546,3 +546,27 @@ def test_a_campaign_without_assessment_rules_deducts_nothing(fresh_db, tmp_path)
     assert c.deductions == []
     assert "本节点无扣分" in c.text
     assert [x.unit for x in c.late] == [YUERYA] and run.seq[YUERYA, "accept"] == c.late[0].audit_seq
+
+
+def test_circular_calls_the_plan_by_the_name_notices_use(run, cli):
+    """The circular cites the campaign's 推进方案, the name the notices use, never a 工作方案."""
+    r = cli("report", "circular", "--milestone", "provincial_demo", now=NOW)
+    assert r.exit_code == 0, r.output
+    assert "推进方案》" in r.stdout and "工作方案" not in r.stdout
+    page = cli("report", "circular", "--milestone", "provincial_demo", "--format", "html", now=NOW)
+    assert "推进方案》" in page.stdout and "工作方案" not in page.stdout
+
+
+@pytest.mark.parametrize("name", ["省定示范", "provincial-demo", "省定5家示范镇完成规范化建设", "provincial demos"])
+def test_circular_takes_the_milestone_by_its_chinese_or_english_name(run, cli, name):
+    """--milestone accepts the id (with - for _), the campaign's name, and the short name in either language."""
+    r = cli("report", "circular", "--milestone", name, now=NOW)
+    assert r.exit_code == 0, r.output
+    assert "峪耳崖镇" in r.stdout
+
+
+def test_circular_on_an_unknown_milestone_lists_the_milestones(run, cli):
+    """An unknown milestone exits 2 naming each milestone with its Chinese name."""
+    r = cli("report", "circular", "--milestone", "没有的节点", now=NOW)
+    assert r.exit_code == 2
+    assert "没有的节点" in r.output and "provincial_demo（省定5家示范镇完成规范化建设）" in r.output

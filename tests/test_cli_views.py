@@ -7,7 +7,7 @@ import json
 
 import pytest
 from sqlalchemy import func, select
-from support import T0
+from support import T0, at
 
 from anjian.workflow.services.advance import advance
 from anjian.workflow.services.checklist import DesignateRow, designate, record
@@ -163,14 +163,14 @@ def test_show_milestone_met_when_started(chengde, cli):
 
 
 def test_show_table(chengde, cli):
-    """The table names the unit, its state and version, counts ok items, and marks each trigger."""
+    """The table names the unit, its state and version, counts ok items, and marks each next step."""
     r = cli("show", "宽城峪耳崖镇")
     assert r.exit_code == 0
     assert "承德市宽城满族自治县峪耳崖镇（130827102）" in r.output
     assert "状态：未开展" in r.output and "版本 1" in r.output
     assert "类别：省示范" in r.output
     assert "（0/" in r.output and "项达标）" in r.output
-    assert "✓ 可以" in r.output and "✗ 不能" in r.output
+    assert "✓ 可以  开展创建（start）" in r.output
     assert "剩 106 天" in r.output  # 2014-12-15 → 2015-03-31
 
 
@@ -311,7 +311,7 @@ def test_status_table(chengde, cli):
     assert r.exit_code == 0
     row = next(line for line in r.output.splitlines() if line.startswith(KUANCHENG))
     assert "宽城满族自治县" in row and "准备发动" in row and "0/18" in row
-    assert "plan_submission" in row and " 15 " in row
+    assert "方案报送" in row and " 15 " in row
     assert "合计：乡镇 219 个" in r.output
 
 
@@ -330,7 +330,7 @@ def test_status_of_one_county(chengde, cli):
     assert [c["code"] for c in data["counties"]] == [KUANCHENG]
     r = cli("status", "--county", "宽城镇")
     assert r.exit_code == 2
-    assert "not a county" in r.output
+    assert "是乡镇，不是县区" in r.output
 
 
 @pytest.mark.parametrize(("now", "status", "days"), [
@@ -387,3 +387,119 @@ def test_status_csv(chengde, cli):
     r = cli("status", "--format", "csv")
     assert r.exit_code == 0
     assert len(r.stdout.strip().splitlines()) == 13
+
+
+# -- issue 13: what officials read -------------------------------------------------------------------
+def widest(text: str) -> int:
+    from anjian.workflow.formats.output import width_of
+
+    return max(width_of(line) for line in text.splitlines())
+
+
+def test_show_of_a_rectifying_township_gives_the_inspectors_remark(chengde, cli, fill_checklist):
+    """A township sent back to 整改中 shows the last reject's note, who gave it and when."""
+    advance(chengde, YUERYA, "start", "chief", T0)
+    fill_checklist(chengde, YUERYA, {"provincial_demo"})
+    advance(chengde, YUERYA, "apply", "chief", T0)
+    advance(chengde, YUERYA, "reject", "inspector", T0, note="消防器材过期，台账不全")
+    r = cli("show", YUERYA)
+    assert r.exit_code == 0, r.output
+    remark = next(line for line in r.output.splitlines() if line.startswith("验收意见"))
+    assert "消防器材过期，台账不全" in remark and "inspector" in remark and "2014-12-15 09:00" in remark
+    assert "验收不通过" in remark
+    assert show_json(cli, YUERYA)["remark"]["note"] == "消防器材过期，台账不全"
+
+
+def test_show_of_a_county_marks_a_milestone_met_late(chengde, cli, tmp_path):
+    """A plan submitted 42 days after its 2014-12-30 deadline shows as 已完成（晚42天）, as the report says."""
+    plan = tmp_path / "plan.pdf"
+    plan.write_bytes(b"plan")
+    late = at("2015-02-10T10:00")
+    record(chengde, KUANCHENG, "county.leadership_group", "组长 张三", "county", late)
+    advance(chengde, KUANCHENG, "submit_plan", "county", late, evidence=(str(plan),))
+    r = cli("show", "宽城县", now="2015-03-01T09:00")
+    assert r.exit_code == 0, r.output
+    row = next(line for line in r.output.splitlines() if line.startswith("方案报送"))
+    assert "已完成（晚42天）" in row
+    assert show_json(cli, "宽城县", now="2015-03-01T09:00")["met_late"] == {"plan_submission": 42}
+
+
+@pytest.mark.parametrize("columns", ["80", "120"])
+def test_show_of_a_township_is_compact(chengde, cli, monkeypatch, columns):
+    """A township with nothing recorded fits in 60 lines: each missing item once, grouped by area, and only
+    the step that leaves its state — no refusal for a trigger of another state."""
+    monkeypatch.setenv("COLUMNS", columns)
+    advance(chengde, TOWN, "start", "chief", T0)
+    r = cli("show", TOWN)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert len(lines) <= 60, len(lines)
+    assert widest(r.output) <= int(columns)
+    assert r.output.count("设立安监站") == 1
+    assert "  健全安全监管机构  0/" in r.output  # grouped by area
+    assert "只能在" not in r.output  # no "wrong state" refusals
+    assert "申请验收（apply）" in r.output and "清单尚缺" in r.output
+    for other in ("（start）", "（accept）", "（reject）", "（resubmit）", "（revoke）"):
+        assert other not in r.output
+    assert {t["name"] for t in show_json(cli, TOWN)["triggers"]} == set(TOWNSHIP_TRIGGERS)  # JSON: all of them
+
+
+def test_show_lists_only_the_items_of_the_townships_cohorts(chengde, cli):
+    """An ordinary township is not asked for 专职安全监管人员 ≥ 0 (needs states.campaign.applicable_items)."""
+    from anjian.states import campaign as module
+
+    if not hasattr(module, "applicable_items"):
+        pytest.skip("applicable_items comes with branch i13-bulk")
+    r = cli("show", TOWN)
+    assert "专职安全监管人员" not in r.output
+    assert "staff.full_time" not in {c["item"] for c in show_json(cli, TOWN)["checklist"]}
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_status_fits_the_terminal(chengde, cli, monkeypatch, columns):
+    """`status` fits 80 and 120 columns (CJK counted double), wrapping or leaving out the columns that go first."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    r = cli("status", now="2015-04-10T09:00")
+    assert r.exit_code == 0, r.output
+    assert widest(r.output) <= columns
+    assert "宽城满族自治" in r.output and "0/18" in r.output
+    if columns == 80:
+        assert "未显示：代码" in r.output
+
+
+def test_status_without_a_terminal_is_not_cut(chengde, cli, monkeypatch):
+    """Written to a pipe (no COLUMNS, no terminal) the table keeps every column on one line per county."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    r = cli("status")
+    row = next(line for line in r.output.splitlines() if line.startswith(KUANCHENG))
+    assert "宽城满族自治县" in row and "方案报送" in row
+
+
+def test_units_accept_chinese_states_and_cohorts(chengde, cli):
+    """`units --state 创建中 --cohort 重点` filters as building and key do; the table shows Chinese words."""
+    designate(chengde, [DesignateRow(1, TOWN, "key")], "office", T0)
+    advance(chengde, TOWN, "start", "chief", T0)
+    for args in (("--state", "创建中", "--cohort", "重点"), ("--state", "building", "--cohort", "key")):
+        r = cli("units", *args, "--format", "json")
+        assert r.exit_code == 0, r.output
+        assert [u["code"] for u in json.loads(r.stdout)] == [TOWN]
+    table = cli("units", "--state", "创建中")
+    row = next(line for line in table.output.splitlines() if line.startswith(TOWN))
+    assert "创建中" in row and "乡镇" in row and "building" not in row
+
+
+def test_units_refuse_an_unknown_cohort_naming_the_choices(chengde, cli):
+    """An unknown --cohort exits 2 listing each cohort with its Chinese name."""
+    r = cli("units", "--cohort", "特别")
+    assert r.exit_code == 2
+    assert "特别" in r.output and "key（重点）" in r.output
+
+
+def test_views_speak_english_on_request(chengde, cli, monkeypatch):
+    """With ANJIAN_LANG=en the headers, states and sentences of status and show are English."""
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+    r = cli("status", now="2015-04-10T09:00")
+    assert "Stage" in r.output and "demonstration stage" in r.output and "Total:" in r.output
+    s = cli("show", YUERYA)
+    assert "state: not started" in s.output and "Next steps" in s.output and "Checklist:" in s.output
+    assert "prov. demo" in s.output

@@ -442,3 +442,39 @@ def test_progress_has_help_with_an_example():
 
     r = CliRunner().invoke(cli, ["report", "progress", "--help"])
     assert r.exit_code == 0 and "Example:" in r.output and "--out" in r.output
+
+
+# -- issue 13 point 10 -------------------------------------------------------------------------------
+def test_progress_report_with_nothing_accepted_warns_of_nothing(chengde, cli, tmp_path):
+    """As of a day before any township moved (here before the registry was loaded) the HTML report is
+    written without any warning: the trend chart has no line, so no legend."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = cli("report", "progress", "--format", "html", "--out", str(tmp_path / "进度.html"), "--now", "2014-12-10")
+    assert r.exit_code == 0, r.output
+    assert "Warning" not in r.output
+
+
+@pytest.mark.parametrize("today", ["2015-04-10", "2016-12-20"])
+def test_the_today_label_of_the_trend_never_overlaps_its_legend(today):
+    """The red 今天 label stays clear of the legend beside the chart, early or late in the campaign."""
+    from anjian.workflow.reports import charts
+
+    first, last = dt.date(2014, 12, 1), dt.date(2016, 12, 31)
+    series = [charts.Series(f"县{i}", [(dt.date(2015, 1, 1), 0), (dt.date(2015, 6, 1), i + 1)]) for i in range(12)]
+    deadlines = [charts.Mark("方案报送", dt.date(2014, 12, 30)), charts.Mark("全面达标", dt.date(2016, 12, 31))]
+    with charts._style():
+        fig = charts.trend_figure(series, deadlines, dt.date.fromisoformat(today), first, last)
+        fig.canvas.draw() if hasattr(fig.canvas, "draw") else None
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        ax = fig.axes[0]
+        label = next(t for t in ax.texts if "今天" in t.get_text())
+        legend = ax.get_legend()
+        assert legend is not None
+        assert not label.get_window_extent(renderer).overlaps(legend.get_window_extent(renderer))

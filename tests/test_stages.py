@@ -124,3 +124,37 @@ def test_a_registry_without_the_campaign_s_city_is_left_alone(fresh_db, tmp_path
     assert tick_city(fresh_db, shanghai("2016-01-02T08:30")) == []
     with fresh_db.read() as s:
         assert s.scalar(select(func.count()).select_from(AuditRow)) == before
+
+
+@pytest.mark.parametrize(("day", "stage"), [
+    ("2014-12-15", "mobilization"), ("2015-04-10", "demonstration"), ("2015-09-01", "key_compliance"),
+    ("2016-03-01", "full_coverage"), ("2017-01-05", "closed")])
+def test_the_stage_follows_the_campaign_dates(chengde, day, stage):
+    """stage_on gives the stage the campaign's dates make on a day, whatever the stored state says."""
+    from anjian.workflow.services.registry import campaign_in_force
+    from anjian.workflow.services.stages import stage_on
+
+    with chengde.read() as session:
+        campaign = campaign_in_force(session)
+    assert stage_on(campaign, dt.date.fromisoformat(day)) == stage
+
+
+def test_status_shows_the_stage_of_the_dates_before_the_daemon_ran(chengde, cli):
+    """`status` on 2015-04-10 shows 示范乡镇创建阶段 though no daemon moved the stored city state."""
+    assert city_state(chengde) == "mobilization"
+    r = cli("status", now="2015-04-10T09:00")
+    assert r.exit_code == 0, r.output
+    assert "承德市：示范乡镇创建阶段" in r.output.splitlines()[0]
+    data = cli("status", "--format", "json", now="2015-04-10T09:00")
+    import json
+
+    assert json.loads(data.stdout)["city"]["state"] == "demonstration"  # JSON keeps the identifier
+
+
+def test_progress_report_and_city_show_the_stage_of_the_dates(chengde, cli):
+    """The progress report of 2015-04-10 and `show 承德市` say 示范乡镇创建阶段 before any daemon ran."""
+    r = cli("report", "progress", "--format", "md", now="2015-04-10T09:00")
+    assert r.exit_code == 0, r.output
+    assert "全市处于示范乡镇创建阶段" in r.stdout
+    shown = cli("show", "承德市", now="2015-04-10T09:00")
+    assert "状态：示范乡镇创建阶段" in shown.output

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from anjian.i18n import _
 from anjian.workflow.cli.common import command, fail
 
 SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".csv": "csv", ".xlsx": "xlsx"}
@@ -31,8 +32,8 @@ def _deliver(content: str | bytes, out: Path | None, fmt: str) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(content)
     except OSError as exc:
-        fail(f"--out {out}: cannot write the file: {exc.strerror or exc}")
-    click.echo(f"已写入 {out}（{len(content):,} 字节）", err=True)
+        fail(_("--out {path}: cannot write the file: {reason}").format(path=out, reason=exc.strerror or exc))
+    click.echo(_("Written to {path} ({size} bytes)").format(path=out, size=f"{len(content):,}"), err=True)
 
 
 @click.command()
@@ -59,8 +60,8 @@ def progress(env, county: str | None, fmt: str | None, out: Path | None) -> None
 
     fmt = _format(fmt, out, ("html", "md", "csv", "xlsx"))
     if fmt in BINARY and out is None:
-        fail(f"--format {fmt} makes a file to open, not text for the terminal: name it with --out FILE "
-             f"(e.g. --out 进度.{fmt})")
+        fail(_("--format {fmt} makes a file to open, not text for the terminal: name it with --out FILE "
+               "(e.g. --out 进度.{fmt})").format(fmt=fmt))
     rep = rp.build(env.database(), env.now, county)
     render = {"html": rp.html, "md": rp.markdown, "csv": rp.csv_text, "xlsx": rp.workbook}[fmt]
     _deliver(render(rep), out, fmt)

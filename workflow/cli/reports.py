@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from anjian.i18n import _, pgettext
 from anjian.workflow.cli.common import command, emit, format_option
 
 # report subcommand -> "module:attribute"; imported on use, so `anjian report --help` stays light
@@ -49,8 +50,8 @@ def report() -> None:
 
 
 @click.command()
-@click.option("--milestone", "milestone", required=True, metavar="ID",
-              help="The milestone the circular is about (e.g. provincial_demo).")
+@click.option("--milestone", "milestone", required=True, metavar="MILESTONE",
+              help="The milestone the circular is about, by id or name (e.g. provincial_demo or 省定示范).")
 @click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md", show_default=True,
               help="Output format.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help="Write to FILE.")
@@ -79,7 +80,8 @@ def circular(env, milestone: str, fmt: str, out: Path | None, issue: bool) -> No
     else:
         click.echo(text, nl=not text.endswith("\n"))
     if issue:
-        click.echo(f"已登记印发：审计记录 #{draft.issued_seq}，SHA-256 {draft.sha256[:16]}…", err=True)
+        click.echo(_("Issued and recorded: audit row #{seq}, SHA-256 {sha}…").format(
+            seq=draft.issued_seq, sha=draft.sha256[:16]), err=True)
 
 
 def _write(out: Path, text: str) -> None:
@@ -89,8 +91,8 @@ def _write(out: Path, text: str) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise BadInput(f"cannot write {out}: {exc.strerror}") from None
-    click.echo(f"已写入 {out}", err=True)
+        raise BadInput(_("cannot write {path}: {reason}").format(path=out, reason=exc.strerror)) from None
+    click.echo(_("Written to {path}").format(path=out), err=True)
 
 
 @click.command(name="assessment")
@@ -110,19 +112,26 @@ def assessment_cmd(env, county: str | None, fmt: str) -> None:
     from anjian.workflow.reports import assessment
 
     res = assessment.assess(env.database(), env.now, county)
-    words = {"late": "逾期完成", "missed": "未完成"}
+    words = {"late": _("met late"), "missed": _("not met")}
 
     def text() -> str:
-        head = f"考核得分（{res.campaign}，截至 {res.today}，基础分 {res.base:g}）"
-        table = render.table(["代码", "县区", "得分", "扣分", "扣分项"], [
+        from anjian.workflow.cli.views import milestone_word
+
+        head = _("Assessment scores ({campaign}, as of {today}, base {base})").format(
+            campaign=res.campaign, today=res.today, base=f"{res.base:g}")
+        table = render.table([pgettext("column", "Code"), pgettext("column", "County"), pgettext("column", "Score"),
+                              pgettext("column", "Deducted"), pgettext("column", "Deductions")], [
             [c.code, c.name, f"{c.score:g}", f"{c.deducted:g}" if c.deducted else None, len(c.items) or None]
-            for c in sorted(res.counties, key=lambda c: (c.score, c.code))])
-        out = [head, "", table]
+            for c in sorted(res.counties, key=lambda c: (c.score, c.code))], drop=(0, 4))
+        out = [render.fit_lines(head), "", table]
         if county or len(res.counties) == 1:
             for c in res.counties:
-                out += ["", f"{c.name} 扣分明细", render.table(["节点", "期限", "单位", "情形", "天数", "扣分", "审计记录"], [
-                    [d.milestone, d.deadline, d.unit_name, words[d.kind], d.days, f"{d.points:g}",
-                     f"#{d.audit_seq}" if d.audit_seq else None] for d in c.items]) if c.items else "无扣分"]
+                detail = render.table([pgettext("column", "Milestone"), pgettext("column", "Deadline"),
+                                       pgettext("column", "Unit"), pgettext("column", "Case"), pgettext("column", "Days"),
+                                       pgettext("column", "Deducted"), pgettext("column", "Audit row")], [
+                    [milestone_word(d.milestone), d.deadline, d.unit_name, words[d.kind], d.days, f"{d.points:g}",
+                     f"#{d.audit_seq}" if d.audit_seq else None] for d in c.items], drop=(6, 1)) if c.items else _("no deductions")
+                out += ["", _("{county}: deductions").format(county=c.name), detail]
         return "\n".join(out)
 
     emit(fmt, text, res.as_json())

@@ -6,7 +6,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from anjian.states.labels import COHORT_SHORT, required_words, value_words
+from anjian.i18n import _, pgettext
+from anjian.states.labels import (
+    COHORT_NAMES,
+    COHORT_SHORT,
+    MILESTONE_SHORT,
+    STATE_NAMES,
+    parse_cohort,
+    parse_level,
+    parse_state,
+    value_words,
+)
 from anjian.states.labels import LEVEL_NAMES as LEVEL_WORDS
 from anjian.states.labels import MILESTONE_COHORTS as COHORTS
 from anjian.states.labels import MILESTONE_STATUS as STATUS_WORDS
@@ -15,7 +25,13 @@ from anjian.workflow.cli.common import EXPORTS, command, emit, format_option, ou
 if TYPE_CHECKING:
     from anjian.states.milestones import MilestoneStatus
 
-BY_WORDS = {"county": "县区", "city": "市", "province": "省"}
+BY_WORDS = {"county": "县区", "city": "市", "province": "省"}  # spreadsheet headers and titles (Chinese, as imports read them)
+
+
+def by_word(by: str) -> str:
+    """The column header of a `--by` grouping, in the current language."""
+    return {"county": pgettext("column", "County"), "city": pgettext("column", "City"),
+            "province": pgettext("column", "Province")}[by]
 BY_CHOICE = click.Choice(["county", "city", "province"])
 
 
@@ -44,28 +60,36 @@ def status(env, county: str | None, by: str, fmt: str, out) -> None:
 
     res = compute(env.database(), env.now, county, by)
     if by == "county":
-        headers = ["代码", "县区", "阶段", "省示范", "县示范", "重点", "全部达标", "已开展", "下一节点", "剩余天数", "逾期节点", "逾期乡镇"]
+        headers = [pgettext("column", "Code"), pgettext("column", "County"), pgettext("column", "Stage"), *_cohort_heads(), pgettext("column", "All"), pgettext("column", "Started"), pgettext("column", "Next milestone"),
+                   pgettext("column", "Days left"), pgettext("column", "Overdue milestones"), pgettext("column", "Overdue townships")]
         rows = [[c.code, c.name, c.state_name, *(_frac(c.cohorts[k]) for k in COHORTS),
                  f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}",
-                 c.next_milestone.id if c.next_milestone else None,
-                 c.next_milestone.days if c.next_milestone else None, c.overdue, c.overdue_townships or None]
+                 milestone_word(c.next_milestone.id, c.next_milestone.name) if c.next_milestone else None,
+                 c.next_milestone.days if c.next_milestone else None, [milestone_word(m) for m in c.overdue],
+                 c.overdue_townships or None]
                 for c in res.counties]
+        drop = (0, 7, 9, 3, 4, 5)  # first to go on a narrow terminal: the code, then the finer counts
     else:
-        headers = ["代码", BY_WORDS[by], "县区", "有逾期的县区", "省示范", "县示范", "重点", "全部达标", "已开展", "逾期节点", "逾期乡镇"]
+        headers = [pgettext("column", "Code"), by_word(by), pgettext("column", "Counties"), pgettext("column", "Counties overdue"), *_cohort_heads(), pgettext("column", "All"),
+                   pgettext("column", "Started"), pgettext("column", "Overdue milestones"), pgettext("column", "Overdue townships")]
         rows = [[c.code, c.name, c.counties, c.counties_overdue or None,
                  *(_frac(c.cohorts[k]) for k in COHORTS),
-                 f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}", c.overdue, c.overdue_townships or None]
+                 f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}", [milestone_word(m) for m in c.overdue],
+                 c.overdue_townships or None]
                 for c in res.counties]
+        drop = (0, 8, 4, 5, 6, 2)
 
     def text() -> str:
         city = res.city
-        head = f"{res.title}（{res.campaign}）  今天 {res.today}"
+        head = _("{title} ({campaign})  today {today}").format(title=res.title, campaign=res.campaign, today=res.today)
         if city:
-            head += f"  {city.name}：{city.state_name}"
+            head += _("  {city}: {stage}").format(city=city.name, stage=city.state_name)
         t = res.totals
-        foot = (f"合计：乡镇 {t.townships} 个，已达标 {t.accepted}，已开展 {t.started}，"
-                f"逾期乡镇 {t.overdue_townships}，有逾期节点的县区 {t.counties_overdue}")
-        return "\n".join([head, "", render.table(headers, rows), "", foot])
+        foot = _("Total: {townships} townships, {accepted} up to standard, {started} started, {late} overdue; "
+                 "{counties} counties with an overdue milestone").format(
+            townships=t.townships, accepted=t.accepted, started=t.started, late=t.overdue_townships,
+            counties=t.counties_overdue)
+        return "\n".join([render.fit_lines(head), "", render.table(headers, rows, drop=drop), "", render.fit_lines(foot)])
 
     emit(fmt, text, res, sheet=lambda: _status_sheet(res, by), out=out)
 
@@ -94,6 +118,15 @@ def _status_sheet(res, by: str):
     return title, headers, rows
 
 
+def _cohort_heads() -> list[str]:
+    return [COHORT_SHORT[k] for k in COHORTS]
+
+
+def milestone_word(mid: str, name: str | None = None) -> str:
+    """A milestone as a table cell: its short name (the built-in campaign's), else its name, else its id."""
+    return MILESTONE_SHORT.get(mid, name or mid)
+
+
 def _state_order(state: str) -> tuple[int, str]:
     from anjian.states.machines import SPECS
 
@@ -118,10 +151,10 @@ def _frac(pair: list[int]) -> str | None:
 
 
 @click.command()
-@click.option("--level", type=click.Choice(["province", "city", "county", "township"]), help="Only this level.")
+@click.option("--level", metavar="LEVEL", help="Only this level: province, city, county or township (or 乡镇, 县区 …).")
 @click.option("--county", metavar="UNIT", help="Only units within this county (or city, province).")
-@click.option("--cohort", type=click.Choice(["provincial_demo", "county_demo", "key", "heavy_task"]), help="Only this cohort.")
-@click.option("--state", metavar="STATE", help="Only units in this state (e.g. building).")
+@click.option("--cohort", metavar="COHORT", help="Only this cohort (e.g. key or 重点).")
+@click.option("--state", metavar="STATE", help="Only units in this state (e.g. building or 创建中).")
 @click.option("--overdue", is_flag=True, help="Only units with an overdue milestone.")
 @click.option("--by", type=BY_CHOICE, help="Count the units per county, city or province instead of listing them.")
 @format_option(EXPORTS)
@@ -143,21 +176,43 @@ def units(env, level, county, cohort, state, overdue, by, fmt, out) -> None:
     from anjian.workflow.views.units import tally
     from anjian.workflow.views.units import units as compute
 
-    if state:
-        state = state.replace("-", "_")
+    level = _parsed(level, parse_level, LEVEL_WORDS, "--level")
+    cohort = _parsed(cohort, parse_cohort, COHORT_NAMES, "--cohort", COHORT_SHORT)
+    state = _parsed(state, lambda t: parse_state(t, level), STATE_NAMES, "--state")
     res = compute(env.database(), env.now, level, county, cohort, state, overdue)
     if by:
         groups = tally(env.database(), res, by)
         states = sorted({s for g in groups for s in g.states}, key=_state_order)
-        headers = ["代码", BY_WORDS[by], "单位数", *(_state_word(s) for s in states), "有逾期"]
+        headers = [pgettext("column", "Code"), by_word(by), pgettext("column", "Units"), *(_state_word(s) for s in states), pgettext("column", "Overdue")]
         rows = [[g.code, g.name, g.units, *(g.states.get(s) for s in states), g.overdue or None] for g in groups]
-        emit(fmt, lambda: render.table(headers, rows) + f"\n共 {len(res)} 个单位，{len(groups)} 个{BY_WORDS[by]}", groups,
+        foot = _("{units} units in {groups} groups").format(units=len(res), groups=len(groups))
+        emit(fmt, lambda: render.table(headers, rows, drop=(0,)) + "\n" + foot, groups,
              sheet=lambda: _tally_sheet(groups, states, by), out=out)
         return
-    headers = ["代码", "名称", "级别", "上级", "状态", "类别", "逾期节点"]
-    rows = [[u.code, u.name, u.level, u.parent_name or u.parent, u.state, [COHORT_SHORT[c] for c in u.cohorts], u.overdue]
+    from anjian.states.labels import state_name
+
+    headers = [pgettext("column", "Code"), pgettext("column", "Name"), pgettext("column", "Level"), pgettext("column", "Parent"), pgettext("column", "State"), pgettext("column", "Cohorts"), pgettext("column", "Overdue milestones")]
+    rows = [[u.code, u.name, LEVEL_WORDS.get(u.level, u.level), u.parent_name or u.parent,
+             state_name(u.level, u.state) if u.state else None, [COHORT_SHORT[c] for c in u.cohorts],
+             [milestone_word(m) for m in u.overdue or ()] or None]
             for u in res]
-    emit(fmt, lambda: render.table(headers, rows) + f"\n共 {len(res)} 个", res, sheet=lambda: _units_sheet(res), out=out)
+    foot = _("Units: {n}").format(n=len(res))
+    emit(fmt, lambda: render.table(headers, rows, drop=(2, 3, 0)) + "\n" + foot, res,
+         sheet=lambda: _units_sheet(res), out=out)
+
+
+def _parsed(text: str | None, parse, words, option: str, *more) -> str | None:
+    """The identifier an official typed (identifier, Chinese or English name), or exit 2 naming the choices."""
+    if not text:
+        return None
+    ident = parse(text)
+    if ident is None:
+        from anjian.states.labels import choices
+        from anjian.workflow.errors import BadInput
+
+        raise BadInput(_("{option}: unknown value “{value}”; one of: {choices}").format(
+            option=option, value=text, choices=choices(words, *more)))
+    return ident
 
 
 def _tally_sheet(groups, states: list[str], by: str):
@@ -184,46 +239,120 @@ def _units_sheet(res):
 @format_option(("table", "json"))
 @command
 def show(env, unit: str, fmt: str) -> None:
-    """One unit in full: its checklist (what is missing), milestones, and for each trigger
-    whether it is open now and, if not, every reason why.
+    """One unit in full: what is missing from its checklist (by area), its milestones, and the
+    steps that could come next with every reason one is refused now. A rectifying township
+    shows what the inspector said. --format json lists every trigger.
 
     Example:
 
+    \b
         anjian show 宽城峪耳崖镇
+        anjian show 宽城县 --format json
     """
-    from anjian.workflow.formats import output as render
     from anjian.workflow.views.show import show as compute
 
     res = compute(env.database(), unit, env.now, env.actor_name)
+    emit(fmt, lambda: show_text(res), res)
 
-    def text() -> str:
-        out = [f"{res.path}（{res.code}）  {res.level}  状态：{res.state_name}  版本 {res.version}"]
-        if res.cohorts:
-            out.append("类别：" + "、".join(COHORT_SHORT[c] for c in res.cohorts))
-        if res.children:
-            out.append("下辖乡镇：" + "，".join(f"{k} {v}" for k, v in sorted(res.children.items())))
-        if res.checklist:
-            missing = [c for c in res.checklist if not c.ok]
-            out += ["", f"规范化建设清单（{len(res.checklist) - len(missing)}/{len(res.checklist)} 项达标）"]
-            out.append(render.table(["", "项目", "要求", "现状", "代码"], [
-                ["✓" if c.ok else "✗", c.label, required_words(c.kind, c.required), value_words(c.value), c.item] for c in res.checklist]))
-        if res.milestones:
-            out += ["", "时间节点", render.table(["节点", "期限", "状态", "天数"], [
-                [m.id, m.deadline.isoformat(), STATUS_WORDS[m.status], _days(m)] for m in res.milestones])]
-        if res.triggers:
-            out += ["", "可进行的操作"]
-            for t in res.triggers:
-                mark = "✓ 可以" if t.allowed else "✗ 不能"
-                out.append(f"  {t.name:<24} {mark}")
-                out.extend(f"      - {r}" for r in t.unmet)
-        return "\n".join(out)
 
-    emit(fmt, text, res)
+def show_text(res) -> str:
+    """`show` for a terminal: compact — the missing items once, grouped by area; only the next steps."""
+    from anjian.states.labels import TRIGGER_NAMES
+    from anjian.workflow.formats import output as render
+
+    out = [_("{path} ({code})  {level}  state: {state}  version {version}").format(
+        path=res.path, code=res.code, level=LEVEL_WORDS.get(res.level, res.level), state=res.state_name,
+        version=res.version)]
+    if res.cohorts:
+        out.append(_("Cohorts: {cohorts}").format(cohorts="、".join(COHORT_SHORT[c] for c in res.cohorts)))
+    if res.remark:
+        r = res.remark
+        out.append(_("Inspector's remark ({trigger}, {actor}, {at}): {note}").format(
+            trigger=TRIGGER_NAMES.get(r.trigger, r.trigger), actor=r.actor, at=r.at, note=r.note or _("(no note)")))
+    if res.children:
+        out.append(_("Townships: {counts}").format(counts=_(", ").join(
+            f"{_state_word(k)} {v}" for k, v in sorted(res.children.items(), key=lambda kv: _state_order(kv[0])))))
+    missing = [c for c in res.checklist if not c.ok]
+    if res.checklist:
+        out += ["", _("Checklist: {ok}/{total} items up to standard").format(
+            ok=len(res.checklist) - len(missing), total=len(res.checklist))]
+        out += _checklist_lines(res)
+        if missing:
+            out.append(_("  (item codes: anjian show {unit} --format json; to fill in: anjian record {unit} "
+                         "--template FILE.xlsx)").format(unit=res.code))
+    if res.milestones:
+        out += ["", _("Milestones"), render.table([pgettext("column", "Milestone"), pgettext("column", "Deadline"), pgettext("column", "Status"), pgettext("column", "Days")], [
+            [milestone_word(m.id, m.name), m.deadline.isoformat(), _milestone_status(m, res.met_late), _days(m)]
+            for m in res.milestones])]
+    steps = res.next_triggers
+    if steps:
+        out += ["", _("Next steps")]
+        codes = {f"（{c.item}）" for c in missing}
+        for t in steps:
+            name = _("{name} ({id})").format(name=TRIGGER_NAMES.get(t.name, t.name), id=t.name)
+            mark = _("✓ can") if t.allowed else _("✗ cannot")
+            out.append(f"  {mark}  {name}")
+            others = [r for r in t.unmet if not any(r.endswith(c) for c in codes)]
+            if len(others) < len(t.unmet):
+                out.append("      - " + _("Checklist items missing: {n} (listed above)").format(
+                    n=len(t.unmet) - len(others)))
+            out.extend(f"      - {r}" for r in others)
+    return render.fit_lines("\n".join(out))
+
+
+def _checklist_lines(res) -> list[str]:
+    """Per area: how many items are done, then each missing item once (label, code, what it requires)."""
+    from anjian.workflow.formats import output as render
+
+    areas: dict[str, list] = {}
+    for c in res.checklist:
+        areas.setdefault(c.area, []).append(c)
+    names = res.areas
+    cols = render.terminal_width() or 100
+    lines = []
+    for area, items in areas.items():
+        gaps = [c for c in items if not c.ok]
+        done = len(items) - len(gaps)
+        head = f"  {names.get(area, area)}  {done}/{len(items)}"
+        if not gaps:
+            lines.append(head + "  ✓")
+            continue
+        lines.append(head)
+        lines.extend("    " + line for line in _packed([f"✗ {c.label}{_needs(c)}" for c in gaps], cols - 4))
+    return lines
+
+
+def _packed(parts: list[str], cols: int) -> list[str]:
+    """Whole parts side by side, as many to a line as fit in `cols` (a part wider than that wraps alone)."""
+    from anjian.workflow.formats.output import width_of, wrap
+
+    lines: list[str] = []
+    for part in parts:
+        if lines and width_of(lines[-1]) + 2 + width_of(part) <= cols:
+            lines[-1] += "  " + part
+        else:
+            lines.extend(wrap(part, max(cols, 20)))
+    return lines
+
+
+def _needs(c) -> str:
+    """What a missing item still needs, beyond a plain flag or text: the minimum and the value recorded."""
+    if c.kind == "count":
+        return "：" + _("at least {n}, now {value}").format(n=c.required, value=value_words(c.value))
+    if c.kind == "flag" and c.value is False:
+        return "：" + value_words(c.value)
+    return ""
+
+
+def _milestone_status(m: MilestoneStatus, late: dict[str, int]) -> str:
+    if m.status == "met" and late.get(m.id):
+        return _("met ({days} days late)").format(days=late[m.id])
+    return STATUS_WORDS[m.status]
 
 
 def _days(m: MilestoneStatus) -> str:
     if m.status == "pending":
-        return f"剩 {m.days} 天"
+        return _("{days} days left").format(days=m.days)
     if m.status == "overdue":
-        return f"逾期 {m.days} 天"
+        return _("{days} days overdue").format(days=m.days)
     return ""

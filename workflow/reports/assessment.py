@@ -13,11 +13,13 @@ import hashlib
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
+from anjian.i18n import _
 from anjian.states.campaign import Campaign
 from anjian.workflow.engine.authz import Actor, may, refusals_audited
 from anjian.workflow.engine.names import Resolver
 from anjian.workflow.errors import BadInput
 from anjian.workflow.services.registry import DRILL_BANNER, campaign_in_force, drill_in
+from anjian.workflow.services.stages import parse_milestone
 from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database
 from anjian.workflow.views.timeline import Outcome, Replay, replay
@@ -163,10 +165,11 @@ def circular(db: Database, now: dt.datetime, milestone: str, language: str = "zh
     who has still not done it, and what each county loses for it."""
     with db.read() as session:
         campaign = campaign_in_force(session)
-        m = campaign.milestone(milestone)
+        m = campaign.milestone(parse_milestone(campaign, milestone) or milestone)
         if m is None:
-            raise BadInput(f"no milestone “{milestone}” in campaign {campaign.id}; milestones: "
-                           + ", ".join(x.id for x in campaign.milestones))
+            raise BadInput(_("no milestone “{milestone}” in campaign {campaign}; milestones: {choices}").format(
+                milestone=milestone, campaign=campaign.id, choices="、".join(f"{x.id}（{x.name}）" for x in campaign.milestones)))
+        milestone = m.id
         r = replay(session, campaign, now)
         drill = DRILL_BANNER if drill_in(session) else ""
     outcomes = r.outcomes(milestone)

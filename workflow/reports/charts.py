@@ -133,9 +133,13 @@ def _date_axis(ax, first: dt.date, last: dt.date) -> None:
     ax.xaxis.set_minor_locator(mdates.MonthLocator())
 
 
-def _today(ax, today: dt.date, top: float) -> None:
+def _today(ax, today: dt.date, first: dt.date, last: dt.date, top: float):
+    """Today's red line and its label, drawn on the side of the line that stays inside the axes: a label
+    to the right of a late `today` would run into the legend placed beside the chart."""
     ax.axvline(today, color=TODAY, linewidth=1.4, zorder=5)
-    ax.text(today, top, f" 今天 {today.isoformat()}", color=TODAY, fontsize=8, va="top", ha="left", zorder=6)
+    late = (today - first) > (last - first) / 2
+    label = f"今天 {today.isoformat()} " if late else f" 今天 {today.isoformat()}"
+    return ax.text(today, top, label, color=TODAY, fontsize=8, va="top", ha="right" if late else "left", zorder=6)
 
 
 def trend(series: Sequence[Series], deadlines: Sequence[Mark], today: dt.date, first: dt.date, last: dt.date,
@@ -143,30 +147,41 @@ def trend(series: Sequence[Series], deadlines: Sequence[Mark], today: dt.date, f
     """Accepted townships per county over time as step lines, carried to `today`, with each
     milestone's deadline as a dashed vertical line and today's in red."""
     with _style():
-        fig = _figure(9, 3.6)
-        ax = fig.add_subplot()
-        top = 1
-        for i, s in enumerate(series):
-            days = [d for d, _ in s.points if d <= today]
-            counts = [n for d, n in s.points if d <= today]
-            if not days:
-                continue
-            days.append(max(today, days[-1]))
-            counts.append(counts[-1])
-            top = max(top, *counts)
-            ax.step(days, counts, where="post", color=LINE_COLORS[i % len(LINE_COLORS)], linewidth=1.6, label=s.name)
-        ax.set_ylim(0, top * 1.25 + 0.5)
-        for m in deadlines:
-            ax.axvline(m.day, color="#607d8b", linestyle="--", linewidth=0.8)
-            ax.text(m.day, top * 1.25 + 0.4, f"{m.day:%m-%d} {m.label}", rotation=90, fontsize=7, va="top",
-                    ha="right", color="#455a64")
-        _today(ax, today, top * 0.6)
-        _date_axis(ax, first, last)
-        ax.set_ylabel("已达标乡镇（个）")
-        ax.yaxis.get_major_locator().set_params(integer=True)
-        if series:
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
-        return _svg(fig, chart_id, label)
+        return _svg(trend_figure(series, deadlines, today, first, last), chart_id, label)
+
+
+def trend_figure(series: Sequence[Series], deadlines: Sequence[Mark], today: dt.date, first: dt.date, last: dt.date):
+    """The trend chart as a matplotlib figure (`trend` writes it as SVG). With no line to draw yet there is
+    no legend (matplotlib would warn of an empty one) and the chart says why it is empty."""
+    fig = _figure(9, 3.6)
+    ax = fig.add_subplot()
+    top = 1
+    drawn = 0
+    for i, s in enumerate(series):
+        days = [d for d, _ in s.points if d <= today]
+        counts = [n for d, n in s.points if d <= today]
+        if not days:
+            continue
+        days.append(max(today, days[-1]))
+        counts.append(counts[-1])
+        top = max(top, *counts)
+        ax.step(days, counts, where="post", color=LINE_COLORS[i % len(LINE_COLORS)], linewidth=1.6, label=s.name)
+        drawn += 1
+    ax.set_ylim(0, top * 1.25 + 0.5)
+    for m in deadlines:
+        ax.axvline(m.day, color="#607d8b", linestyle="--", linewidth=0.8)
+        ax.text(m.day, top * 1.25 + 0.4, f"{m.day:%m-%d} {m.label}", rotation=90, fontsize=7, va="top",
+                ha="right", color="#455a64")
+    _today(ax, today, first, last, top * 0.6)
+    _date_axis(ax, first, last)
+    ax.set_ylabel("已达标乡镇（个）")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    if drawn:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "尚无乡镇达标或开展创建", transform=ax.transAxes, ha="center", va="center",
+                fontsize=9, color="#607d8b")
+    return fig
 
 
 def stages(phases: Sequence[Mark], deadlines: Sequence[Mark], today: dt.date, chart_id: str = "chart-stages",
@@ -195,5 +210,5 @@ def stages(phases: Sequence[Mark], deadlines: Sequence[Mark], today: dt.date, ch
         first = min([p.day for p in phases] + [today]) - dt.timedelta(days=10)
         last = max([(p.end or p.day) for p in phases] + [today]) + dt.timedelta(days=10)
         _date_axis(ax, first, last)
-        _today(ax, today, len(phases) - 0.1)
+        _today(ax, today, first, last, len(phases) - 0.1)
         return _svg(fig, chart_id, label)

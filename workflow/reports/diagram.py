@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 
+from anjian.i18n import N_, _
 from anjian.states.labels import STATE_NAMES, TRIGGER_NAMES
 from anjian.states.machines import SPECS
 from anjian.workflow.errors import BadInput
@@ -19,7 +20,7 @@ TITLES = {
 }
 # A generic family: Graphviz (through fontconfig) and every SVG viewer find a face with CJK glyphs for it.
 FONT = "sans-serif"
-INSTALL_DOT = ("svg needs Graphviz's `dot` program, which is not installed here: install Graphviz "
+INSTALL_DOT = N_("svg needs Graphviz's `dot` program, which is not installed here: install Graphviz "
                "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz; Windows: "
                "https://graphviz.org/download/), or use --format dot or --format mermaid")
 
@@ -64,9 +65,9 @@ def graph_machine(level: str, engine: str):
 def render(level: str, fmt: str) -> str:
     """The machine of `level` as mermaid stateDiagram-v2 text, Graphviz dot source, or SVG."""
     if level not in SPECS:
-        raise BadInput(f"no machine {level!r}: choose one of {', '.join(MACHINES)}")
+        raise BadInput(_("no machine “{level}”: choose one of {choices}").format(level=level, choices=", ".join(MACHINES)))
     if fmt not in FORMATS:
-        raise BadInput(f"no diagram format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        raise BadInput(_("no diagram format “{fmt}”: choose one of {choices}").format(fmt=fmt, choices=", ".join(FORMATS)))
     if fmt == "mermaid":
         return _mermaid(level)
     graph = _graphviz(level)
@@ -77,7 +78,7 @@ def render(level: str, fmt: str) -> str:
     try:
         return graph.pipe(format="svg", encoding="utf-8")
     except graphviz.ExecutableNotFound:
-        raise BadInput(INSTALL_DOT) from None
+        raise BadInput(_(INSTALL_DOT)) from None
 
 
 def _mermaid(level: str) -> str:
@@ -92,7 +93,7 @@ def _mermaid(level: str) -> str:
 def _graphviz(level: str):
     gm = graph_machine(level, "graphviz")
     if not gm.graph_cls.__module__.endswith("diagrams_graphviz"):  # transitions falls back to mermaid quietly
-        raise BadInput("the `graphviz` Python package is missing: pip install graphviz")
+        raise BadInput(_("the `graphviz` Python package is missing: pip install graphviz"))
     gm.style_attributes = styles = copy.deepcopy(gm.style_attributes)  # per machine, not the class's
     for kind in ("node", "edge", "graph"):
         styles[kind]["default"]["fontname"] = FONT

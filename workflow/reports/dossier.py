@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from anjian.i18n import _
 from anjian.states.guards import ItemStatus
 from anjian.states.labels import (
     COHORT_NAMES,
@@ -122,8 +123,11 @@ def build(db: Database, unit: str, now: dt.datetime, evidence_dir: Path | None =
 
     res = show(db, unit, now)
     if res.level not in ("township", "county"):
-        raise BadInput(f"{res.name}（{res.code}）is a {res.level}: a dossier is of a township or a county "
-                       "(for the whole city: anjian report progress)")
+        from anjian.states.labels import LEVEL_NAMES
+
+        raise BadInput(_("{name} ({code}) is a {level}: a dossier is of a township or a county "
+                         "(for the whole city: anjian report progress)").format(
+            name=res.name, code=res.code, level=LEVEL_NAMES.get(res.level, res.level)))
     with db.read() as session:
         campaign = campaign_in_force(session)
         rows = audit.history(session, [res.code])

@@ -6,6 +6,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from anjian.states.campaign import Campaign
 from anjian.states.machines import SPECS
 from anjian.workflow.engine import machine
 from anjian.workflow.engine.authz import Acting, Actor
@@ -37,6 +38,35 @@ def tick_city(db: Database, now: dt.datetime, actor: Acting = SCHEDULER_ACTOR) -
                 break
             adv.prepare(ref, nxt, None, [])
         return adv.commit() if adv.pending else []
+
+
+def stage_on(campaign: Campaign, today: dt.date) -> str:
+    """The city's stage as the campaign's dates make it on `today` — what the scheduler will have stored
+    once it has run, so that no view shows a stage the daemon has not caught up with yet."""
+    stages = campaign.stages
+    if not stages:
+        return SPECS["city"].initial
+    if today > stages[-1].ends:
+        return "closed"
+    current = stages[0].id  # before the first stage starts, the city is in its first (mobilizing) stage
+    for stage in stages:
+        if today >= stage.starts:
+            current = stage.id
+    return current
+
+
+def parse_milestone(campaign: Campaign, text: str) -> str | None:
+    """The id of the milestone `text` names: its id (`-` for `_`), its name in the campaign, or its short
+    name in Chinese or English (方案报送, plan submitted); None when none fits."""
+    from anjian.states.labels import MILESTONE_SHORT, _fold, spellings
+
+    wanted = _fold(text or "")
+    if not wanted:
+        return None
+    for m in campaign.milestones:
+        if wanted in {_fold(m.id), _fold(m.name)} | (spellings(MILESTONE_SHORT, m.id) if m.id in MILESTONE_SHORT else set()):
+            return m.id
+    return None
 
 
 def city_state(db: Database) -> str | None:

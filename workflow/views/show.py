@@ -4,18 +4,21 @@ whether it is open now and, if not, every reason why."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
 
 from anjian.states.guards import ItemStatus, checklist
 from anjian.states.labels import COHORTS, state_name
 from anjian.states.machines import SPECS
 from anjian.states.milestones import MilestoneStatus, milestones
-from anjian.workflow.clock import local_date
+from anjian.workflow.clock import local_date, shown
 from anjian.workflow.engine.facts import FactsLoader
 from anjian.workflow.engine.names import Resolver
 from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.services.stages import stage_on
 from anjian.workflow.store.db import Database
-from anjian.workflow.store.models import Unit
+from anjian.workflow.store.models import AuditRow, Unit
 
 OWING = ("township", "county")  # the levels with a checklist and milestones
 
@@ -28,6 +31,16 @@ class TriggerStatus:
     allowed: bool
     unmet: list[str]
     to: str | None
+
+
+@dataclass(frozen=True)
+class Remark:
+    """What an inspector said when rejecting or revoking: the note, who, and when (Asia/Shanghai)."""
+
+    trigger: str
+    actor: str
+    at: str
+    note: str | None
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,17 @@ class ShowResult:
     triggers: list[TriggerStatus]
     children: dict[str, int]  # the townships' states, counted
     now: dt.datetime
+    remark: Remark | None = None  # a rectifying township: the reject (or revoke) that sent it back
+    met_late: dict[str, int] = field(default_factory=dict)  # milestone id -> days it was met after its deadline
+    areas: dict[str, str] = field(default_factory=dict)  # checklist area id -> its name
+
+    @property
+    def next_triggers(self) -> list[TriggerStatus]:
+        """The triggers that could apply next: those that leave the current state."""
+        if self.level not in SPECS:
+            return []
+        here = {t["trigger"] for t in SPECS[self.level].transitions if t["source"] == self.state}
+        return [t for t in self.triggers if t.name in here]
 
 
 def show(db: Database, unit: str, now: dt.datetime, actor: str | None = None) -> ShowResult:
@@ -72,6 +96,32 @@ def show(db: Database, unit: str, now: dt.datetime, actor: str | None = None) ->
             st = loader.state(k)
             children[st] = children.get(st, 0) + 1
         parent = resolver.unit(u.parent_code)
+        state = stage_on(campaign, local_date(now)) if u.level == "city" else u.state  # the stored stage lags
+        remark = _last_remark(session, u.code) if u.state == "rectifying" else None
+        late = _met_late(session, campaign, now, u.code, ms)
         return ShowResult(u.code, u.name, u.level, u.parent_code, parent.name if parent else None, resolver.path(u),
-                          u.state, state_name(u.level, u.state), u.version,
-                          sorted(loader.cohorts.get(u.code, ()), key=COHORTS.index), items, ms, triggers, children, now)
+                          state, state_name(u.level, state), u.version,
+                          sorted(loader.cohorts.get(u.code, ()), key=COHORTS.index), items, ms, triggers, children, now,
+                          remark, late, dict(campaign.areas))
+
+
+def _last_remark(session, code: str) -> Remark | None:
+    """The last reject or revoke of a unit: why it is rectifying."""
+    row = session.scalars(select(AuditRow).where(AuditRow.unit_code == code, AuditRow.action.in_(("reject", "revoke")))
+                          .order_by(AuditRow.seq.desc()).limit(1)).first()
+    if row is None:
+        return None
+    return Remark(row.action, row.actor, shown(row.at)[:16], row.note)
+
+
+def _met_late(session, campaign, now: dt.datetime, code: str, ms: list[MilestoneStatus]) -> dict[str, int]:
+    """Days late of each milestone this unit met after its deadline, as the progress report counts them.
+    The audit log is replayed only when a met milestone's deadline has passed (only then can it be late)."""
+    today = local_date(now)
+    if not any(m.status == "met" and m.deadline < today for m in ms):
+        return {}
+    from anjian.workflow.views.timeline import replay
+
+    return {o.milestone: o.days for o in replay(session, campaign, now).outcomes()
+            if o.unit_code == code and o.status == "late"}
+

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.orm import Session
 
+from anjian.i18n import _
 from anjian.states.campaign import Campaign
 from anjian.states.guards import Facts
 from anjian.states.labels import COHORTS
@@ -167,10 +168,11 @@ def scope_unit(session: Session, where: str) -> Unit:
 
 def check_by(by: str) -> None:
     if by not in BY_LEVELS:
-        raise BadInput(f"--by {by!r}: group by one of {', '.join(BY_LEVELS)}")
+        raise BadInput(_("--by {by}: group by one of {levels}").format(by=by, levels=", ".join(BY_LEVELS)))
 
 
 def no_level(by: str) -> BadInput:
-    words = {"city": "cities", "province": "provinces"}
-    return BadInput(f"--by {by}: this registry has no {words.get(by, by)} (it starts lower down); "
-                    "group by a level it has, e.g. --by county")
+    from anjian.states.labels import LEVEL_NAMES
+
+    return BadInput(_("--by {by}: this registry has no unit of the level “{level}” (it starts lower down); "
+                      "group by a level it has, e.g. --by county").format(by=by, level=LEVEL_NAMES.get(by, by)))

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from anjian.i18n import _
 from anjian.states.labels import COHORTS, state_name
 from anjian.states.milestones import MilestoneStatus
 from anjian.workflow.errors import BadInput
 from anjian.workflow.services.registry import campaign_in_force, drill_in
+from anjian.workflow.services.stages import stage_on
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Unit
 from anjian.workflow.views.snapshot import BITS, Snapshot, check_by, no_level, scope_unit
@@ -82,7 +84,8 @@ def status(db: Database, now: dt.datetime, county: str | None = None, by: str = 
         if county:
             scope = scope_unit(session, county)
             if scope.level == "township":
-                raise BadInput(f"{scope.name}（{scope.code}）is a township, not a county, city or province")
+                raise BadInput(_("{name} ({code}) is a township, not a county, city or province").format(
+                    name=scope.name, code=scope.code))
         if as_of:
             from anjian.workflow.views.timeline import replay
 
@@ -100,7 +103,9 @@ def status(db: Database, now: dt.datetime, county: str | None = None, by: str = 
         totals = Totals(sum(r.townships for r in per), sum(r.accepted for r in per), sum(r.started for r in per),
                         sum(r.overdue_townships for r in per), sum(bool(r.overdue) for r in per), len(per))
         city = snap.upper.get(campaign.city) if campaign.city else None
-        info = CityInfo(city.code, city.name, city.state, state_name("city", city.state)) if city else None
+        # The stored stage lags until the scheduler has run: the stage shown is the one the dates give.
+        stage = stage_on(campaign, snap.today) if city else None
+        info = CityInfo(city.code, city.name, stage, state_name("city", stage)) if city else None
         return StatusResult(now, snap.today, campaign.id, campaign.title, info, out, totals, by, drill_in(session))
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
+from anjian.i18n import _
 from anjian.states.labels import COHORTS
 from anjian.states.machines import SPECS
 from anjian.workflow.engine.tree import UnitTree
@@ -44,7 +45,7 @@ def units(db: Database, now: dt.datetime, level: str | None = None, county: str 
     overdue — two queries for the whole registry, whatever its size."""
     known = sorted({s for spec in SPECS.values() for s in spec.states})
     if state and state not in known:  # a misspelt state would otherwise list nothing, silently
-        raise BadInput(f"state “{state}” does not exist; states: {', '.join(known)}")
+        raise BadInput(_("state “{state}” does not exist; states: {states}").format(state=state, states=", ".join(known)))
     with db.read() as session:
         campaign = campaign_in_force(session)
         scope = scope_unit(session, county) if county else None
