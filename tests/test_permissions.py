@@ -7,6 +7,7 @@ matrix); and every refusal audited as one `denied` row and nothing else."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -113,9 +114,9 @@ def assert_decided(error, rows, actor: Actor, attempted: str, unit: str, role_ok
     if not posted:
         assert "须由管理员改正其角色或单位" in why and f"（{actor.unit_code}）是" in why
     elif not role_ok:
-        assert f"may not {what}" in why and "allowed:" in why
+        assert "：无权" in why and "可以操作的角色：" in why
     else:
-        assert "outside that jurisdiction" in why and f"acts for {actor.unit_code}" in why
+        assert "不在其管辖范围内" in why and f"的管辖单位是 {actor.unit_code}" in why
     assert len(rows) == 1
     row = rows[0]
     assert (row.action, row.actor, row.unit_code) == ("denied", actor.name, unit)
@@ -242,9 +243,9 @@ def test_action_matrix(matrix_db, role, action):
                 if not posted_ok(role, unit_home):
                     assert "须由管理员改正其角色或单位" in error.message, case
                 elif not role_ok:
-                    assert f"may not use `{action}`" in error.message, case
+                    assert f"无权使用 `{action}`" in error.message, case
                 else:
-                    assert "outside that jurisdiction" in error.message, case
+                    assert "不在其管辖范围内" in error.message, case
 
 
 def test_a_plain_name_is_a_trusted_caller(matrix_db):
@@ -312,15 +313,15 @@ def units_snapshot(db) -> list[tuple]:
 
 
 @pytest.mark.parametrize(("user", "args", "reason", "unit"), [
-    ("chief_yuerya", ["advance", "宽城峪耳崖镇", "accept", "--note", "合格"], "may not fire accept on a township", YUERYA),
-    ("chief_yuerya", ["advance", "宽城满族自治县", "submit_plan"], "may not fire submit_plan on a county", KUANCHENG),
-    ("li", ["advance", "承德县高寺台镇", "start"], "outside that jurisdiction", GAOSITAI),
-    ("li", ["advance", CITY, "begin_demonstration"], "may not fire begin_demonstration on a city", CITY),
-    ("inspector", ["record", YUERYA, "six.vehicle", "是"], "may not record a township's checklist", YUERYA),
-    ("chief_yuerya", ["record", "宽城镇", "six.vehicle", "是"], "outside that jurisdiction", TOWN),
-    ("li", ["designate", "宽城镇", "key"], "may not designate key", TOWN),
-    ("li", ["designate", "承德县高寺台镇", "heavy_task"], "outside that jurisdiction", GAOSITAI),
-    ("inspector", ["contact", "add", "宽城县", "--name", "李科长", "--email", "li@kc.gov.cn"], "may not use `contact`", None),
+    ("chief_yuerya", ["advance", "宽城峪耳崖镇", "accept", "--note", "合格"], "无权对乡镇执行“验收通过”（accept）", YUERYA),
+    ("chief_yuerya", ["advance", "宽城满族自治县", "submit_plan"], "无权对县区执行“报送推进方案”（submit_plan）", KUANCHENG),
+    ("li", ["advance", "承德县高寺台镇", "start"], "不在其管辖范围内", GAOSITAI),
+    ("li", ["advance", CITY, "begin_demonstration"], "无权对市执行“进入示范乡镇创建阶段”（begin_demonstration）", CITY),
+    ("inspector", ["record", YUERYA, "six.vehicle", "是"], "无权登记乡镇的检查清单", YUERYA),
+    ("chief_yuerya", ["record", "宽城镇", "six.vehicle", "是"], "不在其管辖范围内", TOWN),
+    ("li", ["designate", "宽城镇", "key"], "无权把乡镇列为安全生产重点乡镇（key）", TOWN),
+    ("li", ["designate", "承德县高寺台镇", "heavy_task"], "不在其管辖范围内", GAOSITAI),
+    ("inspector", ["contact", "add", "宽城县", "--name", "李科长", "--email", "li@kc.gov.cn"], "无权使用 `contact`", None),
 ], ids=["role-accept", "role-submit_plan", "jurisdiction-start", "role-city", "role-record", "jurisdiction-record",
         "role-designate", "jurisdiction-designate", "role-contact"])
 def test_cli_refusal_exits_4_with_the_reason(chengde, cli, user, args, reason, unit):
@@ -330,7 +331,7 @@ def test_cli_refusal_exits_4_with_the_reason(chengde, cli, user, args, reason, u
     r = cli(*args, user=user)
     assert r.exit_code == 4, r.output
     assert r.output.startswith("无权操作: ")
-    assert reason in r.output and f"{os_login()} acting as {user}" in r.output
+    assert reason in r.output and f"{os_login()}（代 {user} 操作）" in r.output
     assert units_snapshot(chengde) == units
     [row] = audit_rows_after(chengde, before)
     assert (row.action, row.actor) == ("denied", user)
@@ -348,12 +349,12 @@ def test_cli_batch_row_out_of_jurisdiction_exits_4_and_is_audited(chengde, cli, 
     before, units = last_seq(chengde), units_snapshot(chengde)
     r = cli("advance", "--file", str(f), user="li")
     assert r.exit_code == 4, r.output
-    assert "line 3" in r.output and "outside that jurisdiction" in r.output
+    assert re.search(r"(line|第) ?3", r.output) and "不在其管辖范围内" in r.output
     assert units_snapshot(chengde) == units
     [row] = audit_rows_after(chengde, before)
     detail = json.loads(row.detail)
     assert (row.action, row.actor, detail["attempted"], detail["line"]) == ("denied", "li", "advance start", 3)
-    assert "outside that jurisdiction" in detail["reason"]
+    assert "不在其管辖范围内" in detail["reason"]
 
 
 # -- separation of duties, through the CLI -----------------------------------------------------------
