@@ -209,7 +209,7 @@ def test_notices_filtered_by_status(chengde, cli, outbox, monkeypatch):
 
 
 @pytest.mark.parametrize(("args", "words"), [
-    (("--unit", "不存在县"), "no such unit"),
+    (("--unit", "不存在县"), "名录中没有这个单位"),
     (("--status", "lost"), "lost"),
 ])
 def test_notices_bad_filter_is_bad_input(chengde, cli, args, words):

@@ -283,7 +283,7 @@ def test_admin_adds_an_official_who_then_acts(chengde, cli, login):
 @pytest.mark.parametrize(("args", "words"), [
     (["chief_yuerya", "--role", "township_chief", "--unit", "宽城峪耳崖镇"], "already exists"),
     (["新人", "--role", "township_chief", "--unit", "宽城峪耳崖镇", "--os-user", ADMIN], "already mapped"),
-    (["新人", "--role", "township_chief", "--unit", "不存在镇"], "no such unit"),
+    (["新人", "--role", "township_chief", "--unit", "不存在镇"], "名录中没有这个单位"),
     (["新人", "--role", "mayor", "--unit", "宽城峪耳崖镇"], "mayor"),
     (["新人 acting as chief", "--role", "township_chief", "--unit", "宽城峪耳崖镇"], "acting as"),
 ], ids=["same-name", "os-account-taken", "unknown-unit", "unknown-role", "acting-as-in-name"])

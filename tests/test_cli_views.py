@@ -174,7 +174,7 @@ def test_show_table(chengde, cli):
     assert "剩 106 天" in r.output  # 2014-12-15 → 2015-03-31
 
 
-@pytest.mark.parametrize(("unit", "words"), [("没有这个镇", "no such unit"), ("宽城", "fits 2 units")])
+@pytest.mark.parametrize(("unit", "words"), [("没有这个镇", "名录中没有这个单位"), ("宽城", "对应 2 个单位")])
 def test_show_unknown_or_ambiguous_unit(chengde, cli, unit, words):
     """`show` of an unknown or ambiguous name exits 2; 宽城 alone lists the county and the town."""
     r = cli("show", unit)
