@@ -478,3 +478,13 @@ def test_the_today_label_of_the_trend_never_overlaps_its_legend(today):
         legend = ax.get_legend()
         assert legend is not None
         assert not label.get_window_extent(renderer).overlaps(legend.get_window_extent(renderer))
+
+
+def test_markdown_report_speaks_english_on_request(chengde, cli, monkeypatch):
+    """With ANJIAN_LANG=en the terminal report's headings, sentences and stage words are English; the
+    campaign's own names (units, milestones) stay as the campaign wrote them."""
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+    r = cli("report", "progress", "--format", "md", now="2015-04-10T09:00")
+    assert r.exit_code == 0, r.output
+    assert "progress report (承德市)" in r.stdout and "the city is in the demonstration stage" in r.stdout
+    assert "## Counties" in r.stdout and "## Overdue units" in r.stdout and "县区进度" not in r.stdout

@@ -11,6 +11,7 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 
+from anjian.i18n import _, is_english, pgettext
 from anjian.states.campaign import Milestone, Stage
 from anjian.states.labels import COHORT_SHORT, MILESTONE_COHORTS, MILESTONE_SHORT, state_name
 from anjian.states.labels import COHORTS as COHORTS
@@ -218,43 +219,74 @@ def _md_table(headers: list[str], rows: list[list[object]]) -> list[str]:
 
 
 def markdown(rep: ProgressReport) -> str:
-    """The report as Markdown: tables with text bars, the stages against today, the overdue, the trend."""
+    """The report as Markdown: tables with text bars, the stages against today, the overdue, the trend.
+    Printed to the terminal by default, so its words come from the catalog (Chinese unless ANJIAN_LANG=en)."""
     from anjian.workflow.services.registry import DRILL_BANNER
 
     t = rep.totals
     out = [f"> **{DRILL_BANNER}**", ""] if rep.drill else []
-    out += [f"# {rep.title}进度报告（{rep.scope}）", "",
-           f"截至 {cn_date(rep.today)}（{rep.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}）"
-           + (f"，全市处于{rep.city_state}" if rep.city_state else "") + "。", "",
-           f"乡镇 {t.townships} 个：已达标 {t.accepted}（{percent(t.accepted, t.townships)}%），"
-           f"已开展 {t.started}，逾期乡镇 {t.overdue_townships}；有逾期节点的县区 {t.counties_overdue} 个。"]
+    state = _("; the city is in the {stage}").format(stage=rep.city_state) if rep.city_state else ""
+    out += [_("# {title} progress report ({scope})").format(title=rep.title, scope=rep.scope), "",
+            _("As of {date} ({time}){state}.").format(date=_md_date(rep.today),
+                                                      time=f"{rep.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}", state=state),
+            "",
+            _("{townships} townships: {accepted} up to standard ({pct}%), {started} started, {late} overdue; "
+              "{counties} counties with an overdue milestone.").format(
+                townships=t.townships, accepted=t.accepted, pct=percent(t.accepted, t.townships), started=t.started,
+                late=t.overdue_townships, counties=t.counties_overdue)]
     if rep.stale:
-        out += ["", f"> 注意：{rep.last_change.astimezone(SHANGHAI):%Y-%m-%d %H:%M} 之后还有变更；本报告各项数据均按审计日志回溯至报告时间。"]
-    out += ["", "## 县区进度", ""]
-    out += _md_table(["县区", "阶段", "全部达标", "已开展", "省示范", "县示范", "重点", "下一节点", "逾期"], [
+        out += ["", _("> Note: there were changes after {time}; every figure here is replayed from the audit log "
+                      "to the report's time.").format(time=f"{rep.last_change.astimezone(SHANGHAI):%Y-%m-%d %H:%M}")]
+    out += ["", _("## Counties"), ""]
+    out += _md_table([pgettext("column", "County"), pgettext("column", "Stage"), pgettext("column", "All"),
+                      pgettext("column", "Started"), *(COHORT_SHORT[k] for k in MILESTONE_COHORTS),
+                      pgettext("column", "Next milestone"), pgettext("column", "Late")], [
         [c.name, c.state_name, f"`{text_bar(c.accepted, c.townships)}` {c.accepted}/{c.townships}",
          f"{c.started}/{c.townships}", *(_frac(c.cohorts[k]) for k in MILESTONE_COHORTS),
-         f"{c.next_milestone.name}（剩{c.next_milestone.days}天）" if c.next_milestone else None,
-         f"**{_late_words(rep, c.overdue)}**" if c.overdue else None] for c in rep.counties])
-    out += ["", "## 阶段与时间节点", "", f"今天：{rep.today.isoformat()}", ""]
-    out += _md_table(["阶段", "起", "止", "状态"], [
-        [s.name, s.starts.isoformat(), s.ends.isoformat(), stage_status(s, rep.today)] for s in rep.stages])
+         _("{name} ({days} days left)").format(name=c.next_milestone.name, days=c.next_milestone.days)
+         if c.next_milestone else None,
+         f"**{_md_late_words(rep, c.overdue)}**" if c.overdue else None] for c in rep.counties])
+    out += ["", _("## Stages and milestones"), "", _("Today: {date}").format(date=rep.today.isoformat()), ""]
+    out += _md_table([pgettext("column", "Stage"), pgettext("column", "From"), pgettext("column", "To"),
+                      pgettext("column", "Status")], [
+        [s.name, s.starts.isoformat(), s.ends.isoformat(), _md_stage_status(s, rep.today)] for s in rep.stages])
     out.append("")
-    out += _md_table(["节点", "期限", "距今", "县区 按期/晚/逾期/未到期", "乡镇 按期/晚/逾期/未到期"], [
-        [m.milestone.name, m.milestone.deadline.isoformat(), _days_to(m.milestone.deadline, rep.today),
+    out += _md_table([pgettext("column", "Milestone"), pgettext("column", "Deadline"), pgettext("column", "From today"),
+                      pgettext("column", "Counties on time/late/overdue/not due"),
+                      pgettext("column", "Townships on time/late/overdue/not due")], [
+        [m.milestone.name, m.milestone.deadline.isoformat(), _md_days_to(m.milestone.deadline, rep.today),
          _counts(m.counties), _counts(m.townships)] for m in rep.tallies])
-    out += ["", "## 各县区节点完成情况", ""]
-    out += _md_table(["县区", *(m.name for m in rep.milestones)], [
+    out += ["", _("## Milestones per county"), ""]
+    out += _md_table([pgettext("column", "County"), *(m.name for m in rep.milestones)], [
         [c.name, *(_md_outcome(rep.outcomes[c.code].get(m.id)) for m in rep.milestones)] for c in rep.counties])
-    out += ["", f"## 逾期单位（{len(rep.overdue)} 个）", ""]
-    out += _md_table(["代码", "单位", "县区", "状态", "逾期节点"], [
+    out += ["", _("## Overdue units ({n})").format(n=len(rep.overdue)), ""]
+    out += _md_table([pgettext("column", "Code"), pgettext("column", "Unit"), pgettext("column", "County"),
+                      pgettext("column", "State"), pgettext("column", "Overdue milestones")], [
         [u.code, f"**{u.name}**", u.county_name, u.state_name,
-         "；".join(f"**{x.name} 逾期 {x.days} 天**（期限 {x.deadline.isoformat()}）" for x in u.late)] for u in rep.overdue])
-    out += ["", "## 趋势（已达标乡镇数的变化）", ""]
-    out += _md_table(["县区", "日期", "已达标", "已开展", "乡镇数"], [
+         _("; ").join(_("**{name} {days} days overdue** (deadline {deadline})").format(
+             name=x.name, days=x.days, deadline=x.deadline.isoformat()) for x in u.late)] for u in rep.overdue])
+    out += ["", _("## Trend (townships up to standard over time)"), ""]
+    out += _md_table([pgettext("column", "County"), pgettext("column", "Date"), pgettext("column", "Up to standard"),
+                      pgettext("column", "Started"), pgettext("column", "Townships")], [
         [rep.names.get(code, code), p.day.isoformat(), p.accepted, p.started, p.townships]
         for code, points in rep.trend.items() for p in points])
     return "\n".join(out) + "\n"
+
+
+def _md_date(day: dt.date) -> str:
+    return cn_date(day) if not is_english() else day.strftime("%d %B %Y").lstrip("0")
+
+
+def _md_stage_status(stage: Stage, today: dt.date) -> str:
+    if today > stage.ends:
+        return _("ended")
+    return _("under way") if today >= stage.starts else _("not begun")
+
+
+def _md_late_words(rep: ProgressReport, ids: list[str]) -> str:
+    by_id = {m.id: m for m in rep.milestones}
+    return _("; ").join(pgettext("outcome", "{name} ({days} days overdue)").format(name=by_id[i].name, days=(rep.today - by_id[i].deadline).days)
+                        for i in ids)
 
 
 def _frac(pair: list[int]) -> str | None:
@@ -262,7 +294,11 @@ def _frac(pair: list[int]) -> str | None:
 
 
 def _md_outcome(o) -> str:
-    words = outcome_words(o)
+    if o is None:
+        return ""
+    words = {"on_time": pgettext("outcome", "on time"), "late": pgettext("outcome", "{days} days late").format(days=o.days),
+             "overdue": pgettext("outcome", "{days} days overdue").format(days=o.days),
+             "pending": pgettext("outcome", "{days} days left").format(days=o.days)}[o.status]
     return f"**{words}**" if o is not None and o.status in ("late", "overdue") else words
 
 
@@ -273,6 +309,12 @@ def _counts(c: dict[str, int]) -> str:
 def _days_to(deadline: dt.date, today: dt.date) -> str:
     d = (deadline - today).days
     return f"剩{d}天" if d >= 0 else f"已过{-d}天"
+
+
+def _md_days_to(deadline: dt.date, today: dt.date) -> str:
+    d = (deadline - today).days
+    return pgettext("outcome", "{days} days left").format(days=d) if d >= 0 else \
+        pgettext("outcome", "{days} days past").format(days=-d)
 
 
 # -- Excel -------------------------------------------------------------------------------------------
