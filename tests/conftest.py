@@ -27,6 +27,7 @@ from anjian.workflow.store.db import Database
 
 # The default language, whatever the machine's locale: tests that read English ask for it themselves.
 os.environ["ANJIAN_LANG"] = "zh"
+os.environ.pop("COLUMNS", None)  # tables fit the terminal; tests read them uncut, as in a pipe
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
