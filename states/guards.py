@@ -80,15 +80,20 @@ def parse_value(kind: str, raw: str | None) -> object:
 
 
 def checklist(facts: Facts) -> list[ItemStatus]:
-    """Each checklist item that applies to this unit, with what it requires and whether it is ok."""
+    """Each checklist item this unit has to fill (`applicable_items`), with what it requires and whether it is ok."""
     out: list[ItemStatus] = []
     values: dict[str, object] = {}
+    applicable = {a.item.id: a.required for a in facts.campaign.applicable_items(facts.level, facts.cohorts)}
     for item in facts.campaign.items(facts.level):
-        if not item.applies(facts.cohorts):
-            continue
         value = parse_value(item.kind, facts.checklist.get(item.id))
         values[item.id] = value
-        required = item.requirement(facts.cohorts)
+        linked = values.get(item.minimum_of) if item.minimum_of else None
+        if item.id in applicable:
+            required = applicable[item.id]
+        elif item.applies(facts.cohorts) and isinstance(linked, int) and linked > 0:
+            required = item.requirement(facts.cohorts)  # 2 full-time staff recorded: both need the certificate
+        else:
+            continue
         if item.minimum_of:
             linked = values.get(item.minimum_of)
             required = max(required, linked if isinstance(linked, int) else 0)
