@@ -359,10 +359,12 @@ def test_batch_with_only_refusals_exits_3(chengde, cli, tmp_path):
 
 
 def test_batch_partial_applies_passing_rows_and_reports_the_rest(chengde, cli, tmp_path):
-    """With --partial the good rows are written and the bad ones reported with their lines."""
+    """With --partial the good rows are written and the bad ones reported with their lines and count; exit 0
+    since rows were written (issue 13 point 9)."""
     f = write_csv(tmp_path, f"unit,trigger,note\n{YUERYA},start,\n{TOWN},apply,\n{LONGXUMEN},start,\n没有这个镇,start,\n")
     r = cli("advance", "--file", f, "--partial")
-    assert r.exit_code == 2, r.output
+    assert r.exit_code == 0, r.output
+    assert "2 行未执行" in r.stderr
     assert "已执行 2 / 4 行" in r.output
     assert "line 3" in r.output and "line 5" in r.output
     assert state_of(chengde, YUERYA) == "building"
@@ -370,11 +372,19 @@ def test_batch_partial_applies_passing_rows_and_reports_the_rest(chengde, cli, t
     assert state_of(chengde, TOWN) == "not_started"
 
 
-def test_batch_partial_with_only_refusals_exits_3(chengde, cli, tmp_path):
-    """--partial with refused rows (no bad input) exits 3 after applying the rest."""
+def test_batch_partial_with_nothing_applied_exits_with_the_refusals_code(chengde, cli, tmp_path):
+    """--partial where no row passes exits 3 (refused), as nothing was written."""
+    f = write_csv(tmp_path, f"unit,trigger,note\n{TOWN},apply,\n")
+    r = cli("advance", "--file", f, "--partial")
+    assert r.exit_code == 3, r.output
+    assert "line 2" in r.output
+
+
+def test_batch_partial_with_some_refusals_exits_0(chengde, cli, tmp_path):
+    """--partial with refused rows (no bad input) exits 0 after applying the rest, the problems still in JSON."""
     f = write_csv(tmp_path, f"unit,trigger,note\n{YUERYA},start,\n{TOWN},apply,\n")
     r = cli("advance", "--file", f, "--partial", "--format", "json")
-    assert r.exit_code == 3
+    assert r.exit_code == 0
     out = json.loads(r.stdout)
     assert [t["code"] for t in out["applied"]] == [YUERYA]
     assert [(p["line"], p["kind"]) for p in out["problems"]] == [(3, "refused")]

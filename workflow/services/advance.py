@@ -62,7 +62,10 @@ class BatchResult:
 
 
 def normalize_trigger(name: str) -> str:
-    return name.strip().replace("-", "_").lower()
+    """A trigger by its identifier (`-` for `_`), its Chinese or English name (申请验收 = apply)."""
+    from anjian.states.labels import parse_trigger
+
+    return parse_trigger(name) or name.strip().replace("-", "_").lower()
 
 
 def trigger_for(unit: UnitRef, trigger: str) -> str:
