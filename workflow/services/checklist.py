@@ -430,7 +430,7 @@ def template_rows(db: Database, unit: str) -> tuple[UnitRef, list[list[object]]]
         ref = Resolver(session).resolve(unit, levels=("township", "county"))
         cohorts = frozenset(session.scalars(select(UnitCohort.cohort).where(UnitCohort.unit_code == ref.code)))
         values = dict(session.execute(select(ChecklistValue.item, ChecklistValue.value)
-                                      .where(ChecklistValue.unit_code == ref.code)).tuples())
+                                      .where(ChecklistValue.unit_code == ref.code)).all())
     rows = []
     for item, required in campaign.applicable_items(ref.level, cohorts):
         raw = values.get(item.id)
