@@ -386,8 +386,8 @@ def test_advance_file_of_10000_lines_with_a_bad_row_on_line_9999(cli, fresh_db, 
     assert len(rows) == 10_000
     before = snapshot(fresh_db, folders.outbox)
     r = bulk(cli, "advance", path)
-    refused(r, str(path), "line 9999 (不存在的乡镇 start)", "no such unit", "nothing was written")
-    assert r.output.count("  - line ") == 1
+    refused(r, str(path), "第 9999 行 (不存在的乡镇 start)", "no such unit", "整批未写入")
+    assert r.output.count("  - 第 ") == 1
     assert snapshot(fresh_db, folders.outbox) == before
 
 

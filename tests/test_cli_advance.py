@@ -170,7 +170,7 @@ def test_no_unit_and_no_file_is_usage_error(chengde, cli):
     """`advance` with neither UNIT TRIGGER nor --file exits 2 with an example."""
     r = cli("advance")
     assert r.exit_code == 2
-    assert "UNIT TRIGGER" in r.output
+    assert "单位 操作" in r.output
 
 
 # -- exit 3 ----------------------------------------------------------------------------------------
@@ -340,9 +340,9 @@ def test_batch_with_bad_rows_writes_nothing_and_names_each_line(chengde, cli, tm
     f = write_csv(tmp_path, f"unit,trigger,note\n{YUERYA},start,\n没有这个镇,start,\n{TOWN},fly,\n")
     r = cli("advance", "--file", f)
     assert r.exit_code == 2, r.output
-    assert "line 3" in r.output and "没有这个镇" in r.output
-    assert "line 4" in r.output and "fly" in r.output
-    assert "line 2" not in r.output
+    assert "第 3 行" in r.output and "没有这个镇" in r.output
+    assert "第 4 行" in r.output and "fly" in r.output
+    assert "第 2 行" not in r.output
     assert snapshot(chengde) == before
 
 
@@ -353,8 +353,8 @@ def test_batch_with_only_refusals_exits_3(chengde, cli, tmp_path):
     f = write_csv(tmp_path, f"unit,trigger,note\n{YUERYA},start,\n{TOWN},apply,\n{LONGXUMEN},accept,\n")
     r = cli("advance", "--file", f, user="li")
     assert r.exit_code == 3, r.output
-    assert "line 3" in r.output and "line 4" in r.output
-    assert "nothing was written" in r.output
+    assert "第 3 行" in r.output and "第 4 行" in r.output
+    assert "整批未写入" in r.output
     assert snapshot(chengde) == before
 
 
@@ -366,7 +366,7 @@ def test_batch_partial_applies_passing_rows_and_reports_the_rest(chengde, cli, t
     assert r.exit_code == 0, r.output
     assert "2 行未执行" in r.stderr
     assert "已执行 2 / 4 行" in r.output
-    assert "line 3" in r.output and "line 5" in r.output
+    assert "第 3 行" in r.output and "第 5 行" in r.output
     assert state_of(chengde, YUERYA) == "building"
     assert state_of(chengde, LONGXUMEN) == "building"
     assert state_of(chengde, TOWN) == "not_started"
@@ -377,7 +377,7 @@ def test_batch_partial_with_nothing_applied_exits_with_the_refusals_code(chengde
     f = write_csv(tmp_path, f"unit,trigger,note\n{TOWN},apply,\n")
     r = cli("advance", "--file", f, "--partial")
     assert r.exit_code == 3, r.output
-    assert "line 2" in r.output
+    assert "第 2 行" in r.output
 
 
 def test_batch_partial_with_some_refusals_exits_0(chengde, cli, tmp_path):
@@ -408,7 +408,7 @@ def test_batch_same_actor_cannot_apply_and_accept(chengde, cli, tmp_path, fill_c
     f = write_csv(tmp_path, f"unit,trigger,note\n{YUERYA},start,\n{YUERYA},apply,\n{YUERYA},accept,合格\n")
     r = cli("advance", "--file", f, user="li")  # a county official may apply and accept, never both
     assert r.exit_code == 4, r.output
-    assert "line 4" in r.output and "申请人以外" in r.output
+    assert "第 4 行" in r.output and "申请人以外" in r.output
     assert len(only_denials_since(chengde, before)) == 1
 
 

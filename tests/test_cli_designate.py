@@ -38,7 +38,7 @@ def test_designate_one_township(chengde, cli):
         v0 = s.get(Unit, TOWN).version
     r = cli("designate", "宽城镇", "key")
     assert r.exit_code == 0, r.output
-    assert "宽城镇（130827100）列为 key" in r.output
+    assert "宽城镇（130827100）列为安全生产重点乡镇" in r.output
     assert "更改 1 项" in r.output
     assert cohorts(chengde, TOWN) == {"key"}
     with chengde.read() as s:
@@ -70,7 +70,7 @@ def test_remove(chengde, cli):
     assert cli("designate", TOWN, "heavy_task").exit_code == 0
     r = cli("designate", TOWN, "heavy_task", "--remove")
     assert r.exit_code == 0
-    assert "移出 heavy_task" in r.output
+    assert "移出安全监管任务较重的乡镇" in r.output
     assert cohorts(chengde, TOWN) == set()
     with chengde.read() as s:
         row = s.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).one()
@@ -163,7 +163,7 @@ def test_missing_cohort_is_usage_error(chengde, cli):
     """UNIT without COHORT exits 2 with an example."""
     r = cli("designate", TOWN)
     assert r.exit_code == 2
-    assert "UNIT COHORT" in r.output
+    assert "单位 类别" in r.output
 
 
 def test_file_applies_every_row(chengde, cli, tmp_path):

@@ -44,7 +44,7 @@ def test_one_bad_pair_writes_nothing_and_lists_every_problem(chengde, cli):
     r = cli("record", YUERYA, "staff.part_time=x", "six.vehicle=maybe", "no.such=1", "ledger.documents=张三")
     assert r.exit_code == 2
     assert "staff.part_time" in r.output and "six.vehicle" in r.output and "no.such" in r.output
-    assert "nothing was written" in r.output
+    assert "整批未写入" in r.output
     assert snapshot(chengde) == before
 
 
@@ -98,12 +98,12 @@ def test_file_all_or_nothing_and_partial(chengde, cli, tmp_path):
     p.write_text("unit,item,value\n峪耳崖镇,staff.part_time,3\n峪耳崖镇,six.vehicle,maybe\n", encoding="utf-8")
     before = snapshot(chengde)
     r = cli("record", "--file", str(p))
-    assert r.exit_code == 2 and "line 3" in r.output
+    assert r.exit_code == 2 and "第 3 行" in r.output
     assert snapshot(chengde) == before
     errors = tmp_path / "e.csv"
     r = cli("record", "--file", str(p), "--partial", "--errors", str(errors))
     assert r.exit_code == 0, r.output
-    assert "line 3" in r.stderr and "1 行未记录" in r.stderr
+    assert "第 3 行" in r.stderr and "1 行未记录" in r.stderr
     assert stored(chengde, YUERYA) == {"staff.part_time": "3"}
     assert "six.vehicle" in errors.read_text("utf-8-sig")
 
@@ -114,7 +114,7 @@ def test_many_problems_print_the_first_50_and_a_count(chengde, cli, tmp_path):
     p.write_text("unit,item,value\n" + "".join(f"没有{i}镇,six.vehicle,是\n" for i in range(120)), encoding="utf-8")
     r = cli("record", "--file", str(p))
     assert r.exit_code == 2
-    assert r.output.count("  - line ") == 50
+    assert r.output.count("  - 第 ") == 50
     assert "另有 70 条未列出" in r.output
 
 

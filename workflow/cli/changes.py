@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
+from anjian.i18n import N_, _
 from anjian.workflow.cli.common import SHOWN, command, emit, fail, format_option, write_file
 
-EFFECTIVE_HELP = ("Enter a paper record late (补录): the date it says, YYYY-MM-DD (city office and city "
+EFFECTIVE_HELP = N_("Enter a paper record late (补录): the date it says, YYYY-MM-DD (city office and city "
                   "inspectors only; not in the future, not before the unit's previous change).")
 
 
@@ -37,6 +38,7 @@ def designate(env, unit, cohort, remove, file, fmt) -> None:
 
     Example:
 
+    \b
         anjian designate 宽城峪耳崖镇 key
         anjian designate --file key-townships.csv
     """
@@ -47,27 +49,32 @@ def designate(env, unit, cohort, remove, file, fmt) -> None:
     now = env.write_now
     if file:
         if unit or cohort:
-            fail("give either UNIT COHORT or --file, not both")
+            fail(_("give either UNIT COHORT or --file, not both"))
         recs, problems = tables.read_table(file, ("unit", "cohort"), ("remove",), env.settings.limits)
         tables.refuse_if(problems, file)
         rows = records.designation_rows(recs, remove)
     else:
         if not (unit and cohort):
-            fail("give UNIT COHORT (e.g. anjian designate 宽城峪耳崖镇 key), or --file FILE.csv")
+            fail(_("give UNIT COHORT (e.g. anjian designate 宽城峪耳崖镇 key), or --file FILE.csv"))
         rows = [records.DesignateRow(0, unit, cohort, remove)]
     res = records.designate(env.database(), rows, env.actor, now)
 
     def text() -> str:
+        from anjian.states.labels import COHORT_NAMES
+
         lines = []
         for d in res:
-            verb = "移出" if d.removed else "列为"
-            lines.append(f"{d.name}（{d.code}）{verb} {d.cohort}" + ("" if d.changed else "：已是如此，无变化"))
+            said = (_("{unit} ({code}) taken out of {cohort}") if d.removed else _("{unit} ({code}) named {cohort}")).format(
+                unit=d.name, code=d.code, cohort=COHORT_NAMES.get(d.cohort, d.cohort))
+            lines.append(said + ("" if d.changed else _(": already so, no change")))
         changed = sum(d.changed for d in res)
-        return "\n".join(lines[:50] + ([f"… 共 {len(res)} 行"] if len(lines) > 50 else []) + [f"更改 {changed} 项"])
+        return "\n".join(lines[:SHOWN] + ([_("… {count} rows in all").format(count=len(res))] if len(lines) > SHOWN else [])
+                         + [_("{count} changed").format(count=changed)])
 
     emit(fmt, text, [render.to_jsonable(d) | {"changed": d.changed} for d in res])
 
 
+# The template's headers: the words tables.HEADER_WORDS reads back (unit code, item, value, evidence).
 RECORD_HEADERS = ["单位代码", "单位", "清单项", "内容", "要求", "现值", "填报值", "证明材料"]
 
 
@@ -94,6 +101,7 @@ def record(env, unit, pairs, evidence, file, partial, errors, template, effectiv
 
     Example:
 
+    \b
         anjian record 宽城峪耳崖镇 staff.full_time 4
         anjian record 宽城峪耳崖镇 six.vehicle=是 staff.full_time=4 --evidence six.vehicle=车辆登记证.pdf
         anjian record 宽城峪耳崖镇 --template 峪耳崖镇清单.xlsx
@@ -102,18 +110,18 @@ def record(env, unit, pairs, evidence, file, partial, errors, template, effectiv
     """
     if template is not None:
         if not unit or pairs or file or evidence:
-            fail("--template FILE.xlsx goes with UNIT alone (e.g. anjian record 宽城峪耳崖镇 --template 清单.xlsx)")
+            fail(_("--template FILE.xlsx goes with UNIT alone (e.g. anjian record 宽城峪耳崖镇 --template 清单.xlsx)"))
         _record_template(env, unit, template, fmt)
         return
     if file:
         if unit or pairs or evidence:
-            fail("--file takes its units, items, values and evidence from the file; give no UNIT, ITEM=VALUE or --evidence")
+            fail(_("--file takes its units, items, values and evidence from the file; give no UNIT, ITEM=VALUE or --evidence"))
         _record_file(env, file, partial, errors, fmt, effective)
         return
     if errors or partial:
-        fail("--partial and --errors go with --file FILE")
+        fail(_("--partial and --errors go with --file FILE"))
     if not unit or not pairs:
-        fail("give UNIT ITEM VALUE or UNIT ITEM=VALUE … (e.g. anjian record 宽城峪耳崖镇 staff.full_time=4), or --file FILE")
+        fail(_("give UNIT ITEM VALUE or UNIT ITEM=VALUE … (e.g. anjian record 宽城峪耳崖镇 staff.full_time=4), or --file FILE"))
     if len(pairs) == 2 and "=" not in pairs[0] and all("=" not in e for e in evidence):
         _record_one(env, unit, pairs[0], pairs[1], evidence, effective, fmt)
         return
@@ -121,20 +129,20 @@ def record(env, unit, pairs, evidence, file, partial, errors, template, effectiv
 
     bad = [p for p in pairs if "=" not in p or not p.split("=", 1)[0].strip()]
     if bad:
-        fail("write each fact as ITEM=VALUE (e.g. staff.full_time=4)", [f"“{p}”" for p in bad])
+        fail(_("write each fact as ITEM=VALUE (e.g. staff.full_time=4)"), [f"“{p}”" for p in bad])
     items = [p.split("=", 1) for p in pairs]
     files: dict[str, list[str]] = {}
     for e in evidence:
         if "=" not in e:
-            fail(f"with ITEM=VALUE pairs, --evidence is ITEM=FILE, not “{e}”")
+            fail(_("with ITEM=VALUE pairs, --evidence is ITEM=FILE, not “{text}”").format(text=e))
         name, path = e.split("=", 1)
         files.setdefault(name.strip(), []).append(path)
     named = {i.strip() for i, _v in items}
     stray = sorted(set(files) - named)
     if stray:
-        fail("--evidence names an item that is not recorded here", stray)
+        fail(_("--evidence names an item that is not recorded here"), stray)
     rows = [records.RecordRow(0, unit, i.strip(), v, tuple(files.get(i.strip(), ()))) for i, v in items]
-    _record_rows(env, rows, "record", False, None, fmt, effective)
+    _record_rows(env, rows, unit, False, None, fmt, effective)
 
 
 def _record_one(env, unit, item, value, evidence, effective, fmt) -> None:
@@ -153,10 +161,12 @@ def _recorded_lines(recorded) -> list[str]:
     for res in recorded:
         lines += [f"⚠ {w}" for w in res.warnings]
         if res.changed:
-            was = f"（原为 {res.previous}）" if res.previous is not None else ""
-            lines.append(f"{res.name}（{res.code}）{res.label}：{res.value}{was}  审计序号 {res.seq}")
+            was = _(" (was {previous})").format(previous=res.previous) if res.previous is not None else ""
+            lines.append(_("{unit} ({code}) {label}: {value}{was}  audit no. {seq}").format(
+                unit=res.name, code=res.code, label=res.label, value=res.value, was=was, seq=res.seq))
         else:
-            lines.append(f"{res.name}（{res.code}）{res.label} 已是 {res.value}，无变化")
+            lines.append(_("{unit} ({code}) {label} is already {value}, no change").format(
+                unit=res.name, code=res.code, label=res.label, value=res.value))
     return lines
 
 
@@ -195,27 +205,31 @@ def _record_rows(env, rows, source: str, partial: bool, errors: Path | None, fmt
         write_file(errors, (render.as_csv(["line", "unit", "item", "kind", "reason"], table) + "\n").encode("utf-8-sig"))
     lines = _recorded_lines(res.recorded)
     if res.recorded or partial or not res.problems:
-        head = f"已记录 {res.written} 项，无变化 {len(res.recorded) - res.written} 项，共 {res.rows} 项"
+        head = _("{written} recorded, {same} unchanged, {rows} in all").format(
+            written=res.written, same=len(res.recorded) - res.written, rows=res.rows)
     else:
-        head = f"未记录：{len(res.problems)} 项有问题，整批未写入"
-    emit(fmt, lambda: "\n".join(lines[:SHOWN] + ([f"… 共 {len(lines)} 行"] if len(lines) > SHOWN else []) + [head]),
+        head = _("nothing recorded: {count} with problems, the whole batch was refused").format(count=len(res.problems))
+    emit(fmt, lambda: "\n".join(lines[:SHOWN] + ([_("… {count} rows in all").format(count=len(lines))] if len(lines) > SHOWN else [])
+                                + [head]),
          {"recorded": [render.to_jsonable(r) | {"changed": r.changed} for r in res.recorded],
           "problems": render.to_jsonable(res.problems)})
     if res.problems:
-        details = [(f"line {p.line} " if p.line else "") + f"({p.unit} {p.item}): {'; '.join(p.reasons)}"
+        details = [(_("line {line} ").format(line=p.line) if p.line else "") + f"({p.unit} {p.item}): {'; '.join(p.reasons)}"
                    for p in res.problems]
         if len(details) > SHOWN and errors:
-            details = details[:SHOWN] + [f"全部问题已写入 {errors}"]
+            details = details[:SHOWN] + [_("every problem was written to {file}").format(file=errors)]
         worst = BadInput if any(p.kind == "bad_input" for p in res.problems) else NotPermitted
         if partial and res.recorded:
-            click.echo(f"{source}: {len(res.problems)} 行未记录（已记录其余 {len(res.recorded)} 行）", err=True)
+            click.echo(_("{source}: {count} rows not recorded (the other {done} rows were)").format(
+                source=source, count=len(res.problems), done=len(res.recorded)), err=True)
             for d in details[:SHOWN]:
                 click.echo(f"  - {d}", err=True)
             if len(details) > SHOWN:
-                click.echo(f"  - 另有 {len(details) - SHOWN} 条未列出", err=True)
+                click.echo("  - " + _("{count} more not listed").format(count=len(details) - SHOWN), err=True)
             return
-        raise worst(f"{source}: {len(res.problems)} row(s) " + ("not recorded" if partial else "refused; nothing was written"),
-                    details)
+        said = (_("{source}: {count} row(s) not recorded") if partial
+                else _("{source}: {count} row(s) refused; nothing was written"))
+        raise worst(said.format(source=source, count=len(res.problems)), details)
 
 
 def _record_template(env, unit: str, out: Path, fmt: str) -> None:
@@ -225,9 +239,10 @@ def _record_template(env, unit: str, out: Path, fmt: str) -> None:
     from anjian.workflow.services import checklist as records
 
     ref, rows = records.template_rows(env.database(), unit)
-    write_file(out, xlsx.workbook(f"{ref.name}清单", RECORD_HEADERS,
+    write_file(out, xlsx.workbook(_("{unit} checklist").format(unit=ref.name), RECORD_HEADERS,
                                   [[ref.code, ref.name, *row, None, None] for row in rows]))
-    emit(fmt, lambda: f"{ref.name}（{ref.code}）的清单已写入 {out}：{len(rows)} 项；填好“填报值”后用 anjian record --file {out} 记录",
+    emit(fmt, lambda: _("{unit} ({code}): {count} checklist items written to {file}; fill in 填报值, then run "
+                        "anjian record --file {file}").format(unit=ref.name, code=ref.code, count=len(rows), file=out),
          {"unit": ref.code, "file": str(out), "items": len(rows)})
 
 
@@ -255,6 +270,7 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, e
 
     Example:
 
+    \b
         anjian advance 宽城峪耳崖镇 apply
         anjian advance 宽城县 submit_plan --evidence 推进方案.pdf
         anjian advance --file batch.csv --partial
@@ -262,16 +278,16 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, e
     """
     if file:
         if unit or trigger or evidence or note or expect_version is not None:
-            fail("--file takes its units, triggers and notes from the file; "
-                 "give no UNIT, TRIGGER, --note, --evidence or --expect-version")
+            fail(_("--file takes its units, triggers and notes from the file; "
+                   "give no UNIT, TRIGGER, --note, --evidence or --expect-version"))
         _advance_file(env, file, partial, errors, fmt, effective)
         return
     if errors:
-        fail("--errors goes with --file FILE.csv")
+        fail(_("--errors goes with --file FILE.csv"))
     if partial:
-        fail("--partial goes with --file FILE.csv")
+        fail(_("--partial goes with --file FILE.csv"))
     if not (unit and trigger):
-        fail("give UNIT TRIGGER (e.g. anjian advance 宽城峪耳崖镇 apply), or --file FILE.csv")
+        fail(_("give UNIT TRIGGER (e.g. anjian advance 宽城峪耳崖镇 apply), or --file FILE.csv"))
     now, on = env.write_now, _effective(effective)
     from anjian.workflow.services import advance as actions
 
@@ -279,9 +295,9 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, e
                         env.settings.evidence_dir, env.settings.limits.evidence_max_bytes, effective=on)
     from anjian.states.labels import TRIGGER_NAMES, state_name
 
-    emit(fmt, lambda: (f"{t.name}（{t.code}）{TRIGGER_NAMES.get(t.trigger, t.trigger)}："
-                       f"{state_name(t.level, t.from_state)} → {state_name(t.level, t.to_state)}"
-                       f"  审计序号 {t.seq}，版本 {t.version}"), t)
+    emit(fmt, lambda: _("{unit} ({code}) {trigger}: {old} → {new}  audit no. {seq}, version {version}").format(
+        unit=t.name, code=t.code, trigger=TRIGGER_NAMES.get(t.trigger, t.trigger), old=state_name(t.level, t.from_state),
+        new=state_name(t.level, t.to_state), seq=t.seq, version=t.version), t)
 
 
 def _advance_file(env, file: str, partial: bool, errors: Path | None, fmt: str, effective: str | None) -> None:
@@ -304,22 +320,30 @@ def _advance_file(env, file: str, partial: bool, errors: Path | None, fmt: str, 
         write_file(errors, (render.as_csv(["line", "unit", "trigger", "kind", "reason"], table) + "\n").encode("utf-8-sig"))
     from anjian.states.labels import TRIGGER_NAMES, state_name
 
-    lines = [f"{t.name}（{t.code}）{TRIGGER_NAMES.get(t.trigger, t.trigger)}："
-             f"{state_name(t.level, t.from_state)} → {state_name(t.level, t.to_state)}" for t in res.applied]
-    head = (f"已执行 {len(res.applied)} / {res.rows} 行" if res.applied or partial or not res.problems
-            else f"未执行：{len(res.problems)} 行有问题，整批未写入")
-    emit(fmt, lambda: "\n".join(lines[:SHOWN] + ([f"… 共 {len(lines)} 行"] if len(lines) > SHOWN else []) + [head]),
+    lines = [_("{unit} ({code}) {trigger}: {old} → {new}").format(
+        unit=t.name, code=t.code, trigger=TRIGGER_NAMES.get(t.trigger, t.trigger), old=state_name(t.level, t.from_state),
+        new=state_name(t.level, t.to_state)) for t in res.applied]
+    head = (_("{done} / {rows} rows done").format(done=len(res.applied), rows=res.rows)
+            if res.applied or partial or not res.problems
+            else _("nothing done: {count} rows with problems, the whole batch was refused").format(count=len(res.problems)))
+    emit(fmt, lambda: "\n".join(lines[:SHOWN] + ([_("… {count} rows in all").format(count=len(lines))] if len(lines) > SHOWN else [])
+                                + [head]),
          {"applied": render.to_jsonable(res.applied), "problems": render.to_jsonable(res.problems)})
     if res.problems:
-        details = [f"line {p.line} ({p.unit} {p.trigger}): {'; '.join(p.reasons)}" for p in res.problems[:SHOWN]]
+        details = [_("line {line} ").format(line=p.line) + f"({p.unit} {p.trigger}): {'; '.join(p.reasons)}"
+                   for p in res.problems[:SHOWN]]
         if len(res.problems) > SHOWN:
-            where = f"全部问题已写入 {errors}" if errors else "全部问题见 --errors FILE 或 --format json"
-            details.append(f"另有 {len(res.problems) - SHOWN} 条未列出；{where}")
+            where = (_("every problem was written to {file}").format(file=errors) if errors
+                     else _("every problem: --errors FILE or --format json"))
+            details.append(_("{count} more not listed; {where}").format(count=len(res.problems) - SHOWN, where=where))
         if partial and res.applied:  # something was written: the refused rows are reported, the exit is 0
-            click.echo(f"{file}: {len(res.problems)} 行未执行（已执行其余 {len(res.applied)} 行）", err=True)
+            click.echo(_("{source}: {count} rows not done (the other {done} rows were)").format(
+                source=file, count=len(res.problems), done=len(res.applied)), err=True)
             for d in details:
                 click.echo(f"  - {d}", err=True)
             return
         kinds = {p.kind for p in res.problems}
         worst = BadInput if "bad_input" in kinds else NotPermitted if "not_permitted" in kinds else Refused
-        raise worst(f"{file}: {len(res.problems)} row(s) " + ("not applied" if partial else "refused; nothing was written"), details)
+        said = (_("{source}: {count} row(s) not applied") if partial
+                else _("{source}: {count} row(s) refused; nothing was written"))
+        raise worst(said.format(source=file, count=len(res.problems)), details)
