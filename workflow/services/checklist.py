@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from anjian.i18n import _
 from anjian.states.campaign import Campaign, Item
 from anjian.states.guards import FLAG_FALSE, FLAG_TRUE
-from anjian.states.labels import COHORT_NAMES, COHORTS
+from anjian.states.labels import COHORT_NAMES, COHORTS, LEVEL_NAMES
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine import authz
 from anjian.workflow.engine.authz import Acting, name_of
@@ -71,16 +72,18 @@ def find_item(campaign: Campaign, level: str, text: str) -> Item:
     refused with the candidates, never guessed."""
     items = campaign.items(level)
     if not items:
-        raise BadInput(f"a {level} has no checklist in campaign {campaign.id}")
+        raise BadInput(_("a {level} has no checklist in campaign {campaign}").format(level=LEVEL_NAMES.get(level, level), campaign=campaign.id))
     found = matching_items(items, text)
     if len(found) == 1:
         return found[0]
     if found:
         names = "; ".join(f"{i.id}（{i.label}）" for i in found[:10])
-        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
-        raise BadInput(f"checklist item “{text}” fits {len(found)} items; name one by its code: {names}{more}")
+        more = _(" and {count} more").format(count=len(found) - 10) if len(found) > 10 else ""
+        raise BadInput(_("checklist item “{text}” fits {count} items; name one by its code: {names}{more}").format(
+            text=text, count=len(found), names=names, more=more))
     ids = ", ".join(i.id for i in items)
-    raise BadInput(f"checklist item “{text}” does not exist for a {level}; items: {ids}")
+    raise BadInput(_("checklist item “{text}” does not exist for a {level}; items: {ids}").format(
+        text=text, level=LEVEL_NAMES.get(level, level), ids=ids))
 
 
 def item_levels(campaign: Campaign, text: str) -> tuple[str, ...]:
@@ -97,18 +100,19 @@ def normalize_value(item: Item, raw: str) -> str:
             return FLAG_TRUE
         if low in FALSE_WORDS:
             return FLAG_FALSE
-        raise BadInput(f"{item.id}（{item.label}）is a yes/no item: write 是 or 否, not “{raw}”")
+        raise BadInput(_("{item} ({label}) is a yes/no item: write 是 or 否, not “{text}”").format(item=item.id, label=item.label, text=raw))
     if item.kind == "count":
         if not (value.isascii() and value.isdigit()):
-            raise BadInput(f"{item.id}（{item.label}）is a count: write a whole number such as 4, not “{raw}”")
+            raise BadInput(_("{item} ({label}) is a count: write a whole number such as 4, not “{text}”").format(
+                item=item.id, label=item.label, text=raw))
         return str(int(value))
     value = raw.strip()  # text keeps its Chinese punctuation as written
     if not value:
-        raise BadInput(f"{item.id}（{item.label}）needs some text (e.g. the keeper's name)")
+        raise BadInput(_("{item} ({label}) needs some text (e.g. the keeper's name)").format(item=item.id, label=item.label))
     if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise BadInput(f"{item.id}: the text contains control characters (line breaks are not allowed)")
+        raise BadInput(_("{item}: the text contains control characters (line breaks are not allowed)").format(item=item.id))
     if len(value) > 500:
-        raise BadInput(f"{item.id}: the text is longer than 500 characters")
+        raise BadInput(_("{item}: the text is longer than 500 characters").format(item=item.id))
     return value
 
 
@@ -143,7 +147,8 @@ def record(db: Database, unit: str, item: str, value: str, actor: Acting | str, 
         warnings = []
         if not it.applies(cohorts):
             names = "、".join(COHORT_NAMES[c] for c in it.only_for)
-            warnings.append(f"{it.label} 只对{names}是必备项；{ref.name} 不在其列，记录仅供参考")
+            warnings.append(_("{label} is required only of {cohorts}; {unit} is not one, so the record is for reference only")
+                            .format(label=it.label, cohorts=names, unit=ref.name))
         if previous == stored and not files:
             return Recorded(None, ref.code, ref.name, it.id, it.label, stored, previous, warnings)
         if row is None:
@@ -186,7 +191,7 @@ def normalize_cohort(text: str) -> str:
     c = parse_cohort(text) or unicodedata.normalize("NFKC", text).strip().replace("-", "_").lower()
     if c not in COHORTS:
         names = ", ".join(f"{k}（{v}）" for k, v in COHORT_NAMES.items())
-        raise BadInput(f"cohort “{text}” does not exist; cohorts: {names}")
+        raise BadInput(_("cohort “{text}” does not exist; cohorts: {names}").format(text=text, names=names))
     return c
 
 
@@ -205,7 +210,7 @@ def designate(db: Database, rows: list[DesignateRow], actor: Acting | str, now: 
         entries: list[audit.Entry] = []
         touched: dict[str, UnitRef] = {}
         for r in rows:
-            where = f"line {r.line}: " if r.line else ""
+            where = _("line {line}: ").format(line=r.line) if r.line else ""
             try:
                 ref = resolver.resolve(r.unit, hint=len(problems) < 50)  # a hint scans every name
                 cohort = normalize_cohort(r.cohort)
@@ -213,10 +218,12 @@ def designate(db: Database, rows: list[DesignateRow], actor: Acting | str, now: 
                 problems.append(where + exc.message + ("; " + "; ".join(exc.details) if exc.details else ""))
                 continue
             if ref.level != "township":
-                problems.append(f"{where}{ref.name}（{ref.code}）is a {ref.level}; only townships are designated")
+                problems.append(where + _("{unit} ({code}) is a {level}; only townships are designated").format(
+                    unit=ref.name, code=ref.code, level=LEVEL_NAMES.get(ref.level, ref.level)))
                 continue
             if (ref.code, cohort) in seen:
-                problems.append(f"{where}{ref.name}（{ref.code}）{cohort}: the same township and cohort as line {seen[ref.code, cohort]}")
+                problems.append(where + _("{unit} ({code}) {cohort}: the same township and cohort as line {line}").format(
+                    unit=ref.name, code=ref.code, cohort=COHORT_NAMES[cohort], line=seen[ref.code, cohort]))
                 continue
             seen[ref.code, cohort] = r.line
             try:
@@ -240,11 +247,11 @@ def designate(db: Database, rows: list[DesignateRow], actor: Acting | str, now: 
             out.append(Designation(ref.code, ref.name, cohort, r.remove, -1))
         problems.extend(_limits(session, campaign, touched))
         if denials:
-            raise authz.denied(f"designation refused: {len(denials)} row(s) not permitted; nothing was written",
+            raise authz.denied(_("designation refused: {count} row(s) not permitted; nothing was written").format(count=len(denials)),
                                next(iter(denied_units)) if len(denied_units) == 1 else None
                                ).with_details(denials + problems)
         if problems:
-            raise BadInput(f"designation refused: {len(problems)} problem(s); nothing was written", problems)
+            raise BadInput(_("designation refused: {count} problem(s); nothing was written").format(count=len(problems)), problems)
         for ref in touched.values():
             _bump(session, ref, now, actor)
         seqs = iter(audit.append(session, entries))
@@ -264,13 +271,15 @@ def _limits(session: Session, campaign: Campaign, touched: dict[str, UnitRef]) -
                                    .where(Unit.parent_code == parent, UnitCohort.cohort == cid))
                 if n > most:
                     name = session.get(Unit, parent).name
-                    problems.append(f"{name} would have {n} {cid} townships; the plan allows at most {most}")
+                    problems.append(_("{county} would have {count} {cohort}s; the plan allows at most {most}").format(
+                        county=name, count=n, cohort=COHORT_NAMES[cid], most=most))
         for needed in cohort.requires:
             for ref in touched.values():
                 has = {c for c in session.scalars(select(UnitCohort.cohort).where(UnitCohort.unit_code == ref.code))}
                 if cid in has and needed not in has:
-                    problems.append(f"{ref.name}（{ref.code}）: a {cid} township must also be {needed} "
-                                    f"（{COHORT_NAMES[cid]}须为{COHORT_NAMES[needed]}）; designate it {needed} first or in the same file")
+                    problems.append(_("{unit} ({code}): a {cohort} must also be a {needed}; designate it {needed_id} "
+                                      "first or in the same file").format(unit=ref.name, code=ref.code, cohort=COHORT_NAMES[cid],
+                                                                          needed=COHORT_NAMES[needed], needed_id=needed))
     return problems
 
 
@@ -350,7 +359,8 @@ def record_batch(db: Database, rows: list[RecordRow], actor: Acting | str, now: 
                 continue
             if (ref.code, it.id) in seen:
                 problems.append(RecordProblem(r.line, r.unit, r.item, "bad_input", (
-                    f"{ref.name}（{ref.code}）{it.id}: the same unit and item as line {seen[ref.code, it.id]}",)))
+                    _("{unit} ({code}) {item}: the same unit and item as line {line}").format(
+                        unit=ref.name, code=ref.code, item=it.id, line=seen[ref.code, it.id]),)))
                 continue
             seen[ref.code, it.id] = r.line
             try:
@@ -379,7 +389,8 @@ def record_batch(db: Database, rows: list[RecordRow], actor: Acting | str, now: 
             warnings = []
             if not it.applies(cohorts_of[ref.code]):
                 names = "、".join(COHORT_NAMES[c] for c in it.only_for)
-                warnings.append(f"{it.label} 只对{names}是必备项；{ref.name} 不在其列，记录仅供参考")
+                warnings.append(_("{label} is required only of {cohorts}; {unit} is not one, so the record is for reference only")
+                            .format(label=it.label, cohorts=names, unit=ref.name))
             if previous == stored and not fs:
                 out.append(Recorded(None, ref.code, ref.name, it.id, it.label, stored, previous, warnings))
                 continue
