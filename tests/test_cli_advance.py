@@ -93,9 +93,9 @@ def test_kuancheng_with_a_township_trigger_means_the_town(chengde, cli):
     ("不存在镇", "start", "no such unit"),
     ("承德", "start", "fits 2 units"),  # 承德市 and 承德县; neither has `start`, so nothing narrows it
     ("宽城", "no_such_trigger", "fits 2 units"),  # an unknown trigger narrows nothing
-    (YUERYA, "no_such_trigger", "does not exist for a township"),
-    (YUERYA, "submit_plan", "does not exist for a township"),
-    (KUANCHENG, "start", "does not exist for a county"),
+    (YUERYA, "no_such_trigger", "乡镇没有"),
+    (YUERYA, "submit_plan", "乡镇没有"),
+    (KUANCHENG, "start", "县区没有"),
 ])
 def test_bad_unit_or_trigger_is_bad_input(chengde, cli, unit, trigger, words):
     """An unknown or ambiguous unit, an unknown trigger or one of another level exits 2 and writes nothing."""

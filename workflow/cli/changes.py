@@ -80,7 +80,7 @@ RECORD_HEADERS = ["单位代码", "单位", "清单项", "内容", "要求", "�
 
 @click.command()
 @click.argument("unit", required=False)
-@click.argument("pairs", nargs=-1)
+@click.argument("value", nargs=-1, metavar="[ITEM VALUE | ITEM=VALUE…]")
 @click.option("--evidence", "evidence", multiple=True, metavar="ITEM=FILE",
               help="A file that shows an item: ITEM=FILE (repeatable); with one ITEM VALUE, just FILE.")
 @click.option("--file", "file", metavar="FILE.csv|FILE.xlsx",
@@ -93,7 +93,7 @@ RECORD_HEADERS = ["单位代码", "单位", "清单项", "内容", "要求", "�
 @click.option("--effective", metavar="DATE", help=EFFECTIVE_HELP)
 @format_option(("table", "json"))
 @command
-def record(env, unit, pairs, evidence, file, partial, errors, template, effective, fmt) -> None:
+def record(env, unit, value, evidence, file, partial, errors, template, effective, fmt) -> None:
     """Record checklist facts: flags (是/否), counts, texts such as a keeper's name.
 
     ITEM is the item's code (see `anjian show UNIT`), its label, or a distinctive part of the label.
@@ -108,6 +108,7 @@ def record(env, unit, pairs, evidence, file, partial, errors, template, effectiv
         anjian record --file 峪耳崖镇清单.xlsx
         anjian record --file checklists.csv --partial --errors problems.csv
     """
+    pairs = value  # ITEM VALUE, or ITEM=VALUE pairs (named `value` so that a bad byte is named VALUE)
     if template is not None:
         if not unit or pairs or file or evidence:
             fail(_("--template FILE.xlsx goes with UNIT alone (e.g. anjian record 宽城峪耳崖镇 --template 清单.xlsx)"))

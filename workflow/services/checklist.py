@@ -195,20 +195,31 @@ def normalize_cohort(text: str) -> str:
     return c
 
 
+def _not_designable(ref: UnitRef, cohort: str, seen: dict[tuple[str, str], int]) -> str | None:
+    """Why a row cannot designate: not a township, or the same township and cohort as an earlier line."""
+    if ref.level != "township":
+        return _("{unit} ({code}) is a {level}; only townships are designated").format(
+            unit=ref.name, code=ref.code, level=LEVEL_NAMES.get(ref.level, ref.level))
+    if (ref.code, cohort) in seen:
+        return _("{unit} ({code}) {cohort}: the same township and cohort as line {line}").format(
+            unit=ref.name, code=ref.code, cohort=COHORT_NAMES[cohort], line=seen[ref.code, cohort])
+    return None
+
+
 def designate(db: Database, rows: list[DesignateRow], actor: Acting | str, now: dt.datetime) -> list[Designation]:
     """Add or remove cohorts for townships; all rows or none, and the plan's limits hold afterwards."""
     actor = authz.acting(actor)
     problems: list[str] = []
     out: list[Designation] = []
     denials: list[str] = []
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, str], int] = {}  # (township, cohort) -> the line that named it first
     denied_units: set[str] = set()
     with authz.refusals_audited(db, actor, now, "designate"), db.write() as session:
         resolver = Resolver(session)
         resolver.preload([r.unit for r in rows])
         campaign = campaign_in_force(session)
         entries: list[audit.Entry] = []
-        touched: dict[str, UnitRef] = {}
+        touched: dict[str, UnitRef] = {}  # the townships changed, whose limits are checked after all rows
         for r in rows:
             where = _("line {line}: ").format(line=r.line) if r.line else ""
             try:
@@ -217,13 +228,9 @@ def designate(db: Database, rows: list[DesignateRow], actor: Acting | str, now: 
             except BadInput as exc:
                 problems.append(where + exc.message + ("; " + "; ".join(exc.details) if exc.details else ""))
                 continue
-            if ref.level != "township":
-                problems.append(where + _("{unit} ({code}) is a {level}; only townships are designated").format(
-                    unit=ref.name, code=ref.code, level=LEVEL_NAMES.get(ref.level, ref.level)))
-                continue
-            if (ref.code, cohort) in seen:
-                problems.append(where + _("{unit} ({code}) {cohort}: the same township and cohort as line {line}").format(
-                    unit=ref.name, code=ref.code, cohort=COHORT_NAMES[cohort], line=seen[ref.code, cohort]))
+            wrong = _not_designable(ref, cohort, seen)
+            if wrong:
+                problems.append(where + wrong)
                 continue
             seen[ref.code, cohort] = r.line
             try:
@@ -340,77 +347,78 @@ def record_batch(db: Database, rows: list[RecordRow], actor: Acting | str, now: 
     kept = [f for fs in files.values() for f in fs]
     if kept and evidence_dir is not None:
         keep(kept, evidence_dir)
-    good: list[tuple[RecordRow, UnitRef, Item, str, list, dict]] = []
     with db.write() as session:
-        campaign = campaign_in_force(session)
-        resolver = Resolver(session)
-        resolver.preload([r.unit for r in rows])
-        seen: dict[tuple[str, str], int] = {}
-        late_of: dict[str, dict] = {}
-        for n, r in enumerate(rows):
-            if n not in files:
-                continue
-            try:
-                ref = resolver.resolve(r.unit, levels=item_levels(campaign, r.item), hint=len(problems) < 50)
-                it = find_item(campaign, ref.level, r.item)
-                stored = normalize_value(it, r.value)
-            except BadInput as exc:
-                problems.append(RecordProblem(r.line, r.unit, r.item, "bad_input", (exc.message, *exc.details)))
-                continue
-            if (ref.code, it.id) in seen:
-                problems.append(RecordProblem(r.line, r.unit, r.item, "bad_input", (
-                    _("{unit} ({code}) {item}: the same unit and item as line {line}").format(
-                        unit=ref.name, code=ref.code, item=it.id, line=seen[ref.code, it.id]),)))
-                continue
-            seen[ref.code, it.id] = r.line
-            try:
-                authz.may_record(session, actor, ref.level, ref.code, ref.name)
-                if effective is not None and ref.code not in late_of:
-                    late_of[ref.code] = effective_detail(session, actor, ref.code, ref.name, effective, now)
-            except NotPermitted as exc:
-                problems.append(RecordProblem(r.line, r.unit, r.item, "not_permitted", (exc.message, *exc.details)))
-                continue
-            except BadInput as exc:
-                problems.append(RecordProblem(r.line, r.unit, r.item, "bad_input", (exc.message, *exc.details)))
-                continue
-            good.append((r, ref, it, stored, files[n], late_of.get(ref.code, {})))
+        good = _checked_rows(session, rows, files, actor, now, effective, problems)
         problems.sort(key=lambda p: p.line)
-        if problems and not partial:
-            good = []
-        out: list[Recorded] = []
-        entries: list[audit.Entry] = []
-        versions: dict[str, int] = {}
-        cohorts_of: dict[str, frozenset[str]] = {}
-        for _r, ref, it, stored, fs, late in good:
-            row = session.get(ChecklistValue, (ref.code, it.id))
-            previous = row.value if row else None
-            if ref.code not in cohorts_of:
-                cohorts_of[ref.code] = frozenset(session.scalars(select(UnitCohort.cohort).where(UnitCohort.unit_code == ref.code)))
-            warnings = []
-            if not it.applies(cohorts_of[ref.code]):
-                names = "、".join(COHORT_NAMES[c] for c in it.only_for)
-                warnings.append(_("{label} is required only of {cohorts}; {unit} is not one, so the record is for reference only")
-                            .format(label=it.label, cohorts=names, unit=ref.name))
-            if previous == stored and not fs:
-                out.append(Recorded(None, ref.code, ref.name, it.id, it.label, stored, previous, warnings))
-                continue
-            at = utc_text(audit.stamp(session, now))
-            if row is None:
-                session.add(ChecklistValue(unit_code=ref.code, item=it.id, value=stored, recorded_at=at, recorded_by=name_of(actor)))
-            else:
-                row.value, row.recorded_at, row.recorded_by = stored, at, name_of(actor)
-            versions[ref.code] = versions.get(ref.code, ref.version) + 1
-            _bump(session, ref, now, actor)
-            entries.append(audit.Entry(now, actor, "record", ref.code, ref.state, ref.state, None,
-                                       tuple(f.as_json() for f in fs),
-                                       {"item": it.id, "value": stored, "previous": previous,
-                                        "version": versions[ref.code]} | late))
-            out.append(Recorded(-1, ref.code, ref.name, it.id, it.label, stored, previous, warnings))
-        session.flush()
-        seqs = iter(audit.append(session, entries)) if entries else iter(())
-        recorded = [Recorded(next(seqs), *astuple_rest(d)) if d.seq == -1 else d for d in out]
+        recorded = _write_rows(session, [] if problems and not partial else good, actor, now)
     _audit_denials(db, actor, now, problems)
     return RecordBatch(recorded, problems, len(rows))
+
+
+def _checked_rows(session: Session, rows: list[RecordRow], files: dict[int, list], actor: Acting, now: dt.datetime,
+                  effective: dt.date | None, problems: list[RecordProblem]) -> list[tuple]:
+    """The rows that pass every check, as (unit, item, stored value, evidence, late-entry detail); each
+    problem is added to `problems`."""
+    campaign = campaign_in_force(session)
+    resolver = Resolver(session)
+    resolver.preload([r.unit for r in rows])
+    seen: dict[tuple[str, str], int] = {}
+    late_of: dict[str, dict] = {}
+    good = []
+    for n, r in enumerate(rows):
+        if n not in files:
+            continue
+        try:
+            ref = resolver.resolve(r.unit, levels=item_levels(campaign, r.item), hint=len(problems) < 50)
+            it = find_item(campaign, ref.level, r.item)
+            stored = normalize_value(it, r.value)
+            if (ref.code, it.id) in seen:
+                raise BadInput(_("{unit} ({code}) {item}: the same unit and item as line {line}").format(
+                    unit=ref.name, code=ref.code, item=it.id, line=seen[ref.code, it.id]))
+            seen[ref.code, it.id] = r.line
+            authz.may_record(session, actor, ref.level, ref.code, ref.name)
+            if effective is not None and ref.code not in late_of:
+                late_of[ref.code] = effective_detail(session, actor, ref.code, ref.name, effective, now)
+        except (BadInput, NotPermitted) as exc:
+            kind = "not_permitted" if isinstance(exc, NotPermitted) else "bad_input"
+            problems.append(RecordProblem(r.line, r.unit, r.item, kind, (exc.message, *exc.details)))
+            continue
+        good.append((ref, it, stored, files[n], late_of.get(ref.code, {})))
+    return good
+
+
+def _write_rows(session: Session, good: list[tuple], actor: Acting, now: dt.datetime) -> list[Recorded]:
+    """Write the checked rows whose value changes (or that bring evidence), one audit row each."""
+    out: list[Recorded] = []
+    entries: list[audit.Entry] = []
+    versions: dict[str, int] = {}
+    cohorts_of: dict[str, frozenset[str]] = {}
+    for ref, it, stored, fs, late in good:
+        row = session.get(ChecklistValue, (ref.code, it.id))
+        previous = row.value if row else None
+        if ref.code not in cohorts_of:
+            cohorts_of[ref.code] = frozenset(session.scalars(select(UnitCohort.cohort).where(UnitCohort.unit_code == ref.code)))
+        warnings = []
+        if not it.applies(cohorts_of[ref.code]):
+            names = "、".join(COHORT_NAMES[c] for c in it.only_for)
+            warnings.append(_("{label} is required only of {cohorts}; {unit} is not one, so the record is for reference only")
+                            .format(label=it.label, cohorts=names, unit=ref.name))
+        if previous == stored and not fs:
+            out.append(Recorded(None, ref.code, ref.name, it.id, it.label, stored, previous, warnings))
+            continue
+        at = utc_text(audit.stamp(session, now))
+        if row is None:
+            session.add(ChecklistValue(unit_code=ref.code, item=it.id, value=stored, recorded_at=at, recorded_by=name_of(actor)))
+        else:
+            row.value, row.recorded_at, row.recorded_by = stored, at, name_of(actor)
+        versions[ref.code] = versions.get(ref.code, ref.version) + 1
+        _bump(session, ref, now, actor)
+        entries.append(audit.Entry(now, actor, "record", ref.code, ref.state, ref.state, None, tuple(f.as_json() for f in fs),
+                                   {"item": it.id, "value": stored, "previous": previous, "version": versions[ref.code]} | late))
+        out.append(Recorded(-1, ref.code, ref.name, it.id, it.label, stored, previous, warnings))
+    session.flush()
+    seqs = iter(audit.append(session, entries)) if entries else iter(())
+    return [Recorded(next(seqs), *astuple_rest(d)) if d.seq == -1 else d for d in out]
 
 
 def astuple_rest(d: Recorded) -> tuple:
