@@ -143,3 +143,30 @@ def test_template_written_and_read_back(chengde, cli, tmp_path):
     assert r.exit_code == 0, r.output
     assert audit_count(chengde) == n0 + 1
     assert stored(chengde, YUERYA) == {"staff.part_time": "2", "six.vehicle": "是"}
+
+
+def test_an_xlsx_past_the_batch_rows_is_refused_before_anything(chengde, cli, tmp_path, monkeypatch):
+    """The batch limits hold for a spreadsheet as for a CSV: 3 rows over a limit of 2 exit 2, nothing written."""
+    from openpyxl import Workbook
+
+    monkeypatch.setenv("ANJIAN_BATCH_MAX_ROWS", "2")
+    wb = Workbook()
+    wb.active.append(["unit", "item", "value"])
+    for item in ("six.vehicle", "six.gear", "six.office_space"):
+        wb.active.append([YUERYA, item, "是"])
+    wb.save(tmp_path / "c.xlsx")
+    before = snapshot(chengde)
+    r = cli("record", "--file", str(tmp_path / "c.xlsx"))
+    assert r.exit_code == 2 and "batch_max_rows" in r.output
+    assert snapshot(chengde) == before
+
+
+def test_messages_in_english_on_request(chengde, cli, monkeypatch):
+    """With ANJIAN_LANG=en the bulk record speaks English; JSON keeps the identifiers."""
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+    r = cli("record", YUERYA, "six.vehicle=maybe")
+    assert r.exit_code == 2 and "is a yes/no item" in r.output and "nothing was written" in r.output
+    r = cli("record", YUERYA, "six.vehicle=是", "staff.part_time=2")
+    assert r.exit_code == 0 and "2 recorded, 0 unchanged, 2 in all" in r.output
+    r = cli("designate", YUERYA, "重点", "--format", "json")
+    assert json.loads(r.stdout)[0]["cohort"] == "key"
