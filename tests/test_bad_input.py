@@ -450,7 +450,7 @@ def test_duplicate_designation_in_a_file_is_refused(untouched, cli, tmp_path):
     """The same township and cohort twice in a designate file exits 2 naming both lines; nothing is written."""
     path = write(tmp_path / "dup.csv", "unit,cohort,remove\n宽城峪耳崖镇,key,\n130827102,key,是\n")
     with untouched():
-        refused(bulk(cli, "designate", path), "line 3", "line 2")
+        refused(bulk(cli, "designate", path), "第 3 行", "第 2 行")
 
 
 def test_embedded_newlines_keep_line_numbers_in_an_advance_file(untouched, cli, tmp_path):
@@ -459,8 +459,8 @@ def test_embedded_newlines_keep_line_numbers_in_an_advance_file(untouched, cli, 
                                          '承德县高寺台镇,start,"多\n行\n备注"\n不存在镇,start,\n')
     with untouched():
         r = bulk(cli, "advance", path)
-    refused(r, "line 7 (不存在镇 start)")
-    assert r.output.count("  - line ") == 1
+    refused(r, "第 7 行 (不存在镇 start)")
+    assert r.output.count("  - 第 ") == 1
 
 
 def test_embedded_newline_note_is_kept_whole(chengde, cli, tmp_path):

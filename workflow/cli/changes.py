@@ -38,7 +38,6 @@ def designate(env, unit, cohort, remove, file, fmt) -> None:
 
     Example:
 
-    \b
         anjian designate 宽城峪耳崖镇 key
         anjian designate --file key-townships.csv
     """
@@ -101,7 +100,6 @@ def record(env, unit, value, evidence, file, partial, errors, template, effectiv
 
     Example:
 
-    \b
         anjian record 宽城峪耳崖镇 staff.full_time 4
         anjian record 宽城峪耳崖镇 six.vehicle=是 staff.full_time=4 --evidence six.vehicle=车辆登记证.pdf
         anjian record 宽城峪耳崖镇 --template 峪耳崖镇清单.xlsx
@@ -271,7 +269,6 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, e
 
     Example:
 
-    \b
         anjian advance 宽城峪耳崖镇 apply
         anjian advance 宽城县 submit_plan --evidence 推进方案.pdf
         anjian advance --file batch.csv --partial
