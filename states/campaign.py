@@ -11,7 +11,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from anjian.states.labels import COHORTS
@@ -103,6 +103,13 @@ class Item:
         return max([self.required or 0, *raised])
 
 
+class Applicable(NamedTuple):
+    """A checklist item a unit has to fill, with what it requires of that unit (see `Item.requirement`)."""
+
+    item: Item
+    required: Any
+
+
 @dataclass(frozen=True)
 class Reminders:
     """The reminder ladder: days before each deadline, then an overdue notice every N days."""
@@ -157,11 +164,29 @@ class Campaign:
     def item(self, level: str, item_id: str) -> Item | None:
         return next((i for i in self.items(level) if i.id == item_id), None)
 
+    def applicable_items(self, level: str, cohorts: frozenset[str] | set[str] | tuple[str, ...]) -> list[Applicable]:
+        """The checklist items a unit of this level and these cohorts has to fill, each with its requirement.
+        Left out: items limited to other cohorts (`only_for`), and counts whose minimum is 0 for these
+        cohorts (专职安全监管人员 ≥ 0 for an ordinary township) unless the minimum comes from another item
+        that applies (`minimum_of`). Optional flags (False) and text items (None: any text) stay."""
+        cohorts, out, kept = frozenset(cohorts), [], set()
+        for item in self.items(level):
+            required = item.requirement(cohorts)
+            if not item.applies(cohorts) or (item.kind == "count" and not required
+                                             and not (item.minimum_of and item.minimum_of in kept)):
+                continue
+            kept.add(item.id)
+            out.append(Applicable(item, required))
+        return out
+
     def milestone(self, milestone_id: str) -> Milestone | None:
         return next((m for m in self.milestones if m.id == milestone_id), None)
 
     def stage(self, stage_id: str) -> Stage | None:
         return next((s for s in self.stages if s.id == stage_id), None)
+
+
+applicable_items = Campaign.applicable_items  # applicable_items(campaign, level, cohorts), for the views
 
 
 def builtin_text(name: str) -> str:

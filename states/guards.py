@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from anjian.i18n import N_, _
 from anjian.states.labels import COHORT_NAMES, state_name
 
 if TYPE_CHECKING:  # a campaign validates its guard names against GUARDS: only the type goes this way
@@ -80,15 +81,20 @@ def parse_value(kind: str, raw: str | None) -> object:
 
 
 def checklist(facts: Facts) -> list[ItemStatus]:
-    """Each checklist item that applies to this unit, with what it requires and whether it is ok."""
+    """Each checklist item this unit has to fill (`applicable_items`), with what it requires and whether it is ok."""
     out: list[ItemStatus] = []
     values: dict[str, object] = {}
+    applicable = {a.item.id: a.required for a in facts.campaign.applicable_items(facts.level, facts.cohorts)}
     for item in facts.campaign.items(facts.level):
-        if not item.applies(facts.cohorts):
-            continue
         value = parse_value(item.kind, facts.checklist.get(item.id))
         values[item.id] = value
-        required = item.requirement(facts.cohorts)
+        linked = values.get(item.minimum_of) if item.minimum_of else None
+        if item.id in applicable:
+            required = applicable[item.id]
+        elif item.applies(facts.cohorts) and isinstance(linked, int) and linked > 0:
+            required = item.requirement(facts.cohorts)  # 2 full-time staff recorded: both need the certificate
+        else:
+            continue
         if item.minimum_of:
             linked = values.get(item.minimum_of)
             required = max(required, linked if isinstance(linked, int) else 0)
@@ -104,11 +110,12 @@ def checklist(facts: Facts) -> list[ItemStatus]:
 
 def _describe_missing(s: ItemStatus) -> str:
     if s.kind == "flag":
-        return f"{s.label}：尚未落实（{s.item}）"
+        return _("{label}: not yet in place ({item})").format(label=s.label, item=s.item)
     if s.kind == "count":
-        have = "未填报" if s.value is None else f"现有 {s.value}"
-        return f"{s.label}：须不少于 {s.required}，{have}（{s.item}）"
-    return f"{s.label}：未填报（{s.item}）"
+        have = _("not recorded") if s.value is None else _("{value} now").format(value=s.value)
+        return _("{label}: at least {required} needed, {have} ({item})").format(
+            label=s.label, required=s.required, have=have, item=s.item)
+    return _("{label}: not recorded ({item})").format(label=s.label, item=s.item)
 
 
 def checklist_complete(f: Facts) -> list[str]:
@@ -117,7 +124,7 @@ def checklist_complete(f: Facts) -> list[str]:
 
 def _needs_note(what: str) -> Callable[[Facts], list[str]]:
     def guard(f: Facts) -> list[str]:
-        return [] if f.note and f.note.strip() else [f"须填写{what}（--note）"]
+        return [] if f.note and f.note.strip() else [_("the {what} must be given (--note)").format(what=_(what))]
 
     guard.__doc__ = f"A note carrying the {what}."
     return guard
@@ -126,23 +133,24 @@ def _needs_note(what: str) -> Callable[[Facts], list[str]]:
 def inspector_is_not_applicant(f: Facts) -> list[str]:
     """A verdict (accept, reject, revoke) from someone who ever applied for the township or resubmitted it."""
     if f.actor and (f.actor == f.last_applicant or f.actor in f.applicants):
-        return [f"验收须由申请人以外的人员进行（{f.actor} 提出了本次验收申请）"]
+        return [_("the verdict must come from someone other than the applicant ({actor} applied for this acceptance)")
+                .format(actor=f.actor)]
     return []
 
 
 def plan_document_attached(f: Facts) -> list[str]:
-    return [] if f.evidence else ["须附推进方案文件（--evidence 方案文件）"]
+    return [] if f.evidence else [_("the plan document must be attached (--evidence PLAN_FILE)")]
 
 
 def _names(children: list[Child], limit: int = 5) -> str:
     shown = "、".join(f"{c.name}（{state_name('township', c.state)}）" for c in children[:limit])
-    return shown + (f" 等共 {len(children)} 个" if len(children) > limit else "")
+    return shown + (_(" and others, {count} in all").format(count=len(children)) if len(children) > limit else "")
 
 
 def _cohort_accepted(cohort: str) -> Callable[[Facts], list[str]]:
     def guard(f: Facts) -> list[str]:
         late = [c for c in f.children if cohort in c.cohorts and c.state != "accepted"]
-        return [f"{COHORT_NAMES[cohort]}尚未全部通过验收：{_names(late)}"] if late else []
+        return [_("not every {cohort} has been accepted yet: {names}").format(cohort=COHORT_NAMES[cohort], names=_names(late))] if late else []
 
     return guard
 
@@ -153,23 +161,24 @@ def county_demos_accepted(f: Facts) -> list[str]:
     least, most = cohort.per_county if cohort and cohort.per_county else (1, 3)
     reasons = []
     if len(demos) < least:
-        reasons.append(f"县区示范重点乡镇须确定 {least}–{most} 个，现有 {len(demos)} 个（anjian designate 乡镇 county_demo）")
+        reasons.append(_("{least}–{most} county demonstration townships must be named, there are {count} "
+                         "(anjian designate TOWNSHIP county_demo)").format(least=least, most=most, count=len(demos)))
     if len(demos) > most:
-        reasons.append(f"县区示范重点乡镇至多 {most} 个，现有 {len(demos)} 个")
+        reasons.append(_("at most {most} county demonstration townships, there are {count}").format(most=most, count=len(demos)))
     late = [c for c in demos if c.state != "accepted"]
     if late:
-        reasons.append(f"县区示范重点乡镇尚未全部通过验收：{_names(late)}")
+        reasons.append(_("not every county demonstration township has been accepted yet: {names}").format(names=_names(late)))
     return reasons
 
 
 def other_townships_started(f: Facts) -> list[str]:
     idle = [c for c in f.children if "key" not in c.cohorts and c.state == "not_started"]
-    return [f"其他乡镇尚未全面开展：{_names(idle)}"] if idle else []
+    return [_("the other townships have not all started: {names}").format(names=_names(idle))] if idle else []
 
 
 def all_townships_accepted(f: Facts) -> list[str]:
     late = [c for c in f.children if c.state != "accepted"]
-    return [f"尚有乡镇未达标：{_names(late)}"] if late else []
+    return [_("some townships are not up to standard yet: {names}").format(names=_names(late))] if late else []
 
 
 def stage_date_reached(f: Facts) -> list[str]:
@@ -180,7 +189,7 @@ def stage_date_reached(f: Facts) -> list[str]:
     else:
         starts = stage.starts
     today = f.now.astimezone(_tz(f.campaign)).date()
-    return [] if today >= starts else [f"{starts} 起方可进入（今天是 {today}）"]
+    return [] if today >= starts else [_("not before {starts} (today is {today})").format(starts=starts, today=today)]
 
 
 def _tz(campaign: Campaign):
@@ -192,10 +201,10 @@ def _tz(campaign: Campaign):
 GUARDS: dict[str, dict[str, Callable[[Facts], list[str]]]] = {
     "township": {
         "checklist_complete": checklist_complete,
-        "inspection_note_given": _needs_note("验收意见"),
+        "inspection_note_given": _needs_note(N_("inspector's opinion")),
         "inspector_is_not_applicant": inspector_is_not_applicant,
-        "rejection_reason_given": _needs_note("不予通过的原因和整改要求"),
-        "reinspection_finding_given": _needs_note("复查发现的问题"),
+        "rejection_reason_given": _needs_note(N_("reason for rejection and what to rectify")),
+        "reinspection_finding_given": _needs_note(N_("problems found on re-inspection")),
     },
     "county": {
         "plan_document_attached": plan_document_attached,
@@ -205,7 +214,7 @@ GUARDS: dict[str, dict[str, Callable[[Facts], list[str]]]] = {
         "key_townships_accepted": _cohort_accepted("key"),
         "other_townships_started": other_townships_started,
         "all_townships_accepted": all_townships_accepted,
-        "review_note_given": _needs_note("验收总结意见"),
+        "review_note_given": _needs_note(N_("review summary")),
     },
     "city": {"stage_date_reached": stage_date_reached},
 }

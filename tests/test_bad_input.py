@@ -386,8 +386,8 @@ def test_advance_file_of_10000_lines_with_a_bad_row_on_line_9999(cli, fresh_db, 
     assert len(rows) == 10_000
     before = snapshot(fresh_db, folders.outbox)
     r = bulk(cli, "advance", path)
-    refused(r, str(path), "line 9999 (不存在的乡镇 start)", "名录中没有这个单位", "nothing was written")
-    assert r.output.count("  - line ") == 1
+    refused(r, str(path), "第 9999 行 (不存在的乡镇 start)", "名录中没有这个单位", "整批未写入")
+    assert r.output.count("  - 第 ") == 1
     assert snapshot(fresh_db, folders.outbox) == before
 
 
@@ -450,7 +450,7 @@ def test_duplicate_designation_in_a_file_is_refused(untouched, cli, tmp_path):
     """The same township and cohort twice in a designate file exits 2 naming both lines; nothing is written."""
     path = write(tmp_path / "dup.csv", "unit,cohort,remove\n宽城峪耳崖镇,key,\n130827102,key,是\n")
     with untouched():
-        refused(bulk(cli, "designate", path), "line 3", "line 2")
+        refused(bulk(cli, "designate", path), "第 3 行", "第 2 行")
 
 
 def test_embedded_newlines_keep_line_numbers_in_an_advance_file(untouched, cli, tmp_path):
@@ -459,8 +459,8 @@ def test_embedded_newlines_keep_line_numbers_in_an_advance_file(untouched, cli, 
                                          '承德县高寺台镇,start,"多\n行\n备注"\n不存在镇,start,\n')
     with untouched():
         r = bulk(cli, "advance", path)
-    refused(r, "line 7 (不存在镇 start)")
-    assert r.output.count("  - line ") == 1
+    refused(r, "第 7 行 (不存在镇 start)")
+    assert r.output.count("  - 第 ") == 1
 
 
 def test_embedded_newline_note_is_kept_whole(chengde, cli, tmp_path):

@@ -93,9 +93,9 @@ def test_kuancheng_with_a_township_trigger_means_the_town(chengde, cli):
     ("不存在镇", "start", "名录中没有这个单位"),
     ("承德", "start", "对应 2 个单位"),  # 承德市 and 承德县; neither has `start`, so nothing narrows it
     ("宽城", "no_such_trigger", "对应 2 个单位"),  # an unknown trigger narrows nothing
-    (YUERYA, "no_such_trigger", "does not exist for a township"),
-    (YUERYA, "submit_plan", "does not exist for a township"),
-    (KUANCHENG, "start", "does not exist for a county"),
+    (YUERYA, "no_such_trigger", "乡镇没有"),
+    (YUERYA, "submit_plan", "乡镇没有"),
+    (KUANCHENG, "start", "县区没有"),
 ])
 def test_bad_unit_or_trigger_is_bad_input(chengde, cli, unit, trigger, words):
     """An unknown or ambiguous unit, an unknown trigger or one of another level exits 2 and writes nothing."""
@@ -170,7 +170,7 @@ def test_no_unit_and_no_file_is_usage_error(chengde, cli):
     """`advance` with neither UNIT TRIGGER nor --file exits 2 with an example."""
     r = cli("advance")
     assert r.exit_code == 2
-    assert "UNIT TRIGGER" in r.output
+    assert "单位 操作" in r.output
 
 
 # -- exit 3 ----------------------------------------------------------------------------------------
@@ -340,9 +340,9 @@ def test_batch_with_bad_rows_writes_nothing_and_names_each_line(chengde, cli, tm
     f = write_csv(tmp_path, f"unit,trigger,note\n{YUERYA},start,\n没有这个镇,start,\n{TOWN},fly,\n")
     r = cli("advance", "--file", f)
     assert r.exit_code == 2, r.output
-    assert "line 3" in r.output and "没有这个镇" in r.output
-    assert "line 4" in r.output and "fly" in r.output
-    assert "line 2" not in r.output
+    assert "第 3 行" in r.output and "没有这个镇" in r.output
+    assert "第 4 行" in r.output and "fly" in r.output
+    assert "第 2 行" not in r.output
     assert snapshot(chengde) == before
 
 
@@ -353,28 +353,38 @@ def test_batch_with_only_refusals_exits_3(chengde, cli, tmp_path):
     f = write_csv(tmp_path, f"unit,trigger,note\n{YUERYA},start,\n{TOWN},apply,\n{LONGXUMEN},accept,\n")
     r = cli("advance", "--file", f, user="li")
     assert r.exit_code == 3, r.output
-    assert "line 3" in r.output and "line 4" in r.output
-    assert "nothing was written" in r.output
+    assert "第 3 行" in r.output and "第 4 行" in r.output
+    assert "整批未写入" in r.output
     assert snapshot(chengde) == before
 
 
 def test_batch_partial_applies_passing_rows_and_reports_the_rest(chengde, cli, tmp_path):
-    """With --partial the good rows are written and the bad ones reported with their lines."""
+    """With --partial the good rows are written and the bad ones reported with their lines and count; exit 0
+    since rows were written (issue 13 point 9)."""
     f = write_csv(tmp_path, f"unit,trigger,note\n{YUERYA},start,\n{TOWN},apply,\n{LONGXUMEN},start,\n没有这个镇,start,\n")
     r = cli("advance", "--file", f, "--partial")
-    assert r.exit_code == 2, r.output
+    assert r.exit_code == 0, r.output
+    assert "2 行未执行" in r.stderr
     assert "已执行 2 / 4 行" in r.output
-    assert "line 3" in r.output and "line 5" in r.output
+    assert "第 3 行" in r.output and "第 5 行" in r.output
     assert state_of(chengde, YUERYA) == "building"
     assert state_of(chengde, LONGXUMEN) == "building"
     assert state_of(chengde, TOWN) == "not_started"
 
 
-def test_batch_partial_with_only_refusals_exits_3(chengde, cli, tmp_path):
-    """--partial with refused rows (no bad input) exits 3 after applying the rest."""
+def test_batch_partial_with_nothing_applied_exits_with_the_refusals_code(chengde, cli, tmp_path):
+    """--partial where no row passes exits 3 (refused), as nothing was written."""
+    f = write_csv(tmp_path, f"unit,trigger,note\n{TOWN},apply,\n")
+    r = cli("advance", "--file", f, "--partial")
+    assert r.exit_code == 3, r.output
+    assert "第 2 行" in r.output
+
+
+def test_batch_partial_with_some_refusals_exits_0(chengde, cli, tmp_path):
+    """--partial with refused rows (no bad input) exits 0 after applying the rest, the problems still in JSON."""
     f = write_csv(tmp_path, f"unit,trigger,note\n{YUERYA},start,\n{TOWN},apply,\n")
     r = cli("advance", "--file", f, "--partial", "--format", "json")
-    assert r.exit_code == 3
+    assert r.exit_code == 0
     out = json.loads(r.stdout)
     assert [t["code"] for t in out["applied"]] == [YUERYA]
     assert [(p["line"], p["kind"]) for p in out["problems"]] == [(3, "refused")]
@@ -398,7 +408,7 @@ def test_batch_same_actor_cannot_apply_and_accept(chengde, cli, tmp_path, fill_c
     f = write_csv(tmp_path, f"unit,trigger,note\n{YUERYA},start,\n{YUERYA},apply,\n{YUERYA},accept,合格\n")
     r = cli("advance", "--file", f, user="li")  # a county official may apply and accept, never both
     assert r.exit_code == 4, r.output
-    assert "line 4" in r.output and "申请人以外" in r.output
+    assert "第 4 行" in r.output and "申请人以外" in r.output
     assert len(only_denials_since(chengde, before)) == 1
 
 

@@ -38,7 +38,7 @@ def test_designate_one_township(chengde, cli):
         v0 = s.get(Unit, TOWN).version
     r = cli("designate", "宽城镇", "key")
     assert r.exit_code == 0, r.output
-    assert "宽城镇（130827100）列为 key" in r.output
+    assert "宽城镇（130827100）列为安全生产重点乡镇" in r.output
     assert "更改 1 项" in r.output
     assert cohorts(chengde, TOWN) == {"key"}
     with chengde.read() as s:
@@ -70,7 +70,7 @@ def test_remove(chengde, cli):
     assert cli("designate", TOWN, "heavy_task").exit_code == 0
     r = cli("designate", TOWN, "heavy_task", "--remove")
     assert r.exit_code == 0
-    assert "移出 heavy_task" in r.output
+    assert "移出安全监管任务较重的乡镇" in r.output
     assert cohorts(chengde, TOWN) == set()
     with chengde.read() as s:
         row = s.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).one()
@@ -91,7 +91,7 @@ def test_county_demo_requires_key(chengde, cli):
     before = snapshot(chengde)
     r = cli("designate", TOWN, "county_demo")
     assert r.exit_code == 2
-    assert "must also be key" in r.output
+    assert "须为安全生产重点乡镇" in r.output
     assert snapshot(chengde) == before
 
 
@@ -110,7 +110,7 @@ def test_removing_key_from_a_county_demo_is_refused(chengde, cli):
     before = snapshot(chengde)
     r = cli("designate", TOWN, "key", "--remove")
     assert r.exit_code == 2
-    assert "must also be key" in r.output
+    assert "须为安全生产重点乡镇" in r.output
     assert snapshot(chengde) == before
 
 
@@ -123,7 +123,7 @@ def test_fourth_county_demo_in_a_county_is_refused(chengde, cli):
     before = snapshot(chengde)
     r = cli("designate", TANGDAOHE, "county_demo")
     assert r.exit_code == 2
-    assert "宽城满族自治县 would have 4 county_demo" in r.output and "at most 3" in r.output
+    assert "宽城满族自治县将有 4 个县区示范重点乡镇" in r.output and "至多 3 个" in r.output
     assert snapshot(chengde) == before
 
 
@@ -140,7 +140,7 @@ def test_a_county_cannot_be_designated(chengde, cli):
     before = snapshot(chengde)
     r = cli("designate", KUANCHENG, "key")
     assert r.exit_code == 2
-    assert "only townships are designated" in r.output
+    assert "只有乡镇才能列入类别" in r.output
     assert snapshot(chengde) == before
 
 
@@ -163,7 +163,7 @@ def test_missing_cohort_is_usage_error(chengde, cli):
     """UNIT without COHORT exits 2 with an example."""
     r = cli("designate", TOWN)
     assert r.exit_code == 2
-    assert "UNIT COHORT" in r.output
+    assert "单位 类别" in r.output
 
 
 def test_file_applies_every_row(chengde, cli, tmp_path):
@@ -184,8 +184,8 @@ def test_file_with_bad_rows_writes_nothing_and_names_each_line(chengde, cli, tmp
     f = write_csv(tmp_path, f"unit,cohort\n{TOWN},key\n没有这个镇,key\n{LONGXUMEN},vip\n{KUANCHENG},key\n")
     r = cli("designate", "--file", f)
     assert r.exit_code == 2
-    assert "line 3" in r.output and "line 4" in r.output and "line 5" in r.output
-    assert "line 2" not in r.output
+    assert "第 3 行" in r.output and "第 4 行" in r.output and "第 5 行" in r.output
+    assert "第 2 行" not in r.output
     assert snapshot(chengde) == before
 
 
@@ -195,7 +195,7 @@ def test_file_over_the_limit_writes_nothing(chengde, cli, tmp_path):
     rows = "".join(f"{c},key\n{c},county_demo\n" for c in (TOWN, LONGXUMEN, BANCHENG, TANGDAOHE))
     r = cli("designate", "--file", write_csv(tmp_path, "unit,cohort\n" + rows))
     assert r.exit_code == 2
-    assert "at most 3" in r.output
+    assert "至多 3 个" in r.output
     assert snapshot(chengde) == before
 
 

@@ -48,7 +48,7 @@ def test_unknown_flag_word_is_bad_input(chengde, cli, word):
     before = snapshot(chengde)
     r = cli("record", YUERYA, "six.vehicle", word)
     assert r.exit_code == 2
-    assert "是 or 否" in r.output
+    assert "请填 是 或 否" in r.output
     assert snapshot(chengde) == before
 
 
@@ -66,7 +66,7 @@ def test_bad_counts_are_refused(chengde, cli, text):
     before = snapshot(chengde)
     r = cli("record", YUERYA, "staff.full_time", "--", text)  # `--`: "-1" is a value, not an option
     assert r.exit_code == 2
-    assert "whole number" in r.output
+    assert "请填整数" in r.output
     assert snapshot(chengde) == before
 
 
@@ -77,8 +77,8 @@ def test_text_is_kept_as_written(chengde, cli):
     assert stored(chengde, YUERYA, "ledger.documents") == "王五（党政办，电话：１３８）"
 
 
-@pytest.mark.parametrize(("text", "words"), [("   ", "needs some text"), ("甲\n乙", "control characters"),
-                                             ("长" * 501, "longer than 500")])
+@pytest.mark.parametrize(("text", "words"), [("   ", "须填写文字"), ("甲\n乙", "控制字符"),
+                                             ("长" * 501, "超过 500 字")])
 def test_bad_text_is_refused(chengde, cli, text, words):
     """Blank text, a line break or more than 500 characters exit 2."""
     before = snapshot(chengde)
@@ -102,7 +102,7 @@ def test_county_item_on_a_township_is_unknown(chengde, cli):
     """A county's item is not a township's: exit 2."""
     r = cli("record", YUERYA, "county.leadership_group", "张三")
     assert r.exit_code == 2
-    assert "does not exist for a township" in r.output
+    assert "乡镇清单中没有" in r.output
 
 
 def test_item_by_label_and_with_dashes(chengde, cli):
@@ -212,4 +212,4 @@ def test_city_has_no_checklist(chengde, cli):
     """The city has no checklist: exit 2."""
     r = cli("record", "130800", "six.vehicle", "是")
     assert r.exit_code == 2
-    assert "no checklist" in r.output
+    assert "没有市清单" in r.output

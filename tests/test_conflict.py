@@ -41,7 +41,7 @@ def test_cli_stale_expect_version_exits_5(chengde, cli):
     r = cli("advance", YUERYA, "start", "--expect-version", str(seen), user="li", now="2014-12-16T11:00")
     assert r.exit_code == 5, r.output
     assert "chief_yuerya" in r.output and "2014-12-16 10:30:00" in r.output
-    assert f"you had {seen}" in r.output and "nothing was written" in r.output
+    assert f"您看到的是版本 {seen}" in r.output and "未写入任何内容" in r.output
     assert audit_count(chengde) == before
     assert unit(chengde).state == "not_started"
 

@@ -62,13 +62,32 @@ checklist_complete = GUARDS["township"]["checklist_complete"]
 def test_checklist_complete_refuses_an_empty_checklist_naming_every_item():
     """An empty checklist is refused with one reason per applicable item, each naming the item id to record."""
     reasons = checklist_complete(township())
-    applicable = [i.id for i in CAMPAIGN.items("township") if i.applies(frozenset())]
+    applicable = [a.item.id for a in CAMPAIGN.applicable_items("township", frozenset())]
     assert len(reasons) == len(applicable)
     for item, reason in zip(applicable, reasons, strict=True):
         assert reason.endswith(f"（{item}）")
     assert "成立乡镇安全生产委员会，主任由政府主要负责同志担任：尚未落实（org.safety_committee）" in reasons
-    assert "专职安全监管人员（人）：须不少于 0，未填报（staff.full_time）" in reasons
+    assert not any("staff.full_time" in r or "staff.certified" in r for r in reasons)  # ≥ 0 is not an item
     assert "安全生产收发文件台账（负责人）：未填报（ledger.documents）" in reasons
+
+
+def test_a_count_of_at_least_zero_does_not_block_an_ordinary_township():
+    """Issue 13 point 5: an ordinary township with everything else filled is not held up by 专职安全监管人员 ≥ 0."""
+    values = {k: v for k, v in checklist_values().items() if k not in ("staff.full_time", "staff.certified")}
+    assert checklist_complete(township(frozenset(), values)) == []
+    key_values = {k: v for k, v in checklist_values(KEY).items() if k != "staff.full_time"}
+    assert any("staff.full_time" in r for r in checklist_complete(township(KEY, key_values)))
+
+
+def test_applicable_items_leave_out_what_does_not_apply_to_the_cohorts():
+    """applicable_items drops only_for items of other cohorts and counts whose minimum is 0; keeps the rest."""
+    ordinary = {a.item.id: a.required for a in CAMPAIGN.applicable_items("township", frozenset())}
+    key = {a.item.id: a.required for a in CAMPAIGN.applicable_items("township", KEY)}
+    assert "staff.full_time" not in ordinary and "staff.certified" not in ordinary
+    assert "org.separate_station" not in ordinary and "staff.chief" not in ordinary
+    assert key["staff.full_time"] == 4 and "staff.certified" in key and key["org.separate_station"] is True
+    assert ordinary["staff.part_time"] == 1 and "staff.information_officers" in ordinary
+    assert ordinary["ledger.documents"] is None  # any text will do: still an item to fill
 
 
 @pytest.mark.parametrize("cohorts", [frozenset(), KEY, HEAVY, frozenset({"key", "county_demo"}),

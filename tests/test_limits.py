@@ -185,7 +185,7 @@ def test_the_terminal_shows_the_first_50_problems_and_a_count(chengde, cli, tmp_
     f = batch(tmp_path, "unit,trigger", unknown_rows(120))
     r = cli("advance", "--file", f)
     assert r.exit_code == 2, r.output
-    listed = [line for line in r.output.splitlines() if line.startswith("  - line ")]
+    listed = [line for line in r.output.splitlines() if line.startswith("  - 第 ")]
     assert len(listed) == 50 and "无此镇049" in listed[-1]
     assert "另有 70 条未列出；全部问题见 --errors FILE 或 --format json" in r.output
     assert "无此镇050" not in r.output

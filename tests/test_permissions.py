@@ -194,7 +194,7 @@ def test_the_city_has_no_checklist_whoever_asks(matrix_db, role):
 
     actor = Actor(f"{role}@{CITY}", role, CITY)
     error, rows = attempt(matrix_db, lambda: record(matrix_db, CITY, "six.vehicle", "是", actor, T0))
-    assert isinstance(error, BadInput) and "no checklist" in error.message
+    assert isinstance(error, BadInput) and "没有市清单" in error.message
     assert rows == []
 
 
@@ -349,7 +349,7 @@ def test_cli_batch_row_out_of_jurisdiction_exits_4_and_is_audited(chengde, cli, 
     before, units = last_seq(chengde), units_snapshot(chengde)
     r = cli("advance", "--file", str(f), user="li")
     assert r.exit_code == 4, r.output
-    assert re.search(r"(line|第) ?3", r.output) and "不在其管辖范围内" in r.output
+    assert "第 3 行" in r.output and "不在其管辖范围内" in r.output
     assert units_snapshot(chengde) == units
     [row] = audit_rows_after(chengde, before)
     detail = json.loads(row.detail)

@@ -1,5 +1,7 @@
-"""Reading the CSV files officials hand in: UTF-8 (with or without BOM) or GBK/GB18030 as Excel saves
-them, quoted fields with embedded newlines, each record with the line it starts on."""
+"""Reading the tables officials hand in, as their spreadsheets make them: CSV in UTF-8 (with or without
+BOM), GBK/GB18030 or UTF-16 (Excel's "Unicode text", TAB-separated), comma, TAB or semicolon separated,
+CRLF, trailing empty columns, Chinese or English headers (the words anjian's own exports use), and
+`.xlsx` workbooks (the first sheet). Each record comes with the line (sheet row) it starts on."""
 
 from __future__ import annotations
 
@@ -22,8 +24,40 @@ class Record:
     values: dict[str, str]
 
 
+# Header words: the English column name, then the Chinese words anjian's exports and officials use.
+# Several headers for one column (单位代码 and 单位 in an export): the earlier word in the list wins
+# and the other column is ignored.
+HEADER_WORDS: dict[str, tuple[str, ...]] = {
+    "unit": ("unit", "code", "单位代码", "代码", "单位", "单位名称", "乡镇", "名称"),
+    "cohort": ("cohort", "类别代码", "类别", "分类"),
+    "remove": ("remove", "移出", "删除"),
+    "trigger": ("trigger", "触发代码", "触发", "操作", "动作"),
+    "note": ("note", "备注", "说明", "意见"),
+    "item": ("item", "清单项代码", "清单项", "项目代码", "项目"),
+    "value": ("value", "填报值", "值", "数值"),
+    "evidence": ("evidence", "证明材料", "附件", "材料"),
+    "label": ("label", "内容", "清单项内容"),
+    "required": ("required", "要求"),
+    "current": ("current", "现值", "当前值"),
+    "name": ("name", "姓名"),
+    "email": ("email", "邮箱", "电子邮箱"),
+    "webhook": ("webhook",),
+    "date": ("date", "日期"),
+    "workday": ("workday", "工作日"),
+}
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+XLSX_SUFFIXES = (".xlsx", ".xlsm")
+
+
 def decode(data: bytes, source: str) -> str:
-    """Text of a file: UTF-8 first (a BOM is dropped), then GB18030, which covers GBK."""
+    """Text of a file: UTF-16 when it starts with its BOM, else UTF-8 (a BOM is dropped), then GB18030,
+    which covers GBK."""
+    if data.startswith(UTF16_BOMS):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n\x00" if data[:2] == b"\xff\xfe" else b"\x00\n") + 1
+            raise BadInput(f"{source}: line {line}: not UTF-16 text (byte {exc.start})") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as first:
@@ -65,9 +99,69 @@ def read_csv(path: Path | str, required: tuple[str, ...], optional: tuple[str, .
     limits = limits or Limits()
     counted = check_batch(path, limits)
     data = read_bytes(path, "CSV file", limits.batch_max_bytes)
+    text = decode(data, str(path))
     if not counted:  # a pipe (`--file <(iconv …)`) can be read only once: its rows are counted in memory
-        _refuse_rows(Path(path), _count_rows(_as_latin1(io.BytesIO(data)), limits.batch_max_rows), limits)
-    return parse_csv(decode(data, str(path)), str(path), required, optional)
+        _refuse_rows(Path(path), _count_rows(io.StringIO(text, newline=""), limits.batch_max_rows), limits)
+    return parse_csv(text, str(path), required, optional)
+
+
+def read_table(path: Path | str, required: tuple[str, ...], optional: tuple[str, ...] = (),
+               limits: Limits | None = None) -> tuple[list[Record], list[str]]:
+    """Records of a table file, `.xlsx` (the first sheet) or CSV, as `read_csv` gives them."""
+    if Path(str(path)).suffix.lower() in XLSX_SUFFIXES:
+        return read_xlsx(path, required, optional, limits)
+    return read_csv(path, required, optional, limits)
+
+
+def read_xlsx(path: Path | str, required: tuple[str, ...], optional: tuple[str, ...] = (),
+              limits: Limits | None = None) -> tuple[list[Record], list[str]]:
+    """Records of the first sheet of an .xlsx workbook: the first non-empty row is the header; numbers,
+    dates and 是/否 cells become the text an official would have typed. The batch limits hold as for CSV."""
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    limits = limits or Limits()
+    p = Path(path)
+    data = read_bytes(p, "spreadsheet", limits.batch_max_bytes)
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise BadInput(f"{p}: not an .xlsx workbook Excel or WPS saved ({exc})") from None
+    ws = wb.worksheets[0]
+    rows: list[tuple[int, list[str]]] = []
+    for n, cells in enumerate(ws.iter_rows(values_only=True), 1):
+        texts = [_cell_text(v) for v in cells]
+        for col, t in enumerate(texts):
+            if "\x00" in t:
+                refuse_nul(t, str(p), f"row {n}, column {col + 1}")
+        if any(t.strip() for t in texts):
+            rows.append((n, texts))
+            if len(rows) > limits.batch_max_rows + 1:
+                break
+    wb.close()
+    if not rows:
+        raise BadInput(f"{p}: the sheet is empty; the first row must name the columns {','.join(required)}")
+    _refuse_rows(p, len(rows) - 1, limits)
+    (head_line, header), body = rows[0], rows[1:]
+    return _records(header, iter(body), str(p), required, optional, head_line)
+
+
+def _cell_text(value: object) -> str:
+    """A cell as typed text: 4 for 4.0, 是/否 for a boolean, 2015-03-20 for a date."""
+    import datetime as dt
+
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
 
 
 # -- the batch limits: checked before any work, by stat and by a count that stops at the limit ----------
@@ -85,6 +179,9 @@ def check_batch(path: Path | str, limits: Limits) -> bool:
         if not stat.S_ISREG(st.st_mode):
             return False
         with p.open("rb") as raw:
+            if raw.read(2) in UTF16_BOMS:
+                return False  # UTF-16: its rows are counted once decoded (its size is checked above)
+            raw.seek(0)
             rows = _count_rows(_as_latin1(_Capped(raw, limits.batch_max_bytes, p)), limits.batch_max_rows)
     except OSError:
         return False  # a missing, unreadable or directory path: read_bytes says which, in its words
@@ -153,46 +250,102 @@ def size_text(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+def sniff_delimiter(text: str) -> str:
+    """The separator of a CSV's header line: TAB for Excel's "Unicode text", `;` for some locales, else `,`."""
+    first = text.split("\n", 1)[0]
+    counts = {d: first.count(d) for d in (",", "\t", ";")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > counts[","] else ","
+
+
 def parse_csv(text: str, source: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> tuple[list[Record], list[str]]:
     refuse_nul(text, source)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True, delimiter=sniff_delimiter(text))
     try:
         header = next(reader)
     except StopIteration:
         raise BadInput(f"{source}: the file is empty; the first line must name the columns {','.join(required)}") from None
     except csv.Error as exc:
         raise BadInput(f"{source}: line 1: {exc}") from None
-    names = [unicodedata.normalize("NFKC", h).strip().lower() for h in header]
-    problems = []
-    missing = [c for c in required if c not in names]
-    if missing:
-        problems.append(f"line 1: missing column(s) {', '.join(missing)} (the header must name {','.join(required)})")
-    unknown = [h for h in names if h not in required and h not in optional]
-    if unknown:
-        problems.append(f"line 1: unknown column(s) {', '.join(unknown)} (allowed: {', '.join(required + optional)})")
-    dupes = sorted({h for h in names if names.count(h) > 1})
-    if dupes:
-        problems.append(f"line 1: column(s) named twice: {', '.join(dupes)}")
-    if problems:
-        raise BadInput(f"{source}: bad header", problems)
-    records, last = [], reader.line_num
+    return _records(header, _csv_rows(reader), source, required, optional, 1)
+
+
+def _csv_rows(reader):
+    """(line, fields) of each CSV record after the header, or (line, csv.Error) for one that cannot be read."""
+    last = reader.line_num
     while True:
         start = last + 1
         try:
             fields = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as exc:  # strict: a quote left open would otherwise swallow the rest of the file
             last = reader.line_num
-            problems.append(f"line {start}: {_UNCLOSED if str(exc) == 'unexpected end of data' else exc}")
+            yield start, exc
             continue
         last = reader.line_num
+        yield start, fields
+
+
+def column_of(header: str, wanted: tuple[str, ...]) -> tuple[str, int] | None:
+    """The column a header cell names among `wanted` (English or Chinese), with its rank among that
+    column's words (0: the English name itself)."""
+    h = unicodedata.normalize("NFKC", header).strip().lower()
+    if h in wanted:
+        return h, 0
+    for c in wanted:
+        words = HEADER_WORDS.get(c, (c,))
+        if h in words:
+            return c, words.index(h)
+    return None
+
+
+def _records(header: list[str], rows, source: str, required: tuple[str, ...], optional: tuple[str, ...],
+             head_line: int) -> tuple[list[Record], list[str]]:
+    """Records of a header and its rows (line, fields): empty header cells at the end are dropped with
+    their (empty) fields; where two headers name one column, the better word is kept and the other ignored."""
+    cells = list(header)
+    while cells and not cells[-1].strip():
+        cells.pop()
+    wanted = required + optional
+    names: list[str | None] = []
+    best: dict[str, tuple[int, int]] = {}  # column -> (rank, position)
+    problems: list[str] = []
+    unknown: list[str] = []
+    for pos, h in enumerate(cells):
+        found = column_of(h, wanted)
+        if found is None:
+            names.append(None)
+            unknown.append(unicodedata.normalize("NFKC", h).strip().lower() or f"(empty, column {pos + 1})")
+            continue
+        col, rank = found
+        names.append(col)
+        if col in best and best[col][0] == rank:
+            problems.append(f"line {head_line}: column(s) named twice: {col}")
+        elif col not in best or rank < best[col][0]:
+            best[col] = (rank, pos)
+    keep = {pos: col for col, (_, pos) in best.items()}
+    missing = [c for c in required if c not in best]
+    if missing:
+        problems.insert(0, f"line {head_line}: missing column(s) {', '.join(missing)} (the header must name {','.join(required)})")
+    if unknown:
+        problems.append(f"line {head_line}: unknown column(s) {', '.join(unknown)} (allowed: {', '.join(wanted)})")
+    if problems:
+        raise BadInput(f"{source}: bad header", problems)
+    width = len(cells)
+    records = []
+    for line, fields in rows:
+        if isinstance(fields, csv.Error):
+            problems.append(f"line {line}: {_UNCLOSED if str(fields) == 'unexpected end of data' else fields}")
+            continue
         if not any(f.strip() for f in fields):
             continue
-        if len(fields) != len(names):
-            problems.append(f"line {start}: {len(fields)} fields where the header has {len(names)}")
+        if len(fields) > width and not any(f.strip() for f in fields[width:]):
+            fields = fields[:width]  # a trailing empty column, or an empty column more than the header
+        if len(fields) != width:
+            problems.append(f"line {line}: {len(fields)} fields where the header has {width}")
             continue
-        records.append(Record(start, {n: f.strip() for n, f in zip(names, fields, strict=True)}))
+        records.append(Record(line, {keep[i]: f.strip() for i, f in enumerate(fields) if i in keep}))
     return records, problems
 
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from anjian.i18n import _
 from anjian.states.guards import GUARDS, Evidence, Facts
-from anjian.states.labels import TRIGGER_NAMES
+from anjian.states.labels import LEVEL_NAMES, TRIGGER_NAMES
 from anjian.states.machines import SPECS
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine import authz, machine
@@ -62,7 +63,10 @@ class BatchResult:
 
 
 def normalize_trigger(name: str) -> str:
-    return name.strip().replace("-", "_").lower()
+    """A trigger by its identifier (`-` for `_`), its Chinese or English name (申请验收 = apply)."""
+    from anjian.states.labels import parse_trigger
+
+    return parse_trigger(name) or name.strip().replace("-", "_").lower()
 
 
 def trigger_for(unit: UnitRef, trigger: str) -> str:
@@ -70,10 +74,12 @@ def trigger_for(unit: UnitRef, trigger: str) -> str:
     t = normalize_trigger(trigger)
     spec = SPECS.get(unit.level)
     if spec is None:
-        raise BadInput(f"{unit.name}（{unit.code}）is a {unit.level}: it has no state machine in this campaign")
+        raise BadInput(_("{unit} ({code}) is a {level}: it has no state machine in this campaign").format(
+            unit=unit.name, code=unit.code, level=LEVEL_NAMES.get(unit.level, unit.level)))
     if t not in spec.triggers:
         valid = "、".join(f"{x}（{TRIGGER_NAMES.get(x, x)}）" for x in spec.triggers)
-        raise BadInput(f"trigger “{trigger}” does not exist for a {unit.level}; {unit.level} triggers: {valid}")
+        raise BadInput(_("trigger “{text}” does not exist for a {level}; {level} triggers: {valid}").format(
+            text=trigger, level=LEVEL_NAMES.get(unit.level, unit.level), valid=valid))
     return t
 
 
@@ -97,8 +103,9 @@ def conflict_message(u: Unit, expected: int) -> str:
     from anjian.workflow.clock import shown
 
     when = shown(u.changed_at) if u.changed_at else "?"
-    return (f"{u.name}（{u.code}）was changed meanwhile by {u.changed_by} at {when} "
-            f"(version {u.version}, you had {expected}); nothing was written — look again and retry")
+    return _("{unit} ({code}) was changed meanwhile by {who} at {when} (version {version}, you had {expected}); "
+             "nothing was written — look again and retry").format(unit=u.name, code=u.code, who=u.changed_by, when=when,
+                                                                 version=u.version, expected=expected)
 
 
 class Advancer:
@@ -125,9 +132,10 @@ class Advancer:
         facts = self.loader.facts(unit.code, name_of(self.actor), note, tuple(Evidence(e.path, e.sha256) for e in evidence))
         verdict = machine.check(facts, trigger)
         if not verdict.allowed:
-            what = f"{unit.name}（{unit.code}）: “{trigger}”（{TRIGGER_NAMES.get(trigger, trigger)}）"
+            names = {"unit": unit.name, "code": unit.code, "trigger": TRIGGER_NAMES.get(trigger, trigger), "id": trigger}
             if _not_permitted(facts, trigger):  # every reason is still listed, not only the permission
-                raise authz.denied(f"{what}is not permitted to {self.actor}", unit.code).with_details(verdict.unmet)
+                raise authz.denied(_("{unit} ({code}): {actor} may not “{trigger}” ({id}) here").format(
+                    actor=name_of(self.actor), **names), unit.code).with_details(verdict.unmet)
             reasons = list(verdict.unmet)
             u = self.loader.units[unit.code]
             if facts.state != SPECS[unit.level].transition(trigger)["source"] and u.changed_by and u.changed_at:
@@ -135,8 +143,9 @@ class Advancer:
                     shown,  # the race's losers learn who moved the unit, and when
                 )
 
-                reasons.append(f"最近一次更改：{u.changed_by}，{shown(u.changed_at)}（版本 {u.version}）")
-            raise Refused(f"{what}is refused now", reasons)
+                reasons.append(_("last changed by {who}, {when} (version {version})").format(
+                    who=u.changed_by, when=shown(u.changed_at), version=u.version))
+            raise Refused(_("{unit} ({code}): “{trigger}” ({id}) cannot be done now").format(**names), reasons)
         before = facts.state
         after = machine.fire(facts, trigger)
         self.loader.overlay[unit.code] = after
@@ -152,7 +161,7 @@ class Advancer:
         """Write the new states (refusing stale versions) and the audit rows, in one statement each."""
         final: dict[str, str] = {}
         steps: Counter[str] = Counter()
-        for unit, _, _, after in self.pending:
+        for unit, _t, _n, after in self.pending:
             final[unit.code] = after
             steps[unit.code] += 1
         stamp, by = utc_text(self.now), name_of(self.actor)
