@@ -49,9 +49,10 @@ def source_messages() -> dict[tuple[str | None, str], list[str]]:
 
 def help_messages() -> dict[tuple[str | None, str], list[str]]:
     """Every help text of the command line, as our click classes look it up."""
+    from anjian.workflow.cli import SUMMARIES, cli
     from anjian.workflow.cli.helptext import all_help_texts
 
-    return {(None, text): [where] for text, where in all_help_texts()}
+    return {(None, text): [where] for text, where in all_help_texts(cli, SUMMARIES)}
 
 
 def all_messages() -> dict[tuple[str | None, str], list[str]]:

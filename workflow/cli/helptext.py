@@ -211,14 +211,13 @@ def _walk(cmd: click.Command, path: str):
             yield from _walk(cmd.get_command(ctx, name), f"{path} {name}")
 
 
-def all_help_texts() -> list[tuple[str, str]]:
-    """(message id, command) for every docstring, short summary and option help of the command line."""
-    from anjian.workflow.cli import COMMANDS, SUMMARIES, cli
-
+def all_help_texts(cli: click.Group, summaries: dict[str, str]) -> list[tuple[str, str]]:
+    """(message id, command) for every docstring, short summary and option help of the command line
+    `cli` (whose listing shows `summaries`)."""
     ctx = click.Context(cli)
     out: list[tuple[str, str]] = [(help_of(cli), "anjian")]
-    out += [(text, f"anjian {name} (summary)") for name, text in SUMMARIES.items()]
-    for name in COMMANDS:
+    out += [(text, f"anjian {name} (summary)") for name, text in summaries.items()]
+    for name in cli.list_commands(ctx):
         for path, cmd in _walk(cli.get_command(ctx, name), f"anjian {name}"):
             if cmd.help:
                 out.append((help_of(cmd), path))
