@@ -325,13 +325,25 @@ class LocalizedClickError(click.ClickException):
         click.echo(_("Error: {message}").format(message=message), file=file, err=file is None)
 
 
+class LocalizedAbort(click.ClickException):
+    """click's Abort (a prompt answered no, or cut short), said in the official's language; exit 1."""
+
+    exit_code = 1
+
+    def __init__(self):
+        super().__init__("Aborted!")
+
+    def show(self, file=None) -> None:
+        click.echo(_("Aborted!"), file=file, err=file is None)
+
+
 def localized_errors(call, *args, **kwargs):
     """`call(*args, **kwargs)`, its click errors shown in our language."""
     try:
         return call(*args, **kwargs)
-    except LocalizedClickError:
-        raise
-    except click.exceptions.Exit:
+    except (LocalizedClickError, LocalizedAbort, click.exceptions.Exit):
         raise
     except click.ClickException as exc:
         raise LocalizedClickError(exc) from None
+    except click.Abort:
+        raise LocalizedAbort() from None
