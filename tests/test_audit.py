@@ -251,8 +251,8 @@ def test_history_table(busy, cli):
 
 
 @pytest.mark.parametrize(("args", "words"), [
-    (("没有这个镇",), "no such unit"),
-    (("宽城",), "fits 2 units"),
+    (("没有这个镇",), "名录中没有这个单位"),
+    (("宽城",), "对应 2 个单位"),
     (("--since", "2015-02-30"), "--since"),
 ])
 def test_history_bad_input(busy, cli, args, words):

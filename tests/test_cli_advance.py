@@ -90,9 +90,9 @@ def test_kuancheng_with_a_township_trigger_means_the_town(chengde, cli):
 
 # -- exit 2 ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("unit", "trigger", "words"), [
-    ("不存在镇", "start", "no such unit"),
-    ("承德", "start", "fits 2 units"),  # 承德市 and 承德县; neither has `start`, so nothing narrows it
-    ("宽城", "no_such_trigger", "fits 2 units"),  # an unknown trigger narrows nothing
+    ("不存在镇", "start", "名录中没有这个单位"),
+    ("承德", "start", "对应 2 个单位"),  # 承德市 and 承德县; neither has `start`, so nothing narrows it
+    ("宽城", "no_such_trigger", "对应 2 个单位"),  # an unknown trigger narrows nothing
     (YUERYA, "no_such_trigger", "does not exist for a township"),
     (YUERYA, "submit_plan", "does not exist for a township"),
     (KUANCHENG, "start", "does not exist for a county"),

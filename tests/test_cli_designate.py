@@ -156,7 +156,7 @@ def test_unknown_unit_is_bad_input(chengde, cli):
     """An unknown unit exits 2."""
     r = cli("designate", "没有这个镇", "key")
     assert r.exit_code == 2
-    assert "no such unit" in r.output
+    assert "名录中没有这个单位" in r.output
 
 
 def test_missing_cohort_is_usage_error(chengde, cli):

@@ -117,7 +117,7 @@ def test_unknown_unit_is_bad_input(chengde, cli):
     """An unknown unit exits 2."""
     r = cli("record", "没有这个镇", "six.vehicle", "是")
     assert r.exit_code == 2
-    assert "no such unit" in r.output
+    assert "名录中没有这个单位" in r.output
 
 
 def test_kuancheng_with_a_county_item_means_the_county(chengde, cli):
