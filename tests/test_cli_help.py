@@ -123,3 +123,19 @@ def test_the_locale_chooses_the_language_without_anjian_lang(env, word):
     out = subprocess.run([sys.executable, "-c", "from anjian.workflow.cli import main; main()", "status", "--help"], env={**base, **env},
                          capture_output=True, text=True, encoding="utf-8", check=True).stdout
     assert out.startswith(word), out
+
+
+def test_an_abort_is_said_in_the_officials_language():
+    """click's Abort (here raised by a command) exits 1 saying 已中止 by default and Aborted! in English."""
+    from anjian.workflow.cli.helptext import localized_errors
+
+    def aborts():
+        raise click.Abort()
+
+    @click.command()
+    def cmd():
+        localized_errors(aborts)
+
+    assert "已中止。" in CliRunner().invoke(cmd, []).output
+    english = CliRunner().invoke(cmd, [], env={"ANJIAN_LANG": "en"})
+    assert english.exit_code == 1 and "Aborted!" in english.output

@@ -65,7 +65,7 @@ def test_root_help_has_an_example():
     """`anjian --help` exits 0, lists every command and shows an example."""
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    assert "示例" in result.output
+    assert "示例：" in result.output  # Chinese by default; the English is checked in test_cli_help
     for name in COMMANDS:
         assert name in result.output
 
@@ -78,10 +78,10 @@ def test_every_command_is_listed_in_the_meta_test():
 
 @pytest.mark.parametrize("path", command_paths(), ids=" ".join)
 def test_every_command_has_help_with_an_example(path):
-    """Each command's `--help` exits 0 and contains an example, in Chinese by default."""
+    """Each command's `--help` exits 0 and contains an example (示例 in Chinese, the default)."""
     result = CliRunner().invoke(cli, [*path, "--help"])
     assert result.exit_code == 0, result.output
-    assert "示例" in result.output
+    assert "示例：" in result.output
     assert f"用法：cli {' '.join(path)}" in result.output
 
 

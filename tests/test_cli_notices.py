@@ -251,10 +251,10 @@ def test_config_file_sets_language_and_sender(chengde, cli, outbox, tmp_path):
 
 
 @pytest.mark.parametrize(("var", "value", "words"), [
-    ("ANJIAN_CHANNEL", "pigeon", "setting channel must be one of file, smtp"),
-    ("ANJIAN_LANGUAGE", "fr", "setting language must be one of zh, en"),
-    ("ANJIAN_SMTP_PORT", "twenty-five", "setting smtp_port must be a number"),
-    ("ANJIAN_SMTP_SECURITY", "ssl", "setting smtp_security must be one of none, starttls, tls"),
+    ("ANJIAN_CHANNEL", "pigeon", "设置 channel 须是 file, smtp 之一"),
+    ("ANJIAN_LANGUAGE", "fr", "设置 language 须是 zh, en 之一"),
+    ("ANJIAN_SMTP_PORT", "twenty-five", "设置 smtp_port 须是数字"),
+    ("ANJIAN_SMTP_SECURITY", "ssl", "设置 smtp_security 须是 none, starttls, tls 之一"),
 ])
 def test_bad_notification_setting_is_bad_input(reachable, cli, outbox, monkeypatch, var, value, words):
     """A bad notification setting exits 2 naming it, before anything is claimed or sent."""

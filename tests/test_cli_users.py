@@ -169,7 +169,7 @@ def test_a_mapped_official_keeps_to_their_jurisdiction(wang, cli, login):
     login("wangzz")
     r = cli("advance", TOWN, "start", user=None)
     assert r.exit_code == 4, r.output
-    assert "王站长 acts for 130827102" in r.output and "outside that jurisdiction" in r.output
+    assert "王站长 的管辖单位是 130827102" in r.output and "不在其管辖范围内" in r.output
     assert state_of(wang, TOWN) == "not_started"
 
 
@@ -219,7 +219,7 @@ def test_the_admin_alone_may_fire_no_trigger(chengde, cli):
     """The admin manages officials; to fire a trigger it must act as an official who may (exit 4 otherwise)."""
     r = cli("advance", YUERYA, "start", user=None)
     assert r.exit_code == 4, r.output
-    assert f"{ADMIN} is 系统管理员（admin）: may not fire start" in r.output
+    assert f"{ADMIN} 是系统管理员（admin）：无权对乡镇执行“开展创建”（start）" in r.output
 
 
 # -- disabled officials and the last admin ----------------------------------------------------------
@@ -310,9 +310,9 @@ def test_a_non_admin_cannot_run_init_or_manage_officials(wang, cli, login, args,
     before, people = last_seq(wang), officials(wang)
     r = cli(*args, user=None)
     assert r.exit_code == 4, r.output
-    assert f"王站长 is 乡镇安监站长（township_chief）: may not use `{action}`; allowed: 系统管理员（admin）" in r.output
+    assert f"王站长 是乡镇安监站长（township_chief）：无权使用 `{action}`；可以操作的角色：系统管理员（admin）" in r.output
     assert officials(wang) == people
-    assert_one_denial(wang, before, actor, attempted, f"may not use `{action}`")
+    assert_one_denial(wang, before, actor, attempted, f"无权使用 `{action}`")
 
 
 def test_an_admin_acting_as_an_official_has_only_their_rights(chengde, cli):
@@ -320,5 +320,5 @@ def test_an_admin_acting_as_an_official_has_only_their_rights(chengde, cli):
     before = officials(chengde)
     r = cli("user", "add", "新人", "--role", "township_chief", "--unit", "宽城镇", user="office")
     assert r.exit_code == 4, r.output
-    assert f"{ADMIN} acting as office" in r.output and "may not use `users`" in r.output
+    assert f"{ADMIN}（代 office 操作）" in r.output and "无权使用 `users`" in r.output
     assert officials(chengde) == before

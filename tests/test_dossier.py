@@ -140,4 +140,4 @@ def test_an_unknown_unit_or_the_city_is_bad_input(chengde, cli):
 def test_dossier_has_help_with_an_example(cli):
     """`anjian report dossier --help` describes the dossier and gives an example."""
     r = cli("report", "dossier", "--help", now=None, user=None)
-    assert r.exit_code == 0 and "Example:" in r.output
+    assert r.exit_code == 0 and "示例：" in r.output

@@ -359,5 +359,5 @@ def test_only_the_first_unknown_units_of_a_batch_get_similar_names(chengde, tmp_
 
     rows = [BatchRow(i + 2, "峪耳崖镇镇", "start") for i in range(HINTED + 10)]
     res = advance_batch(chengde, rows, "chief", T0)
-    hinted = ["did you mean" in p.reasons[0] and "峪耳崖镇" in p.reasons[0] for p in res.problems]
+    hinted = ["是否指" in p.reasons[0] and "峪耳崖镇" in p.reasons[0] for p in res.problems]
     assert hinted == [True] * HINTED + [False] * 10

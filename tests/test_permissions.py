@@ -7,7 +7,6 @@ matrix); and every refusal audited as one `denied` row and nothing else."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator
 
 import pytest

@@ -441,7 +441,7 @@ def test_progress_has_help_with_an_example():
     from anjian.workflow.cli import cli
 
     r = CliRunner().invoke(cli, ["report", "progress", "--help"])
-    assert r.exit_code == 0 and "Example:" in r.output and "--out" in r.output
+    assert r.exit_code == 0 and "示例：" in r.output and "--out" in r.output
 
 
 # -- issue 13 point 10 -------------------------------------------------------------------------------

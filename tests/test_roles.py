@@ -97,7 +97,7 @@ def test_verdict_matrix(verdict_db, applicant, trigger, giver):
     except NotPermitted as exc:
         why = " ".join([exc.message, *exc.details])
         assert want is not None, why
-        assert {"role": f"may not fire {trigger}", "jurisdiction": "outside that jurisdiction",
+        assert {"role": f"”（{trigger}）；可以操作的角色", "jurisdiction": "不在其管辖范围内",
                 "person": f"{name} 提出了本次验收申请", "line": f"与申请人 {name} 同为"}[want] in why
         with db.read() as s:
             assert [r.action for r in s.scalars(select(AuditRow).where(AuditRow.seq > before))] == ["denied"]

@@ -49,47 +49,10 @@ def source_messages() -> dict[tuple[str | None, str], list[str]]:
 
 def help_messages() -> dict[tuple[str | None, str], list[str]]:
     """Every help text of the command line, as our click classes look it up."""
-    return {(None, text): [where] for text, where in all_help_texts()}
+    from anjian.workflow.cli import SUMMARIES, cli
+    from anjian.workflow.cli.helptext import all_help_texts
 
-
-def _walk(cmd, path: str):
-    import click
-
-    yield path, cmd
-    if isinstance(cmd, click.Group):
-        ctx = click.Context(cmd)
-        for name in cmd.list_commands(ctx):
-            yield from _walk(cmd.get_command(ctx, name), f"{path} {name}")
-
-
-def all_help_texts() -> list[tuple[str, str]]:
-    """(message id, command) for every docstring, short summary and option help of the command line."""
-    import click
-
-    from anjian.workflow.cli import COMMANDS, SUMMARIES, cli
-    from anjian.workflow.cli.helptext import help_of
-
-    ctx = click.Context(cli)
-    out: list[tuple[str, str]] = [(help_of(cli), "anjian")]
-    out += [(text, f"anjian {name} (summary)") for name, text in SUMMARIES.items()]
-    for name in COMMANDS:
-        for path, cmd in _walk(cli.get_command(ctx, name), f"anjian {name}"):
-            if cmd.help:
-                out.append((help_of(cmd), path))
-            if cmd.short_help:
-                out.append((cmd.short_help, path))
-            if isinstance(cmd, click.Group) and type(cmd).__module__ != "click.core":
-                # a lazy group lists its subcommands from a static SUMMARIES table (as the root does)
-                table = getattr(sys.modules.get(type(cmd).__module__), "SUMMARIES", {})
-                out += [(text, f"{path} {sub} (summary)") for sub, text in table.items()]
-            for param in cmd.params:
-                text = getattr(param, "help", None)
-                if text:
-                    out.append((text, f"{path} {param.opts[0]}"))
-    for param in cli.params:
-        if getattr(param, "help", None):
-            out.append((param.help, f"anjian {param.opts[0]}"))
-    return [(t, w) for t, w in out if t]
+    return {(None, text): [where] for text, where in all_help_texts(cli, SUMMARIES)}
 
 
 def all_messages() -> dict[tuple[str | None, str], list[str]]:

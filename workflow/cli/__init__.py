@@ -49,15 +49,6 @@ class LazyGroup(click.Group):
 
         return localized_errors(super().invoke, ctx)
 
-    def main(self, *args, **kwargs):
-        from anjian.i18n import _
-
-        try:
-            return super().main(*args, **kwargs)
-        except click.Abort:  # only without standalone mode; click's own "Aborted!" is English
-            click.echo(_("Aborted!"), err=True)
-            raise
-
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 

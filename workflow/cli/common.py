@@ -230,10 +230,8 @@ def command(f: Callable) -> Callable:
 
                 click.echo(DRILL_BANNER, err=True)
             return result
-        except click.exceptions.Exit:
-            raise
-        except click.ClickException:
-            raise
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise  # click's own: shown by the root group in the official's language
         except Exception as exc:  # noqa: BLE001 - the one place errors meet the user
             if _exit_code(exc) is None:
                 exc = translate(exc, _where(env)) or exc

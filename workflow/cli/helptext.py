@@ -6,8 +6,7 @@ usage line, section headings, the help text, and each option's help (click's own
 ``[default: table]`` included). The formatter wraps Chinese as well as English (by display width, between
 characters, never inside a file name, option or path) and keeps an indented block such as an `Example:`'s
 command lines exactly as written, one per line. A group lists its subcommands by the first sentence of
-their translated help. `anjian.workflow.translations` lists every
-text so the catalog test can require a translation.
+their translated help. `all_help_texts` lists every text so the catalog test can require a translation.
 
 click's own error messages ("No such option …", "Missing argument …") come from click's stdlib gettext,
 which knows nothing of our language: `localized_errors` catches each `click.ClickException` at the root
@@ -19,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 import unicodedata
 from types import MethodType
 
@@ -203,6 +203,40 @@ def help_of(cmd: click.Command) -> str:
     return inspect.cleandoc(cmd.help or "").partition("\f")[0]
 
 
+def _walk(cmd: click.Command, path: str):
+    yield path, cmd
+    if isinstance(cmd, click.Group):
+        ctx = click.Context(cmd)
+        for name in cmd.list_commands(ctx):
+            yield from _walk(cmd.get_command(ctx, name), f"{path} {name}")
+
+
+def all_help_texts(cli: click.Group, summaries: dict[str, str]) -> list[tuple[str, str]]:
+    """(message id, command) for every docstring, short summary and option help of the command line
+    `cli` (whose listing shows `summaries`)."""
+    ctx = click.Context(cli)
+    out: list[tuple[str, str]] = [(help_of(cli), "anjian")]
+    out += [(text, f"anjian {name} (summary)") for name, text in summaries.items()]
+    for name in cli.list_commands(ctx):
+        for path, cmd in _walk(cli.get_command(ctx, name), f"anjian {name}"):
+            if cmd.help:
+                out.append((help_of(cmd), path))
+            if cmd.short_help:
+                out.append((cmd.short_help, path))
+            if isinstance(cmd, click.Group) and type(cmd).__module__ != "click.core":
+                # a lazy group lists its subcommands from a static SUMMARIES table (as the root does)
+                table = getattr(sys.modules.get(type(cmd).__module__), "SUMMARIES", {})
+                out += [(text, f"{path} {sub} (summary)") for sub, text in table.items()]
+            for param in cmd.params:
+                text = getattr(param, "help", None)
+                if text:
+                    out.append((text, f"{path} {param.opts[0]}"))
+    for param in cli.params:
+        if getattr(param, "help", None):
+            out.append((param.help, f"anjian {param.opts[0]}"))
+    return [(t, w) for t, w in out if t]
+
+
 # --- click's own messages ----------------------------------------------------------------------------
 
 # click's message templates as click words them (its stdlib gettext ids; the names in braces are ours).
@@ -291,13 +325,25 @@ class LocalizedClickError(click.ClickException):
         click.echo(_("Error: {message}").format(message=message), file=file, err=file is None)
 
 
+class LocalizedAbort(click.ClickException):
+    """click's Abort (a prompt answered no, or cut short), said in the official's language; exit 1."""
+
+    exit_code = 1
+
+    def __init__(self):
+        super().__init__("Aborted!")
+
+    def show(self, file=None) -> None:
+        click.echo(_("Aborted!"), file=file, err=file is None)
+
+
 def localized_errors(call, *args, **kwargs):
     """`call(*args, **kwargs)`, its click errors shown in our language."""
     try:
         return call(*args, **kwargs)
-    except LocalizedClickError:
-        raise
-    except click.exceptions.Exit:
+    except (LocalizedClickError, LocalizedAbort, click.exceptions.Exit):
         raise
     except click.ClickException as exc:
         raise LocalizedClickError(exc) from None
+    except click.Abort:
+        raise LocalizedAbort() from None
