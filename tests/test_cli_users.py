@@ -322,3 +322,68 @@ def test_an_admin_acting_as_an_official_has_only_their_rights(chengde, cli):
     assert r.exit_code == 4, r.output
     assert f"{ADMIN} acting as office" in r.output and "may not use `users`" in r.output
     assert officials(chengde) == before
+
+
+# -- roles as typed, and `user edit` (issue 13, point 6) ----------------------------------------------
+@pytest.mark.parametrize("role", ["county-official", "county_official", "县区工作人员", "County Official"])
+def test_user_add_takes_the_role_as_an_official_types_it(chengde, cli, role):
+    """`--role` takes `-` for `_`, the Chinese name and the English name of a role."""
+    r = cli("user", "add", "李科长", "--role", role, "--unit", "宽城县", user=None)
+    assert r.exit_code == 0, r.output
+    assert user_list(cli)["李科长"]["role"] == "county_official"
+
+
+def test_user_edit_links_an_existing_official_to_an_os_account(chengde, cli, login):
+    """`user edit NAME --login` maps an official registered without an account; that account then acts as them."""
+    assert cli("user", "add", "王站长", "--role", "township_chief", "--unit", "宽城峪耳崖镇", user=None).exit_code == 0
+    before = last_seq(chengde)
+    r = cli("user", "edit", "王站长", "--login", "wangzz", user=None)
+    assert r.exit_code == 0, r.output
+    assert "wangzz" in r.output
+    [row] = rows_after(chengde, before)
+    assert (row.action, row.actor) == ("user_edit", ADMIN)
+    assert json.loads(row.detail)["changed"] == ["os_user"]
+    login("wangzz")
+    assert cli("advance", YUERYA, "start", user=None).exit_code == 0
+
+
+def test_user_edit_changes_role_unit_and_name_and_verify_stays_clean(chengde, cli):
+    """An edit of role, unit and name is replayed by the log rebuild: `audit verify` exits 0 afterwards."""
+    assert cli("user", "add", "王站长", "--role", "township_chief", "--unit", "宽城峪耳崖镇", "--os-user", "wangzz",
+               user=None).exit_code == 0
+    r = cli("user", "edit", "王站长", "--role", "县区工作人员", "--unit", "宽城县", "--name", "王科长", user=None)
+    assert r.exit_code == 0, r.output
+    people = user_list(cli)
+    assert "王站长" not in people
+    assert (people["王科长"]["role"], people["王科长"]["unit"], people["王科长"]["os_user"]) == (
+        "county_official", "130827", "wangzz")
+    r = cli("audit", "verify", user=None)
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["王站长", "--role", "county_official"], "县"),  # a county role at a township
+    (["王站长", "--login", ADMIN], ADMIN),  # the account is someone else's
+    (["王站长", "--name", "chief_yuerya"], "chief_yuerya"),  # the name is taken
+    (["无此人", "--login", "x"], "无此人"),
+    (["王站长"], "--login"),  # nothing to change
+    ([ADMIN, "--role", "city_office"], ADMIN),  # the last admin stays an admin
+], ids=["role-misfits-unit", "login-taken", "name-taken", "unknown-official", "nothing", "last-admin"])
+def test_user_edit_keeps_the_rules_of_user_add(chengde, cli, args, words):
+    """An edit that breaks a rule of `user add` exits 2 naming it, and writes nothing."""
+    assert cli("user", "add", "王站长", "--role", "township_chief", "--unit", "宽城峪耳崖镇", user=None).exit_code == 0
+    before, people = last_seq(chengde), officials(chengde)
+    r = cli("user", "edit", *args, user=None)
+    assert r.exit_code == 2, r.output
+    assert words in r.output
+    assert officials(chengde) == people
+    assert last_seq(chengde) in (before, before + 1)  # at most the audited refusal
+
+
+def test_only_an_admin_edits_officials(wang, cli, login):
+    """A township chief running `user edit` exits 4 and changes nothing."""
+    login("wangzz")
+    people = officials(wang)
+    r = cli("user", "edit", "王站长", "--login", "other", user=None)
+    assert r.exit_code == 4, r.output
+    assert officials(wang) == people

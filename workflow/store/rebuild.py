@@ -324,10 +324,25 @@ def _user_active(rb: Rebuild, row: tuple, d: dict) -> None:
     rb.officials[d.get("name")] = ((*old[:3], int(row[4] == "user_enable"), *old[4:]), row[0])
 
 
+def _user_edit(rb: Rebuild, row: tuple, d: dict) -> None:
+    """An official changed in place (role, unit, OS account) and perhaps renamed: same row, new key."""
+    name, new = d.get("name"), d.get("new_name", d.get("name"))
+    old = rb.officials.get(name, ((UNKNOWN,) * 6, 0))[0] or (UNKNOWN,) * 6
+    if new != name:
+        rb.officials[name] = (None, row[0])
+    rb.officials[new] = ((d.get("role", old[0]), d.get("unit", old[1]), d.get("os_user", old[2]), *old[3:]), row[0])
+
+
 def _contact_add(rb: Rebuild, row: tuple, d: dict) -> None:
     if "id" not in d:
         rb.note("旧版本添加的联系人没有记下编号：这些联系人的 id 未核对")
     rb.contacts[row[3], d.get("name")] = ((d.get("id", UNKNOWN), d.get("email"), d.get("webhook"), row[1]), row[0])
+
+
+def _contact_update(rb: Rebuild, row: tuple, d: dict) -> None:
+    """A contact's address or webhook changed by a re-run import: same id, same creation time."""
+    old = rb.contacts.get((row[3], d.get("name")), ((UNKNOWN,) * 4, 0))[0] or (UNKNOWN,) * 4
+    rb.contacts[row[3], d.get("name")] = ((d.get("id", old[0]), d.get("email"), d.get("webhook"), old[3]), row[0])
 
 
 def _contact_remove(rb: Rebuild, row: tuple, d: dict) -> None:
@@ -351,5 +366,6 @@ def _calendar(rb: Rebuild, row: tuple, d: dict) -> None:
 HANDLERS: dict[str, Callable[[Rebuild, tuple, dict], None]] = {
     "record": _record, "designate": _designate, "undesignate": _designate, "registry_load": _registry,
     "campaign_load": _campaign, "user_add": _user_add, "user_enable": _user_active, "user_disable": _user_active,
+    "user_edit": _user_edit, "contact_update": _contact_update,
     "contact_add": _contact_add, "contact_remove": _contact_remove, "calendar_load": _calendar,
 }
