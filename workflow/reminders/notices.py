@@ -18,7 +18,7 @@ from anjian.workflow.engine.names import Resolver
 from anjian.workflow.errors import BadInput
 from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database, among, pieces
-from anjian.workflow.store.models import Notice, NoticeItem
+from anjian.workflow.store.models import Notice, NoticeItem, Unit
 
 SETTLE_AS = ("sent", "resend")
 
@@ -41,6 +41,17 @@ class NoticeView:
     subject: str
     owner: str | None = None  # host:pid of the pass that claimed it last
     target: str | None = None  # where that pass wrote it
+
+
+def unit_names(db: Database, codes: set[str] | list[str]) -> dict[str, str]:
+    """The names of the units `codes` (a code not in the registry is left out)."""
+    codes = sorted(set(codes))
+    out: dict[str, str] = {}
+    with db.read() as session:
+        for part in pieces(session, codes):
+            out.update((code, name) for code, name in session.execute(
+                select(Unit.code, Unit.name).where(among(session, Unit.code, part))))
+    return out
 
 
 def notices(db: Database, unit: str | None = None, status: str | None = None) -> list[NoticeView]:
