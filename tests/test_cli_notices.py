@@ -8,11 +8,10 @@ import json
 from email import policy
 
 import pytest
-
-from anjian.i18n import language
 from sqlalchemy import func, select
 from support import PG, T0
 
+from anjian.i18n import language
 from anjian.notifications.netguard import Policy
 from anjian.workflow.services import contacts
 from anjian.workflow.store.models import Notice, NoticeItem
