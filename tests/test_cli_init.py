@@ -114,7 +114,7 @@ def test_init_loads_the_builtin_registry_and_campaign(cli, db_url):
     assert result.exit_code == 0, result.output
     assert "已载入登记册 chengde：232 个单位" in result.output
     assert "已载入工作方案 chengde-2014" in result.output
-    assert "city 1，county 12，township 219" in result.output
+    assert "市 1、县区 12、乡镇 219" in result.output
     snap = contents(db_url)
     assert snap["units"] == 232
     assert [a[1] for a in snap["audit"]] == ["registry_load", "campaign_load", "user_add"]
@@ -330,3 +330,38 @@ def test_an_older_schema_asks_for_init(chengde, cli):
     r = cli("status")
     assert r.exit_code == 2, r.output
     assert "0002" in r.output and "anjian init" in r.output
+
+
+# -- nothing is left behind before `init` (issue 13, point 9) ----------------------------------------
+@pytest.mark.parametrize("args", [
+    ("status",), ("user", "list"), ("contact", "list"), ("notices",), ("remind", "--dry-run"), ("audit", "verify"),
+    ("history",), ("record", "宽城县", "x", "1"), ("user", "add", "a", "--role", "admin", "--unit", "承德市"),
+])
+@pytest.mark.parametrize("url", ["{path}", "sqlite:///{path}", "sqlite:///file:{path}?uri=true"],
+                         ids=["path", "url", "file-uri"])
+def test_a_command_before_init_creates_no_database(tmp_path, monkeypatch, args, url):
+    """Any command but init, run before init, leaves no anjian.db behind and says in Chinese to run init."""
+    path = tmp_path / "anjian.db"
+    monkeypatch.setenv("ANJIAN_DB", url.format(path=path))
+    monkeypatch.setenv("ANJIAN_HOME", str(tmp_path / "home"))
+    r = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert r.exit_code == 2, r.output
+    assert "先运行 anjian init" in r.output
+    assert not path.exists() and not list(tmp_path.glob("anjian.db*"))
+
+
+@pytest.mark.parametrize("args", [("--registry", "missing.csv"), ("--campaign", "missing.toml"), ("--registry", "{bad}")],
+                         ids=["no-registry-file", "no-campaign-file", "bad-registry"])
+def test_a_failed_first_init_leaves_no_database(tmp_path, monkeypatch, args):
+    """A first `init` that fails (a missing or bad registry or campaign) removes the database it created:
+    the next command is told to run init, not that the database is empty."""
+    path = tmp_path / "anjian.db"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y\n1,2\n", encoding="utf-8")
+    monkeypatch.setenv("ANJIAN_DB", str(path))
+    monkeypatch.setenv("ANJIAN_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(cli, ["init", *(a.format(bad=bad) for a in args)], catch_exceptions=False)
+    assert r.exit_code == 2, r.output
+    assert not list(tmp_path.glob("anjian.db*"))
+    assert CliRunner().invoke(cli, ["init"], catch_exceptions=False).exit_code == 0  # and init then works
