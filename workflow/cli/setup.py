@@ -28,7 +28,6 @@ def init(env, registry: str | None, campaign: str | None, drill: bool) -> None:
     """
     from anjian.workflow.engine.authz import Actor
     from anjian.workflow.services.registry import initialize
-
     from anjian.workflow.store.db import remove_new_file, sqlite_file
 
     now = env.write_time(drill)
