@@ -50,6 +50,12 @@ def contents(db_url: str) -> dict:
 
 
 @pytest.fixture
+def english(monkeypatch):
+    """The messages of this test are asserted in English (ANJIAN_LANG=en)."""
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+
+
+@pytest.fixture
 def write_file(tmp_path):
     """A factory: write text (in an encoding) to a file in tmp_path and return its path as a string."""
 
@@ -206,6 +212,7 @@ BAD_FILES = [
 
 
 @pytest.mark.parametrize(("text", "expected"), BAD_FILES)
+@pytest.mark.usefixtures("english")
 def test_bad_registry_exits_2_naming_each_bad_line_and_writes_nothing(cli, db_url, write_file, text, expected):
     """A bad registry file exits 2, names every bad row with its line, and leaves the fresh database empty."""
     path = write_file(text)
@@ -217,6 +224,7 @@ def test_bad_registry_exits_2_naming_each_bad_line_and_writes_nothing(cli, db_ur
     assert snapshot(db_url) == {}, "no table at all"
 
 
+@pytest.mark.usefixtures("english")
 def test_bad_row_on_line_9999_of_10000(cli, db_url, write_file):
     """In a generated 10,000-row registry, a bad code on line 9,999 is reported as line 9999; nothing loads."""
     rows = ["130800,承德市,city,130000"] + [f"1308{n},县{n},county,130800" for n in range(21, 31)]
@@ -257,6 +265,7 @@ def test_registry_neither_utf8_nor_gbk_exits_2(cli, db_url, tmp_path):
     assert snapshot(db_url) == {}, "no table at all"
 
 
+@pytest.mark.usefixtures("english")
 def test_different_registry_on_an_initialized_database_is_refused(cli, db_url, write_file):
     """`init --registry OTHER.csv` on a loaded database exits 2 naming the registry loaded; nothing changes."""
     assert cli("init", user=None).exit_code == 0
@@ -365,3 +374,24 @@ def test_a_failed_first_init_leaves_no_database(tmp_path, monkeypatch, args):
     assert r.exit_code == 2, r.output
     assert not list(tmp_path.glob("anjian.db*"))
     assert CliRunner().invoke(cli, ["init"], catch_exceptions=False).exit_code == 0  # and init then works
+
+
+def test_a_bad_registry_is_named_in_chinese_by_default(cli, tmp_path):
+    """Without ANJIAN_LANG a bad registry row is refused in Chinese, naming its line."""
+    path = tmp_path / "reg.csv"
+    path.write_text(HEADER + "130800,承德市,city,130000,\n130821,承德县,village,130800,\n", encoding="utf-8")
+    r = cli("init", "--registry", str(path), user=None)
+    assert r.exit_code == 2, r.output
+    assert "第 3 行：级别 'village' 不是以下之一" in r.output
+
+
+def test_a_registry_may_name_levels_and_cohorts_in_chinese(cli, tmp_path):
+    """A registry CSV's level and cohorts cells take the Chinese names (市, 县区, 乡镇, 重点) beside the identifiers."""
+    path = tmp_path / "reg.csv"
+    path.write_text(HEADER + "130800,承德市,市,130000,\n130821,承德县,县区,130800,\n130821106,高寺台镇,乡镇,130821,重点\n",
+                    encoding="utf-8")
+    r = cli("init", "--registry", str(path), user=None)
+    assert r.exit_code == 0, r.output
+    units = cli("units", "--format", "json", user=None)
+    assert [(u["code"], u["level"], u["cohorts"]) for u in __import__("json").loads(units.output)
+            if u["code"] == "130821106"] == [("130821106", "township", ["key"])]
