@@ -340,7 +340,7 @@ def test_second_initialize_changes_nothing(chengde):
     assert not result.changed
     assert result.migrations == []
     assert "init changed nothing" in result.messages
-    assert any("无变化" in m for m in result.messages)
+    assert any("unchanged" in m for m in result.messages)
     assert audit_actions(chengde) == before
 
 

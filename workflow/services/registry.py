@@ -16,11 +16,10 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from anjian.states.labels import parse_cohort, parse_level
 from anjian.i18n import _
 from anjian.states import campaign as campaigns
 from anjian.states.campaign import Campaign, CampaignError
-from anjian.states.labels import COHORTS
+from anjian.states.labels import COHORTS, parse_cohort, parse_level
 from anjian.states.machines import SPECS
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine.authz import Acting, acting, may, name_of, refusals_audited
