@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from anjian.i18n import _
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine import authz
 from anjian.workflow.engine.authz import Acting
@@ -95,14 +96,16 @@ def settle(db: Database, ids: Sequence[str], how: str | Path, actor: Acting | st
         held = dict(session.execute(select(Notice.id, Notice.channel).where(Notice.status == "ambiguous")).all())
         chosen = list(dict.fromkeys(ids)) or sorted(held)
         if not chosen:
-            raise BadInput("没有待核实（ambiguous）的通知")
-        problems = [f"{nid}: 不是待核实（ambiguous）的通知（anjian notices --status ambiguous 列出它们）"
+            raise BadInput(_("there are no notices to check (ambiguous)"))
+        problems = [_("{id}: not a notice to check (ambiguous) (anjian notices --status ambiguous lists them)").format(id=nid)
                     for nid in chosen if nid not in held]
         if isinstance(how, Path):
-            problems += [f"{nid}: 经 {held[nid]} 发送，不在发件箱中，无法按 --outbox 核对" for nid in chosen
+            problems += [_("{id}: sent by {channel}, not through the outbox: it cannot be checked with --outbox").format(
+                id=nid, channel=held[nid]) for nid in chosen
                          if nid in held and held[nid] != "file"]
         if problems:
-            raise BadInput(f"未处理：{len(problems)} 条通知不能这样核实，什么也没有改", problems)
+            raise BadInput(_("nothing done: {count} notice(s) cannot be settled this way; nothing was changed").format(
+                count=len(problems)), problems)
         if isinstance(how, Path):
             sent = [nid for nid in chosen if (how / f"{nid}.eml").is_file()]
         else:

@@ -77,8 +77,8 @@ def _explain(session: Session, row: tuple, before_prev: str | None) -> tuple[int
     seq, h, prev_hash = row[0], row[11], row[10]
     if _content_hash(row, seq, prev_hash) == h:
         if before_prev is not None and prev_hash == before_prev:
-            return seq - 1, "inserted", "a row was inserted before it (it links past the row in front of it)"
-        return seq, "reordered", "its link to the previous row is broken (rows were moved or one was removed before it)"
+            return seq - 1, "inserted", _("a row was inserted before it (it links past the row in front of it)")
+        return seq, "reordered", _("its link to the previous row is broken (rows were moved or one was removed before it)")
     if _content_hash(row, seq - 1, prev_hash) == h:
         return seq - 1, "inserted", _("a row was inserted at {seq}: this row was {seq} and was pushed down").format(seq=seq - 1)
     if _content_hash(row, seq + 1, prev_hash) == h:
@@ -93,7 +93,7 @@ def _explain(session: Session, row: tuple, before_prev: str | None) -> tuple[int
     if origin is not None:
         # Earlier rows all verified, so this is the first row out of place even when it came from before.
         return seq, "reordered", _("this row was written as row {origin} (rows were reordered)").format(origin=origin)
-    return seq, "modified", "its content does not match its hash (modified)"
+    return seq, "modified", _("its content does not match its hash (modified)")
 
 
 def _find_origin(session: Session, row: tuple, span: int = 64) -> int | None:
