@@ -138,8 +138,8 @@ def _write(db: Database, records: list[Record], actor: Acting | str, now: dt.dat
                 email, hook = check_email(r.values.get("email")), check_webhook(r.values.get("webhook"), hooks)
                 if not email and not hook:
                     raise BadInput(_("give --email or --webhook (or both)"))
-                if (ref.code, name) in seen:
-                    raise BadInput(_("{unit} has the contact {name} on an earlier row as well").format(unit=ref.name, name=name))
+                if (ref.code, name) in seen:  # twice in one file: which row is meant is not guessed
+                    raise BadInput(_("{unit} already has a contact named {name}").format(unit=ref.name, name=name))
                 old = session.scalar(select(Contact).where(Contact.unit_code == ref.code, Contact.name == name))
                 if old is not None and not upsert:
                     raise BadInput(_("{unit} already has a contact named {name}").format(unit=ref.name, name=name))
