@@ -133,7 +133,7 @@ def test_a_database_whose_officials_are_gone_gets_its_admin_from_the_next_init(c
     assert state_of(chengde, YUERYA) == "not_started"
     r = cli("init", user=None)
     assert r.exit_code == 0, r.output
-    assert "设为本数据库的管理员" in r.output and "未做任何更改" not in r.output
+    assert "is now the admin of this database" in r.output and "changed nothing" not in r.output
     assert list(user_list(cli)) == [ADMIN]
 
 
@@ -401,3 +401,14 @@ def test_only_an_admin_edits_officials(wang, cli, login):
     r = cli("user", "edit", "王站长", "--login", "other", user=None)
     assert r.exit_code == 4, r.output
     assert officials(wang) == people
+
+
+def test_user_list_speaks_chinese_by_default_and_english_on_request(chengde, cli, monkeypatch):
+    """`user list` shows Chinese headers and role names by default, English ones with ANJIAN_LANG=en; JSON keeps ids."""
+    zh = cli("user", "list", user=None)
+    assert zh.exit_code == 0 and "角色" in zh.output and "乡镇安监站长" in zh.output and "township_chief" not in zh.output
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+    en = cli("user", "list", user=None)
+    assert en.exit_code == 0 and "Role" in en.output and "township station chief" in en.output, en.output
+    assert "角色" not in en.output
+    assert user_list(cli)["chief_yuerya"]["role"] == "township_chief"
