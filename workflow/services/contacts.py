@@ -160,24 +160,30 @@ def _write(db: Database, records: list[Record], actor: Acting | str, now: dt.dat
             problems.sort(key=_line_number)
             raise BadInput(_("contacts refused: {count} problem(s); nothing was written").format(count=len(problems)),
                            problems)
-        out, updated = [], []
-        created = utc_text(audit.stamp(session, now))
-        for ref, name, email, hook in staged:
-            c = Contact(unit_code=ref.code, name=name, email=email, webhook=hook, created_at=created)
-            session.add(c)
-            session.flush()
-            out.append(ContactView(c.id, ref.code, ref.name, name, email, hook))
-        for old, unit_name, email, hook in changes:
-            old.email, old.webhook = email, hook
-            updated.append(ContactView(old.id, old.unit_code, unit_name, old.name, email, hook))
-        session.flush()
-        # the keys the log rebuild reads (store/rebuild.py): name, email, webhook, id
-        audit.append(session, [audit.Entry(now, actor, "contact_add", c.unit, detail={"name": c.name, "email": c.email,
-                                                                                       "webhook": c.webhook, "id": c.id})
-                               for c in out] + [
-            audit.Entry(now, actor, "contact_update", c.unit, detail={"name": c.name, "email": c.email, "webhook": c.webhook,
-                                                                      "id": c.id}) for c in updated])
+        out, updated = _apply(session, actor, now, staged, changes)
         return Imported(out, updated, unchanged)
+
+
+def _apply(session, actor, now: dt.datetime, staged: list, changes: list) -> tuple[list[ContactView], list[ContactView]]:
+    """Write the checked rows: new contacts, and new addresses of existing ones; one audit row each."""
+    out, updated = [], []
+    created = utc_text(audit.stamp(session, now))
+    for ref, name, email, hook in staged:
+        c = Contact(unit_code=ref.code, name=name, email=email, webhook=hook, created_at=created)
+        session.add(c)
+        session.flush()
+        out.append(ContactView(c.id, ref.code, ref.name, name, email, hook))
+    for old, unit_name, email, hook in changes:
+        old.email, old.webhook = email, hook
+        updated.append(ContactView(old.id, old.unit_code, unit_name, old.name, email, hook))
+    session.flush()
+    # the keys the log rebuild reads (store/rebuild.py): name, email, webhook, id
+    audit.append(session, [audit.Entry(now, actor, "contact_add", c.unit, detail={"name": c.name, "email": c.email,
+                                                                                   "webhook": c.webhook, "id": c.id})
+                           for c in out] + [
+        audit.Entry(now, actor, "contact_update", c.unit, detail={"name": c.name, "email": c.email, "webhook": c.webhook,
+                                                                  "id": c.id}) for c in updated])
+    return out, updated
 
 
 _LINE = re.compile(r"^\D{0,6}?(\d+)\D")

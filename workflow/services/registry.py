@@ -192,6 +192,12 @@ def drill_in(session: Session) -> bool:
     return load is not None and json.loads(load).get("drill") is True
 
 
+def _schema_words(migrations: list[str]) -> str:
+    if migrations:
+        return _("The database schema is upgraded to {revision}").format(revision=migrations[-1])
+    return _("The database schema is up to date")
+
+
 def initialize(db: Database, registry: str | None, campaign: str | None, now: dt.datetime, actor: Acting | str,
                login: str | None = None, as_user: str | None = None, drill: bool = False) -> InitResult:
     """Create or upgrade the schema, then load the registry and campaign unless already there; with
@@ -210,8 +216,7 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
     if drill and drill_of(db) is False:
         raise BadInput(_("the database {url} is a live database and cannot become a drill: make a new database for drills (--db NEW-FILE init --drill)").format(url=db.url))
     migrations = db.upgrade()
-    messages = [_("The database schema is upgraded to {revision}").format(revision=migrations[-1]) if migrations
-                else _("The database schema is up to date")]
+    messages = [_schema_words(migrations)]
     changed = bool(migrations)
     with refusals_audited(db, login or actor, now, "init"), db.write() as session:
         from anjian.workflow.store.models import Official
