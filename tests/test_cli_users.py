@@ -412,3 +412,13 @@ def test_user_list_speaks_chinese_by_default_and_english_on_request(chengde, cli
     assert en.exit_code == 0 and "Role" in en.output and "township station chief" in en.output, en.output
     assert "角色" not in en.output
     assert user_list(cli)["chief_yuerya"]["role"] == "township_chief"
+
+
+def test_history_names_the_officials_rows_in_words(chengde, cli):
+    """`history` shows an official's add and edit as 添加用户 / 修改用户 with the name, role and account, not as ids."""
+    assert cli("user", "add", "王站长", "--role", "township_chief", "--unit", "宽城峪耳崖镇", user=None).exit_code == 0
+    assert cli("user", "edit", "王站长", "--login", "wangzz", user=None).exit_code == 0
+    r = cli("history", YUERYA, user=None)
+    assert r.exit_code == 0, r.output
+    assert "添加用户" in r.output and "修改用户" in r.output and "user_edit" not in r.output
+    assert "王站长 乡镇安监站长 wangzz" in r.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from anjian.i18n import _
+from anjian.i18n import N_, _
 from anjian.workflow.cli.common import command, emit, format_option
 
 
@@ -28,12 +28,28 @@ def history(env, unit, since, actor, children, fmt) -> None:
 
     since_at = parse_time(since, "--since") if since is not None else None
     rows = listing(env.database(), unit, since_at, actor, children)
-    from anjian.states.labels import TRIGGER_NAMES
-
     headers = [_("No."), _("Time"), _("By"), _("Unit"), _("Action"), _("From"), _("To"), _("Details")]
-    table_rows = [[r.seq, shown(r.at), r.shown_actor, r.unit_name or r.unit, TRIGGER_NAMES.get(r.trigger, r.trigger),
+    table_rows = [[r.seq, shown(r.at), r.shown_actor, r.unit_name or r.unit, _action(r.trigger),
                    _state(r.from_state), _state(r.to_state), _describe(r)] for r in rows]
     emit(fmt, lambda: render.table(headers, table_rows) + "\n" + _("{count} in all").format(count=len(rows)), rows)
+
+
+ACTIONS = {"record": N_("checklist recorded"), "designate": N_("cohort designated"), "undesignate": N_("cohort removed"),
+           "denied": N_("refusal recorded"), "circular": N_("circular issued"), "registry_load": N_("registry loaded"),
+           "campaign_load": N_("campaign loaded"), "calendar_load": N_("calendar loaded"), "checkpoint": N_("checkpoint written"),
+           "user_add": N_("official added"), "user_edit": N_("official changed"), "user_enable": N_("official enabled"),
+           "user_disable": N_("official disabled"), "contact_add": N_("contact added"),
+           "contact_update": N_("contact updated"), "contact_remove": N_("contact removed"),
+           "notice_settle": N_("notices settled")}
+
+
+def _action(action: str) -> str:
+    """What a row did, in words: a trigger's name, or one of the log's own actions."""
+    from anjian.states.labels import TRIGGER_NAMES
+
+    if action in TRIGGER_NAMES:
+        return TRIGGER_NAMES[action]
+    return _(ACTIONS[action]) if action in ACTIONS else action
 
 
 def _state(state: str | None) -> str | None:
@@ -62,6 +78,9 @@ def _describe(r) -> str:
     elif r.trigger == "circular":
         parts.append(_("circular {milestone} (as of {as_of}, SHA-256 {digest}…)").format(
             milestone=r.detail.get("milestone", ""), as_of=r.detail.get("as_of", ""), digest=str(r.detail.get("sha256", ""))[:12]))
+    elif r.trigger in ("user_add", "user_edit", "user_enable", "user_disable", "contact_add", "contact_update",
+                       "contact_remove"):
+        parts.append(_official_words(r.detail))
     elif r.trigger in ("registry_load", "campaign_load"):
         parts.append(str(r.detail.get("source", "")))
     if r.note:
@@ -69,6 +88,21 @@ def _describe(r) -> str:
     if r.evidence:
         parts.append(_("attachments: {count}").format(count=len(r.evidence)))
     return _("; ").join(p for p in parts if p)
+
+
+def _official_words(d: dict) -> str:
+    """An official's or a contact's row: who, and what it set."""
+    from anjian.states.labels import ROLE_NAMES
+
+    words = [str(d.get("name", ""))]
+    if d.get("new_name") and d.get("new_name") != d.get("name"):
+        words.append(_("renamed {name}").format(name=d["new_name"]))
+    if d.get("role"):
+        words.append(ROLE_NAMES.get(d["role"], d["role"]))
+    for key in ("os_user", "email", "webhook"):
+        if d.get(key):
+            words.append(str(d[key]))
+    return " ".join(words)
 
 
 @click.group()
