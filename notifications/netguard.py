@@ -29,12 +29,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from anjian.i18n import N_, _
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolve = Callable[[str, int], list[str]]  # (host, port) -> its addresses, as text; raises OSError
 
 GROUP_ROBOTS = ("qyapi.weixin.qq.com", "oapi.dingtalk.com", "open.feishu.cn")  # WeCom, DingTalk, Feishu
 DEFAULT_PORTS = {"http": 80, "https": 443}
-SETTING = "设置 [webhook] hosts 或 ANJIAN_WEBHOOK_HOSTS"
+SETTING = N_("the setting [webhook] hosts or ANJIAN_WEBHOOK_HOSTS")
 
 METADATA_NAMES = frozenset({
     "metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal",
@@ -87,7 +89,7 @@ def target(url: str) -> Target:
     if not all(" " < ch < "\x7f" for ch in url):
         raise ValueError(f"webhook {url!r} has spaces, control or non-ASCII characters (percent-encode them)")
     if "@" in parts.netloc:  # http://qyapi.weixin.qq.com@127.0.0.1/ reads as one host and goes to another
-        raise Refused("网址含有用户名或密码（@ 之前的部分）")
+        raise Refused(_("the URL holds a user name or password (the part before @)"))
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(url, parts.scheme, parts.hostname.rstrip("."), port or DEFAULT_PORTS[parts.scheme], path)
 
@@ -114,20 +116,20 @@ def _embedded(addr: Address) -> Address | None:
 def forbidden(addr: Address) -> str | None:
     """Why a webhook may not be posted to this address, in Chinese (None: it is a public address)."""
     if addr in METADATA_ADDRESSES:
-        return "云服务器元数据地址"
+        return _("a cloud metadata address")
     inner = _embedded(addr)
     if inner is not None:
         return forbidden(inner)  # it is that IPv4 address which is reached
     reasons = [
-        (addr.is_loopback, "本机回环地址"),
-        (addr.is_link_local, "链路本地地址"),
-        (addr.is_unspecified, "未指定地址"),
-        (addr.is_multicast, "组播地址"),
-        (addr in SHARED or (addr.is_private and not addr.is_reserved), "内网地址"),
-        (addr.is_reserved, "保留地址"),
-        (not addr.is_global, "非公网地址"),
+        (addr.is_loopback, N_("a loopback address")),
+        (addr.is_link_local, N_("a link-local address")),
+        (addr.is_unspecified, N_("an unspecified address")),
+        (addr.is_multicast, N_("a multicast address")),
+        (addr in SHARED or (addr.is_private and not addr.is_reserved), N_("a private (internal) address")),
+        (addr.is_reserved, N_("a reserved address")),
+        (not addr.is_global, N_("a non-public address")),
     ]
-    return next((why for hit, why in reasons if hit), None)
+    return next((_(why) for hit, why in reasons if hit), None)
 
 
 def never(addr: Address) -> bool:
@@ -140,12 +142,12 @@ def _entry(text: str) -> tuple[str, int | None]:
     """An allowlist entry as (host, port or None); ValueError in Chinese for one that is not."""
     raw = text.strip().lower()
     if not raw or not raw.isascii() or not all(ch.isalnum() or ch in ".-_:[]" for ch in raw):
-        raise ValueError(f"{text!r} 不是主机名或 主机:端口（不写 http:// 和路径）")
+        raise ValueError(_("{text!r} is not a host name or host:port (without http:// and a path)").format(text=text))
     if raw.startswith("["):
         host, bracket, rest = raw[1:].partition("]")
         port_text = rest.removeprefix(":") if rest.startswith(":") else None
         if not bracket or (rest and port_text is None) or _ip(host) is None:
-            raise ValueError(f"{text!r} 不是主机名或 主机:端口")
+            raise ValueError(_("{text!r} is not a host name or host:port").format(text=text))
     elif raw.count(":") == 1:
         host, port_text = raw.split(":")
     else:
@@ -153,11 +155,11 @@ def _entry(text: str) -> tuple[str, int | None]:
     host = host.rstrip(".")
     literal = _ip(host)
     if literal is None and not (host and all(ch.isalnum() or ch in ".-_" for ch in host) and host.isascii()):
-        raise ValueError(f"{text!r} 不是主机名或 主机:端口")
+        raise ValueError(_("{text!r} is not a host name or host:port").format(text=text))
     if port_text is None:
         return (str(literal) if literal else host), None
     if not (port_text.isdigit() and 0 < int(port_text) < 65536):
-        raise ValueError(f"{text!r} 的端口不是 1–65535 的数")
+        raise ValueError(_("the port of {text!r} is not a number 1–65535").format(text=text))
     return (str(literal) if literal else host), int(port_text)
 
 
@@ -175,13 +177,14 @@ class Allowlist:
         for text in entries:
             host, port = _entry(text)
             if host in METADATA_NAMES:
-                raise ValueError(f"{text!r} 是云服务器元数据服务，不能作为 webhook 主机")
+                raise ValueError(_("{text!r} is a cloud metadata service and can never be a webhook host").format(text=text))
             literal = _ip(host)
             if literal is not None and never(literal):
-                raise ValueError(f"{text!r} 是{forbidden(literal)}，永远不能作为 webhook 主机")
+                raise ValueError(_("{text!r} is {what} and can never be a webhook host").format(text=text, what=forbidden(literal)))
             if literal is not None and forbidden(literal):
                 if port is None:
-                    raise ValueError(f"{text!r} 是{forbidden(literal)}：只有写明端口（如 10.1.2.3:8080 或 [fd00::8]:8080）才允许")
+                    raise ValueError(_("{text!r} is {what}: allowed only with its port written out (such as 10.1.2.3:8080 or "
+                                     "[fd00::8]:8080)").format(text=text, what=forbidden(literal)))
                 pinned.add((literal, port))
             hosts.add((host, port))
         return cls(frozenset(hosts), frozenset(pinned))
@@ -201,7 +204,7 @@ class Allowlist:
 def check_entries(value: object) -> tuple[str, ...]:
     """The setting `webhook_hosts` checked: a list of host names or host:port entries (ValueError if not)."""
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise ValueError('须是主机名的列表，如 ["qyapi.weixin.qq.com", "10.1.2.3:8080"]')
+        raise ValueError(_('must be a list of host names, such as ["qyapi.weixin.qq.com", "10.1.2.3:8080"]'))
     entries = tuple(v.strip() for v in value if v.strip())
     Allowlist.parse(entries)
     return entries
@@ -253,11 +256,12 @@ class Policy:
         when a contact is added: the send checks again) gives no address."""
         t = target(url)
         if t.literal is not None and not self.allowlist.admits(t.literal, t.port):
-            raise Refused(f"webhook 主机 {t.host} 是{forbidden(t.literal)}")
+            raise Refused(_("webhook host {host} is {what}").format(host=t.host, what=forbidden(t.literal)))
         if not self.allowlist.names(t):
-            raise Refused(f"webhook 主机 {t.where} 不在允许的 webhook 主机列表中（{SETTING}）")
+            raise Refused(_("webhook host {host} is not on the list of allowed webhook hosts ({setting})").format(
+                host=t.where, setting=_(SETTING)))
         if t.host in METADATA_NAMES:
-            raise Refused(f"webhook 主机 {t.host} 是云服务器元数据服务")
+            raise Refused(_("webhook host {host} is a cloud metadata service").format(host=t.host))
         if t.literal is not None:
             addresses = [t.literal]
         else:
@@ -266,10 +270,10 @@ class Policy:
             except (OSError, UnicodeError):
                 if unresolved_ok:
                     return t, []
-                raise Unresolved(f"无法解析 webhook 主机 {t.host}") from None
+                raise Unresolved(_("cannot resolve the webhook host {host}").format(host=t.host)) from None
             if not addresses and not unresolved_ok:
-                raise Unresolved(f"无法解析 webhook 主机 {t.host}")
+                raise Unresolved(_("cannot resolve the webhook host {host}").format(host=t.host))
         for addr in addresses:
             if not self.allowlist.admits(addr, t.port):
-                raise Refused(f"webhook 主机 {t.host} 解析到{forbidden(addr)}")
+                raise Refused(_("webhook host {host} resolves to {what}").format(host=t.host, what=forbidden(addr)))
         return t, addresses

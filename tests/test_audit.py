@@ -21,6 +21,12 @@ GAOSITAI = "130821106"  # 承德县高寺台镇
 
 
 @pytest.fixture
+def english(monkeypatch):
+    """The findings of this test are asserted in English (ANJIAN_LANG=en)."""
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+
+
+@pytest.fixture
 def busy(chengde, fill_checklist, tmp_path):
     """A database with a few dozen changes by several officials over several days."""
     plan = tmp_path / "plan.pdf"
@@ -92,6 +98,7 @@ def test_empty_log_verifies(fresh_db):
     assert v.ok and v.rows == 0 and v.head_hash == audit.GENESIS
 
 
+@pytest.mark.usefixtures("english")
 def test_edited_note_is_named(busy, cli):
     """UPDATE of one row's note makes verify exit 6 naming that row."""
     seq = next(r.seq for r in rows(busy) if r.note == "台账不全")
@@ -101,6 +108,7 @@ def test_edited_note_is_named(busy, cli):
     assert f"audit row {seq}:" in r.output and "modified" in r.output
 
 
+@pytest.mark.usefixtures("english")
 def test_edited_actor_of_the_first_row_is_named(busy, cli):
     """Even the first row (the registry load) is covered."""
     raw(busy, "UPDATE audit_log SET actor = 'someone' WHERE seq = 1")
@@ -109,6 +117,7 @@ def test_edited_actor_of_the_first_row_is_named(busy, cli):
     assert "audit row 1:" in r.output
 
 
+@pytest.mark.usefixtures("english")
 def test_rehashed_edit_breaks_the_next_link(busy, cli):
     """Editing a row and recomputing its own hash still fails: the next row's link names it."""
     target = next(r for r in rows(busy) if r.action == "accept")
@@ -120,6 +129,7 @@ def test_rehashed_edit_breaks_the_next_link(busy, cli):
     assert f"audit row {target.seq + 1}:" in r.output
 
 
+@pytest.mark.usefixtures("english")
 def test_deleted_row_is_named(busy, cli):
     """DELETE of a row in the middle makes verify exit 6 naming the missing seq."""
     seq = next(r.seq for r in rows(busy) if r.action == "reject")
@@ -129,6 +139,7 @@ def test_deleted_row_is_named(busy, cli):
     assert f"audit row {seq}:" in r.output and "missing" in r.output
 
 
+@pytest.mark.usefixtures("english")
 def test_swapped_contents_are_named(busy, cli):
     """Swapping two rows' contents (keeping seq and hashes) names the earlier row."""
     all_rows = rows(busy)
@@ -144,6 +155,7 @@ def test_swapped_contents_are_named(busy, cli):
     assert f"audit row {a.seq}:" in r.output
 
 
+@pytest.mark.usefixtures("english")
 def test_reordered_rows_are_named(busy, cli):
     """Swapping two neighbouring rows whole (their seq exchanged) names the first position touched."""
     all_rows = rows(busy)
@@ -157,6 +169,7 @@ def test_reordered_rows_are_named(busy, cli):
     assert f"audit row {a}:" in r.output and "link" in r.output
 
 
+@pytest.mark.usefixtures("english")
 def test_inserted_row_is_named(busy, cli):
     """A row appended by hand with a made-up hash is named."""
     last = rows(busy)[-1]
@@ -300,6 +313,7 @@ def test_evidence_is_kept_in_its_own_table_beside_the_log(busy):
     ("INSERT INTO evidence (seq, position, unit_code, subject, path, sha256) "
      "SELECT seq, 1, unit_code, subject, path || '.bak', sha256 FROM evidence", "no such file"),
 ])
+@pytest.mark.usefixtures("english")
 def test_an_evidence_table_changed_behind_the_log_is_named(busy, cli, sql, words):
     """`audit verify` rebuilds the evidence table from the log and names the audit row where they first disagree."""
     (seq,) = {r[0] for r in evidence_rows(busy)}

@@ -32,6 +32,12 @@ TEMPLATE = "{{ 7*7 }}<script>x</script>{% for x in range(10**9) %}"
 
 # -- what "nothing written" means: support.snapshot -----------------------------------------------
 @pytest.fixture
+def english(monkeypatch):
+    """The messages of this test are asserted in English (ANJIAN_LANG=en)."""
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+
+
+@pytest.fixture
 def folders(tmp_path, monkeypatch) -> SimpleNamespace:
     """This test's file outbox and evidence store (ANJIAN_OUTBOX, ANJIAN_EVIDENCE)."""
     out = SimpleNamespace(outbox=tmp_path / "outbox", evidence=tmp_path / "evidence")
@@ -145,6 +151,7 @@ def test_empty_since_is_refused(untouched, cli):
     refused(r, "--since")
 
 
+@pytest.mark.usefixtures("english")
 def test_impossible_dates_in_a_calendar_file_are_each_named(untouched, cli, tmp_path):
     """`calendar load` names every line whose date is not a real YYYY-MM-DD day and loads none of the file."""
     path = write(tmp_path / "2015.csv", "date,workday\n2015-01-01,休\n2015-02-29,班\n2015-13-01,班\n2015-00-10,休\n"
@@ -304,7 +311,7 @@ def test_empty_file_is_refused(untouched, cli, tmp_path, kind):
         refused(bulk(cli, kind, path), str(path), "the file is empty", BULK[kind][1].split(",")[0])
 
 
-@pytest.mark.parametrize(("kind", "says"), [("designate", "更改 0 项"), ("advance", "已执行 0 / 0 行"), ("contact", "已添加 0 个联系人")])
+@pytest.mark.parametrize(("kind", "says"), [("designate", "更改 0 项"), ("advance", "已执行 0 / 0 行"), ("contact", "联系人：新增 0 个")])
 def test_header_only_file_does_nothing_and_says_so(untouched, cli, tmp_path, kind, says):
     """A file with a header (and a blank line) but no rows is an empty batch, as test_cli_advance decides:
     exit 0, a count of zero, nothing written."""
@@ -431,6 +438,7 @@ def test_contact_file_of_10000_lines_with_a_ragged_row_on_line_9999(untouched, c
     assert r.output.count("  - line ") == 1
 
 
+@pytest.mark.usefixtures("english")
 def test_duplicate_code_in_a_registry_names_both_lines(cli, fresh_db, tmp_path):
     """A registry listing a code twice exits 2 naming the second line and the first."""
     lines = chengde_registry().splitlines()
@@ -439,6 +447,7 @@ def test_duplicate_code_in_a_registry_names_both_lines(cli, fresh_db, tmp_path):
     refused(r, f"line {len(lines) + 1}: code {lines[100].split(',')[0]} also on line 101")
 
 
+@pytest.mark.usefixtures("english")
 def test_duplicate_contact_in_an_import_names_the_line(untouched, cli, tmp_path):
     """The same (unit, name) twice in a contact file exits 2 naming the second line; nothing is added."""
     path = write(tmp_path / "dup.csv", "unit,name,email\n宽城县,李科长,li@kc.gov.cn\n宽城满族自治县,李科长,li2@kc.gov.cn\n")
@@ -471,6 +480,7 @@ def test_embedded_newline_note_is_kept_whole(chengde, cli, tmp_path):
     assert notes == ["第一行\r\n第二行"]
 
 
+@pytest.mark.usefixtures("english")
 def test_embedded_newlines_in_a_contact_file_are_each_named(untouched, cli, tmp_path):
     """A quoted name or address carrying a line break is refused at the line its row starts, and a later bad
     row at its real line; nothing is added."""
@@ -482,6 +492,7 @@ def test_embedded_newlines_in_a_contact_file_are_each_named(untouched, cli, tmp_
     assert r.output.index("line 2:") < r.output.index("line 4:") < r.output.index("line 6:")
 
 
+@pytest.mark.usefixtures("english")
 def test_embedded_newline_in_a_registry_name_is_refused_at_its_line(cli, fresh_db, tmp_path):
     """A registry name with a line break is refused at its line, and a bad level after it at its real line."""
     from sqlalchemy import inspect
@@ -528,6 +539,7 @@ def test_registry_that_is_a_directory_is_refused(cli, fresh_db, tmp_path):
     pytest.param("--webhook", "http://robot.example/hook\r\nHost: evil", ("webhook",), id="webhook-crlf"),
     pytest.param("--webhook", "http://robot.example:99999/hook", ("webhook",), id="webhook-bad-port"),
 ])
+@pytest.mark.usefixtures("english")
 def test_contact_payloads_are_refused(untouched, cli, option, value, words):
     """Header-injection payloads in a contact's name or address, and non-http webhooks, exit 2; nothing is added."""
     given = {"--name": "王站长", "--email": "wang@kc.gov.cn", "--webhook": None} | {option: value}
@@ -614,24 +626,28 @@ def with_evidence(request, cli):
     return run
 
 
+@pytest.mark.usefixtures("english")
 def test_evidence_that_is_a_directory_is_refused(untouched, with_evidence, tmp_path):
     """An evidence path that is a directory exits 2 saying so; nothing is recorded or kept."""
     with untouched():
         refused(with_evidence(str(tmp_path)), str(tmp_path), "is a directory")
 
 
+@pytest.mark.usefixtures("english")
 def test_missing_evidence_is_refused(untouched, with_evidence, tmp_path):
     """An evidence file that does not exist exits 2 naming it."""
     with untouched():
         refused(with_evidence(str(tmp_path / "检查记录.pdf")), "检查记录.pdf", "no such file")
 
 
+@pytest.mark.usefixtures("english")
 def test_empty_evidence_path_is_refused(untouched, with_evidence):
     """`--evidence ''` exits 2 saying the path is empty (not that the current folder is a directory)."""
     with untouched():
         refused(with_evidence(""), "evidence", "empty")
 
 
+@pytest.mark.usefixtures("english")
 def test_evidence_that_is_a_pipe_is_refused_without_waiting(untouched, with_evidence, tmp_path):
     """A named pipe or a device as evidence exits 2 at once: it is not a file that can be kept."""
     fifo = tmp_path / "pipe"
@@ -661,6 +677,7 @@ def test_evidence_whose_read_fails_is_refused(untouched, with_evidence):
         refused(with_evidence(str(UNREADABLE)), str(UNREADABLE), "伪文件")
 
 
+@pytest.mark.usefixtures("english")
 def test_one_bad_evidence_among_good_ones_keeps_nothing(untouched, with_evidence, tmp_path):
     """With a good file and then a missing one, nothing is recorded and the good file is not kept either."""
     good = write(tmp_path / "good.pdf", "%PDF-1.4 good")

@@ -12,6 +12,12 @@ from anjian.workflow.services.advance import advance
 
 
 @pytest.fixture
+def english(monkeypatch):
+    """The findings of this test are asserted in English (ANJIAN_LANG=en)."""
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+
+
+@pytest.fixture
 def home(tmp_path, monkeypatch):
     """A data folder of its own for the signing key and the checkpoints."""
     folder = tmp_path / "keys"
@@ -54,6 +60,7 @@ def test_checkpoint_is_signed_and_verifies(started, cli, home, tmp_path):
     assert hist[-1]["trigger"] == "checkpoint"
 
 
+@pytest.mark.usefixtures("english")
 def test_truncation_is_caught_only_with_the_checkpoint(started, cli, home, tmp_path):
     """Cutting off the newest rows leaves a valid chain; the checkpoint names the first missing row."""
     out = write_checkpoint(cli, tmp_path)
@@ -66,6 +73,7 @@ def test_truncation_is_caught_only_with_the_checkpoint(started, cli, home, tmp_p
     assert f"audit row {seq - 1}:" in r.output and "truncated" in r.output
 
 
+@pytest.mark.usefixtures("english")
 def test_wholesale_rehash_is_caught_with_the_checkpoint(started, cli, home, tmp_path):
     """Editing a row and re-hashing every row after it fools the chain but not the checkpoint."""
     from anjian.workflow.store.audit import row_hash

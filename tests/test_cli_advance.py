@@ -18,6 +18,12 @@ TOWN = "130827100"  # 宽城镇
 LONGXUMEN = "130827101"  # 龙须门镇
 
 
+@pytest.fixture
+def english(monkeypatch):
+    """The messages of this test are asserted in English (ANJIAN_LANG=en)."""
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+
+
 def only_denials_since(db, before: dict) -> list[AuditRow]:
     """After an exit 4 (`before` a snapshot): nothing but the audit log changed, and its only new rows are
     `denied` ones."""
@@ -147,6 +153,7 @@ def test_malformed_anjian_now_is_bad_input(chengde, cli, monkeypatch):
     assert state_of(chengde, YUERYA) == "not_started"
 
 
+@pytest.mark.usefixtures("english")
 def test_missing_evidence_file_is_bad_input(chengde, cli, tmp_path):
     """An --evidence path that does not exist exits 2 naming it, before anything is written."""
     before = snapshot(chengde)
@@ -157,6 +164,7 @@ def test_missing_evidence_file_is_bad_input(chengde, cli, tmp_path):
     assert snapshot(chengde) == before
 
 
+@pytest.mark.usefixtures("english")
 def test_evidence_directory_is_bad_input(chengde, cli, tmp_path):
     """An --evidence path that is a directory exits 2 saying so."""
     before = snapshot(chengde)

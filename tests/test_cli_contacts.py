@@ -15,6 +15,12 @@ KUANCHENG = "130827"  # 宽城满族自治县
 YUERYA = "130827102"  # 宽城峪耳崖镇
 
 
+@pytest.fixture
+def english(monkeypatch):
+    """The messages of this test are asserted in English (ANJIAN_LANG=en)."""
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+
+
 def contacts(db) -> tuple:
     """Every contact as (unit, name, email, webhook), in order."""
     with db.read() as s:
@@ -99,6 +105,7 @@ def test_remove_finds_a_name_typed_with_full_width_characters(chengde, cli):
     assert listed(cli) == []
 
 
+@pytest.mark.usefixtures("english")
 def test_remove_of_an_unknown_name_is_bad_input(chengde, cli):
     """Removing a name the unit does not have exits 2, names the unit, and changes nothing."""
     assert cli("contact", "add", "宽城县", "--name", "李科长", "--email", "li@kc.gov.cn").exit_code == 0
@@ -119,6 +126,7 @@ def test_remove_of_an_unknown_name_is_bad_input(chengde, cli):
     "li.kc.gov.cn",
     "li@",
 ])
+@pytest.mark.usefixtures("english")
 def test_email_that_is_not_one_plain_address_is_refused(chengde, cli, address):
     """An address with CR/LF (a header injection), a display name, a list, spaces or non-ASCII exits 2; nothing is written."""
     before = snapshot(chengde)
@@ -139,6 +147,7 @@ def test_email_that_is_not_one_plain_address_is_refused(chengde, cli, address):
     "http://[::1",
     "http://robot.example:99999/hook",
 ])
+@pytest.mark.usefixtures("english")
 def test_webhook_that_is_not_http_is_refused(chengde, cli, url):
     """A webhook that is not an http(s) URL with a host exits 2 and writes nothing."""
     before = snapshot(chengde)
@@ -155,6 +164,7 @@ def test_webhook_that_is_not_http_is_refused(chengde, cli, url):
     "https://robot.example/钩子",
     "https://机器人.example/hook",
 ])
+@pytest.mark.usefixtures("english")
 def test_webhook_with_characters_that_cannot_be_sent_is_refused(chengde, cli, url):
     """Whitespace, control or non-ASCII characters in a webhook exit 2 (they would break every later send)."""
     before = snapshot(chengde)
@@ -173,6 +183,7 @@ def test_webhook_with_characters_that_cannot_be_sent_is_refused(chengde, cli, ur
     ("   ", "empty"),
     ("王" * 65, "longer than 64"),
 ])
+@pytest.mark.usefixtures("english")
 def test_malformed_name_is_refused(chengde, cli, name, message):
     """A name with a line break or other control character, an empty or an over-long name exits 2; nothing is written."""
     before = snapshot(chengde)
@@ -189,6 +200,7 @@ def test_surrounding_whitespace_is_trimmed(chengde, cli):
     assert contacts(chengde) == ((KUANCHENG, "李科长", "li@kc.gov.cn", "https://oapi.dingtalk.com/robot/send?access_token=1"),)
 
 
+@pytest.mark.usefixtures("english")
 def test_neither_email_nor_webhook_is_refused(chengde, cli):
     """A contact that nobody could reach exits 2 and says to give --email or --webhook."""
     before = snapshot(chengde)
@@ -207,6 +219,7 @@ def test_unknown_unit_is_refused(chengde, cli):
     assert snapshot(chengde) == before
 
 
+@pytest.mark.usefixtures("english")
 def test_duplicate_name_at_a_unit_is_refused_but_allowed_elsewhere(chengde, cli):
     """A name may appear once per unit: the second exits 2 (even full-width), the same name at another unit is fine."""
     assert cli("contact", "add", "宽城县", "--name", "李科长", "--email", "li@kc.gov.cn").exit_code == 0
@@ -227,7 +240,7 @@ def test_import_adds_every_row(chengde, cli, tmp_path):
                                "承德市,市安委办,office@cd.gov.cn,\n")
     r = cli("contact", "import", path)
     assert r.exit_code == 0, r.output
-    assert "已添加 3 个联系人" in r.output
+    assert "联系人：新增 3 个" in r.output
     assert [(c["unit"], c["name"]) for c in listed(cli)] == [("130800", "市安委办"), (KUANCHENG, "李科长"), (YUERYA, "王站长")]
 
 
@@ -237,7 +250,7 @@ def test_import_accepts_a_gbk_file_from_excel(chengde, cli, tmp_path):
                      encoding="gbk")
     r = cli("contact", "import", path)
     assert r.exit_code == 0, r.output
-    assert "已添加 2 个联系人" in r.output
+    assert "联系人：新增 2 个" in r.output
     assert [(c["unit_name"], c["name"]) for c in listed(cli)] == [("丰宁满族自治县", "赵科长"), ("宽城满族自治县", "李科长")]
 
 
@@ -249,6 +262,7 @@ def test_import_accepts_utf8_with_bom_and_email_only_columns(chengde, cli, tmp_p
     assert [c["name"] for c in listed(cli)] == ["李科长"]
 
 
+@pytest.mark.usefixtures("english")
 def test_import_with_bad_rows_reports_each_line_and_writes_nothing(chengde, cli, tmp_path):
     """Every bad row is reported with its line; the good rows are not written either (all or nothing)."""
     path = write_csv(tmp_path, "unit,name,email,webhook\n"
@@ -281,6 +295,7 @@ def test_import_with_a_ragged_row_names_its_line(chengde, cli, tmp_path):
     assert snapshot(chengde) == before
 
 
+@pytest.mark.usefixtures("english")
 def test_import_reports_ragged_and_invalid_rows_together(chengde, cli, tmp_path):
     """A ragged row and a row with a bad address are both reported in the one refusal."""
     path = write_csv(tmp_path, "unit,name,email,webhook\n宽城县,李科长,not-an-address,\n宽城县,张干事,zhang@kc.gov.cn,,extra\n")
@@ -309,3 +324,37 @@ def test_import_of_a_missing_file_is_bad_input(chengde, cli, tmp_path):
     r = cli("contact", "import", str(tmp_path / "nowhere.csv"))
     assert r.exit_code == 2
     assert "nowhere.csv does not exist" in r.output
+
+
+# -- `contact import` run again updates (issue 13, point 6) -------------------------------------------
+def test_import_run_again_updates_changed_rows_and_leaves_the_rest(chengde, cli, tmp_path):
+    """A second import of a changed file updates the contact of the same unit and name (same id, audited as
+    contact_update), adds the new one, rewrites nothing unchanged, and `audit verify` stays clean."""
+    first = write_csv(tmp_path, "unit,name,email,webhook\n宽城县,李科长,li@kc.gov.cn,\n承德市,市安委办,office@cd.gov.cn,\n")
+    assert cli("contact", "import", first).exit_code == 0
+    ids = {c["name"]: c["id"] for c in listed(cli)}
+    with chengde.read() as s:
+        before = s.scalar(select(AuditRow.seq).order_by(AuditRow.seq.desc()).limit(1))
+    second = write_csv(tmp_path, "unit,name,email,webhook\n宽城县,李科长,li.new@kc.gov.cn,\n承德市,市安委办,office@cd.gov.cn,\n"
+                                 "丰宁县,赵科长,zhao@fn.gov.cn,\n")
+    r = cli("contact", "import", second)
+    assert r.exit_code == 0, r.output
+    assert "新增 1" in r.output and "更新 1" in r.output and "未变 1" in r.output
+    now = {c["name"]: c for c in listed(cli)}
+    assert now["李科长"]["email"] == "li.new@kc.gov.cn" and now["李科长"]["id"] == ids["李科长"]
+    assert now["市安委办"]["id"] == ids["市安委办"]
+    with chengde.read() as s:
+        actions = [(r.action, json.loads(r.detail)["name"]) for r in s.scalars(select(AuditRow).where(AuditRow.seq > before))]
+    assert sorted(actions) == [("contact_add", "赵科长"), ("contact_update", "李科长")]
+    assert cli("audit", "verify").exit_code == 0
+
+
+def test_import_run_again_unchanged_writes_nothing(chengde, cli, tmp_path):
+    """Importing the same file twice: the second run adds, updates and audits nothing."""
+    path = write_csv(tmp_path, "unit,name,email,webhook\n宽城县,李科长,li@kc.gov.cn,\n")
+    assert cli("contact", "import", path).exit_code == 0
+    before = audit_count(chengde)
+    r = cli("contact", "import", path)
+    assert r.exit_code == 0, r.output
+    assert "未变 1" in r.output
+    assert audit_count(chengde) == before

@@ -50,6 +50,12 @@ def contents(db_url: str) -> dict:
 
 
 @pytest.fixture
+def english(monkeypatch):
+    """The messages of this test are asserted in English (ANJIAN_LANG=en)."""
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+
+
+@pytest.fixture
 def write_file(tmp_path):
     """A factory: write text (in an encoding) to a file in tmp_path and return its path as a string."""
 
@@ -114,7 +120,7 @@ def test_init_loads_the_builtin_registry_and_campaign(cli, db_url):
     assert result.exit_code == 0, result.output
     assert "已载入登记册 chengde：232 个单位" in result.output
     assert "已载入工作方案 chengde-2014" in result.output
-    assert "city 1，county 12，township 219" in result.output
+    assert "市 1、县区 12、乡镇 219" in result.output
     snap = contents(db_url)
     assert snap["units"] == 232
     assert [a[1] for a in snap["audit"]] == ["registry_load", "campaign_load", "user_add"]
@@ -206,6 +212,7 @@ BAD_FILES = [
 
 
 @pytest.mark.parametrize(("text", "expected"), BAD_FILES)
+@pytest.mark.usefixtures("english")
 def test_bad_registry_exits_2_naming_each_bad_line_and_writes_nothing(cli, db_url, write_file, text, expected):
     """A bad registry file exits 2, names every bad row with its line, and leaves the fresh database empty."""
     path = write_file(text)
@@ -217,6 +224,7 @@ def test_bad_registry_exits_2_naming_each_bad_line_and_writes_nothing(cli, db_ur
     assert snapshot(db_url) == {}, "no table at all"
 
 
+@pytest.mark.usefixtures("english")
 def test_bad_row_on_line_9999_of_10000(cli, db_url, write_file):
     """In a generated 10,000-row registry, a bad code on line 9,999 is reported as line 9999; nothing loads."""
     rows = ["130800,承德市,city,130000"] + [f"1308{n},县{n},county,130800" for n in range(21, 31)]
@@ -257,6 +265,7 @@ def test_registry_neither_utf8_nor_gbk_exits_2(cli, db_url, tmp_path):
     assert snapshot(db_url) == {}, "no table at all"
 
 
+@pytest.mark.usefixtures("english")
 def test_different_registry_on_an_initialized_database_is_refused(cli, db_url, write_file):
     """`init --registry OTHER.csv` on a loaded database exits 2 naming the registry loaded; nothing changes."""
     assert cli("init", user=None).exit_code == 0
@@ -330,3 +339,59 @@ def test_an_older_schema_asks_for_init(chengde, cli):
     r = cli("status")
     assert r.exit_code == 2, r.output
     assert "0002" in r.output and "anjian init" in r.output
+
+
+# -- nothing is left behind before `init` (issue 13, point 9) ----------------------------------------
+@pytest.mark.parametrize("args", [
+    ("status",), ("user", "list"), ("contact", "list"), ("notices",), ("remind", "--dry-run"), ("audit", "verify"),
+    ("history",), ("record", "宽城县", "x", "1"), ("user", "add", "a", "--role", "admin", "--unit", "承德市"),
+])
+@pytest.mark.parametrize("url", ["{path}", "sqlite:///{path}", "sqlite:///file:{path}?uri=true"],
+                         ids=["path", "url", "file-uri"])
+def test_a_command_before_init_creates_no_database(tmp_path, monkeypatch, args, url):
+    """Any command but init, run before init, leaves no anjian.db behind and says in Chinese to run init."""
+    path = tmp_path / "anjian.db"
+    monkeypatch.setenv("ANJIAN_DB", url.format(path=path))
+    monkeypatch.setenv("ANJIAN_HOME", str(tmp_path / "home"))
+    r = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert r.exit_code == 2, r.output
+    assert "先运行 anjian init" in r.output
+    assert not path.exists() and not list(tmp_path.glob("anjian.db*"))
+
+
+@pytest.mark.parametrize("args", [("--registry", "missing.csv"), ("--campaign", "missing.toml"), ("--registry", "{bad}")],
+                         ids=["no-registry-file", "no-campaign-file", "bad-registry"])
+def test_a_failed_first_init_leaves_no_database(tmp_path, monkeypatch, args):
+    """A first `init` that fails (a missing or bad registry or campaign) removes the database it created:
+    the next command is told to run init, not that the database is empty."""
+    path = tmp_path / "anjian.db"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y\n1,2\n", encoding="utf-8")
+    monkeypatch.setenv("ANJIAN_DB", str(path))
+    monkeypatch.setenv("ANJIAN_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(cli, ["init", *(a.format(bad=bad) for a in args)], catch_exceptions=False)
+    assert r.exit_code == 2, r.output
+    assert not list(tmp_path.glob("anjian.db*"))
+    assert CliRunner().invoke(cli, ["init"], catch_exceptions=False).exit_code == 0  # and init then works
+
+
+def test_a_bad_registry_is_named_in_chinese_by_default(cli, tmp_path):
+    """Without ANJIAN_LANG a bad registry row is refused in Chinese, naming its line."""
+    path = tmp_path / "reg.csv"
+    path.write_text(HEADER + "130800,承德市,city,130000,\n130821,承德县,village,130800,\n", encoding="utf-8")
+    r = cli("init", "--registry", str(path), user=None)
+    assert r.exit_code == 2, r.output
+    assert "第 3 行：级别 'village' 不是以下之一" in r.output
+
+
+def test_a_registry_may_name_levels_and_cohorts_in_chinese(cli, tmp_path):
+    """A registry CSV's level and cohorts cells take the Chinese names (市, 县区, 乡镇, 重点) beside the identifiers."""
+    path = tmp_path / "reg.csv"
+    path.write_text(HEADER + "130800,承德市,市,130000,\n130821,承德县,县区,130800,\n130821106,高寺台镇,乡镇,130821,重点\n",
+                    encoding="utf-8")
+    r = cli("init", "--registry", str(path), user=None)
+    assert r.exit_code == 0, r.output
+    units = cli("units", "--format", "json", user=None)
+    assert [(u["code"], u["level"], u["cohorts"]) for u in __import__("json").loads(units.output)
+            if u["code"] == "130821106"] == [("130821106", "township", ["key"])]

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from support import PG, T0
 
+from anjian.i18n import language
 from anjian.notifications.netguard import Policy
 from anjian.workflow.services import contacts
 from anjian.workflow.store.models import Notice, NoticeItem
@@ -142,7 +143,23 @@ def test_unit_without_contact_is_reported_as_skipped(chengde, cli, outbox):
     text = cli("remind", now=OVERDUE)
     assert text.exit_code == 0
     assert "无联系人、未能发送提醒的单位 11 个" in text.output and "130821" in text.output
-    assert "未能接收逾期通报的上级单位 1 个：130800" in text.output
+    assert "未能接收逾期通报的上级单位 1 个：承德市（130800）" in text.output
+    assert "承德县（130821）" in text.output  # by name and code, not by code alone
+
+
+def test_remind_and_notices_name_the_units(reachable, cli, outbox):
+    """The `remind` and `notices` tables list each notice's units by name with the code beside it (issue 13,
+    point 9); the JSON keeps the codes."""
+    text = cli("remind", now=OVERDUE)
+    assert text.exit_code == 0, text.output
+    assert "宽城满族自治县（130827）" in text.output
+    table = cli("notices")
+    assert table.exit_code == 0, table.output
+    assert "宽城满族自治县（130827）" in table.output
+    assert all(KUANCHENG in n["units"] or n["units"] for n in notices_json(cli))
+    with language("en"):
+        english = cli("notices")
+    assert "宽城满族自治县 (130827)" in english.output and "Recipient" in english.output
 
 
 @pytest.mark.parametrize(("now", "why"), [

@@ -20,6 +20,12 @@ ADMIN = users.os_login()  # this process's account: the admin of every `chengde`
 
 
 @pytest.fixture
+def english(monkeypatch):
+    """The messages of this test are asserted in English (ANJIAN_LANG=en)."""
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+
+
+@pytest.fixture
 def login(monkeypatch):
     """A factory: from now on this process runs as that OS account."""
 
@@ -81,7 +87,7 @@ def test_first_init_makes_this_account_the_admin(cli):
     assert user_list(cli) == {ADMIN: {"name": ADMIN, "role": "admin", "unit": "130800", "unit_name": "承德市",
                                       "os_user": ADMIN, "active": True}}
     table = cli("user", "list", user=None)
-    assert table.exit_code == 0 and ADMIN in table.output and "admin" in table.output
+    assert table.exit_code == 0 and ADMIN in table.output and "系统管理员" in table.output
 
 
 def test_first_init_by_another_account_makes_that_account_the_admin(cli, login):
@@ -103,17 +109,19 @@ def test_user_env_variable_does_not_pick_the_account(chengde, cli, monkeypatch):
     assert json.loads(row.detail)["by"] == ADMIN
 
 
+@pytest.mark.usefixtures("english")
 def test_a_second_init_makes_no_second_admin(cli, login):
     """Once there are officials, another account's init is refused (exit 4) and no admin is added."""
     assert cli("init", user=None).exit_code == 0
     login("stranger")
     r = cli("init", user=None)
     assert r.exit_code == 4, r.output
-    assert "'stranger' is not mapped" in r.output
+    assert "stranger is not mapped" in r.output
     login(ADMIN)
     assert list(user_list(cli)) == [ADMIN]
 
 
+@pytest.mark.usefixtures("english")
 def test_a_database_whose_officials_are_gone_gets_its_admin_from_the_next_init(chengde, cli):
     """A database without officials (one made before officials existed) refuses to act and says to run
     init; init then makes the current account its admin."""
@@ -125,11 +133,12 @@ def test_a_database_whose_officials_are_gone_gets_its_admin_from_the_next_init(c
     assert state_of(chengde, YUERYA) == "not_started"
     r = cli("init", user=None)
     assert r.exit_code == 0, r.output
-    assert "设为本数据库的管理员" in r.output and "未做任何更改" not in r.output
+    assert "is now the admin of this database" in r.output and "changed nothing" not in r.output
     assert list(user_list(cli)) == [ADMIN]
 
 
 # -- who is acting ---------------------------------------------------------------------------------
+@pytest.mark.usefixtures("english")
 def test_an_unmapped_account_is_refused_with_the_user_add_hint(chengde, cli, login):
     """An OS account no official is mapped to exits 4 with the exact `user add … --os-user LOGIN` to run;
     the refusal is audited and nothing else is written."""
@@ -137,7 +146,7 @@ def test_an_unmapped_account_is_refused_with_the_user_add_hint(chengde, cli, log
     before = last_seq(chengde)
     r = cli("advance", YUERYA, "start", user=None)
     assert r.exit_code == 4, r.output
-    assert "operating-system account 'stranger' is not mapped to any official" in r.output
+    assert "operating-system account stranger is not mapped to any official" in r.output
     assert "anjian user add NAME --role ROLE --unit UNIT --os-user stranger" in r.output
     assert state_of(chengde, YUERYA) == "not_started"
     assert_one_denial(chengde, before, "stranger", "identify", "not mapped")
@@ -174,6 +183,7 @@ def test_a_mapped_official_keeps_to_their_jurisdiction(wang, cli, login):
 
 
 @pytest.mark.parametrize("how", ["--as", "ANJIAN_USER"])
+@pytest.mark.usefixtures("english")
 def test_a_non_admin_may_not_act_as_someone_else(wang, cli, login, monkeypatch, how):
     """--as and ANJIAN_USER are honoured only for an admin: 王站长 using either exits 4; nothing but the
     refusal is written."""
@@ -207,6 +217,7 @@ def test_an_admin_acting_as_is_recorded(chengde, cli, monkeypatch, how):
     assert f"{ADMIN} acting as chief_yuerya" in table.output
 
 
+@pytest.mark.usefixtures("english")
 def test_an_admin_may_not_act_as_an_unknown_official(chengde, cli):
     """--as a name that is no official exits 4 pointing at `user list`."""
     r = cli("advance", YUERYA, "start", user="nobody")
@@ -231,7 +242,7 @@ def test_a_disabled_official_cannot_act_until_enabled(chengde, cli):
     assert user_list(cli)["chief_yuerya"]["active"] is False
     r = cli("advance", YUERYA, "start", user="chief_yuerya")
     assert r.exit_code == 4
-    assert "no active official" in r.output
+    assert "没有这个名字的在用人员" in r.output
     assert state_of(chengde, YUERYA) == "not_started"
     assert cli("user", "enable", "chief_yuerya", user=None).exit_code == 0
     assert cli("advance", YUERYA, "start", user="chief_yuerya").exit_code == 0
@@ -240,16 +251,18 @@ def test_a_disabled_official_cannot_act_until_enabled(chengde, cli):
     assert actions[-3:] == ["user_add", "user_disable", "user_enable"]
 
 
+@pytest.mark.usefixtures("english")
 def test_a_disabled_account_cannot_act(wang, cli, login):
     """The OS account of a disabled official is refused (exit 4) saying it is disabled."""
     assert cli("user", "disable", "王站长", user=None).exit_code == 0
     login("wangzz")
     r = cli("advance", YUERYA, "start", user=None)
     assert r.exit_code == 4, r.output
-    assert "'wangzz' is disabled" in r.output
+    assert "wangzz is disabled" in r.output
     assert state_of(wang, YUERYA) == "not_started"
 
 
+@pytest.mark.usefixtures("english")
 def test_the_last_admin_cannot_be_disabled(chengde, cli):
     """Disabling the only active admin is refused (exit 2) and changes nothing; with a second admin it works."""
     before = officials(chengde)
@@ -271,7 +284,7 @@ def test_admin_adds_an_official_who_then_acts(chengde, cli, login):
     r = cli("user", "add", "王站长", "--role", "township_chief", "--unit", "宽城峪耳崖镇", "--os-user", "wangzz",
             user=None)
     assert r.exit_code == 0, r.output
-    assert "已登记 王站长：township_chief，峪耳崖镇（130827102），操作系统账户 wangzz" in r.output
+    assert "已登记 王站长：乡镇安监站长，峪耳崖镇（130827102），操作系统账户 wangzz" in r.output
     [row] = rows_after(chengde, before)
     assert (row.action, row.actor, row.unit_code) == ("user_add", ADMIN, YUERYA)
     assert json.loads(row.detail) == {"name": "王站长", "role": "township_chief", "os_user": "wangzz"}
@@ -287,6 +300,7 @@ def test_admin_adds_an_official_who_then_acts(chengde, cli, login):
     (["新人", "--role", "mayor", "--unit", "宽城峪耳崖镇"], "mayor"),
     (["新人 acting as chief", "--role", "township_chief", "--unit", "宽城峪耳崖镇"], "acting as"),
 ], ids=["same-name", "os-account-taken", "unknown-unit", "unknown-role", "acting-as-in-name"])
+@pytest.mark.usefixtures("english")
 def test_user_add_bad_input_exits_2(chengde, cli, args, words):
     """A duplicate name or OS account, an unknown unit or role, a name that would read as "acting as":
     exit 2 naming it, nothing written."""
@@ -322,3 +336,89 @@ def test_an_admin_acting_as_an_official_has_only_their_rights(chengde, cli):
     assert r.exit_code == 4, r.output
     assert f"{ADMIN}（代 office 操作）" in r.output and "无权使用 `users`" in r.output
     assert officials(chengde) == before
+
+
+# -- roles as typed, and `user edit` (issue 13, point 6) ----------------------------------------------
+@pytest.mark.parametrize("role", ["county-official", "county_official", "县区工作人员", "County Official"])
+def test_user_add_takes_the_role_as_an_official_types_it(chengde, cli, role):
+    """`--role` takes `-` for `_`, the Chinese name and the English name of a role."""
+    r = cli("user", "add", "李科长", "--role", role, "--unit", "宽城县", user=None)
+    assert r.exit_code == 0, r.output
+    assert user_list(cli)["李科长"]["role"] == "county_official"
+
+
+def test_user_edit_links_an_existing_official_to_an_os_account(chengde, cli, login):
+    """`user edit NAME --login` maps an official registered without an account; that account then acts as them."""
+    assert cli("user", "add", "王站长", "--role", "township_chief", "--unit", "宽城峪耳崖镇", user=None).exit_code == 0
+    before = last_seq(chengde)
+    r = cli("user", "edit", "王站长", "--login", "wangzz", user=None)
+    assert r.exit_code == 0, r.output
+    assert "wangzz" in r.output
+    [row] = rows_after(chengde, before)
+    assert (row.action, row.actor) == ("user_edit", ADMIN)
+    assert json.loads(row.detail)["changed"] == ["os_user"]
+    login("wangzz")
+    assert cli("advance", YUERYA, "start", user=None).exit_code == 0
+
+
+def test_user_edit_changes_role_unit_and_name_and_verify_stays_clean(chengde, cli):
+    """An edit of role, unit and name is replayed by the log rebuild: `audit verify` exits 0 afterwards."""
+    assert cli("user", "add", "王站长", "--role", "township_chief", "--unit", "宽城峪耳崖镇", "--os-user", "wangzz",
+               user=None).exit_code == 0
+    r = cli("user", "edit", "王站长", "--role", "县区工作人员", "--unit", "宽城县", "--name", "王科长", user=None)
+    assert r.exit_code == 0, r.output
+    people = user_list(cli)
+    assert "王站长" not in people
+    assert (people["王科长"]["role"], people["王科长"]["unit"], people["王科长"]["os_user"]) == (
+        "county_official", "130827", "wangzz")
+    r = cli("audit", "verify", user=None)
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["王站长", "--role", "county_official"], "县"),  # a county role at a township
+    (["王站长", "--login", ADMIN], ADMIN),  # the account is someone else's
+    (["王站长", "--name", "chief_yuerya"], "chief_yuerya"),  # the name is taken
+    (["无此人", "--login", "x"], "无此人"),
+    (["王站长"], "--login"),  # nothing to change
+    ([ADMIN, "--role", "city_office"], ADMIN),  # the last admin stays an admin
+], ids=["role-misfits-unit", "login-taken", "name-taken", "unknown-official", "nothing", "last-admin"])
+def test_user_edit_keeps_the_rules_of_user_add(chengde, cli, args, words):
+    """An edit that breaks a rule of `user add` exits 2 naming it, and writes nothing."""
+    assert cli("user", "add", "王站长", "--role", "township_chief", "--unit", "宽城峪耳崖镇", user=None).exit_code == 0
+    before, people = last_seq(chengde), officials(chengde)
+    r = cli("user", "edit", *args, user=None)
+    assert r.exit_code == 2, r.output
+    assert words in r.output
+    assert officials(chengde) == people
+    assert last_seq(chengde) in (before, before + 1)  # at most the audited refusal
+
+
+def test_only_an_admin_edits_officials(wang, cli, login):
+    """A township chief running `user edit` exits 4 and changes nothing."""
+    login("wangzz")
+    people = officials(wang)
+    r = cli("user", "edit", "王站长", "--login", "other", user=None)
+    assert r.exit_code == 4, r.output
+    assert officials(wang) == people
+
+
+def test_user_list_speaks_chinese_by_default_and_english_on_request(chengde, cli, monkeypatch):
+    """`user list` shows Chinese headers and role names by default, English ones with ANJIAN_LANG=en; JSON keeps ids."""
+    zh = cli("user", "list", user=None)
+    assert zh.exit_code == 0 and "角色" in zh.output and "乡镇安监站长" in zh.output and "township_chief" not in zh.output
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+    en = cli("user", "list", user=None)
+    assert en.exit_code == 0 and "Role" in en.output and "township station chief" in en.output, en.output
+    assert "角色" not in en.output
+    assert user_list(cli)["chief_yuerya"]["role"] == "township_chief"
+
+
+def test_history_names_the_officials_rows_in_words(chengde, cli):
+    """`history` shows an official's add and edit as 添加用户 / 修改用户 with the name, role and account, not as ids."""
+    assert cli("user", "add", "王站长", "--role", "township_chief", "--unit", "宽城峪耳崖镇", user=None).exit_code == 0
+    assert cli("user", "edit", "王站长", "--login", "wangzz", user=None).exit_code == 0
+    r = cli("history", YUERYA, user=None)
+    assert r.exit_code == 0, r.output
+    assert "添加用户" in r.output and "修改用户" in r.output and "user_edit" not in r.output
+    assert "王站长 乡镇安监站长 wangzz" in r.output

@@ -155,7 +155,7 @@ def test_the_lock_admits_one_daemon_per_sqlite_file_and_peers_on_postgresql(chen
     try:
         if chengde.dialect == "sqlite":
             assert not first.peers
-            with pytest.raises(Conflict, match="already running"):
+            with pytest.raises(Conflict, match="已有 daemon 在使用"):
                 SingleInstance(chengde).acquire()
         else:
             second = SingleInstance(chengde)
@@ -241,7 +241,7 @@ def test_the_daemon_sends_at_start_up_refuses_a_second_copy_and_stops_on_sigterm
             second = subprocess.run([ANJIAN, "daemon"], env=later, stdin=subprocess.DEVNULL, capture_output=True,
                                     timeout=HANG_GUARD)
             assert second.returncode != 0
-            assert "a daemon is already running" in second.stderr.decode()
+            assert "已有 daemon 在使用" in second.stderr.decode()
         else:
             peer = Daemonized(later, tmp_path / "peer.log")
             try:

@@ -50,7 +50,7 @@ def test_reminder_days_are_listed_with_the_shifted_ones_marked(chengde, cli):
     assert "2015-03-31" in row
     assert "02-28*、03-17、03-24、03-27*、03-30" in row
     assert "04-01、04-08、04-15、04-22" in row
-    assert "pending" in row
+    assert "未到期" in row  # the status in words (the JSON keeps "pending")
     full = rows_of(r.output)["full_coverage"]
     assert "12-01、12-16*、12-23*、12-28、12-30" in full
     assert "2017-01-03、2017-01-09、2017-01-16、2017-01-22" in full

@@ -221,7 +221,7 @@ def test_other_long_refusals_are_cut_at_50_too(chengde, cli, tmp_path):
     f = batch(tmp_path, "unit,name,email", [f"{YUERYA},张{i},not-an-address" for i in range(80)])
     r = cli("contact", "import", f)
     assert r.exit_code == 2, r.output
-    assert len([line for line in r.output.splitlines() if line.startswith("  - line ")]) == 50
+    assert len([line for line in r.output.splitlines() if line.startswith("  - 第 ")]) == 50
     assert "另有 30 条未列出" in r.output
 
 

@@ -161,7 +161,7 @@ def test_a_validly_chained_row_that_makes_no_sense_is_named(kept, cli, entry, ki
     seq = append(kept, entry)
     r = cli("audit", "verify")
     assert r.exit_code == 6, r.output
-    assert f"audit row {seq}:" in r.output and f"kind: {kind}" in r.output and words in r.output, r.output
+    assert f"审计记录第 {seq} 条：" in r.output and f"类型：{kind}" in r.output and words in r.output, r.output
 
 
 def test_a_move_by_the_other_machine_is_named(kept, cli):
@@ -169,7 +169,7 @@ def test_a_move_by_the_other_machine_is_named(kept, cli):
     append(kept, audit.Entry(LATE, "chief", "apply", YUERYA, "building", "applied"))
     seq = append(kept, audit.Entry(LATE, "chief", "submit_plan", YUERYA, "mobilization", "demonstration"))
     r = cli("audit", "verify")
-    assert r.exit_code == 6 and f"audit row {seq}:" in r.output and "township" in r.output, r.output
+    assert r.exit_code == 6 and f"审计记录第 {seq} 条：" in r.output and "township" in r.output, r.output
 
 
 def test_the_first_of_two_nonsense_rows_is_named(kept):
@@ -208,7 +208,7 @@ def test_no_replay_skips_the_tables_but_not_continuity(kept, cli):
     assert cli("audit", "verify", "--no-replay").exit_code == 0
     seq = append(kept, audit.Entry(LATE, "inspector", "accept", YUERYA, "applied", "accepted"))
     r = cli("audit", "verify", "--no-replay")
-    assert r.exit_code == 6 and f"audit row {seq}:" in r.output
+    assert r.exit_code == 6 and f"审计记录第 {seq} 条：" in r.output
 
 
 def test_a_clock_stepping_back_leaves_the_tables_agreeing_with_the_log(chengde, cli):

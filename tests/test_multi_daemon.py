@@ -147,7 +147,7 @@ def test_on_sqlite_a_second_daemon_is_still_refused(tmp_path):
         second = subprocess.run([ANJIAN, "daemon"], env=later, stdin=subprocess.DEVNULL, capture_output=True,
                                 timeout=HANG_GUARD)
         assert second.returncode == 5, second.stderr.decode()
-        assert "a daemon is already running" in second.stderr.decode()
+        assert "已有 daemon 在使用" in second.stderr.decode()
         assert first.proc.poll() is None
         assert first.stop() == 0, first.text
     finally:

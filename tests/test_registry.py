@@ -30,6 +30,12 @@ SMALL = (
 PROVINCIAL_DEMOS = {"130821106", "130826100", "130827102", "130824106", "130881107"}
 
 
+@pytest.fixture(autouse=True)
+def english(monkeypatch):
+    """The registry's problems are asserted in English here (ANJIAN_LANG=en); test_cli_init checks the Chinese."""
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+
+
 @pytest.fixture
 def write_registry(tmp_path) -> Callable[..., Path]:
     """A factory: write registry text to a CSV file in tmp_path (in the given encoding) and return its path."""
@@ -333,8 +339,8 @@ def test_second_initialize_changes_nothing(chengde):
     result = initialize(chengde, None, None, T0, "admin")
     assert not result.changed
     assert result.migrations == []
-    assert "init 未做任何更改" in result.messages
-    assert any("无变化" in m for m in result.messages)
+    assert "init changed nothing" in result.messages
+    assert any("unchanged" in m for m in result.messages)
     assert audit_actions(chengde) == before
 
 

@@ -210,7 +210,7 @@ def test_one_bad_row_refuses_the_whole_import(chengde, cli, tmp_path):
     before = snapshot(chengde)
     r = cli("contact", "import", str(path))
     assert r.exit_code == 2, r.output
-    assert "line 3" in r.output and "云服务器元数据地址" in r.output
+    assert "第 3 行" in r.output and "云服务器元数据地址" in r.output
     assert snapshot(chengde) == before
 
 

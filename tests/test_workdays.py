@@ -180,7 +180,7 @@ def test_calendar_load_refuses_a_file_with_bad_rows_and_loads_none(chengde, cli,
                      "2027-02-12,maybe,", "2027-02-11,1,重复", "２０２７-02-13,0,全角")
     r = cli("calendar", "load", str(path))
     assert r.exit_code == 2, r.output
-    for line in ("line 3", "line 4", "line 5", "line 6"):
+    for line in ("第 3 行", "第 4 行", "第 5 行", "第 6 行"):
         assert line in r.output
     assert "line 2" not in r.output
     assert "nothing was written" in r.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from anjian.i18n import N_, _
 from anjian.workflow.cli.common import command, emit, format_option
 
 
@@ -17,8 +18,8 @@ from anjian.workflow.cli.common import command, emit, format_option
 def history(env, unit, since, actor, children, fmt) -> None:
     """The audit trail: every transition, record, designation and load, oldest first.
 
+    \b
     Example:
-
         anjian history 宽城峪耳崖镇 --since 2015-01-01
     """
     from anjian.workflow.clock import parse_time, shown
@@ -27,39 +28,89 @@ def history(env, unit, since, actor, children, fmt) -> None:
 
     since_at = parse_time(since, "--since") if since is not None else None
     rows = listing(env.database(), unit, since_at, actor, children)
-    headers = ["序号", "时间", "操作人", "单位", "操作", "原状态", "新状态", "说明"]
-    table_rows = [[r.seq, shown(r.at), r.shown_actor, r.unit_name or r.unit, r.trigger, r.from_state, r.to_state,
-                   _describe(r)] for r in rows]
-    emit(fmt, lambda: render.table(headers, table_rows) + f"\n共 {len(rows)} 条", rows)
+    headers = [_("No."), _("Time"), _("By"), _("Unit"), _("Action"), _("From"), _("To"), _("Details")]
+    table_rows = [[r.seq, shown(r.at), r.shown_actor, r.unit_name or r.unit, _action(r.trigger),
+                   _state(r.from_state), _state(r.to_state), _describe(r)] for r in rows]
+    emit(fmt, lambda: render.table(headers, table_rows) + "\n" + _("{count} in all").format(count=len(rows)), rows)
+
+
+ACTIONS = {"record": N_("checklist recorded"), "designate": N_("cohort designated"), "undesignate": N_("cohort removed"),
+           "denied": N_("refusal recorded"), "circular": N_("circular issued"), "registry_load": N_("registry loaded"),
+           "campaign_load": N_("campaign loaded"), "calendar_load": N_("calendar loaded"), "checkpoint": N_("checkpoint written"),
+           "user_add": N_("official added"), "user_edit": N_("official changed"), "user_enable": N_("official enabled"),
+           "user_disable": N_("official disabled"), "contact_add": N_("contact added"),
+           "contact_update": N_("contact updated"), "contact_remove": N_("contact removed"),
+           "notice_settle": N_("notices settled")}
+
+
+def _action(action: str) -> str:
+    """What a row did, in words: a trigger's name, or one of the log's own actions."""
+    from anjian.states.labels import TRIGGER_NAMES
+
+    if action in TRIGGER_NAMES:
+        return TRIGGER_NAMES[action]
+    return _(ACTIONS[action]) if action in ACTIONS else action
+
+
+def _state(state: str | None) -> str | None:
+    """A state's name, whichever machine it belongs to (the township's and the county's have distinct states)."""
+    from anjian.states.labels import STATE_NAMES
+
+    if state is None:
+        return None
+    for level in ("township", "county", "city"):
+        if (level, state) in STATE_NAMES:
+            return STATE_NAMES[(level, state)]
+    return state
 
 
 def _describe(r) -> str:
     from anjian.workflow.clock import shown
 
-    parts = [f"补录（{r.effective} 的纸质记录，录入于 {shown(r.recorded_at)}）"] if r.late else []
+    parts = [_("late entry (a paper record of {day}, entered {at})").format(day=r.effective, at=shown(r.recorded_at))] \
+        if r.late else []
     if r.trigger == "record":
         parts.append(f"{r.detail.get('item')} = {r.detail.get('value')}")
     elif r.trigger in ("designate", "undesignate"):
         parts.append(r.detail.get("cohort", ""))
     elif r.trigger == "denied":
-        parts.append(f"{r.detail.get('attempted', '')}：{r.detail.get('reason', '')}")
+        parts.append(_("{attempted}: {reason}").format(attempted=r.detail.get("attempted", ""), reason=r.detail.get("reason", "")))
     elif r.trigger == "circular":
-        parts.append(f"通报 {r.detail.get('milestone', '')}（截至 {r.detail.get('as_of', '')}，SHA-256 {str(r.detail.get('sha256', ''))[:12]}…）")
+        parts.append(_("circular {milestone} (as of {as_of}, SHA-256 {digest}…)").format(
+            milestone=r.detail.get("milestone", ""), as_of=r.detail.get("as_of", ""), digest=str(r.detail.get("sha256", ""))[:12]))
+    elif r.trigger in ("user_add", "user_edit", "user_enable", "user_disable", "contact_add", "contact_update",
+                       "contact_remove"):
+        parts.append(_official_words(r.detail))
     elif r.trigger in ("registry_load", "campaign_load"):
         parts.append(str(r.detail.get("source", "")))
     if r.note:
         parts.append(r.note.replace("\n", " ")[:60])
     if r.evidence:
-        parts.append(f"附件 {len(r.evidence)}")
-    return "；".join(p for p in parts if p)
+        parts.append(_("attachments: {count}").format(count=len(r.evidence)))
+    return _("; ").join(p for p in parts if p)
+
+
+def _official_words(d: dict) -> str:
+    """An official's or a contact's row: who, and what it set."""
+    from anjian.states.labels import ROLE_NAMES
+
+    words = [str(d.get("name", ""))]
+    if d.get("new_name") and d.get("new_name") != d.get("name"):
+        words.append(_("renamed {name}").format(name=d["new_name"]))
+    if d.get("role"):
+        words.append(ROLE_NAMES.get(d["role"], d["role"]))
+    for key in ("os_user", "email", "webhook"):
+        if d.get(key):
+            words.append(str(d[key]))
+    return " ".join(words)
 
 
 @click.group()
 def audit() -> None:
     """Check the audit log.
 
+    \b
     Example:
-
         anjian audit verify
     """
 
@@ -82,8 +133,8 @@ def verify(env, checkpoint, public_key, no_replay) -> None:
     key alone), and check that every unit's state is the one the log implies; exit 6 naming the first bad
     row and why.
 
+    \b
     Example:
-
         anjian audit verify --checkpoint checkpoint-1200.json --public-key audit-signing-key.pub
     """
     from pathlib import Path
@@ -92,13 +143,14 @@ def verify(env, checkpoint, public_key, no_replay) -> None:
     from anjian.workflow.services import auditing
 
     if public_key and not checkpoint:
-        raise BadInput("--public-key 只用于核验检查点：请同时给出 --checkpoint FILE")
+        raise BadInput(_("--public-key only checks a checkpoint: give --checkpoint FILE as well"))
     cp = auditing.read(checkpoint, Path(public_key) if public_key else env.settings.audit_public_key) if checkpoint else None
     v = auditing.verify(env.database(), cp, replay=not no_replay)
-    extra = f"，与签名检查点 #{v.checkpoint_seq} 一致" if cp else ""
-    click.echo(f"审计日志完整：{v.rows} 条记录，链尾 #{v.head_seq} {v.head_hash[:16]}…{extra}")
+    extra = _(", agrees with the signed checkpoint #{seq}").format(seq=v.checkpoint_seq) if cp else ""
+    click.echo(_("The audit log is intact: {rows} row(s), head #{seq} {digest}…").format(
+        rows=v.rows, seq=v.head_seq, digest=v.head_hash[:16]) + extra)
     for note in v.notes:  # what rows written by older versions leave undetermined
-        click.echo(f"注意：{note}")
+        click.echo(_("Note: {note}").format(note=note))
 
 
 @audit.command("checkpoint")
@@ -110,8 +162,8 @@ def checkpoint_cmd(env, out, key) -> None:
     """Write a signed checkpoint of the audit log (its head and every row's hash), to keep elsewhere;
     `audit verify --checkpoint FILE` then also catches a truncated or wholesale re-hashed log.
 
+    \b
     Example:
-
         anjian audit checkpoint --out /media/usb/anjian-checkpoint.json
     """
     from anjian.workflow.services import auditing
@@ -119,5 +171,7 @@ def checkpoint_cmd(env, out, key) -> None:
     now = env.write_now
     db = env.database()
     cp = auditing.write_checkpoint(db, env.actor, now, _key_path(env, key), out, env.settings.data_dir / "checkpoints")
-    click.echo(f"已写入签名检查点：{cp.path}（截至第 {cp.seq} 条，链尾 {cp.head_hash[:16]}…）")
-    click.echo(f"核验用公钥：{cp.public_key}（交给核验人：anjian audit verify --checkpoint FILE --public-key {cp.public_key}）")
+    click.echo(_("Signed checkpoint written: {path} (up to row {seq}, head {digest}…)").format(
+        path=cp.path, seq=cp.seq, digest=cp.head_hash[:16]))
+    click.echo(_("Public key to check it with: {key} (give it to the checker: anjian audit verify --checkpoint FILE "
+                 "--public-key {key})").format(key=cp.public_key))

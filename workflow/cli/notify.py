@@ -6,11 +6,20 @@ from pathlib import Path
 
 import click
 
+from anjian.i18n import N_, _
 from anjian.workflow.cli.common import command, emit, format_option
 
-KIND_WORDS = {"reminder": "到期提醒", "overdue": "逾期通知"}
-STATUS_WORDS = {"sent": "已发送", "claimed": "发送中", "sending": "发送中", "retry": "待重试", "failed": "失败",
-                "planned": "将发送", "ambiguous": "待核实"}
+KIND_WORDS = {"reminder": N_("deadline reminder"), "overdue": N_("overdue notice")}
+STATUS_WORDS = {"sent": N_("sent"), "claimed": N_("sending"), "sending": N_("sending"), "retry": N_("to retry"),
+                "failed": N_("failed"), "planned": N_("to send"), "ambiguous": N_("to check")}
+UNITS_SHOWN = 3  # units named in a table cell; the rest are counted
+
+
+def _units(codes: list[str], names: dict[str, str], most: int = UNITS_SHOWN) -> str:
+    """Units by name and code: '峪耳崖镇（130827102）、… 等 15 个单位'."""
+    shown = [_("{name} ({code})").format(name=names.get(c, c), code=c) for c in codes[:most]]
+    more = len(codes) - len(shown)
+    return _(", ").join(shown) + (_(" and {count} more").format(count=more) if more > 0 else "")
 
 
 def _notify(env):
@@ -30,8 +39,8 @@ def _hooks(env):
 def contact() -> None:
     """Who receives a unit's notices.
 
+    \b
     Example:
-
         anjian contact add 宽城峪耳崖镇 --name 王站长 --email wang@kc.gov.cn
     """
 
@@ -45,34 +54,47 @@ def contact() -> None:
 def contact_add(env, unit, name, email, webhook) -> None:
     """Add a contact to a unit.
 
+    \b
     Example:
-
         anjian contact add 宽城县 --name 李科长 --email li@kc.gov.cn --webhook https://robot.example/hook
     """
     from anjian.workflow.services import contacts
 
     now = env.write_now
     c = contacts.add(env.database(), unit, name, email, webhook, env.actor, now, hooks=_hooks(env))
-    click.echo(f"已添加联系人 {c.name}（{c.unit_name}）：{c.email or ''} {c.webhook or ''}".rstrip())
+    click.echo(_("Contact added: {name} ({unit}): {email} {webhook}").format(
+        name=c.name, unit=c.unit_name, email=c.email or "", webhook=c.webhook or "").rstrip())
 
 
 @contact.command("import")
 @click.argument("file", metavar="FILE.csv")
 @command
 def contact_import(env, file) -> None:
-    """Add contacts from a CSV file (columns unit,name,email,webhook); all rows or none.
+    """Add or update contacts from a CSV file (columns unit,name,email,webhook); all rows or none.
 
+    Run it again with the file changed: a unit's contact of the same name takes the new address or
+    webhook; rows as they are stored change nothing.
+
+    \b
     Example:
-
         anjian contact import contacts.csv
     """
     from anjian.workflow.formats import tables
     from anjian.workflow.services import contacts
 
     now = env.write_now
-    recs, problems = tables.read_csv(file, ("unit", "name"), ("email", "webhook"), env.settings.limits)
-    out = contacts.add_many(env.database(), recs, env.actor, now, unreadable=problems, hooks=_hooks(env))
-    click.echo(f"已添加 {len(out)} 个联系人")
+    recs, problems = _read_table(tables, file, ("unit", "name"), ("email", "webhook"), env.settings.limits)
+    done = contacts.import_many(env.database(), recs, env.actor, now, unreadable=problems, hooks=_hooks(env))
+    click.echo(_("Contacts added: {added}, updated: {updated}, unchanged: {unchanged}").format(
+        added=len(done.added), updated=len(done.updated), unchanged=done.unchanged))
+
+
+def _read_table(tables, file, required, optional, limits):
+    """The rows of a CSV file, or of an .xlsx sheet and Chinese headers once formats/tables has `read_table`."""
+    reader = getattr(tables, "read_table", None)
+    if reader is not None:
+        return reader(file, required, optional, limits)
+    return tables.read_csv(file, required, optional, limits)
 
 
 @contact.command("list")
@@ -82,17 +104,18 @@ def contact_import(env, file) -> None:
 def contact_list(env, unit, fmt) -> None:
     """List contacts (of one unit, or all).
 
+    \b
     Example:
-
         anjian contact list 宽城县
     """
     from anjian.workflow.formats import output as render
     from anjian.workflow.services import contacts
 
     rows = contacts.listing(env.database(), unit)
-    headers = ["单位代码", "单位", "姓名", "邮箱", "Webhook"]
+    headers = [_("Unit code"), _("Unit"), _("Name"), _("E-mail"), _("Webhook")]
     table = [[c.unit, c.unit_name, c.name, c.email, c.webhook] for c in rows]
-    emit(fmt, lambda: render.table(headers, table) + f"\n共 {len(rows)} 个", rows, lambda: render.as_csv(headers, table))
+    emit(fmt, lambda: render.table(headers, table) + "\n" + _("{count} contact(s) in all").format(count=len(rows)), rows,
+         lambda: render.as_csv(headers, table))
 
 
 @contact.command("remove")
@@ -102,15 +125,15 @@ def contact_list(env, unit, fmt) -> None:
 def contact_remove(env, unit, name) -> None:
     """Remove a unit's contact.
 
+    \b
     Example:
-
         anjian contact remove 宽城县 --name 李科长
     """
     from anjian.workflow.services import contacts
 
     now = env.write_now
     contacts.remove(env.database(), unit, name, env.actor, now)
-    click.echo(f"已删除联系人 {name}")
+    click.echo(_("Contact removed: {name}").format(name=name))
 
 
 @click.command()
@@ -122,33 +145,44 @@ def remind(env, dry_run, fmt) -> None:
 
     Running it twice at the same time sends nothing new. Units without a contact are reported.
 
+    \b
     Example:
-
         anjian remind --now 2015-03-24T08:30 --dry-run
     """
     from anjian.workflow.formats import output as render
     from anjian.workflow.reminders.run import run_pass
 
     now = env.now if dry_run else env.write_now  # a dry run only reads: at --now, as of then
-    res = run_pass(env.database(), now, _notify(env), env.settings.outbox, dry_run=dry_run)
+    db = env.database()
+    res = run_pass(db, now, _notify(env), env.settings.outbox, dry_run=dry_run)
 
     def text() -> str:
-        head = f"{res.today}（{'工作日' if res.workday else '非工作日'}，日历：{res.calendar}）" + ("  试运行，未发送" if dry_run else "")
-        rows = [[s.notice_id, s.recipient, s.channel, KIND_WORDS[s.kind], STATUS_WORDS[s.status], s.units, s.milestones]
-                for s in res.sent + res.deferred + res.failed]
-        out = [head, render.table(["编号", "收件人", "渠道", "类型", "状态", "单位", "节点"], rows)]
+        from anjian.workflow.reminders.notices import unit_names
+
+        listed = res.sent + res.deferred + res.failed
         lonely = sorted({str(s["unit"]) for s in res.skipped if s.get("reason") == "no contact"})
-        if lonely:
-            out.append(f"无联系人、未能发送提醒的单位 {len(lonely)} 个：" + "、".join(lonely[:20]) + (" 等" if len(lonely) > 20 else ""))
         bosses = sorted({str(s["unit"]) for s in res.skipped if "for_unit" in s})
+        names = unit_names(db, {c for s in listed for c in s.units[:UNITS_SHOWN]} | set(lonely[:20]) | set(bosses[:20]))
+        day = _("working day") if res.workday else _("day off")
+        head = _("{today} ({day}, calendar: {calendar})").format(today=res.today, day=day, calendar=res.calendar) + (
+            _("  dry run, nothing sent") if dry_run else "")
+        rows = [[s.notice_id, s.recipient, s.channel, _(KIND_WORDS[s.kind]), _(STATUS_WORDS[s.status]), _units(s.units, names),
+                 s.milestones] for s in listed]
+        headers = [_("Notice"), _("Recipient"), _("Channel"), _("Kind"), _("Status"), _("Units"), _("Milestones")]
+        out = [head, render.table(headers, rows)]
+        if lonely:
+            out.append(_("Units without a contact, not reminded: {count}: ").format(count=len(lonely)) + _units(lonely, names, 20))
         if bosses:
-            out.append(f"无联系人、未能接收逾期通报的上级单位 {len(bosses)} 个：" + "、".join(bosses[:20]))
+            out.append(_("Higher units without a contact for overdue notices: {count}: ").format(count=len(bosses))
+                       + _units(bosses, names, 20))
         out += [s["reason"] for s in res.skipped if "unit" not in s]
         if res.unsettled:
-            out.append(f"{res.unsettled} 条通知待核实（其中本次发现 {len(res.ambiguous)} 条）：其他发送过程发送时中断，"
-                       "可能已发出，未重发。anjian notices --status ambiguous 列出它们，核对后用 anjian notices settle 处理")
+            out.append(_("{count} notice(s) to check ({new} found by this pass): another pass was interrupted while "
+                         "sending them, they may have gone out and were not sent again. `anjian notices --status ambiguous` "
+                         "lists them; after checking, settle them with `anjian notices settle`").format(
+                count=res.unsettled, new=len(res.ambiguous)))
         if res.swept:
-            out.append(f"已清除发件箱中中断写入留下的临时文件 {res.swept} 个")
+            out.append(_("Removed {count} temporary file(s) of interrupted writes from the outbox").format(count=res.swept))
         return "\n".join(out)
 
     if fmt == "json":
@@ -191,8 +225,8 @@ def _echo_json(data: dict) -> None:
 def notices(env, unit, status, fmt) -> None:
     """What was sent, to whom, when, by which channel, with its status.
 
+    \b
     Example:
-
         anjian notices --status ambiguous
     """
     if click.get_current_context().invoked_subcommand:
@@ -200,20 +234,26 @@ def notices(env, unit, status, fmt) -> None:
     from anjian.workflow.clock import shown
     from anjian.workflow.formats import output as render
     from anjian.workflow.reminders.notices import notices as listing
+    from anjian.workflow.reminders.notices import unit_names
 
-    rows = listing(env.database(), unit, status)
-    headers = ["编号", "生成时间", "发送时间", "收件人", "渠道", "类型", "状态", "次数", "单位", "节点", "备注"]
-    table = [[n.id, shown(n.created_at), shown(n.sent_at) if n.sent_at else None, n.recipient, n.channel, KIND_WORDS[n.kind],
-              STATUS_WORDS[n.status], n.attempts, n.units, n.milestones, _remark(n)] for n in rows]
-    emit(fmt, lambda: render.table(headers, table) + f"\n共 {len(rows)} 条", rows, lambda: render.as_csv(headers, table))
+    db = env.database()
+    rows = listing(db, unit, status)
+    names = unit_names(db, {c for n in rows for c in n.units[:UNITS_SHOWN]}) if fmt != "json" else {}
+    headers = [_("Notice"), _("Created"), _("Sent"), _("Recipient"), _("Channel"), _("Kind"), _("Status"), _("Attempts"),
+               _("Units"), _("Milestones"), _("Remark")]
+    table = [[n.id, shown(n.created_at), shown(n.sent_at) if n.sent_at else None, n.recipient, n.channel, _(KIND_WORDS[n.kind]),
+              _(STATUS_WORDS[n.status]), n.attempts, _units(n.units, names), n.milestones, _remark(n)] for n in rows]
+    emit(fmt, lambda: render.table(headers, table) + "\n" + _("{count} in all").format(count=len(rows)), rows,
+         lambda: render.as_csv(headers, table))
 
 
 def _remark(n) -> str:
     """The 备注 of a notice: why one is held (ambiguous) and what to do, a possible duplicate, the last error."""
     if n.status == "ambiguous":
-        return (f"{n.owner or '未记录的发送过程'} 向 {n.target or '未记录的去向'} 发送时中断：可能已发出，未重发；"
-                f"核对后运行 anjian notices settle {n.id} --sent 或 --resend")
-    return ("可能重复发送；" if n.ambiguous else "") + (n.last_error or "")
+        return _("{owner} was interrupted sending it to {target}: it may have gone out and was not sent again; "
+                 "after checking run `anjian notices settle {id} --sent` or `--resend`").format(
+            owner=n.owner or _("an unrecorded pass"), target=n.target or _("an unrecorded place"), id=n.id)
+    return (_("possibly sent twice; ") if n.ambiguous else "") + (n.last_error or "")
 
 
 @notices.command("settle")
@@ -227,20 +267,20 @@ def _remark(n) -> str:
 def settle(env, ids, every, how, outbox) -> None:
     """Settle notices another pass left ambiguous, after checking the outbox or mailbox they went to.
 
+    \b
     Example:
-
         anjian notices settle 20161201-3f2a9c0d11e4b5a6 --sent
     """
     from anjian.workflow.errors import BadInput
     from anjian.workflow.reminders.notices import settle as settle_notices
 
     if (how is None) == (outbox is None):
-        raise BadInput("give one of --sent, --resend or --outbox DIR")
+        raise BadInput(_("give one of --sent, --resend or --outbox DIR"))
     if bool(ids) == every:
-        raise BadInput("name the notices (ID…) or give --all")
+        raise BadInput(_("name the notices (ID…) or give --all"))
     done = settle_notices(env.database(), ids, outbox if outbox is not None else how, env.actor, env.now)
-    click.echo(f"已核实 {len(done.sent) + len(done.resend)} 条通知：{len(done.sent)} 条记为已发送，"
-               f"{len(done.resend)} 条将由下一次发送过程重发")
+    click.echo(_("Settled {count} notice(s): {sent} marked sent, {resend} to be sent again by the next pass").format(
+        count=len(done.sent) + len(done.resend), sent=len(done.sent), resend=len(done.resend)))
 
 
 @click.command()
@@ -252,12 +292,13 @@ def deadlines(env, unit, ics, fmt) -> None:
     """The deadlines and the working days each is reminded on (30, 14, 7, 3, 1 days before; a day off
     moves a reminder to the working day before), and the first overdue notices.
 
+    \b
     Example:
-
         anjian deadlines 宽城峪耳崖镇 --ics 峪耳崖镇.ics
     """
     from pathlib import Path
 
+    from anjian.states.labels import MILESTONE_STATUS
     from anjian.workflow.formats import output as render
     from anjian.workflow.views.deadlines import deadlines as compute
     from anjian.workflow.views.deadlines import to_ics
@@ -269,19 +310,22 @@ def deadlines(env, unit, ics, fmt) -> None:
         except OSError as exc:  # a folder that does not exist, a directory, no permission: the user's input
             from anjian.workflow.errors import BadInput
 
-            raise BadInput(f"--ics {ics}: cannot write the file ({exc.strerror})") from None
+            raise BadInput(_("--ics {path}: cannot write the file ({why})").format(path=ics, why=exc.strerror)) from None
 
     def text() -> str:
-        out = [f"{res.unit_name or '全部节点'}  今天 {res.today}  日历来源：" + "，".join(f"{y} {s}" for y, s in res.calendar.items())]
+        out = [_("{unit}  today {today}  calendar: {calendar}").format(
+            unit=res.unit_name or _("all milestones"), today=res.today,
+            calendar=_(", ").join(f"{y} {s}" for y, s in res.calendar.items()))]
         out += [f"⚠ {w}" for w in res.warnings]
         rows = []
         for m in res.milestones:
             days = "、".join(_short(r.day, m.deadline) + ("*" if r.shifted else "") for r in m.reminders)
             late = "、".join(_short(r.day, m.deadline) for r in m.overdue)
-            rows.append([m.id, m.deadline, m.status or "—", days, late])
-        out.append(render.table(["节点", "期限", "状态", "提醒日（*为顺延至前一工作日）", "逾期通知日"], rows))
+            rows.append([m.id, m.deadline, MILESTONE_STATUS.get(m.status, m.status) if m.status else "—", days, late])
+        out.append(render.table([_("Milestone"), _("Deadline"), _("Status"),
+                                 _("Reminder days (* moved to the working day before)"), _("Overdue notice days")], rows))
         if ics:
-            out.append(f"已写入 {ics}")
+            out.append(_("Written: {path}").format(path=ics))
         return "\n".join(out)
 
     emit(fmt, text, res)
@@ -296,8 +340,8 @@ def _short(day: str, deadline: str) -> str:
 def calendar() -> None:
     """The official working-day calendar (holidays and make-up working days).
 
+    \b
     Example:
-
         anjian calendar load 2027-schedule.csv
     """
 
@@ -308,15 +352,16 @@ def calendar() -> None:
 def calendar_load(env, file) -> None:
     """Load a year's official schedule (columns date,workday[,name]; workday 1/0 or 班/休).
 
+    \b
     Example:
-
         anjian calendar load 2027-schedule.csv
     """
     from anjian.workflow.reminders.workdays import load_schedule
 
     now = env.write_now
     years = load_schedule(env.database(), file, env.actor, now, env.settings.limits)
-    click.echo("已载入官方节假日安排：" + "，".join(f"{y} 年 {n} 天" for y, n in years.items()))
+    click.echo(_("Official schedule loaded: ") + _(", ").join(
+        _("{year}: {days} day(s)").format(year=y, days=n) for y, n in years.items()))
 
 
 @click.command()
@@ -329,8 +374,8 @@ def daemon(env, log_file) -> None:
     second copy; on PostgreSQL several daemons (on one machine or several) run as peers, and each notice
     is still sent once.
 
+    \b
     Example:
-
         anjian daemon --log-file /var/log/anjian.log
     """
     import logging

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from anjian.i18n import _
+from anjian.states.labels import LEVEL_NAMES
 from anjian.workflow.cli.common import command
 
 
@@ -19,19 +21,29 @@ def init(env, registry: str | None, campaign: str | None, drill: bool) -> None:
     Running it again changes nothing and says so. A registry CSV has the columns
     code,name,level,parent_code (and optionally cohorts); a bad row anywhere loads nothing.
 
+    \b
     Example:
-
         anjian init --registry chengde --campaign chengde-2014
         anjian --db 演练.db init --drill
     """
     from anjian.workflow.engine.authz import Actor
     from anjian.workflow.services.registry import initialize
+    from anjian.workflow.store.db import remove_new_file, sqlite_file
 
     now = env.write_time(drill)
+    url = env.settings.db_url
+    file = sqlite_file(url)
+    fresh = file is not None and not file.exists()
     db = env.database(initialized=False)
-    result = initialize(db, registry, campaign, now, Actor.system(env.login), login=env.login,
-                        as_user=env.settings.as_user, drill=drill)
+    try:
+        result = initialize(db, registry, campaign, now, Actor.system(env.login), login=env.login,
+                            as_user=env.settings.as_user, drill=drill)
+    except BaseException:
+        if fresh:  # a first init that failed leaves no database for the next command to stumble on
+            db.dispose()
+            remove_new_file(url)
+        raise
     for line in result.messages:
         click.echo(line)
-    levels = "，".join(f"{k} {v}" for k, v in sorted(result.units.items()))
-    click.echo(f"数据库：{result.database}（{levels}）")
+    levels = _(", ").join(f"{LEVEL_NAMES.get(k, k)} {v}" for k, v in sorted(result.units.items()))
+    click.echo(_("Database: {database} ({levels})").format(database=result.database, levels=levels))

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from anjian.i18n import _
 from anjian.workflow.clock import SHANGHAI, local_date
 from anjian.workflow.errors import BadInput, Conflict
 from anjian.workflow.settings import NotifySettings
@@ -38,12 +39,13 @@ def clock_from(start: dt.datetime | None) -> Callable[[], dt.datetime]:
 def daily_time(notify: NotifySettings) -> tuple[int, int]:
     """The hour and minute of the daily pass; a malformed setting is the official's input, not a bug."""
     text = str(notify.daemon_at).strip()
-    hour, _, minute = text.partition(":")
+    hour, _colon, minute = text.partition(":")
     if not (hour.isascii() and hour.isdigit() and minute.isascii() and minute.isdigit()
             and int(hour) < 24 and int(minute) < 60):
-        raise BadInput(f"setting daemon at (ANJIAN_DAEMON_AT or [daemon] at) must be HH:MM such as 08:30, not {text!r}")
+        raise BadInput(_("setting daemon at (ANJIAN_DAEMON_AT or [daemon] at) must be HH:MM such as 08:30, not {text!r}").format(
+            text=text))
     if notify.retry_minutes < 1:
-        raise BadInput(f"setting daemon retry_minutes must be at least 1, not {notify.retry_minutes}")
+        raise BadInput(_("setting daemon retry_minutes must be at least 1, not {value}").format(value=notify.retry_minutes))
     return int(hour), int(minute)
 
 
@@ -69,7 +71,8 @@ class SingleInstance:
                 self._fh.seek(0)
                 holder = self._fh.read().strip() or "another process"
                 self._fh.close()
-                raise Conflict(f"a daemon is already running against {self.db.url} ({holder}); not starting a second copy") from None
+                raise Conflict(_("a daemon is already running against {url} ({holder}); not starting a second copy").format(
+                    url=self.db.url, holder=holder)) from None
             import os
 
             self._fh.seek(0)
@@ -105,6 +108,7 @@ class Daemon:
 
     def tick(self, retry_only: bool = False) -> None:
         """Move the city on the stage dates, then run a reminder pass (on working days)."""
+        from anjian.workflow.reminders.notices import unit_names
         from anjian.workflow.reminders.run import run_pass
         from anjian.workflow.services.stages import tick_city
 
@@ -112,31 +116,37 @@ class Daemon:
         try:
             if not retry_only:
                 for t in tick_city(self.db, now):
-                    log.info("城市阶段：%s → %s（审计序号 %s）", t.from_state, t.to_state, t.seq)
+                    log.info(_("City stage: {old} → {new} (audit row {seq})").format(old=t.from_state, new=t.to_state, seq=t.seq))
             result = run_pass(self.db, now, self.notify, self.outbox, retry_only=retry_only)
         except Exception:  # noqa: BLE001 - a failed tick is logged; the next one tries again
-            log.exception("提醒任务失败，将在下次运行时重试")
+            log.exception(_("The reminder pass failed; it is tried again on the next run"))
             return
         if result.calendar == "fallback":
-            log.warning("%s 年没有官方节假日安排：按周末和法定节假日推算工作日", result.today[:4])
+            log.warning(_("No official schedule for {year}: working days are worked out from weekends and public holidays").format(
+                year=result.today[:4]))
         if not result.workday and not retry_only:
-            log.info("%s 不是工作日，未发送新的提醒", result.today)
+            log.info(_("{day} is not a working day: no new reminders sent").format(day=result.today))
         for s in result.sent:
-            log.info("已发送 %s → %s（%s，%s）%s", s.notice_id, s.recipient, s.channel, s.kind, "、".join(s.milestones))
+            log.info(_("Sent {id} → {recipient} ({channel}, {kind}) {milestones}").format(
+                id=s.notice_id, recipient=s.recipient, channel=s.channel, kind=s.kind, milestones=_(", ").join(s.milestones)))
         for s in result.deferred:
-            log.warning("发送推迟 %s → %s：%s", s.notice_id, s.recipient, s.error)
+            log.warning(_("Sending deferred {id} → {recipient}: {error}").format(id=s.notice_id, recipient=s.recipient, error=s.error))
         for s in result.failed:
-            log.error("发送失败 %s → %s：%s", s.notice_id, s.recipient, s.error)
+            log.error(_("Sending failed {id} → {recipient}: {error}").format(id=s.notice_id, recipient=s.recipient, error=s.error))
         lonely = sorted({str(s["unit"]) for s in result.skipped if s.get("reason") == "no contact"})
         if lonely:  # one line, not one per unit: the real registry has hundreds
-            log.warning("无联系人、未能发送提醒的单位 %d 个：%s%s", len(lonely), "、".join(lonely[:30]),
-                        " 等（anjian remind --dry-run --format json 查看全部）" if len(lonely) > 30 else "")
+            names = unit_names(self.db, lonely[:30])
+            shown = _(", ").join(_("{name} ({code})").format(name=names.get(c, c), code=c) for c in lonely[:30])
+            log.warning(_("Units without a contact, not reminded: {count}: ").format(count=len(lonely)) + shown + (
+                _(" and others (anjian remind --dry-run --format json lists them all)") if len(lonely) > 30 else ""))
         bosses = sorted({str(s["unit"]) for s in result.skipped if "for_unit" in s})
         if bosses:
-            log.warning("无联系人、未能接收逾期通报的上级单位：%s", "、".join(bosses))
+            names = unit_names(self.db, bosses)
+            log.warning(_("Higher units without a contact for overdue notices: {count}: ").format(count=len(bosses)) + _(", ").join(
+                _("{name} ({code})").format(name=names.get(c, c), code=c) for c in bosses))
         if not retry_only:  # says the pass ran even when nothing was due (the operator's and the tests' cue)
-            log.info("提醒任务完成：%s，发送 %d 条，推迟 %d 条，失败 %d 条", result.today, len(result.sent),
-                     len(result.deferred), len(result.failed))
+            log.info(_("Reminder pass done: {day}, {sent} sent, {deferred} deferred, {failed} failed").format(
+                day=result.today, sent=len(result.sent), deferred=len(result.deferred), failed=len(result.failed)))
 
     def run(self) -> None:
         from apscheduler.events import EVENT_SCHEDULER_STARTED
@@ -160,7 +170,7 @@ class Daemon:
             # Never raise here: before the scheduler runs, shutdown() would raise inside the start-up pass,
             # whose error handling would swallow it and the daemon would then run on, deaf to SIGTERM.
             nonlocal stopping
-            log.info("收到信号 %s，正在停止", signal.Signals(signum).name)
+            log.info(_("Signal {signal} received, stopping").format(signal=signal.Signals(signum).name))
             stopping = True
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
@@ -173,13 +183,13 @@ class Daemon:
         self.scheduler.add_listener(stop_if_asked, EVENT_SCHEDULER_STARTED)
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        log.info("anjian daemon 启动：数据库 %s，每天 %s（北京时间）运行，今天 %s%s", _shown_url(self.db.url),
-                 self.notify.daemon_at, local_date(self.clock()),
-                 "（PostgreSQL：可与其他 daemon 同时运行，每条通知只发送一次）" if lock.peers else "")
+        log.info(_("anjian daemon started: database {db}, runs daily at {at} (Beijing time), today {today}").format(
+            db=_shown_url(self.db.url), at=self.notify.daemon_at, today=local_date(self.clock())) + (
+            _(" (PostgreSQL: may run beside other daemons, each notice is sent once)") if lock.peers else ""))
         try:
             self.tick()  # catch up at start-up
             if not stopping:
                 self.scheduler.start()
         finally:
             lock.release()
-            log.info("anjian daemon 已停止")
+            log.info(_("anjian daemon stopped"))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from anjian.i18n import _
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine import authz
 from anjian.workflow.engine.authz import Acting
@@ -18,7 +19,7 @@ from anjian.workflow.engine.names import Resolver
 from anjian.workflow.errors import BadInput
 from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database, among, pieces
-from anjian.workflow.store.models import Notice, NoticeItem
+from anjian.workflow.store.models import Notice, NoticeItem, Unit
 
 SETTLE_AS = ("sent", "resend")
 
@@ -41,6 +42,17 @@ class NoticeView:
     subject: str
     owner: str | None = None  # host:pid of the pass that claimed it last
     target: str | None = None  # where that pass wrote it
+
+
+def unit_names(db: Database, codes: set[str] | list[str]) -> dict[str, str]:
+    """The names of the units `codes` (a code not in the registry is left out)."""
+    codes = sorted(set(codes))
+    out: dict[str, str] = {}
+    with db.read() as session:
+        for part in pieces(session, codes):
+            out.update((code, name) for code, name in session.execute(
+                select(Unit.code, Unit.name).where(among(session, Unit.code, part))))
+    return out
 
 
 def notices(db: Database, unit: str | None = None, status: str | None = None) -> list[NoticeView]:
@@ -84,14 +96,16 @@ def settle(db: Database, ids: Sequence[str], how: str | Path, actor: Acting | st
         held = dict(session.execute(select(Notice.id, Notice.channel).where(Notice.status == "ambiguous")).all())
         chosen = list(dict.fromkeys(ids)) or sorted(held)
         if not chosen:
-            raise BadInput("没有待核实（ambiguous）的通知")
-        problems = [f"{nid}: 不是待核实（ambiguous）的通知（anjian notices --status ambiguous 列出它们）"
+            raise BadInput(_("there are no notices to check (ambiguous)"))
+        problems = [_("{id}: not a notice to check (ambiguous) (anjian notices --status ambiguous lists them)").format(id=nid)
                     for nid in chosen if nid not in held]
         if isinstance(how, Path):
-            problems += [f"{nid}: 经 {held[nid]} 发送，不在发件箱中，无法按 --outbox 核对" for nid in chosen
+            problems += [_("{id}: sent by {channel}, not through the outbox: it cannot be checked with --outbox").format(
+                id=nid, channel=held[nid]) for nid in chosen
                          if nid in held and held[nid] != "file"]
         if problems:
-            raise BadInput(f"未处理：{len(problems)} 条通知不能这样核实，什么也没有改", problems)
+            raise BadInput(_("nothing done: {count} notice(s) cannot be settled this way; nothing was changed").format(
+                count=len(problems)), problems)
         if isinstance(how, Path):
             sent = [nid for nid in chosen if (how / f"{nid}.eml").is_file()]
         else:

@@ -30,6 +30,7 @@ from contextlib import ExitStack, contextmanager
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from anjian.i18n import _
 from anjian.notifications.channels import REGISTRY, senders
 from anjian.notifications.faults import NO_FAULTS, FaultPlan
 from anjian.notifications.outbox import FileOutbox
@@ -109,7 +110,8 @@ def _plans(session: Session, now: dt.datetime, cal: WorkCalendar, settings: Noti
     """What the pass is to send (what it skips goes to `result`): nothing new on a day off."""
     if not result.workday:
         today = local_date(now)
-        result.skipped.append({"reason": f"{today} 不是工作日（{cal.source(today.year)}）：不发送新的提醒"})
+        result.skipped.append({"reason": _("{day} is not a working day ({calendar}): no new reminders are sent").format(
+            day=today, calendar=cal.source(today.year))})
         return []
     plans, skipped = plan(session, now, cal, settings)
     result.skipped.extend(skipped)

@@ -12,6 +12,8 @@ import datetime as dt
 from collections.abc import Mapping
 from functools import cache
 
+from anjian.i18n import _
+
 OFFICE, OFFICIAL, FALLBACK = "office", "official", "fallback"
 
 
@@ -98,14 +100,14 @@ def load_schedule(db, path: str, actor: str, now, limits=None) -> dict[int, int]
         except ValueError:
             day = None
         if day is None:
-            problems.append(f"line {r.line}: date {r.values['date']!r} is not YYYY-MM-DD")
+            problems.append(_("line {line}: date {date!r} is not YYYY-MM-DD").format(line=r.line, date=r.values["date"]))
             continue
         flag = words.get(r.values["workday"].strip().lower())
         if flag is None:
-            problems.append(f"line {r.line}: workday {r.values['workday']!r} is not 1/0 (班/休)")
+            problems.append(_("line {line}: workday {value!r} is not 1/0 (班/休)").format(line=r.line, value=r.values["workday"]))
             continue
         if day in seen:
-            problems.append(f"line {r.line}: {day} is listed twice")
+            problems.append(_("line {line}: {day} is listed twice").format(line=r.line, day=day))
             continue
         seen.add(day)
         rows.append({"day": day.isoformat(), "workday": flag, "name": r.values.get("name") or None, "source": str(path)})

@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from anjian.i18n import _
 from anjian.workflow.engine.authz import Acting, acting, may, refusals_audited
 from anjian.workflow.errors import AuditBroken, BadInput
 from anjian.workflow.store import audit
@@ -39,8 +40,9 @@ def read(path: Path, public_key_path: Path) -> Checkpoint:
     """A checkpoint file, its signature checked with the public key at `public_key_path` alone (no
     private key is read: whoever verifies need not be able to sign)."""
     if not Path(public_key_path).exists() and not Path(public_key_path).is_symlink():
-        raise BadInput(f"没有审计公钥 {public_key_path}：用 --public-key 指定签名方给出的公钥文件"
-                       f"（签名方每次运行 anjian audit checkpoint 都会把它写在私钥旁，文件名以 .pub 结尾）")
+        raise BadInput(_("no audit public key {path}: give the signer's public key file with --public-key (the signer's "
+                         "every anjian audit checkpoint writes it beside the private key, its name ending in .pub)").format(
+            path=public_key_path))
     return read_checkpoint(path, load_public_key(public_key_path))
 
 
@@ -49,8 +51,9 @@ def verify(db: Database, cp: Checkpoint | None = None, replay: bool = True) -> V
     with db.read() as session:
         v = check(session, cp, replay=replay)
     if not v.ok:
-        where = f"audit row {v.bad_seq}: " if v.bad_seq is not None else ""
-        raise AuditBroken(f"{where}{v.reason}", [f"kind: {v.kind}", f"{v.rows} row(s) read"])
+        where = _("audit row {seq}: ").format(seq=v.bad_seq) if v.bad_seq is not None else ""
+        raise AuditBroken(f"{where}{v.reason}", [_("kind: {kind}").format(kind=v.kind),
+                                                _("{count} row(s) read").format(count=v.rows)])
     return v
 
 
@@ -70,7 +73,7 @@ def write_checkpoint(db: Database, actor: Acting, now: dt.datetime, key_path: Pa
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(cp.to_json(), "utf-8")
         except OSError as exc:
-            raise BadInput(f"cannot write the checkpoint to {path}: {exc.strerror}") from None
+            raise BadInput(_("cannot write the checkpoint to {path}: {why}").format(path=path, why=exc.strerror)) from None
         audit.append(session, [audit.Entry(now, actor, "checkpoint", None,
                                            detail={"seq": cp.seq, "head_hash": cp.head_hash, "file": str(path)})])
     return CheckpointWritten(path, cp.seq, cp.head_hash, public)

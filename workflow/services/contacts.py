@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 
+from anjian.i18n import _
 from anjian.notifications.netguard import Policy, Refused
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine import authz
@@ -38,13 +39,13 @@ class ContactView:
 def check_name(name: str) -> str:
     value = unicodedata.normalize("NFKC", name).strip()
     if not value:
-        raise BadInput("contact --name is empty")
+        raise BadInput(_("contact --name is empty"))
     if any(unicodedata.category(ch) == "Cs" for ch in value):  # bytes that were not UTF-8 (a GBK terminal)
-        raise BadInput(f"contact name {name!r} is not valid text: the terminal sent bytes that are not UTF-8")
+        raise BadInput(_("contact name {name!r} is not valid text: the terminal sent bytes that are not UTF-8").format(name=name))
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
-        raise BadInput(f"contact name {name!r} contains control characters (line breaks are not allowed)")
+        raise BadInput(_("contact name {name!r} contains control characters (line breaks are not allowed)").format(name=name))
     if len(value) > 64:
-        raise BadInput("contact name is longer than 64 characters")
+        raise BadInput(_("contact name is longer than 64 characters"))
     return value
 
 
@@ -53,7 +54,7 @@ def check_email(email: str | None) -> str | None:
         return None
     value = email.strip()
     if any(ch in value for ch in "\r\n\0") or not value.isascii() or not _EMAIL.match(value) or len(value) > 254:
-        raise BadInput(f"e-mail address {email!r} is not a plain address like name@example.gov.cn")
+        raise BadInput(_("e-mail address {email!r} is not a plain address like name@example.gov.cn").format(email=email))
     return value
 
 
@@ -67,17 +68,26 @@ def check_webhook(url: str | None, hooks: Policy | None = None) -> str | None:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises on a port out of range
     except ValueError:
-        raise BadInput(f"webhook {url!r} is not an http(s) URL") from None
+        raise BadInput(_("webhook {url!r} is not an http(s) URL").format(url=url)) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadInput(f"webhook {url!r} is not an http(s) URL")
+        raise BadInput(_("webhook {url!r} is not an http(s) URL").format(url=url))
     # Sent as is on the request line, so only printable ASCII: other characters must be percent-encoded.
     if not all(" " < ch < "\x7f" for ch in value):
-        raise BadInput(f"webhook {url!r} has spaces, control or non-ASCII characters (percent-encode them)")
+        raise BadInput(_("webhook {url!r} has spaces, control or non-ASCII characters (percent-encode them)").format(url=url))
     try:
         (hooks or Policy()).vet(value, unresolved_ok=True)  # a name that does not resolve now is checked at send
     except Refused as exc:
-        raise BadInput(f"不接受 webhook {value}：{exc}") from None
+        raise BadInput(_("webhook {url} is refused: {why}").format(url=value, why=exc)) from None
     return value
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What `import_many` did: contacts added, contacts whose address changed, rows already as stored."""
+
+    added: list[ContactView]
+    updated: list[ContactView]
+    unchanged: int
 
 
 def add(db: Database, unit: str, name: str, email: str | None, webhook: str | None, actor: Acting | str, now: dt.datetime,
@@ -91,17 +101,32 @@ def add_many(db: Database, records: list[Record], actor: Acting | str, now: dt.d
              unreadable: list[str] | None = None, hooks: Policy | None = None) -> list[ContactView]:
     """Add contacts from rows (unit,name,email,webhook): all or none, every bad row reported —
     `unreadable` carries the rows the CSV reader could not split, reported together with the rest;
-    `hooks` is where webhooks may go (settings `webhook_hosts`; the group robots when not given)."""
+    `hooks` is where webhooks may go (settings `webhook_hosts`; the group robots when not given).
+    A unit's contact of the same name is refused."""
+    return _write(db, records, actor, now, unreadable, hooks, upsert=False).added
+
+
+def import_many(db: Database, records: list[Record], actor: Acting | str, now: dt.datetime,
+                unreadable: list[str] | None = None, hooks: Policy | None = None) -> Imported:
+    """`add_many` that may be run again: a unit's contact of the same name takes the row's address
+    and webhook (audited as `contact_update`, same id); a row already as stored writes nothing."""
+    return _write(db, records, actor, now, unreadable, hooks, upsert=True)
+
+
+def _write(db: Database, records: list[Record], actor: Acting | str, now: dt.datetime,
+           unreadable: list[str] | None, hooks: Policy | None, *, upsert: bool) -> Imported:
     actor = authz.acting(actor)
     hooks = (hooks or Policy()).prefetched(r.values.get("webhook") or "" for r in records)  # DNS before the lock
     problems, staged = list(unreadable or []), []
     denials: list[str] = []
+    changes: list[tuple[Contact, str, str | None, str | None]] = []
+    unchanged = 0
     with authz.refusals_audited(db, actor, now, "contact add"), db.write() as session:
         resolver = Resolver(session)
         resolver.preload([r.values["unit"] for r in records])
         seen: set[tuple[str, str]] = set()
         for r in records:
-            where = f"line {r.line}: " if r.line else ""
+            where = _("line {line}: ").format(line=r.line) if r.line else ""
             try:
                 ref = resolver.resolve(r.values["unit"], hint=len(problems) < 50)  # a hint scans every name
                 try:
@@ -112,37 +137,62 @@ def add_many(db: Database, records: list[Record], actor: Acting | str, now: dt.d
                 name = check_name(r.values["name"])
                 email, hook = check_email(r.values.get("email")), check_webhook(r.values.get("webhook"), hooks)
                 if not email and not hook:
-                    raise BadInput("give --email or --webhook (or both)")
-                if (ref.code, name) in seen or session.scalar(
-                        select(Contact.id).where(Contact.unit_code == ref.code, Contact.name == name)):
-                    raise BadInput(f"{ref.name} already has a contact named {name}")
+                    raise BadInput(_("give --email or --webhook (or both)"))
+                if (ref.code, name) in seen:  # twice in one file: which row is meant is not guessed
+                    raise BadInput(_("{unit} already has a contact named {name}").format(unit=ref.name, name=name))
+                old = session.scalar(select(Contact).where(Contact.unit_code == ref.code, Contact.name == name))
+                if old is not None and not upsert:
+                    raise BadInput(_("{unit} already has a contact named {name}").format(unit=ref.name, name=name))
             except BadInput as exc:
                 problems.append(where + exc.message + ("; " + "; ".join(exc.details) if exc.details else ""))
                 continue
             seen.add((ref.code, name))
-            staged.append((ref, name, email, hook))
+            if old is None:
+                staged.append((ref, name, email, hook))
+            elif (old.email, old.webhook) == (email, hook):
+                unchanged += 1
+            else:
+                changes.append((old, ref.name, email, hook))
         if denials:
-            raise authz.denied(f"contacts refused: {len(denials)} row(s) not permitted; nothing was written",
-                               None).with_details(denials)
+            raise authz.denied(_("contacts refused: {count} row(s) not permitted; nothing was written").format(
+                count=len(denials)), None).with_details(denials)
         if problems:
             problems.sort(key=_line_number)
-            raise BadInput(f"contacts refused: {len(problems)} problem(s); nothing was written", problems)
-        out = []
-        created = utc_text(audit.stamp(session, now))
-        for ref, name, email, hook in staged:
-            c = Contact(unit_code=ref.code, name=name, email=email, webhook=hook, created_at=created)
-            session.add(c)
-            session.flush()
-            out.append(ContactView(c.id, ref.code, ref.name, name, email, hook))
-        audit.append(session, [audit.Entry(now, actor, "contact_add", c.unit, detail={"name": c.name, "email": c.email,
-                                                                                       "webhook": c.webhook, "id": c.id})
-                               for c in out])
-        return out
+            raise BadInput(_("contacts refused: {count} problem(s); nothing was written").format(count=len(problems)),
+                           problems)
+        out, updated = _apply(session, actor, now, staged, changes)
+        return Imported(out, updated, unchanged)
+
+
+def _apply(session, actor, now: dt.datetime, staged: list, changes: list) -> tuple[list[ContactView], list[ContactView]]:
+    """Write the checked rows: new contacts, and new addresses of existing ones; one audit row each."""
+    out, updated = [], []
+    created = utc_text(audit.stamp(session, now))
+    for ref, name, email, hook in staged:
+        c = Contact(unit_code=ref.code, name=name, email=email, webhook=hook, created_at=created)
+        session.add(c)
+        session.flush()
+        out.append(ContactView(c.id, ref.code, ref.name, name, email, hook))
+    for old, unit_name, email, hook in changes:
+        old.email, old.webhook = email, hook
+        updated.append(ContactView(old.id, old.unit_code, unit_name, old.name, email, hook))
+    session.flush()
+    # the keys the log rebuild reads (store/rebuild.py): name, email, webhook, id
+    audit.append(session, [audit.Entry(now, actor, "contact_add", c.unit, detail={"name": c.name, "email": c.email,
+                                                                                   "webhook": c.webhook, "id": c.id})
+                           for c in out] + [
+        audit.Entry(now, actor, "contact_update", c.unit, detail={"name": c.name, "email": c.email, "webhook": c.webhook,
+                                                                  "id": c.id}) for c in updated])
+    return out, updated
+
+
+_LINE = re.compile(r"^\D{0,6}?(\d+)\D")
 
 
 def _line_number(problem: str) -> int:
-    head = problem.split(":", 1)[0]
-    return int(head.removeprefix("line ")) if head.startswith("line ") and head[5:].isdigit() else 0
+    """The line a problem names ("line 7: …", or "第 7 行：…"), 0 if none: problems sort by line."""
+    m = _LINE.match(problem)
+    return int(m.group(1)) if m else 0
 
 
 def remove(db: Database, unit: str, name: str, actor: Acting | str, now: dt.datetime) -> int:
@@ -153,7 +203,7 @@ def remove(db: Database, unit: str, name: str, actor: Acting | str, now: dt.date
         authz.may(session, actor, "contact", ref.code, ref.name)
         n = session.execute(delete(Contact).where(Contact.unit_code == ref.code, Contact.name == folded)).rowcount
         if not n:
-            raise BadInput(f"{ref.name} has no contact named {name}")
+            raise BadInput(_("{unit} has no contact named {name}").format(unit=ref.name, name=name))
         audit.append(session, [audit.Entry(now, actor, "contact_remove", ref.code, detail={"name": folded})])
         return n
 

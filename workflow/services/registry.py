@@ -16,9 +16,10 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from anjian.i18n import _
 from anjian.states import campaign as campaigns
 from anjian.states.campaign import Campaign, CampaignError
-from anjian.states.labels import COHORTS
+from anjian.states.labels import COHORTS, parse_cohort, parse_level
 from anjian.states.machines import SPECS
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine.authz import Acting, acting, may, name_of, refusals_audited
@@ -68,29 +69,31 @@ def parse_registry(source: Source) -> list[dict]:
     rows = []
     for r in records:
         v = r.values
-        code, name, level, parent = v["code"], v["name"], v["level"].lower(), v["parent_code"] or None
+        code, name, parent = v["code"], v["name"], v["parent_code"] or None
+        level = parse_level(v["level"]) or v["level"].lower()  # city, 市, City …
         bad = []
         if not (code.isascii() and code.isdigit() and len(code) in (6, 9, 12)):
-            bad.append(f"code {code!r} is not a 6-, 9- or 12-digit division code")
+            bad.append(_("code {code!r} is not a 6-, 9- or 12-digit division code").format(code=code))
         elif code in seen:
-            bad.append(f"code {code} also on line {seen[code]}")
+            bad.append(_("code {code} also on line {line}").format(code=code, line=seen[code]))
         if not name:
-            bad.append("name is empty")
+            bad.append(_("name is empty"))
         elif len(name) > 64:
-            bad.append("name is longer than 64 characters")
+            bad.append(_("name is longer than 64 characters"))
         elif any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in name):
-            bad.append(f"name {name!r} contains a line break or control character")
+            bad.append(_("name {name!r} contains a line break or control character").format(name=name))
         if level not in LEVELS:
-            bad.append(f"level {v['level']!r} is not one of {', '.join(LEVELS)}")
+            bad.append(_("level {level!r} is not one of {levels}").format(level=v["level"], levels=", ".join(LEVELS)))
         if parent is not None and not (parent.isascii() and parent.isdigit()):
-            bad.append(f"parent_code {parent!r} is not a division code")
-        cohorts = [c.strip() for c in v.get("cohorts", "").replace(";", " ").replace("|", " ").split() if c.strip()]
+            bad.append(_("parent_code {parent!r} is not a division code").format(parent=parent))
+        cohorts = [parse_cohort(c.strip()) or c.strip()  # key, 重点 …
+                   for c in v.get("cohorts", "").replace(";", " ").replace("|", " ").replace("、", " ").split() if c.strip()]
         for c in cohorts:
             if c not in COHORTS:
-                bad.append(f"cohort {c!r} is not one of {', '.join(COHORTS)}")
+                bad.append(_("cohort {cohort!r} is not one of {cohorts}").format(cohort=c, cohorts=", ".join(COHORTS)))
         if cohorts and level != "township":
-            bad.append("only townships carry cohorts")
-        problems.extend(f"line {r.line}: {b}" for b in bad)
+            bad.append(_("only townships carry cohorts"))
+        problems.extend(_("line {line}: {problem}").format(line=r.line, problem=b) for b in bad)
         seen.setdefault(code, r.line)
         if not bad:
             rows.append({"line": r.line, "code": code, "name": name, "level": level, "parent_code": parent, "cohorts": cohorts})
@@ -101,28 +104,31 @@ def parse_registry(source: Source) -> list[dict]:
         if parent is None:
             if row["parent_code"] in seen or LEVELS.index(row["level"]) == top:
                 continue  # a parent on a bad line is reported there
-            problems.append(f"line {row['line']}: " + (f"parent_code {row['parent_code']} is not in the file"
-                                                        if row["parent_code"] else f"a {row['level']} needs a parent_code"))
+            problems.append(_("line {line}: {problem}").format(line=row["line"], problem=(
+                _("parent_code {parent} is not in the file").format(parent=row["parent_code"]) if row["parent_code"]
+                else _("a {level} needs a parent_code").format(level=row["level"]))))
         elif LEVELS.index(parent["level"]) >= LEVELS.index(row["level"]):
-            problems.append(f"line {row['line']}: parent {parent['code']} is a {parent['level']}, not above a {row['level']}")
+            problems.append(_("line {line}: {problem}").format(line=row["line"], problem=_(
+                "parent {parent} is a {parent_level}, not above a {level}").format(
+                parent=parent["code"], parent_level=parent["level"], level=row["level"])))
     if not rows and not problems:
-        problems.append("the file has no units")
+        problems.append(_("the file has no units"))
     refuse_if(sorted(problems, key=_line_key), source.name)
     return rows
 
 
 def _line_key(problem: str) -> int:
-    try:
-        return int(problem.split(":", 1)[0].removeprefix("line "))
-    except ValueError:
-        return 0
+    import re
+
+    m = re.match(r"^\D{0,6}?(\d+)\D", problem)  # "line 7: …" or "第 7 行：…"
+    return int(m.group(1)) if m else 0
 
 
 def parse_campaign(source: Source) -> Campaign:
     try:
         return campaigns.load(source.text, source.name)
     except CampaignError as exc:
-        raise BadInput(f"campaign {source.name} cannot be used", exc.problems) from None
+        raise BadInput(_("campaign {name} cannot be used").format(name=source.name), exc.problems) from None
 
 
 @lru_cache(maxsize=8)
@@ -186,6 +192,12 @@ def drill_in(session: Session) -> bool:
     return load is not None and json.loads(load).get("drill") is True
 
 
+def _schema_words(migrations: list[str]) -> str:
+    if migrations:
+        return _("The database schema is upgraded to {revision}").format(revision=migrations[-1])
+    return _("The database schema is up to date")
+
+
 def initialize(db: Database, registry: str | None, campaign: str | None, now: dt.datetime, actor: Acting | str,
                login: str | None = None, as_user: str | None = None, drill: bool = False) -> InitResult:
     """Create or upgrade the schema, then load the registry and campaign unless already there; with
@@ -202,9 +214,9 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
     camp_source = campaign_source(campaign or "chengde-2014")
     new_campaign = parse_campaign(camp_source)
     if drill and drill_of(db) is False:
-        raise BadInput(f"数据库 {db.url} 是正式数据库，不能改为演练数据库：演练请另建数据库（--db 新文件 init --drill）")
+        raise BadInput(_("the database {url} is a live database and cannot become a drill: make a new database for drills (--db NEW-FILE init --drill)").format(url=db.url))
     migrations = db.upgrade()
-    messages = [f"数据库结构已升级到 {migrations[-1]}" if migrations else "数据库结构已是最新"]
+    messages = [_schema_words(migrations)]
     changed = bool(migrations)
     with refusals_audited(db, login or actor, now, "init"), db.write() as session:
         from anjian.workflow.store.models import Official
@@ -216,15 +228,15 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
         if loaded_sha is None:
             messages += _mark_drill(session) if drill else []
             _load_units(session, rows, reg_source, now, actor, drill)
-            messages.append(f"已载入登记册 {reg_source.name}：{len(rows)} 个单位")
+            messages.append(_("Registry {name} loaded: {count} unit(s)").format(name=reg_source.name, count=len(rows)))
             changed = True
         elif loaded_sha != reg_source.sha256 and registry is not None:
             raise BadInput(
-                f"this database already holds the registry {meta(session, 'registry_name')}; "
-                f"{reg_source.name} differs. Use a new database (--db) for another registry"
+                _("this database already holds the registry {loaded}; {name} differs. Use a new database (--db) for "
+                  "another registry").format(loaded=meta(session, "registry_name"), name=reg_source.name)
             )
         else:
-            messages.append(f"登记册 {meta(session, 'registry_name')} 已载入，无变化")
+            messages.append(_("Registry {name} already loaded, unchanged").format(name=meta(session, "registry_name")))
         old = meta(session, "campaign_sha256")
         if old is not None and campaign is None:
             new_campaign = campaign_in_force(session)  # a plain re-run keeps the campaign in force
@@ -234,17 +246,17 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
             audit.append(session, [audit.Entry(now, actor, "campaign_load", detail={
                 "campaign": new_campaign.id, "source": camp_source.name, "sha256": new_campaign.sha256,
                 "replaced": old})])
-            messages.append(f"已载入工作方案 {new_campaign.id}（{new_campaign.title}）")
+            messages.append(_("Campaign {id} loaded ({title})").format(id=new_campaign.id, title=new_campaign.title))
             changed = True
         else:
-            messages.append(f"工作方案 {new_campaign.id} 已载入，无变化")
+            messages.append(_("Campaign {id} already loaded, unchanged").format(id=new_campaign.id))
         admin = ensure_admin(session, login or os_login(), now)
         if admin:
-            messages.append(f"已将操作系统账户 {admin} 设为本数据库的管理员（admin）")
+            messages.append(_("Operating-system account {login} is now the admin of this database").format(login=admin))
             changed = True
         counts = dict(session.execute(select(Unit.level, func.count()).group_by(Unit.level)).all())
     if not changed:
-        messages.append("init 未做任何更改")
+        messages.append(_("init changed nothing"))
     return InitResult(db.url, migrations, meta_name(db), counts, new_campaign.id, changed, messages)
 
 
@@ -252,7 +264,7 @@ def _mark_drill(session: Session) -> list[str]:
     """Make the database being created a drill, for practice: its writes may set their time and all it
     prints says 演练 (the registry_load row says so too: `drill_in`). A live database never becomes one."""
     _set_meta(session, "drill", "1")
-    return ["这是演练数据库：写入可以指定时间（--now），所有输出都标明“演练”"]
+    return [_("This is a drill database: writes may set their time (--now), and all output says 演练 (drill)")]
 
 
 def meta_name(db: Database) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from anjian.i18n import _
 from anjian.workflow.clock import utc_text
 from anjian.workflow.errors import BadInput
 from anjian.workflow.store.audit import head
@@ -59,13 +60,13 @@ def _read(path: Path, what: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:
-        raise BadInput(f"{what} {path} 不存在") from None
+        raise BadInput(_("{what} {path} does not exist").format(what=what, path=path)) from None
     except PermissionError:
-        raise BadInput(f"{what} {path} 无权读取（当前账户没有读权限）") from None
+        raise BadInput(_("{what} {path} may not be read (this account has no read permission)").format(what=what, path=path)) from None
     except IsADirectoryError:
-        raise BadInput(f"{what} {path} 是一个目录，不是密钥文件") from None
+        raise BadInput(_("{what} {path} is a folder, not a key file").format(what=what, path=path)) from None
     except OSError as exc:
-        raise BadInput(f"{what} {path} 无法读取：{exc.strerror}") from None
+        raise BadInput(_("{what} {path} cannot be read: {why}").format(what=what, path=path, why=exc.strerror)) from None
 
 
 def _create(path: Path):
@@ -83,7 +84,7 @@ def _create(path: Path):
         with os.fdopen(fd, "wb") as fh:
             fh.write(pem)
     except OSError as exc:
-        raise BadInput(f"无法创建审计签名私钥 {path}：{exc.strerror}") from None
+        raise BadInput(_("cannot create the audit signing key {path}: {why}").format(path=path, why=exc.strerror)) from None
     return key
 
 
@@ -98,18 +99,17 @@ def load_key(path: Path, create: bool):
     if create and not path.exists() and not path.is_symlink():
         return _create(path)
     if not path.exists():
-        raise BadInput(f"审计签名私钥 {path} 不存在：先写一个检查点（anjian audit checkpoint）")
+        raise BadInput(_("the audit signing key {path} does not exist: write a checkpoint first (anjian audit checkpoint)").format(path=path))
     mode = path.stat().st_mode
     if stat.S_ISREG(mode) and mode & LOOSE:
-        raise BadInput(f"审计签名私钥 {path} 的权限是 {stat.filemode(mode)}，组或其他用户可读写，不予使用："
-                       f"先运行 chmod 600 {path}（并检查是否已被他人复制）")
-    data = _read(path, "审计签名私钥")
+        raise BadInput(_("the audit signing key {path} has mode {mode}: its group or others may read or write it, so it is not used: run chmod 600 {path} first (and check whether someone copied it)").format(path=path, mode=stat.filemode(mode)))
+    data = _read(path, _("audit signing key"))
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise BadInput(f"审计签名私钥 {path} 不是可用的 PEM 私钥（文件损坏、加了口令或格式不对）") from None
+        raise BadInput(_("the audit signing key {path} is not a usable PEM private key (damaged, protected by a passphrase, or another format)").format(path=path)) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise BadInput(f"审计签名私钥 {path} 不是 Ed25519 密钥")
+        raise BadInput(_("the audit signing key {path} is not an Ed25519 key").format(path=path))
     return key
 
 
@@ -130,7 +130,7 @@ def write_public(key, path: Path) -> Path:
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
-        raise BadInput(f"无法写出审计公钥 {path}：{exc.strerror}") from None
+        raise BadInput(_("cannot write the audit public key {path}: {why}").format(path=path, why=exc.strerror)) from None
     return path
 
 
@@ -140,15 +140,15 @@ def load_public_key(path: Path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    data = _read(path, "审计公钥")
+    data = _read(path, _("audit public key"))
     if b"PRIVATE KEY" in data:
-        raise BadInput(f"{path} 是私钥：核验只需公钥（签名时写在私钥旁的 .pub 文件），私钥不应交给核验人")
+        raise BadInput(_("{path} is a private key: checking needs only the public key (the .pub file written beside the private key when signing); the private key should not be given to the checker").format(path=path))
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise BadInput(f"审计公钥 {path} 不是可用的 PEM 公钥（文件损坏或格式不对）") from None
+        raise BadInput(_("the audit public key {path} is not a usable PEM public key (damaged or another format)").format(path=path)) from None
     if not isinstance(key, Ed25519PublicKey):
-        raise BadInput(f"审计公钥 {path} 不是 Ed25519 公钥")
+        raise BadInput(_("the audit public key {path} is not an Ed25519 public key").format(path=path))
     return key
 
 
@@ -185,18 +185,18 @@ def read_checkpoint(path: Path, key) -> Checkpoint:
         cp = Checkpoint(int(data["seq"]), data["head_hash"], data["at"], base64.b64decode(data["prefixes"]),
                         data["public_key"], data["signature"])
     except FileNotFoundError:
-        raise BadInput(f"检查点文件 {path} 不存在") from None
+        raise BadInput(_("the checkpoint file {path} does not exist").format(path=path)) from None
     except PermissionError:
-        raise BadInput(f"检查点文件 {path} 无权读取") from None
+        raise BadInput(_("the checkpoint file {path} may not be read").format(path=path)) from None
     except (ValueError, KeyError, TypeError, OSError) as exc:
-        raise BadInput(f"{path} 不是检查点文件：{exc}") from None
+        raise BadInput(_("{path} is not a checkpoint file: {why}").format(path=path, why=exc)) from None
     public = _verifier(key)
     if cp.public_key != _public(public):
-        raise BadInput(f"检查点 {path} 是用另一把密钥签名的，与所给公钥不符：不予采信")
+        raise BadInput(_("the checkpoint {path} was signed with another key than the public key given: it is not trusted").format(path=path))
     try:
         public.verify(base64.b64decode(cp.signature), cp.payload())
     except (InvalidSignature, ValueError):
-        raise BadInput(f"检查点 {path} 的签名与内容不符：文件被改动过") from None
+        raise BadInput(_("the checkpoint {path}'s signature does not match its content: the file was changed").format(path=path)) from None
     if len(cp.prefixes) != cp.seq * PREFIX:
-        raise BadInput(f"检查点 {path} 自相矛盾：{cp.seq} 条记录却有 {len(cp.prefixes) // PREFIX} 个行哈希")
+        raise BadInput(_("the checkpoint {path} contradicts itself: {rows} rows but {hashes} row hashes").format(path=path, rows=cp.seq, hashes=len(cp.prefixes) // PREFIX))
     return cp

@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from anjian.i18n import _
 from anjian.workflow.errors import BadInput, DatabaseUnavailable
 from anjian.workflow.store.files import create_file, make_folders
 
@@ -136,6 +137,34 @@ def _no_such_table(exc: Exception) -> bool:
     return "no such table" in words or "does not exist" in words
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite URL (a path, or a `file:` URI's path), None for memory or another dialect."""
+    if not url.startswith("sqlite") or ":///" not in url:
+        return None
+    path = url.split(":///", 1)[1]
+    if not path or ":memory:" in path or "mode=memory" in path:
+        return None
+    if path.startswith("file:"):
+        path = path[len("file:"):].split("?", 1)[0]
+        return Path(path) if path else None
+    return Path(path)
+
+
+def remove_new_file(url: str) -> None:
+    """Remove the SQLite file of `url` and its -wal, -shm and -journal companions: what a failed first
+    `init` leaves behind (an empty database is not left for the next command to find)."""
+    path = sqlite_file(url)
+    if path is None:
+        return
+    for end in ("", "-wal", "-shm", "-journal"):
+        try:
+            Path(f"{path}{end}").unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:  # noqa: PERF203 - nothing more to do: the error of the command is what matters
+            pass
+
+
 def make_engine(url: str, *, create: bool = True, group: str | None = None,
                 busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> Engine:
     """An engine for `url`. An SQLite file that does not exist is created (private, see store/files)
@@ -145,6 +174,9 @@ def make_engine(url: str, *, create: bool = True, group: str | None = None,
         creator = None
         if path and ":memory:" not in path and not path.startswith("file:"):
             creator = _open_sqlite_file(Path(path), create, group, busy_timeout)
+        elif not create and (file := sqlite_file(url)) is not None and not file.exists():
+            # a `file:` URI is opened by SQLite itself, which would create the file: refuse it here
+            raise DatabaseUnavailable(_("the database file {path} does not exist: run `anjian init` first").format(path=file))
         args = {"creator": creator} if creator else {}
         engine = create_engine(url, connect_args={"timeout": busy_timeout}, **args)
         event.listen(engine, "connect", functools.partial(_sqlite_connect, busy_ms=int(busy_timeout * 1000),
@@ -172,28 +204,32 @@ def _open_sqlite_file(path: Path, create: bool, group: str | None, busy_timeout:
         mode = path.stat().st_mode
     except FileNotFoundError:
         if not create:
-            raise DatabaseUnavailable(f"数据库文件 {path} 不存在：先运行 anjian init") from None
+            raise DatabaseUnavailable(_("the database file {path} does not exist: run `anjian init` first").format(
+                path=path)) from None
         try:
             make_folders(path.parent, group)
             create_file(path, group)
         except OSError as exc:
-            raise DatabaseUnavailable(f"不能创建数据库文件 {path}：{exc.strerror}") from None
+            raise DatabaseUnavailable(_("cannot create the database file {path}: {why}").format(
+                path=path, why=exc.strerror)) from None
         return None
     except OSError as exc:
-        raise DatabaseUnavailable(f"数据库文件 {path} 不能访问：{exc.strerror}") from None
+        raise DatabaseUnavailable(_("cannot reach the database file {path}: {why}").format(path=path, why=exc.strerror)) from None
     if stat.S_ISDIR(mode):
-        raise DatabaseUnavailable(f"数据库文件 {path} 是一个文件夹，不是文件")
+        raise DatabaseUnavailable(_("the database file {path} is a folder, not a file").format(path=path))
     if not os.access(path, os.R_OK):
-        raise DatabaseUnavailable(f"数据库文件 {path} 本账户不能读：没有权限")
+        raise DatabaseUnavailable(_("this account may not read the database file {path}: permission denied").format(path=path))
     if os.access(path, os.W_OK):
         return None
     if sqlite3.sqlite_version_info < (3, 22):
-        raise DatabaseUnavailable(f"数据库文件 {path} 本账户只能读；读它需要 SQLite 3.22 以上，这里是 {sqlite3.sqlite_version}")
+        raise DatabaseUnavailable(_("this account may only read the database file {path}; reading it needs SQLite 3.22 "
+                                    "or later, this is {version}").format(path=path, version=sqlite3.sqlite_version))
     if _in_wal_mode(path) and not all(Path(f"{path}{end}").exists() for end in ("-wal", "-shm")):
-        raise DatabaseUnavailable(
-            f"数据库文件 {path} 本账户只能读，而此刻没有能写它的账户打开它（{path.name}-wal、{path.name}-shm 不在）："
-            "这时读它会留下属于本账户的 -wal、-shm 文件，使管理员再也不能写入，所以不读。"
-            "请由能写它的账户运行，或在其 anjian 运行（如 anjian daemon）时再试")
+        raise DatabaseUnavailable(_(
+            "this account may only read the database file {path}, and no account that may write it has it open now "
+            "({name}-wal, {name}-shm are not there): reading it now would leave -wal and -shm files owned by this "
+            "account, after which the admin could no longer write it, so it is not read. Run this as an account that "
+            "may write it, or try again while its anjian runs (such as anjian daemon)").format(path=path, name=path.name))
     uri = f"file:{quote(str(path))}?mode=ro"
     return lambda: sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=False)
 

@@ -9,6 +9,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from anjian.i18n import N_, _
 from anjian.workflow.errors import BadInput
 from anjian.workflow.formats.tables import size_text
 from anjian.workflow.settings import Limits
@@ -35,7 +36,7 @@ def attached(seq: int, unit_code: str | None, action: str, evidence: list[dict],
 # Pseudo-filesystems: their "regular" files (/proc/self/environ) report size 0 and hold the process's
 # secrets or endless bytes; they are no record of anything.
 PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
-LIMIT_HELP = ("配置文件 [limits] evidence_max_bytes，或环境变量 ANJIAN_EVIDENCE_MAX_BYTES")
+LIMIT_HELP = N_("the config file's [limits] evidence_max_bytes, or the environment variable ANJIAN_EVIDENCE_MAX_BYTES")
 
 
 def examine(paths: list[str] | tuple[str, ...], max_bytes: int | None = None) -> list[EvidenceFile]:
@@ -46,13 +47,13 @@ def examine(paths: list[str] | tuple[str, ...], max_bytes: int | None = None) ->
     out = []
     for raw in paths:
         if not raw.strip():
-            raise BadInput("evidence: the path is empty; give a file")
+            raise BadInput(_("evidence: the path is empty; give a file"))
         p = Path(raw).expanduser()
         if p.is_dir():
-            raise BadInput(f"evidence {raw}: is a directory; give a file")
+            raise BadInput(_("evidence {path}: is a directory; give a file").format(path=raw))
         if p.exists() and not p.is_file():
             # a pipe would block, or be used up by hashing before `keep` copies it; a device is no record
-            raise BadInput(f"evidence {raw}: is not a regular file (a device, pipe or socket); give a file")
+            raise BadInput(_("evidence {path}: is not a regular file (a device, pipe or socket); give a file").format(path=raw))
         if p.exists():
             _refuse_pseudo(raw, p)
             _refuse_big(raw, p.stat().st_size, most)
@@ -65,12 +66,12 @@ def examine(paths: list[str] | tuple[str, ...], max_bytes: int | None = None) ->
                     size += len(chunk)
                     _refuse_big(raw, size, most)  # a file growing while it is read
         except FileNotFoundError:
-            raise BadInput(f"evidence {raw}: no such file") from None
+            raise BadInput(_("evidence {path}: no such file").format(path=raw)) from None
         except OSError as exc:
-            raise BadInput(f"evidence {raw}: cannot be read ({exc.strerror})") from None
+            raise BadInput(_("evidence {path}: cannot be read ({why})").format(path=raw, why=exc.strerror)) from None
         if size != stated:
-            raise BadInput(f"证据 {raw}：读到 {size} 字节，而文件自称 {stated} 字节（读取时被改动，或是伪文件）；"
-                           "请给出不再改动的普通文件")
+            raise BadInput(_("evidence {path}: {size} bytes read where the file says {stated} (changed while read, or a "
+                             "pseudo-file); give a regular file that no longer changes").format(path=raw, size=size, stated=stated))
         out.append(EvidenceFile(str(p.resolve()), digest.hexdigest(), size))
     return out
 
@@ -84,13 +85,15 @@ def _refuse_pseudo(raw: str, p: Path) -> None:
         except OSError:
             same_fs = False
         if same_fs or real == root or real.startswith(root + "/"):
-            raise BadInput(f"证据 {raw}：{real} 是系统伪文件（{root}），不是可存档的文件；请给出磁盘上的普通文件")
+            raise BadInput(_("evidence {path}: {real} is a system pseudo-file ({root}), nothing to archive; give a regular "
+                             "file on disk").format(path=raw, real=real, root=root))
 
 
 def _refuse_big(raw: str, size: int, most: int) -> None:
     if size > most:
-        raise BadInput(f"证据 {raw} 有 {size_text(size)}，超过上限 {size_text(most)}（evidence_max_bytes）；"
-                       f"未做任何处理。请压缩或拆分，或调高上限：{LIMIT_HELP}")
+        raise BadInput(_("evidence {path} is {size}, over the limit of {most} (evidence_max_bytes); nothing was done. "
+                         "Compress or split it, or raise the limit: {where}").format(
+            path=raw, size=size_text(size), most=size_text(most), where=_(LIMIT_HELP)))
 
 
 def keep(files: list[EvidenceFile], store: Path) -> None:
@@ -112,7 +115,7 @@ def keep(files: list[EvidenceFile], store: Path) -> None:
                     digest.update(chunk)
                     out.write(chunk)
                 if digest.hexdigest() != f.sha256:
-                    raise BadInput(f"证据 {f.path} 在校验后被改动；未做任何处理，请重试")
+                    raise BadInput(_("evidence {path} changed after it was checked; nothing was done, try again").format(path=f.path))
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, target)

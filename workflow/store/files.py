@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from anjian.i18n import _
 from anjian.workflow.errors import BadInput
 
 
@@ -32,7 +33,7 @@ def group_id(group: str | None) -> int:
     try:
         return int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
     except KeyError:
-        raise BadInput(f"ANJIAN_FILE_GROUP：系统里没有名为 {group} 的组") from None
+        raise BadInput(_("ANJIAN_FILE_GROUP: the system has no group named {group}").format(group=group)) from None
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from anjian.i18n import _
 from anjian.workflow.clock import shown
 from anjian.workflow.store.audit import GENESIS, row_hash
 from anjian.workflow.store.checkpoints import PREFIX, Checkpoint
@@ -76,22 +77,23 @@ def _explain(session: Session, row: tuple, before_prev: str | None) -> tuple[int
     seq, h, prev_hash = row[0], row[11], row[10]
     if _content_hash(row, seq, prev_hash) == h:
         if before_prev is not None and prev_hash == before_prev:
-            return seq - 1, "inserted", "a row was inserted before it (it links past the row in front of it)"
-        return seq, "reordered", "its link to the previous row is broken (rows were moved or one was removed before it)"
+            return seq - 1, "inserted", _("a row was inserted before it (it links past the row in front of it)")
+        return seq, "reordered", _("its link to the previous row is broken (rows were moved or one was removed before it)")
     if _content_hash(row, seq - 1, prev_hash) == h:
-        return seq - 1, "inserted", f"a row was inserted at {seq - 1}: this row was {seq - 1} and was pushed down"
+        return seq - 1, "inserted", _("a row was inserted at {seq}: this row was {seq} and was pushed down").format(seq=seq - 1)
     if _content_hash(row, seq + 1, prev_hash) == h:
         # Written one further on: either the row here was deleted and the rest renumbered, or this row
         # and the next traded places; the next row tells which (a swapped one was written here).
         nxt = session.connection().execute(select(*COLS).where(AuditRow.seq == seq + 1)).first()
         if nxt is not None and _content_hash(nxt, seq, nxt[10]) == nxt[11]:
-            return seq, "reordered", f"its link to row {seq - 1} is broken: rows {seq} and {seq + 1} traded places (reordered)"
-        return seq, "deleted", f"the row at {seq} was deleted and the rows after it renumbered"
+            return seq, "reordered", _("its link to row {before} is broken: rows {seq} and {after} traded places (reordered)").format(
+            before=seq - 1, seq=seq, after=seq + 1)
+        return seq, "deleted", _("the row at {seq} was deleted and the rows after it renumbered").format(seq=seq)
     origin = _find_origin(session, row)
     if origin is not None:
         # Earlier rows all verified, so this is the first row out of place even when it came from before.
-        return seq, "reordered", f"this row was written as row {origin} (rows were reordered)"
-    return seq, "modified", "its content does not match its hash (modified)"
+        return seq, "reordered", _("this row was written as row {origin} (rows were reordered)").format(origin=origin)
+    return seq, "modified", _("its content does not match its hash (modified)")
 
 
 def _find_origin(session: Session, row: tuple, span: int = 64) -> int | None:
@@ -123,14 +125,15 @@ def verify(session: Session, checkpoint: Checkpoint | None = None, replay: bool 
         count += 1
         broken = None
         if seq != expected:
-            broken = Verdict(count, seq, h, expected, f"rows {expected}–{seq - 1} are missing (deleted)", "deleted") \
-                if seq > expected else Verdict(count, seq, h, seq, "sequence out of order (reordered)", "reordered")
+            broken = Verdict(count, seq, h, expected, _("rows {first}–{last} are missing (deleted)").format(
+                first=expected, last=seq - 1), "deleted") \
+                if seq > expected else Verdict(count, seq, h, seq, _("sequence out of order (reordered)"), "reordered")
         elif row[10] != prev or _content_hash(row, seq, prev) != h:
             bad, kind, words = _explain(session, row, before_prev)
             broken = Verdict(count, seq, h, bad, words, kind)
         elif known and seq <= checkpoint.seq and bytes.fromhex(h[: PREFIX * 2]) != known[(seq - 1) * PREFIX: seq * PREFIX]:
-            broken = Verdict(count, seq, h, seq, f"differs from the signed checkpoint of {shown(checkpoint.at)} "
-                             "(the log was modified and re-hashed from here on)", "rewritten", checkpoint.seq)
+            broken = Verdict(count, seq, h, seq, _("differs from the signed checkpoint of {at} "
+                                                 "(the log was modified and re-hashed from here on)").format(at=shown(checkpoint.at)), "rewritten", checkpoint.seq)
         if broken or pending:
             return pending if pending and (broken is None or pending.bad_seq < broken.bad_seq) else broken
         problem = log.feed(row)
@@ -144,8 +147,10 @@ def verify(session: Session, checkpoint: Checkpoint | None = None, replay: bool 
     head_seq = expected - 1
     if checkpoint is not None and head_seq < checkpoint.seq:
         return Verdict(count, head_seq, prev, head_seq + 1,
-                       f"the log ends at row {head_seq} but the checkpoint of {shown(checkpoint.at)} covers {checkpoint.seq} "
-                       f"(rows {head_seq + 1}–{checkpoint.seq} were cut off: truncated)", "truncated", checkpoint.seq)
+                       _("the log ends at row {head} but the checkpoint of {at} covers {seq} "
+                         "(rows {first}–{seq} were cut off: truncated)").format(
+                           head=head_seq, at=shown(checkpoint.at), seq=checkpoint.seq, first=head_seq + 1),
+                       "truncated", checkpoint.seq)
     if replay:
         problem = log.compare(session)
         if problem:
@@ -165,24 +170,27 @@ def _evidence_differs(session: Session, implied: list[dict]) -> tuple[int, str] 
     """The first audit row whose evidence the `evidence` table does not hold as the log says, and why."""
     keys = ("seq", "position", "unit_code", "subject", "path", "sha256")
     want = iter(tuple(f[k] for k in keys) for f in implied)
-    behind = "(the evidence table was changed behind the log)"
+    behind = _("(the evidence table was changed behind the log)")
     rows = session.connection().execute(select(*EVIDENCE_COLS).order_by(EvidenceRow.seq, EvidenceRow.position))
     for got in (tuple(r) for r in rows):
         expected = next(want, None)
         if expected == got:
             continue
         if expected is None or got[:2] < expected[:2]:
-            return got[0], (f"the evidence table lists {got[4]} (SHA-256 {got[5][:12]}…) as file {got[1] + 1} of this "
-                            f"row, but the log attaches no such file {behind}")
+            return got[0], _("the evidence table lists {path} (SHA-256 {digest}…) as file {n} of this row, but the log "
+                             "attaches no such file {behind}").format(path=got[4], digest=got[5][:12], n=got[1] + 1, behind=behind)
         if got[:2] > expected[:2]:
             return _lacking(expected, behind)
-        what = ", ".join(f"{k} {g!r} where the log says {e!r}" for k, e, g in zip(keys, expected, got, strict=True) if e != g)
-        return got[0], f"file {got[1] + 1} of this row in the evidence table has {what} {behind}"
+        what = _(", ").join(_("{column} {stored!r} where the log says {logged!r}").format(column=k, stored=g, logged=e)
+                            for k, e, g in zip(keys, expected, got, strict=True) if e != g)
+        return got[0], _("file {n} of this row in the evidence table has {what} {behind}").format(n=got[1] + 1, what=what,
+                                                                                                  behind=behind)
     missing = next(want, None)
     return _lacking(missing, behind) if missing is not None else None
 
 
 def _lacking(f: tuple, behind: str) -> tuple[int, str]:
-    return f[0], f"the log attaches {f[4]} (SHA-256 {f[5][:12]}…) as file {f[1] + 1}, but the evidence table lacks it {behind}"
+    return f[0], _("the log attaches {path} (SHA-256 {digest}…) as file {n}, but the evidence table lacks it {behind}").format(
+        path=f[4], digest=f[5][:12], n=f[1] + 1, behind=behind)
 
 

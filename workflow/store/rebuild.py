@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from anjian.i18n import N_, _
 from anjian.states.machines import SPECS
 from anjian.workflow.clock import shown
 from anjian.workflow.store.models import (
@@ -40,7 +41,7 @@ for _level, _spec in SPECS.items():
     for _t in _spec.transitions:
         _sources = _t["source"] if isinstance(_t["source"], list | tuple) else [_t["source"]]
         MOVES.setdefault(_t["trigger"], (_level, {}))[1].update(dict.fromkeys(_sources, _t["dest"]))
-ABSENT = "（无此行）"
+ABSENT = N_("(no such row)")
 COLUMNS = {"checklist_values": ("value", "recorded_at", "recorded_by"), "unit_cohorts": (),
            "officials": ("role", "unit_code", "os_user", "active", "created_at", "created_by"),
            "contacts": ("id", "email", "webhook", "created_at"), "meta": ("value",),
@@ -114,8 +115,8 @@ class Rebuild:
         seq, at, action = row[0], row[1], row[4]
         last = self.last_at
         if last is not None and at != last and (at < last if len(at) == len(last) else _instant(at) < _instant(last)):
-            return Problem("time", seq, f"时间 {_shown(at)} 早于第 {self.last_seq} 条的 {_shown(last)}"
-                                        "（审计日志的时间不能倒退）")
+            return Problem("time", seq, _("time {at} is earlier than {last} of row {seq} (the audit log's time "
+                                          "cannot go back)").format(at=_shown(at), last=_shown(last), seq=self.last_seq))
         self.last_at, self.last_seq = at, seq
         move = MOVES.get(action)
         if move is not None:
@@ -136,18 +137,21 @@ class Rebuild:
         seq, unit, action, frm, to = row[0], row[3], row[4], row[5], row[6]
         level, moves = move
         if unit is None:
-            return Problem("continuity", seq, f"转换 {action} 没有指明单位")
+            return Problem("continuity", seq, _("transition {action} names no unit").format(action=action))
         if moves.get(frm) != to:
-            return Problem("continuity", seq, f"{unit}：{level} 的状态机没有从 {frm!r} 经 {action} 到 {to!r} 的转换")
+            return Problem("continuity", seq, _("{unit}: the {level} machine has no transition from {frm!r} by {action} to {to!r}").format(
+                unit=unit, level=level, frm=frm, action=action, to=to))
         before = self.state.get(unit)
         if before is not None and before[2] != level:
-            return Problem("continuity", seq, f"{unit}：{action} 是 {level} 的触发器，但第 {before[1]} 条按 {before[2]} "
-                                              "的状态机推进过它")
-        state, why = (before[0], f"第 {before[1]} 条使其处于 {before[0]!r}") if before else \
-            (SPECS[level].initial, f"此前没有记录推进过它，应处于初始状态 {SPECS[level].initial!r}")
+            return Problem("continuity", seq, _("{unit}: {action} is a trigger of the {level} machine, but row {seq} moved "
+                                                "it by the {other} machine").format(unit=unit, action=action, level=level,
+                                                                                    seq=before[1], other=before[2]))
+        state, why = (before[0], _("row {seq} left it in {state!r}").format(seq=before[1], state=before[0])) if before else \
+            (SPECS[level].initial, _("no row moved it before, so it should be in the initial state {state!r}").format(
+                state=SPECS[level].initial))
         if frm != state:
-            return Problem("continuity", seq, f"{unit} 从 {frm!r} 变为 {to!r}，但{why}"
-                                              "（from_state 与该单位的上一条记录不衔接）")
+            return Problem("continuity", seq, _("{unit} goes from {frm!r} to {to!r}, but {why} (from_state does not "
+                                                "follow the unit's previous row)").format(unit=unit, frm=frm, to=to, why=why))
         self.state[unit] = (to, seq, level)
         self._bump(unit, seq, None)
         return None
@@ -215,8 +219,9 @@ class Rebuild:
         if first is None:
             return None
         code, column, got, want, seq = first
-        return Problem("state", None, f"unit {code}：units 表中的 {column} 为 {_show(got)}，审计日志推出 {_show(want)}"
-                                      f"（{_setter(seq)}；在审计日志之外被改动）")
+        return Problem("state", None, _("unit {code}: {column} in the units table is {got}, the audit log implies {want} "
+                                        "({setter}; changed outside the audit log)").format(
+            code=code, column=column, got=_show(got), want=_show(want), setter=_setter(seq)))
 
     def _table(self, table: str, stored: Iterable[tuple], implied: dict, columns: tuple[str, ...]) -> Problem | None:
         """The smallest key at which the stored table and the implied one differ (extra, missing or changed)."""
@@ -230,7 +235,7 @@ class Rebuild:
                 continue
             if first is None or key < first[0]:
                 first = (key, got, want, seq)
-        missing = [k for k, (want, _) in implied.items() if want is not None]
+        missing = [k for k, (want, _seq) in implied.items() if want is not None]
         if missing and (first is None or min(missing) < first[0]):
             key = min(missing)
             first = (key, None, implied[key][0], implied[key][1])
@@ -238,8 +243,9 @@ class Rebuild:
             return None
         key, got, want, seq = first
         shown_key = " / ".join(str(k) for k in key) if isinstance(key, tuple) else str(key)
-        return Problem("table", None, f"{table} 表 {shown_key}：存储为 {_row(got, columns)}，审计日志推出 {_row(want, columns)}"
-                                      f"（{_setter(seq)}；在审计日志之外被改动）")
+        return Problem("table", None, _("table {table}, {key}: stored as {got}, the audit log implies {want} "
+                                        "({setter}; changed outside the audit log)").format(
+            table=table, key=shown_key, got=_row(got, columns), want=_row(want, columns), setter=_setter(seq)))
 
     def _registry_columns(self, session: Session) -> Problem | None:
         """Whether the units' registry columns are those the last registry load recorded."""
@@ -248,8 +254,9 @@ class Rebuild:
         want, seq = self.registry
         if stored_units_digest(session) == want:
             return None
-        return Problem("table", None, f"units 表的登记字段（名称、简称、级别、上级）与登记册载入记录 #{seq} 记下的摘要不符："
-                                      "有单位在审计日志之外被改名、改隶属、增加或删除")
+        return Problem("table", None, _("the registry columns of the units table (name, short name, level, parent) do "
+                                        "not match the digest registry load #{seq} recorded: units were renamed, moved, "
+                                        "added or removed outside the audit log").format(seq=seq))
 
     def _known_days(self) -> dict:
         return {d: v for d, v in self.calendar.items() if d[:4] not in self.unknown_years}
@@ -261,19 +268,19 @@ def _same(got: tuple, want: tuple) -> bool:
 
 
 def _show(value: object) -> str:
-    return ABSENT if value is None or value == ABSENT else repr(value)
+    return _(ABSENT) if value is None or value == ABSENT else repr(value)
 
 
 def _row(values: tuple | None, columns: tuple[str, ...]) -> str:
     if values is None:
-        return ABSENT
+        return _(ABSENT)
     shown = [f"{c}=" + ("?" if v is UNKNOWN else f"SHA-256 {v[:12]}…" if isinstance(v, Digest) else repr(v))
              for c, v in zip(columns, values, strict=True)]
-    return "(" + ", ".join(shown) + ")" if shown else "此行"
+    return "(" + ", ".join(shown) + ")" if shown else _("this row")
 
 
 def _setter(seq: int | None) -> str:
-    return f"最后由审计记录 #{seq} 设定" if seq else "没有审计记录设定它"
+    return _("last set by audit row #{seq}").format(seq=seq) if seq else _("no audit row sets it")
 
 
 # -- what each kind of row sets -----------------------------------------------------------------------
@@ -288,7 +295,8 @@ def _designate(rb: Rebuild, row: tuple, d: dict) -> None:
     seq, unit = row[0], row[3]
     rb.cohorts[unit, d.get("cohort")] = (() if row[4] == "designate" else None, seq)
     if "version" not in d:
-        rb.note("旧版本写下的列入/移出记录没有记下单位的版本：这些单位的 version 未核对")
+        rb.note(_("designations written by an older version do not record the unit's version: those units' "
+                  "version is not checked"))
     rb._bump(unit, seq, d.get("version", UNKNOWN))
 
 
@@ -298,7 +306,8 @@ def _registry(rb: Rebuild, row: tuple, d: dict) -> None:
     rb.meta["registry_sha256"] = ((d.get("sha256"),), seq)
     rb.registry = (d.get("units_sha256"), seq)
     if "units_sha256" not in d:
-        rb.note(f"登记册载入记录（#{seq}）没有记下单位的摘要：单位的名称与隶属未核对")
+        rb.note(_("the registry load (#{seq}) does not record the units' digest: units' names and parents are not "
+                  "checked").format(seq=seq))
     seeded = d.get("seeded")
     if isinstance(seeded, dict):
         for cohort, codes in seeded.items():
@@ -306,7 +315,8 @@ def _registry(rb: Rebuild, row: tuple, d: dict) -> None:
                 rb.cohorts[code, cohort] = ((), seq)
     elif d.get("cohorts"):
         rb.unseeded += d["cohorts"]
-        rb.note(f"登记册载入记录（#{seq}）没有列出它带入的类别：未经列入记录的 unit_cohorts 行未核对")
+        rb.note(_("the registry load (#{seq}) does not list the cohorts it brought in: unit_cohorts rows without a "
+                  "designation are not checked").format(seq=seq))
 
 
 def _campaign(rb: Rebuild, row: tuple, d: dict) -> None:
@@ -324,10 +334,25 @@ def _user_active(rb: Rebuild, row: tuple, d: dict) -> None:
     rb.officials[d.get("name")] = ((*old[:3], int(row[4] == "user_enable"), *old[4:]), row[0])
 
 
+def _user_edit(rb: Rebuild, row: tuple, d: dict) -> None:
+    """An official changed in place (role, unit, OS account) and perhaps renamed: same row, new key."""
+    name, new = d.get("name"), d.get("new_name", d.get("name"))
+    old = rb.officials.get(name, ((UNKNOWN,) * 6, 0))[0] or (UNKNOWN,) * 6
+    if new != name:
+        rb.officials[name] = (None, row[0])
+    rb.officials[new] = ((d.get("role", old[0]), d.get("unit", old[1]), d.get("os_user", old[2]), *old[3:]), row[0])
+
+
 def _contact_add(rb: Rebuild, row: tuple, d: dict) -> None:
     if "id" not in d:
-        rb.note("旧版本添加的联系人没有记下编号：这些联系人的 id 未核对")
+        rb.note(_("contacts added by an older version do not record their id: those contacts' id is not checked"))
     rb.contacts[row[3], d.get("name")] = ((d.get("id", UNKNOWN), d.get("email"), d.get("webhook"), row[1]), row[0])
+
+
+def _contact_update(rb: Rebuild, row: tuple, d: dict) -> None:
+    """A contact's address or webhook changed by a re-run import: same id, same creation time."""
+    old = rb.contacts.get((row[3], d.get("name")), ((UNKNOWN,) * 4, 0))[0] or (UNKNOWN,) * 4
+    rb.contacts[row[3], d.get("name")] = ((d.get("id", old[0]), d.get("email"), d.get("webhook"), old[3]), row[0])
 
 
 def _contact_remove(rb: Rebuild, row: tuple, d: dict) -> None:
@@ -340,7 +365,8 @@ def _calendar(rb: Rebuild, row: tuple, d: dict) -> None:
         rb.calendar[day] = (None, seq)
     if "rows" not in d:
         rb.unknown_years.update(dict.fromkeys(years, seq))
-        rb.note(f"日历载入记录（#{seq}）没有记下各天：{'、'.join(sorted(years))} 年的 calendar_days 未核对")
+        rb.note(_("the calendar load (#{seq}) does not record its days: calendar_days of {years} are not checked").format(
+            seq=seq, years=_(", ").join(sorted(years))))
         return
     for y in years:
         rb.unknown_years.pop(y, None)
@@ -351,5 +377,6 @@ def _calendar(rb: Rebuild, row: tuple, d: dict) -> None:
 HANDLERS: dict[str, Callable[[Rebuild, tuple, dict], None]] = {
     "record": _record, "designate": _designate, "undesignate": _designate, "registry_load": _registry,
     "campaign_load": _campaign, "user_add": _user_add, "user_enable": _user_active, "user_disable": _user_active,
+    "user_edit": _user_edit, "contact_update": _contact_update,
     "contact_add": _contact_add, "contact_remove": _contact_remove, "calendar_load": _calendar,
 }
