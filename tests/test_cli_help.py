@@ -85,7 +85,7 @@ def test_group_listing_is_chinese_whole_sentences():
     """`anjian user --help` lists each subcommand by the first sentence of its Chinese help, not click's cut English."""
     result = CliRunner().invoke(cli, ["user", "--help"])
     listing = result.output.split("命令:")[1]
-    assert "停用一位工作人员：此后不能再操作（其历史记录保留）。" in listing
+    assert "停用人员：此后不能再操作（其历史记录保留）。" in listing
     assert "Disable" not in listing and "..." not in listing
     english = CliRunner().invoke(cli, ["user", "--help"], env={"ANJIAN_LANG": "en"}).output
     assert "Disable an official: they can no longer act (their history stays)." in " ".join(english.split())

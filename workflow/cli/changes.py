@@ -272,7 +272,7 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, e
         anjian advance 宽城峪耳崖镇 apply
         anjian advance 宽城县 submit_plan --evidence 推进方案.pdf
         anjian advance --file batch.csv --partial
-        anjian advance 宽城峪耳崖镇 accept --effective 2015-03-20 --note "paper record of 2015-03-20"
+        anjian advance 宽城峪耳崖镇 accept --effective 2015-03-20 --note "3月20日验收纸质记录"
     """
     if file:
         if unit or trigger or evidence or note or expect_version is not None:

@@ -16,7 +16,7 @@ from anjian.workflow.cli.common import command, out_option, write_file
 @command
 def diagram(env, machine: str, fmt: str, out) -> None:
     """Draw the township, county or city machine: each state in Chinese with its id, each
-    edge with its trigger and the guards that must hold (e.g. 申请验收 apply [checklist_complete]).
+    edge with its trigger and the guards that must hold (e.g. "apply for acceptance apply [checklist_complete]").
 
     Example:
 

@@ -51,7 +51,7 @@ def report() -> None:
 
 @click.command()
 @click.option("--milestone", "milestone", required=True, metavar="MILESTONE",
-              help="The milestone the circular is about, by id or name (e.g. provincial_demo or 省定示范).")
+              help="The milestone the circular is about, by id or name (e.g. provincial_demo, or its name).")
 @click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md", show_default=True,
               help="Output format.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help="Write to FILE.")

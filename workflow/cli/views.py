@@ -151,10 +151,10 @@ def _frac(pair: list[int]) -> str | None:
 
 
 @click.command()
-@click.option("--level", metavar="LEVEL", help="Only this level: province, city, county or township (or 乡镇, 县区 …).")
+@click.option("--level", metavar="LEVEL", help="Only this level: province, city, county or township (or their names).")
 @click.option("--county", metavar="UNIT", help="Only units within this county (or city, province).")
-@click.option("--cohort", metavar="COHORT", help="Only this cohort (e.g. key or 重点).")
-@click.option("--state", metavar="STATE", help="Only units in this state (e.g. building or 创建中).")
+@click.option("--cohort", metavar="COHORT", help="Only this cohort (e.g. key, or its name).")
+@click.option("--state", metavar="STATE", help="Only units in this state (e.g. building, or its name).")
 @click.option("--overdue", is_flag=True, help="Only units with an overdue milestone.")
 @click.option("--by", type=BY_CHOICE, help="Count the units per county, city or province instead of listing them.")
 @format_option(EXPORTS)

@@ -13,10 +13,10 @@ from anjian.workflow.errors import BadInput
 
 MACHINES = tuple(SPECS)  # township, county, city
 FORMATS = ("mermaid", "dot", "svg")
-TITLES = {
-    "township": "乡镇规范化建设 township",
-    "county": "县区推进 county",
-    "city": "全市活动阶段 city",
+TITLES = {  # shown with the machine's id after them: "乡镇规范化建设 township"
+    "township": N_("township standardization"),
+    "county": N_("county progress"),
+    "city": N_("the city's campaign stages"),
 }
 # A generic family: Graphviz (through fontconfig) and every SVG viewer find a face with CJK glyphs for it.
 FONT = "sans-serif"
@@ -51,7 +51,7 @@ def graph_machine(level: str, engine: str):
         initial=spec.initial,
         auto_transitions=False,
         send_event=True,
-        title=TITLES[level],
+        title=f"{_(TITLES[level])} {level}",
         show_conditions=True,
         graph_engine=engine,
     )
@@ -86,7 +86,7 @@ def _mermaid(level: str) -> str:
     lines = gm.graph_cls(gm).get_graph().source.splitlines()
     # transitions writes the title bare between the front-matter fences; mermaid's front matter is YAML keys.
     if lines[:1] == ["---"] and lines[2:3] == ["---"]:
-        lines[1] = f"title: {TITLES[level]}"
+        lines[1] = f"title: {_(TITLES[level])} {level}"
     return "\n".join(lines) + "\n"
 
 

@@ -3,6 +3,8 @@ everything under it), time and actor."""
 
 from __future__ import annotations
 
+from anjian.i18n import _
+
 import datetime as dt
 from dataclasses import dataclass
 
@@ -39,7 +41,7 @@ class HistoryEntry:
 
     @property
     def shown_actor(self) -> str:
-        return f"{self.by} acting as {self.actor}" if self.by else self.actor
+        return _("{by} acting as {name}").format(by=self.by, name=self.actor) if self.by else self.actor
 
 
 def history(db: Database, unit: str | None = None, since: dt.datetime | None = None, actor: str | None = None,
