@@ -278,7 +278,7 @@ def test_import_with_bad_rows_reports_each_line_and_writes_nothing(chengde, cli,
     assert r.exit_code == 2
     assert "6 problem(s); nothing was written" in r.output
     # a record is named by the line it starts on: the quoted CR/LF makes line 3 two lines long
-    for line, words in [(3, "is not a plain address"), (5, "名录中没有这个单位"), (6, "give --email or --webhook"),
+    for line, words in [(3, "is not a plain address"), (5, "no such unit"), (6, "give --email or --webhook"),
                         (7, "already has a contact named 李科长"), (8, "is not an http(s) URL"), (9, "line breaks")]:
         assert any(ln.strip().startswith(f"- line {line}: ") and words in ln for ln in r.output.splitlines()), (line, r.output)
     assert "line 2:" not in r.output

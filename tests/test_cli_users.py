@@ -214,7 +214,7 @@ def test_an_admin_acting_as_is_recorded(chengde, cli, monkeypatch, how):
     last = json.loads(h.stdout)[-1]
     assert (last["trigger"], last["actor"], last["by"]) == ("start", "chief_yuerya", ADMIN)
     table = cli("history", YUERYA, user=None)
-    assert f"{ADMIN} acting as chief_yuerya" in table.output
+    assert f"{ADMIN}（代 chief_yuerya 操作）" in table.output
 
 
 @pytest.mark.usefixtures("english")
@@ -296,7 +296,7 @@ def test_admin_adds_an_official_who_then_acts(chengde, cli, login):
 @pytest.mark.parametrize(("args", "words"), [
     (["chief_yuerya", "--role", "township_chief", "--unit", "宽城峪耳崖镇"], "already exists"),
     (["新人", "--role", "township_chief", "--unit", "宽城峪耳崖镇", "--os-user", ADMIN], "already mapped"),
-    (["新人", "--role", "township_chief", "--unit", "不存在镇"], "名录中没有这个单位"),
+    (["新人", "--role", "township_chief", "--unit", "不存在镇"], "no such unit"),
     (["新人", "--role", "mayor", "--unit", "宽城峪耳崖镇"], "mayor"),
     (["新人 acting as chief", "--role", "township_chief", "--unit", "宽城峪耳崖镇"], "acting as"),
 ], ids=["same-name", "os-account-taken", "unknown-unit", "unknown-role", "acting-as-in-name"])
