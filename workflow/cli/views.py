@@ -264,7 +264,7 @@ def show_text(res) -> str:
         path=res.path, code=res.code, level=LEVEL_WORDS.get(res.level, res.level), state=res.state_name,
         version=res.version)]
     if res.cohorts:
-        out.append(_("Cohorts: {cohorts}").format(cohorts="、".join(COHORT_SHORT[c] for c in res.cohorts)))
+        out.append(_("Cohorts: {cohorts}").format(cohorts=_(", ").join(COHORT_SHORT[c] for c in res.cohorts)))
     if res.remark:
         r = res.remark
         out.append(_("Inspector's remark ({trigger}, {actor}, {at}): {note}").format(
