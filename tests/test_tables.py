@@ -225,8 +225,8 @@ def test_refuse_if_reports_every_problem():
 
 @pytest.mark.parametrize(("text", "message", "details"), [
     pytest.param("unit,colour\n高寺台镇,red\n", "batch.csv：表头有误",
-                 ["第 1 行：缺少列 trigger（操作）（表头须有 unit（单位）、trigger（操作））",
-                  "第 1 行：无法识别的列 colour（可用：unit（单位）、trigger（操作）、note（备注））"], id="header"),
+                 ["第 1 行：缺少列 trigger（操作）；表头须有 unit（单位）、trigger（操作）",
+                  "第 1 行：无法识别的列 colour；可用的列：unit（单位）、trigger（操作）、note（备注）"], id="header"),
     pytest.param("", "batch.csv：文件是空的；第一行须写明各列：unit（单位）、trigger（操作）", [], id="empty"),
 ])
 def test_header_problems_are_said_in_chinese_by_default(monkeypatch, text, message, details):

@@ -132,9 +132,10 @@ def read_xlsx(path: Path | str, required: tuple[str, ...], optional: tuple[str, 
     data = read_bytes(p, "spreadsheet", limits.batch_max_bytes)
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise BadInput(_("{path}: not an .xlsx workbook as Excel or WPS save it ({error})").format(
-            path=p, error=exc)) from None
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        # the library's reason ("File is not a zip file") tells an official nothing: what the file may be does
+        raise BadInput(_("{path}: not an .xlsx workbook as Excel or WPS save it (an old .xls, or another "
+                         "file renamed to .xlsx?)").format(path=p)) from None
     ws = wb.worksheets[0]
     rows: list[tuple[int, list[str]]] = []
     for n, cells in enumerate(ws.iter_rows(values_only=True), 1):
