@@ -7,6 +7,7 @@ import ssl
 from dataclasses import dataclass
 from email import policy
 
+from anjian.i18n import _
 from anjian.notifications.mail import build_message, sender_address
 from anjian.notifications.outgoing import Outgoing, Permanent, Transient
 
@@ -54,17 +55,35 @@ class SmtpChannel:
             finally:
                 _quit(smtp)
         except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
+            codes = [code for code, _reply in exc.recipients.values()]
             if all(400 <= code < 500 for code in codes):
-                raise Transient(f"SMTP {c.host}: recipient deferred {codes}") from None
-            raise Permanent(f"SMTP {c.host}: recipient refused {exc.recipients}") from None
+                raise Transient(_("SMTP {host}: recipient deferred {codes}").format(host=c.host, codes=codes)) from None
+            raise Permanent(_("SMTP {host}: recipient refused {recipients}").format(
+                host=c.host, recipients=exc.recipients)) from None
         except smtplib.SMTPAuthenticationError as exc:
-            raise Permanent(f"SMTP {c.host}: login refused ({exc.smtp_code})") from None
+            raise Permanent(_("SMTP {host}: login refused ({code})").format(host=c.host, code=exc.smtp_code)) from None
         except smtplib.SMTPResponseException as exc:
             kind = Transient if 400 <= exc.smtp_code < 500 else Permanent
-            raise kind(f"SMTP {c.host}: {exc.smtp_code} {exc.smtp_error!r}") from None
+            raise kind(_("SMTP {host}: the server answered {code} {reply!r}").format(
+                host=c.host, code=exc.smtp_code, reply=exc.smtp_error)) from None
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
-            raise Transient(f"SMTP {c.host}:{c.port}: {exc.__class__.__name__}: {exc}") from None
+            raise Transient(_("SMTP {host}:{port}: cannot send ({reason})").format(
+                host=c.host, port=c.port, reason=_reason(exc))) from None
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, in words where we know the failure; the system's text beside its class."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _("the server's certificate did not verify")
+    if isinstance(exc, TimeoutError):
+        return _("no answer in time")
+    if isinstance(exc, ConnectionRefusedError):
+        return _("the connection was refused")
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return _("the server hung up")
+    if isinstance(exc, OSError) and exc.__class__.__name__ == "gaierror":
+        return _("the host name does not resolve")
+    return f"{exc.__class__.__name__}: {exc}"
 
 
 def _quit(smtp: smtplib.SMTP) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 
+from anjian.i18n import _
 from anjian.notifications.faults import NO_FAULTS, FaultPlan
 from anjian.notifications.outbox import FileOutbox
 from anjian.notifications.outgoing import Outgoing, Transient
@@ -89,11 +90,12 @@ class OutboxWriter:
         except EOFError:
             raise RuntimeError(self._ended()) from None
         if kind != "ok":
-            raise RuntimeError(f"the outbox writer process failed:\n{value}")
+            raise RuntimeError(_("the outbox writer process failed:\n{error}").format(error=value))
         return [None if problem is None else Transient(problem) for problem in value]
 
     def _ended(self) -> str:
-        return f"the outbox writer process ended (exit {self.proc.wait()}); the next pass finishes what it had claimed"
+        return _("the outbox writer process ended (exit {code}); the next pass finishes what it had claimed").format(
+            code=self.proc.wait())
 
     def close(self) -> None:
         with suppress(OSError):

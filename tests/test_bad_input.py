@@ -308,7 +308,7 @@ def test_empty_file_is_refused(untouched, cli, tmp_path, kind):
     """A file of zero bytes exits 2 naming it and the columns it must have."""
     path = write(tmp_path / "empty.csv", "")
     with untouched():
-        refused(bulk(cli, kind, path), str(path), "the file is empty", BULK[kind][1].split(",")[0])
+        refused(bulk(cli, kind, path), str(path), "文件是空的", BULK[kind][1].split(",")[0])
 
 
 @pytest.mark.parametrize(("kind", "says"), [("designate", "更改 0 项"), ("advance", "已执行 0 / 0 行"), ("contact", "联系人：新增 0 个")])
@@ -326,14 +326,14 @@ def test_header_only_file_does_nothing_and_says_so(untouched, cli, tmp_path, kin
 def test_directory_given_as_the_file_is_refused(untouched, cli, tmp_path, kind):
     """A directory where the file should be exits 2 saying so."""
     with untouched():
-        refused(bulk(cli, kind, tmp_path), str(tmp_path), "is a directory")
+        refused(bulk(cli, kind, tmp_path), str(tmp_path), "是文件夹，不是文件")
 
 
 @pytest.mark.parametrize("kind", BULK)
 def test_missing_file_is_refused(untouched, cli, tmp_path, kind):
     """A file that does not exist exits 2 naming it."""
     with untouched():
-        refused(bulk(cli, kind, tmp_path / "nowhere.csv"), "nowhere.csv", "does not exist")
+        refused(bulk(cli, kind, tmp_path / "nowhere.csv"), "nowhere.csv", "不存在")
 
 
 @pytest.mark.skipif(AS_ROOT, reason="root reads a file whatever its mode")
@@ -345,7 +345,7 @@ def test_file_without_read_permission_is_refused(untouched, cli, tmp_path, kind)
     path.chmod(0)
     try:
         with untouched():
-            refused(bulk(cli, kind, path), "locked.csv", "cannot be read")
+            refused(bulk(cli, kind, path), "locked.csv", "无法读取")
     finally:
         path.chmod(0o600)
 
@@ -355,7 +355,7 @@ def test_file_without_read_permission_is_refused(untouched, cli, tmp_path, kind)
 def test_file_whose_read_fails_is_refused(untouched, cli, kind):
     """A file whose read fails with an I/O error (even for root) exits 2 saying it cannot be read."""
     with untouched():
-        refused(bulk(cli, kind, UNREADABLE), str(UNREADABLE), "cannot be read")
+        refused(bulk(cli, kind, UNREADABLE), str(UNREADABLE), "无法读取")
 
 
 @pytest.mark.parametrize("kind", BULK)
@@ -366,7 +366,7 @@ def test_ragged_rows_are_each_named(untouched, cli, tmp_path, kind):
     path = write(tmp_path / "ragged.csv", f"{header}\n{row}\n{row},extra\n{row.rsplit(',', 1)[0]}\n")
     with untouched():
         r = bulk(cli, kind, path)
-    refused(r, f"line 3: {width + 1} fields where the header has {width}", f"line 4: {width - 1} fields where the header has {width}")
+    refused(r, f"第 3 行：有 {width + 1} 个字段，而表头有 {width} 列", f"第 4 行：有 {width - 1} 个字段，而表头有 {width} 列")
 
 
 @pytest.mark.parametrize("kind", BULK)
@@ -375,7 +375,7 @@ def test_quote_never_closed_is_named_at_the_line_it_opens(untouched, cli, tmp_pa
     _, header, row = BULK[kind]
     path = write(tmp_path / "open.csv", f'{header}\n{row}\n"{row}\n{row}\n')
     with untouched():
-        refused(bulk(cli, kind, path), "line 3", "never closed")
+        refused(bulk(cli, kind, path), "第 3 行", "引号字段没有闭合")
 
 
 @pytest.mark.slow  # a file of 10,000 lines
@@ -519,7 +519,7 @@ def test_unusable_registry_files_leave_the_database_empty(cli, fresh_db, tmp_pat
 
 def test_registry_that_is_a_directory_is_refused(cli, fresh_db, tmp_path):
     """`init --registry DIR` exits 2 saying it is a directory."""
-    refused(cli("init", "--registry", str(tmp_path), user=None), str(tmp_path), "is a directory")
+    refused(cli("init", "--registry", str(tmp_path), user=None), str(tmp_path), "是文件夹")
 
 
 # -- contacts: header injection and unsafe webhooks -----------------------------------------------

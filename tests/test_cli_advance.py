@@ -425,7 +425,7 @@ def test_batch_with_a_bad_header_is_bad_input(chengde, cli, tmp_path):
     f = write_csv(tmp_path, f"unit,action\n{YUERYA},start\n")
     r = cli("advance", "--file", f)
     assert r.exit_code == 2
-    assert "trigger" in r.output and "line 1" in r.output
+    assert "第 1 行：缺少列 trigger（操作）" in r.output
     assert state_of(chengde, YUERYA) == "not_started"
 
 

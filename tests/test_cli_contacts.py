@@ -291,7 +291,7 @@ def test_import_with_a_ragged_row_names_its_line(chengde, cli, tmp_path):
     before = snapshot(chengde)
     r = cli("contact", "import", path)
     assert r.exit_code == 2
-    assert "line 3: 5 fields where the header has 4" in r.output
+    assert "第 3 行：有 5 个字段，而表头有 4 列" in r.output
     assert snapshot(chengde) == before
 
 
@@ -306,9 +306,9 @@ def test_import_reports_ragged_and_invalid_rows_together(chengde, cli, tmp_path)
 
 
 @pytest.mark.parametrize(("text", "words"), [
-    ("name,email\n李科长,li@kc.gov.cn\n", "missing column(s) unit"),
-    ("unit,name,phone\n宽城县,李科长,123\n", "unknown column(s) phone"),
-    ("", "the file is empty"),
+    ("name,email\n李科长,li@kc.gov.cn\n", "缺少列 unit（单位）"),
+    ("unit,name,phone\n宽城县,李科长,123\n", "无法识别的列 phone"),
+    ("", "文件是空的"),
 ])
 def test_import_with_a_bad_header_is_refused(chengde, cli, tmp_path, text, words):
     """A file without the unit and name columns, with an unknown column, or empty, exits 2 and says which."""
@@ -323,7 +323,7 @@ def test_import_of_a_missing_file_is_bad_input(chengde, cli, tmp_path):
     """A file that does not exist exits 2 and names it."""
     r = cli("contact", "import", str(tmp_path / "nowhere.csv"))
     assert r.exit_code == 2
-    assert "nowhere.csv does not exist" in r.output
+    assert "nowhere.csv 不存在" in r.output
 
 
 # -- `contact import` run again updates (issue 13, point 6) -------------------------------------------

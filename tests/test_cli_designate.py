@@ -213,7 +213,7 @@ def test_file_with_a_bad_header_is_bad_input(chengde, cli, tmp_path):
     """A file without the `cohort` column exits 2 naming line 1."""
     r = cli("designate", "--file", write_csv(tmp_path, f"unit,group\n{TOWN},key\n"))
     assert r.exit_code == 2
-    assert "line 1" in r.output and "cohort" in r.output
+    assert "第 1 行：缺少列 cohort（类别）" in r.output
     assert cohorts(chengde, TOWN) == set()
 
 

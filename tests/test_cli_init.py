@@ -242,7 +242,7 @@ def test_directory_as_registry_exits_2(cli, db_url, tmp_path):
     """A directory given as the registry file exits 2 naming it; nothing is created."""
     result = cli("init", "--registry", str(tmp_path))
     assert result.exit_code == 2
-    assert f"registry file {tmp_path} is a directory" in result.output
+    assert f"单位名录文件 {tmp_path} 是文件夹，不是文件" in result.output
     assert snapshot(db_url) == {}, "no table at all"
 
 
@@ -251,7 +251,7 @@ def test_missing_registry_file_exits_2(cli, db_url, tmp_path):
     missing = tmp_path / "nope.csv"
     result = cli("init", "--registry", str(missing))
     assert result.exit_code == 2
-    assert f"registry file {missing} does not exist" in result.output
+    assert f"单位名录文件 {missing} 不存在" in result.output
     assert snapshot(db_url) == {}, "no table at all"
 
 
@@ -261,7 +261,7 @@ def test_registry_neither_utf8_nor_gbk_exits_2(cli, db_url, tmp_path):
     path.write_bytes(HEADER.encode() + b"\xff\xfe\xff\n")
     result = cli("init", "--registry", str(path))
     assert result.exit_code == 2
-    assert "line 2: not UTF-8 or GBK text" in result.output
+    assert "第 2 行：不是 UTF-8 或 GBK 文本" in result.output
     assert snapshot(db_url) == {}, "no table at all"
 
 
@@ -312,7 +312,7 @@ def test_missing_campaign_file_exits_2(cli, db_url, tmp_path):
     """A campaign file that does not exist exits 2 naming it."""
     result = cli("init", "--campaign", str(tmp_path / "none.toml"))
     assert result.exit_code == 2
-    assert "none.toml does not exist" in result.output
+    assert "none.toml 不存在" in result.output
     assert snapshot(db_url) == {}, "no table at all"
 
 

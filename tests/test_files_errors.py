@@ -165,7 +165,7 @@ def test_a_nul_byte_in_a_batch_file_exits_2_naming_the_line(cli, chengde, tmp_pa
     before = snapshot(chengde)
     res = cli("advance", "--file", str(batch))
     assert res.exit_code == 2, res.output
-    assert "line 3: 含 NUL 字节" in res.output
+    assert "第 3 行：含 NUL 字节" in res.output
     assert snapshot(chengde) == before
 
 

@@ -61,7 +61,23 @@ RUNS: list[tuple[str, ...]] = [
     ("--as", "chief_yuerya", "user", "add", "某人", "--role", "city_office", "--unit", "承德市"),
     ("units", "--format", "xx"), ("status", "--bogus"), ("show",), ("bogus",),
     ("record", TOWNSHIP, "no.such.item", "1"), ("designate", TOWNSHIP, "nonsense"),
+    # refused files (written by `write_files`): a missing column, bad rows, a sheet with a bad header, no workbook
+    ("designate", "--file", "{tmp}/缺列.csv"), ("designate", "--file", "{tmp}/坏行.csv"),
+    ("record", "--file", "{tmp}/清单.xlsx"), ("calendar", "load", "{tmp}/安排.xlsx"),
 ]
+
+
+def write_files(tmp: Path) -> None:
+    """The refused files the runs above name: each header or row problem the table reader reports."""
+    from openpyxl import Workbook
+
+    (tmp / "缺列.csv").write_text(f"unit\n{TOWNSHIP}\n", encoding="utf-8")
+    (tmp / "坏行.csv").write_text(f'unit,cohort\n{TOWNSHIP},key,x\n"{TOWNSHIP},key\n', encoding="utf-8")
+    wb = Workbook()
+    wb.active.append(["单位", "清单项", "颜色"])
+    wb.active.append([TOWNSHIP, "staff.full_time", "红"])
+    wb.save(tmp / "清单.xlsx")
+    (tmp / "安排.xlsx").write_bytes(b"date,workday\n2027-02-11,0\n")
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +186,7 @@ def data_words(loaded) -> list[str]:
     import sqlite3
 
     env, _folder = loaded
-    words = set(GLOSSES) | set(TEST_OFFICIALS) | {"李科长", "王站长", "某人", "不存在镇"}
+    words = set(GLOSSES) | set(TEST_OFFICIALS) | {"李科长", "王站长", "某人", "不存在镇", "颜色"}  # 颜色: a file's header
     words |= {s for s in _strings(tomllib.loads(CAMPAIGN.read_text(encoding="utf-8"))) if _CJK.search(s)}
     url = env["ANJIAN_DB"]
     if url.startswith("sqlite:///"):
@@ -213,6 +229,7 @@ def _report(findings: dict[str, list[str]], lang: str) -> list[str]:
 
 def collect(lang: str, env: dict, tmp: Path, check) -> dict[str, list[str]]:
     findings: dict[str, list[str]] = defaultdict(list)
+    write_files(tmp)
     for path in [(), *PATHS]:
         for f in check(run((*path, "--help"), lang)):
             findings[" ".join(path) or "anjian"].append(f"--help: {f}")

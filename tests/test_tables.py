@@ -11,6 +11,12 @@ COLUMNS = ("unit", "trigger")
 OPTIONAL = ("note",)
 
 
+@pytest.fixture(autouse=True)
+def english(monkeypatch):
+    """The reader's problems are asserted in English here (ANJIAN_LANG=en); the Chinese ones at the end."""
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+
+
 def parse(text: str, required: tuple[str, ...] = COLUMNS, optional: tuple[str, ...] = OPTIONAL):
     return parse_csv(text, "batch.csv", required, optional)
 
@@ -215,3 +221,29 @@ def test_refuse_if_reports_every_problem():
         refuse_if(["line 2: a", "line 9: b"], "f.csv")
     assert info.value.message == "f.csv: 2 bad row(s); nothing was written"
     assert info.value.details == ["line 2: a", "line 9: b"]
+
+
+@pytest.mark.parametrize(("text", "message", "details"), [
+    pytest.param("unit,colour\n高寺台镇,red\n", "batch.csv：表头有误",
+                 ["第 1 行：缺少列 trigger（操作）；表头须有 unit（单位）、trigger（操作）",
+                  "第 1 行：无法识别的列 colour；可用的列：unit（单位）、trigger（操作）、note（备注）"], id="header"),
+    pytest.param("", "batch.csv：文件是空的；第一行须写明各列：unit（单位）、trigger（操作）", [], id="empty"),
+])
+def test_header_problems_are_said_in_chinese_by_default(monkeypatch, text, message, details):
+    """Without ANJIAN_LANG the header's problems are Chinese: 第 N 行, the columns with their Chinese words."""
+    monkeypatch.setenv("ANJIAN_LANG", "zh")
+    with pytest.raises(BadInput) as info:
+        parse(text)
+    assert info.value.message == message
+    assert list(info.value.details or []) == details
+
+
+def test_row_problems_are_said_in_chinese_by_default(monkeypatch):
+    """Without ANJIAN_LANG a ragged row, an unclosed quote and the refusal of the batch read in Chinese."""
+    monkeypatch.setenv("ANJIAN_LANG", "zh")
+    records, problems = parse('unit,trigger\n高寺台镇,start,x\n"大阁镇,start\n')
+    assert records == []
+    assert problems == ["第 2 行：有 3 个字段，而表头有 2 列", "第 3 行：本行开始的引号字段没有闭合"]
+    with pytest.raises(BadInput) as info:
+        refuse_if(problems, "batch.csv")
+    assert info.value.message == "batch.csv：2 行有问题，整批未写入"

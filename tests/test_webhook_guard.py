@@ -354,11 +354,11 @@ def test_no_reply_body_reaches_notices_or_the_database(chengde, cli, inside, mon
     assert cli("remind", now=OVERDUE).exit_code == 0
     assert len(service.received) == 4
     errors = {n.recipient.rsplit("/", 1)[1]: n.last_error for n in notices(chengde).values()}
-    assert errors == {"secret-500": "webhook HTTP 500", "secret-404": "webhook HTTP 404",
-                      "secret-errmsg": "webhook errcode 93000", "secret-errcode": "webhook 答复的 errcode 不是可识别的数"}
+    assert errors == {"secret-500": "webhook 答复 HTTP 500", "secret-404": "webhook 答复 HTTP 404",
+                      "secret-errmsg": "webhook 答复 errcode 93000", "secret-errcode": "webhook 答复的 errcode 不是可识别的数"}
     for args in (("notices",), ("notices", "--format", "json"), ("notices", "--format", "csv")):
         shown = cli(*args)
-        assert shown.exit_code == 0 and "webhook HTTP 500" in shown.output
+        assert shown.exit_code == 0 and "webhook 答复 HTTP 500" in shown.output
         assert "internal-secret-token" not in shown.output and "7f3a9c" not in shown.output
     with chengde.read() as s:
         for table in ("notices", "audit_log"):

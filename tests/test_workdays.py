@@ -182,8 +182,8 @@ def test_calendar_load_refuses_a_file_with_bad_rows_and_loads_none(chengde, cli,
     assert r.exit_code == 2, r.output
     for line in ("第 3 行", "第 4 行", "第 5 行", "第 6 行"):
         assert line in r.output
-    assert "line 2" not in r.output
-    assert "nothing was written" in r.output
+    assert "第 2 行" not in r.output
+    assert "bad.csv：4 行有问题，整批未写入" in r.output
     with chengde.read() as s:
         assert s.scalar(select(func.count()).select_from(CalendarDay)) == 0
         assert s.scalar(select(func.count()).select_from(AuditRow).where(AuditRow.action == "calendar_load")) == 0
@@ -203,7 +203,38 @@ def test_calendar_load_refuses_an_empty_schedule(chengde, cli, tmp_path):
     path = write_csv(tmp_path / "empty.csv", "date,workday")
     r = cli("calendar", "load", str(path))
     assert r.exit_code == 2
-    assert "no days" in r.output
+    assert "文件中没有列出任何日期" in r.output
+
+
+def test_calendar_load_reads_an_xlsx_sheet_with_chinese_headers(chengde, cli, tmp_path):
+    """`calendar load` takes an .xlsx workbook whose header is 日期,工作日,节日 (班/休 words, real dates)."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["日期", "工作日", "节日"])
+    ws.append([dt.date(2027, 2, 11), "休", "春节"])
+    ws.append([dt.date(2027, 2, 20), "班", "春节调休"])
+    path = tmp_path / "2027年安排.xlsx"
+    wb.save(path)
+    r = cli("calendar", "load", str(path))
+    assert r.exit_code == 0, r.output
+    cal = calendar_of(chengde)
+    assert cal.source(2027) == OFFICE
+    assert not cal.is_workday(D("2027-02-11"))
+    assert cal.is_workday(D("2027-02-20"))
+    with chengde.read() as s:
+        assert sorted(s.scalars(select(CalendarDay.name))) == ["春节", "春节调休"]
+
+
+def test_calendar_load_refuses_a_file_that_is_not_a_workbook(chengde, cli, tmp_path):
+    """A .xlsx that is no workbook exits 2 in Chinese, naming the file; nothing is loaded."""
+    path = tmp_path / "2027.xlsx"
+    path.write_bytes(b"date,workday\n2027-02-11,0\n")
+    r = cli("calendar", "load", str(path))
+    assert r.exit_code == 2
+    assert f"{path}：不是 Excel 或 WPS 保存的 .xlsx 工作簿" in r.output
+    assert calendar_of(chengde).source(2027) == FALLBACK
 
 
 def test_an_office_file_of_make_up_days_keeps_the_holidays_off():

@@ -8,6 +8,7 @@ import json
 import socket
 import ssl
 
+from anjian.i18n import _
 from anjian.notifications.channels.spec import Channel, Setting, Values
 from anjian.notifications.netguard import GROUP_ROBOTS, Address, Policy, Refused, Target, Unresolved
 from anjian.notifications.netguard import check_entries as checked_hosts
@@ -66,26 +67,26 @@ class WebhookChannel:
         try:
             t, addresses = self.policy.vet(o.address)
         except Refused as exc:
-            raise Permanent(f"webhook 被拒绝：{exc}") from None
+            raise Permanent(_("webhook refused: {reason}").format(reason=exc)) from None
         except Unresolved as exc:
             raise Transient(str(exc)) from None
         except ValueError as exc:  # a URL that cannot go on the wire (stored before the checks): retrying won't help
-            raise Permanent(f"webhook URL cannot be requested: {exc}") from None
+            raise Permanent(_("webhook URL cannot be requested: {reason}").format(reason=exc)) from None
         body = json.dumps(self.payload(o), ensure_ascii=False).encode("utf-8")
         status, reply = self._post(t, addresses, body, {
             "Content-Type": "application/json; charset=utf-8", "X-Anjian-Notice": o.notice_id})
         if 300 <= status < 400:
-            raise Permanent(f"webhook HTTP {status}：被重定向，未跟随")
+            raise Permanent(_("webhook HTTP {status}: redirected, not followed").format(status=status))
         if status >= 500 or status == 429:
-            raise Transient(f"webhook HTTP {status}")
+            raise Transient(_("webhook HTTP {status}").format(status=status))
         if not 200 <= status < 300:
-            raise Permanent(f"webhook HTTP {status}")
+            raise Permanent(_("webhook HTTP {status}").format(status=status))
         code = errcode(reply)
         if code is None:
-            raise Permanent("webhook 答复的 errcode 不是可识别的数")
+            raise Permanent(_("the webhook's errcode is not a number we recognise"))
         if code != 0:
             kind = Transient if code in (45009, 130101, -1) else Permanent  # rate limits, busy
-            raise kind(f"webhook errcode {code}")  # never errmsg: it is the server's text
+            raise kind(_("webhook errcode {code}").format(code=code))  # never errmsg: it is the server's text
 
     def _post(self, t: Target, addresses: list[Address], body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         """POST to the first vetted address that takes the connection: (status, at most 64 KiB of reply).
@@ -100,7 +101,7 @@ class WebhookChannel:
                 conn.connect()
             except ssl.SSLCertVerificationError:
                 conn.close()
-                raise Permanent(f"webhook 主机 {t.host} 的证书未通过校验") from None
+                raise Permanent(_("the certificate of webhook host {host} did not verify").format(host=t.host)) from None
             except OSError:
                 conn.close()
                 continue
@@ -109,10 +110,10 @@ class WebhookChannel:
                 with conn.getresponse() as resp:
                     return resp.status, resp.read(65536)
             except (OSError, http.client.HTTPException):
-                raise Transient(f"无法连接 webhook 主机 {t.host}") from None
+                raise Transient(_("cannot reach webhook host {host}").format(host=t.host)) from None
             finally:
                 conn.close()
-        raise Transient(f"无法连接 webhook 主机 {t.host}")
+        raise Transient(_("cannot reach webhook host {host}").format(host=t.host))
 
 
 def errcode(reply: bytes) -> int | None:

@@ -12,10 +12,13 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from anjian.i18n import N_, _, current, pgettext
 from anjian.workflow.errors import BadInput
 from anjian.workflow.settings import LIMIT_ENV, Limits
 
-_UNCLOSED = "a quoted field opened on this line is never closed"
+_UNCLOSED = N_("a quoted field opened on this line is never closed")
+# What a file is called in a message (`read_bytes`'s `what`), marked here for the catalog.
+_FILE_WORDS = (N_("file"), N_("CSV file"), N_("spreadsheet"), N_("registry file"), N_("campaign file"))
 
 
 @dataclass(frozen=True)
@@ -39,11 +42,11 @@ HEADER_WORDS: dict[str, tuple[str, ...]] = {
     "label": ("label", "内容", "清单项内容"),
     "required": ("required", "要求"),
     "current": ("current", "现值", "当前值"),
-    "name": ("name", "姓名"),
+    "name": ("name", "姓名", "节日", "节假日", "名称"),
     "email": ("email", "邮箱", "电子邮箱"),
     "webhook": ("webhook",),
     "date": ("date", "日期"),
-    "workday": ("workday", "工作日"),
+    "workday": ("workday", "工作日", "班休", "上班", "是否上班", "是否工作日"),
 }
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
@@ -57,7 +60,8 @@ def decode(data: bytes, source: str) -> str:
             return data.decode("utf-16")
         except UnicodeDecodeError as exc:
             line = data[:exc.start].count(b"\n\x00" if data[:2] == b"\xff\xfe" else b"\x00\n") + 1
-            raise BadInput(f"{source}: line {line}: not UTF-16 text (byte {exc.start})") from None
+            raise BadInput(_("{source}: line {line}: not UTF-16 text (byte {byte})").format(
+                source=source, line=line, byte=exc.start)) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as first:
@@ -68,7 +72,8 @@ def decode(data: bytes, source: str) -> str:
             # fails as UTF-8 on its first Chinese character, and that line is not the one to name.
             at = max(first.start, second.start)
             line = data[:at].count(b"\n") + 1
-            raise BadInput(f"{source}: line {line}: not UTF-8 or GBK text (byte {at})") from None
+            raise BadInput(_("{source}: line {line}: not UTF-8 or GBK text (byte {byte})").format(
+                source=source, line=line, byte=at)) from None
 
 
 def read_bytes(path: Path | str, what: str = "file", max_bytes: int | None = None) -> bytes:
@@ -76,18 +81,19 @@ def read_bytes(path: Path | str, what: str = "file", max_bytes: int | None = Non
     whose size no stat tells) is refused after reading one byte past the limit."""
     p = Path(path)
     if p.is_dir():
-        raise BadInput(f"{what} {p} is a directory, not a file")
+        raise BadInput(_("{what} {path} is a directory, not a file").format(what=_(what), path=p))
     try:
         if max_bytes is None:
             return p.read_bytes()
         with p.open("rb") as fh:
             data = fh.read(max_bytes + 1)
     except FileNotFoundError:
-        raise BadInput(f"{what} {p} does not exist") from None
+        raise BadInput(_("{what} {path} does not exist").format(what=_(what), path=p)) from None
     except OSError as exc:
-        raise BadInput(f"{what} {p} cannot be read: {exc.strerror}") from None
+        raise BadInput(_("{what} {path} cannot be read: {reason}").format(
+            what=_(what), path=p, reason=exc.strerror)) from None
     if len(data) > max_bytes:
-        raise too_big(p, f"超过 {size_text(max_bytes)}", max_bytes)
+        raise too_big(p, _("holds more than {size}").format(size=size_text(max_bytes)), max_bytes)
     return data
 
 
@@ -126,22 +132,25 @@ def read_xlsx(path: Path | str, required: tuple[str, ...], optional: tuple[str, 
     data = read_bytes(p, "spreadsheet", limits.batch_max_bytes)
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise BadInput(f"{p}: not an .xlsx workbook Excel or WPS saved ({exc})") from None
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        # the library's reason ("File is not a zip file") tells an official nothing: what the file may be does
+        raise BadInput(_("{path}: not an .xlsx workbook as Excel or WPS save it (an old .xls, or another "
+                         "file renamed to .xlsx?)").format(path=p)) from None
     ws = wb.worksheets[0]
     rows: list[tuple[int, list[str]]] = []
     for n, cells in enumerate(ws.iter_rows(values_only=True), 1):
         texts = [_cell_text(v) for v in cells]
         for col, t in enumerate(texts):
             if "\x00" in t:
-                refuse_nul(t, str(p), f"row {n}, column {col + 1}")
+                refuse_nul(t, str(p), _("row {row}, column {column}").format(row=n, column=col + 1))
         if any(t.strip() for t in texts):
             rows.append((n, texts))
             if len(rows) > limits.batch_max_rows + 1:
                 break
     wb.close()
     if not rows:
-        raise BadInput(f"{p}: the sheet is empty; the first row must name the columns {','.join(required)}")
+        raise BadInput(_("{source}: the sheet is empty; the first row must name the columns {columns}").format(
+            source=p, columns=column_names(required)))
     _refuse_rows(p, len(rows) - 1, limits)
     (head_line, header), body = rows[0], rows[1:]
     return _records(header, iter(body), str(p), required, optional, head_line)
@@ -175,7 +184,7 @@ def check_batch(path: Path | str, limits: Limits) -> bool:
     try:
         st = p.stat()
         if st.st_size > limits.batch_max_bytes:
-            raise too_big(p, f"有 {size_text(st.st_size)}", limits.batch_max_bytes)
+            raise too_big(p, _("holds {size}").format(size=size_text(st.st_size)), limits.batch_max_bytes)
         if not stat.S_ISREG(st.st_mode):
             return False
         with p.open("rb") as raw:
@@ -191,8 +200,9 @@ def check_batch(path: Path | str, limits: Limits) -> bool:
 
 def _refuse_rows(path: Path, rows: int, limits: Limits) -> None:
     if rows > limits.batch_max_rows:
-        raise BadInput(f"批量文件 {path} 超过 {limits.batch_max_rows} 行数据（上限 batch_max_rows）；未做任何处理。"
-                       f"请拆分文件，或调高上限：配置文件 [limits] batch_max_rows，或环境变量 {LIMIT_ENV['batch_max_rows']}")
+        raise BadInput(_("batch file {path} holds more than {most} data rows (limit batch_max_rows); nothing was done. "
+                         "Split the file, or raise the limit: config file [limits] batch_max_rows, or the environment "
+                         "variable {env}").format(path=path, most=limits.batch_max_rows, env=LIMIT_ENV["batch_max_rows"]))
 
 
 def _as_latin1(raw: io.RawIOBase | io.BufferedIOBase) -> io.TextIOBase:
@@ -230,19 +240,21 @@ class _Capped(io.RawIOBase):
         n = self.raw.readinto(buffer)
         self.left -= n
         if self.left < 0:
-            raise too_big(self.path, f"超过 {size_text(self.most)}", self.most)
+            raise too_big(self.path, _("holds more than {size}").format(size=size_text(self.most)), self.most)
         return n
 
 
 def too_big(path: Path, size: str, most: int) -> BadInput:
-    return BadInput(f"批量文件 {path} {size}，超过上限 {size_text(most)}（batch_max_bytes）；未做任何处理。"
-                    f"请拆分文件，或调高上限：配置文件 [limits] batch_max_bytes，或环境变量 {LIMIT_ENV['batch_max_bytes']}")
+    """The refusal of a batch file past batch_max_bytes; `size` says how big ("holds 25.9 MiB", translated)."""
+    return BadInput(_("batch file {path} {size}, over the limit of {most} (batch_max_bytes); nothing was done. "
+                      "Split the file, or raise the limit: config file [limits] batch_max_bytes, or the environment "
+                      "variable {env}").format(path=path, size=size, most=size_text(most), env=LIMIT_ENV["batch_max_bytes"]))
 
 
 def size_text(n: int) -> str:
-    """A size as people read it: 812 字节, 16 MiB, 25.9 MiB."""
+    """A size as people read it: 812 字节 (812 bytes), 16 MiB, 25.9 MiB."""
     if n < 1024:
-        return f"{n} 字节"
+        return _("{n} bytes").format(n=n)
     for unit in ("KiB", "MiB", "GiB"):
         n /= 1024
         if n < 1024 or unit == "GiB":
@@ -264,9 +276,11 @@ def parse_csv(text: str, source: str, required: tuple[str, ...], optional: tuple
     try:
         header = next(reader)
     except StopIteration:
-        raise BadInput(f"{source}: the file is empty; the first line must name the columns {','.join(required)}") from None
+        raise BadInput(_("{source}: the file is empty; the first line must name the columns {columns}").format(
+            source=source, columns=column_names(required))) from None
     except csv.Error as exc:
-        raise BadInput(f"{source}: line 1: {exc}") from None
+        raise BadInput(_("{source}: {where}: {problem}").format(
+            source=source, where=line_of(1), problem=csv_problem(exc))) from None
     return _records(header, _csv_rows(reader), source, required, optional, 1)
 
 
@@ -316,34 +330,37 @@ def _records(header: list[str], rows, source: str, required: tuple[str, ...], op
         found = column_of(h, wanted)
         if found is None:
             names.append(None)
-            unknown.append(unicodedata.normalize("NFKC", h).strip().lower() or f"(empty, column {pos + 1})")
+            unknown.append(unicodedata.normalize("NFKC", h).strip().lower() or _("(empty, column {n})").format(n=pos + 1))
             continue
         col, rank = found
         names.append(col)
         if col in best and best[col][0] == rank:
-            problems.append(f"line {head_line}: column(s) named twice: {col}")
+            problems.append(_("line {line}: column(s) named twice: {columns}").format(line=head_line, columns=column_names((col,))))
         elif col not in best or rank < best[col][0]:
             best[col] = (rank, pos)
     keep = {pos: col for col, (_, pos) in best.items()}
     missing = [c for c in required if c not in best]
     if missing:
-        problems.insert(0, f"line {head_line}: missing column(s) {', '.join(missing)} (the header must name {','.join(required)})")
+        problems.insert(0, _("line {line}: missing column(s) {missing} (the header must name {columns})").format(
+            line=head_line, missing=column_names(missing, _(", ")), columns=column_names(required)))
     if unknown:
-        problems.append(f"line {head_line}: unknown column(s) {', '.join(unknown)} (allowed: {', '.join(wanted)})")
+        problems.append(_("line {line}: unknown column(s) {unknown} (allowed: {allowed})").format(
+            line=head_line, unknown=_(", ").join(unknown), allowed=column_names(wanted, _(", "))))
     if problems:
-        raise BadInput(f"{source}: bad header", problems)
+        raise BadInput(_("{source}: bad header").format(source=source), problems)
     width = len(cells)
     records = []
     for line, fields in rows:
         if isinstance(fields, csv.Error):
-            problems.append(f"line {line}: {_UNCLOSED if str(fields) == 'unexpected end of data' else fields}")
+            problems.append(_("line {line}: {problem}").format(line=line, problem=csv_problem(fields)))
             continue
         if not any(f.strip() for f in fields):
             continue
         if len(fields) > width and not any(f.strip() for f in fields[width:]):
             fields = fields[:width]  # a trailing empty column, or an empty column more than the header
         if len(fields) != width:
-            problems.append(f"line {line}: {len(fields)} fields where the header has {width}")
+            problems.append(_("line {line}: {count} fields where the header has {width}").format(
+                line=line, count=len(fields), width=width))
             continue
         records.append(Record(line, {keep[i]: f.strip() for i, f in enumerate(fields) if i in keep}))
     return records, problems
@@ -354,11 +371,53 @@ def refuse_nul(text: str, source: str, where: str = "") -> None:
     PostgreSQL cannot hold it): refuse the whole file, naming the line (or the cell, `where`)."""
     at = text.find("\x00")
     if at >= 0:
-        place = where or f"line {text.count(chr(10), 0, at) + 1}"
-        raise BadInput(f"{source}: {place}: 含 NUL 字节（\\0），不是文本；什么也没有写入")
+        place = where or line_of(text.count(chr(10), 0, at) + 1)
+        raise BadInput(_("{source}: {where}: holds a NUL byte (\\0), not text; nothing was written").format(
+            source=source, where=place))
 
 
 def refuse_if(problems: list[str], source: str) -> None:
     """All or nothing: any bad row stops the whole file, and every bad row is reported."""
     if problems:
-        raise BadInput(f"{source}: {len(problems)} bad row(s); nothing was written", problems)
+        raise BadInput(_("{source}: {count} bad row(s); nothing was written").format(source=source, count=len(problems)),
+                       problems)
+
+
+def line_of(n: int) -> str:
+    """"line 3" in the current language (第 3 行)."""
+    return _("line {line}").format(line=n)
+
+
+def csv_problem(exc: csv.Error) -> str:
+    """What the csv module's error means, said to an official: Python's words are kept only for the rare
+    error we have no sentence for."""
+    text = str(exc)
+    if text == "unexpected end of data":
+        return _(_UNCLOSED)
+    if text.startswith("field larger than field limit"):
+        return _("a field is longer than {limit} characters").format(limit=csv.field_size_limit())
+    if "expected after" in text:
+        return _("text follows a closing quote (a quote inside a quoted field is written twice: \"\")")
+    return _("not readable as CSV ({error})").format(error=text)
+
+
+def column_names(columns, sep: str = ",") -> str:
+    """Column identifiers as a header names them (joined by `sep`); in Chinese each with its word,
+    joined by 、: unit（单位）、cohort（类别）."""
+    if current() == "en":
+        return sep.join(columns)
+    words = _column_words()
+    return _(", ").join(f"{c}（{words[c]}）" if c in words else c for c in columns)
+
+
+def _column_words() -> dict[str, str]:
+    return {
+        "unit": pgettext("column", "unit"), "cohort": pgettext("column", "cohort"),
+        "remove": pgettext("column", "remove"), "trigger": pgettext("column", "trigger"),
+        "note": pgettext("column", "note"), "item": pgettext("column", "item"),
+        "value": pgettext("column", "value"), "evidence": pgettext("column", "evidence"),
+        "label": pgettext("column", "label"), "required": pgettext("column", "required"),
+        "current": pgettext("column", "current"), "name": pgettext("column", "name"),
+        "email": pgettext("column", "email"), "webhook": pgettext("column", "webhook"),
+        "date": pgettext("column", "date"), "workday": pgettext("column", "workday"),
+    }

@@ -82,15 +82,15 @@ def load_office_calendar(session) -> WorkCalendar:
 
 
 def load_schedule(db, path: str, actor: str, now, limits=None) -> dict[int, int]:
-    """Load the office's official schedule (CSV: date,workday[,name]) for the years it covers,
-    replacing any earlier schedule for those years; all rows or none."""
+    """Load the office's official schedule (CSV or .xlsx: date,workday[,name], English or Chinese headers)
+    for the years it covers, replacing any earlier schedule for those years; all rows or none."""
     from sqlalchemy import delete, insert
 
-    from anjian.workflow.formats.tables import read_csv, refuse_if
+    from anjian.workflow.formats.tables import read_table, refuse_if
     from anjian.workflow.store import audit
     from anjian.workflow.store.models import CalendarDay
 
-    records, problems = read_csv(path, ("date", "workday"), ("name",), limits)
+    records, problems = read_table(path, ("date", "workday"), ("name",), limits)
     words = {"1": 1, "是": 1, "班": 1, "上班": 1, "workday": 1, "work": 1, "true": 1, "yes": 1,
              "0": 0, "否": 0, "休": 0, "休息": 0, "holiday": 0, "off": 0, "false": 0, "no": 0}
     rows, seen = [], set()
@@ -112,7 +112,7 @@ def load_schedule(db, path: str, actor: str, now, limits=None) -> dict[int, int]
         seen.add(day)
         rows.append({"day": day.isoformat(), "workday": flag, "name": r.values.get("name") or None, "source": str(path)})
     if not rows and not problems:
-        problems.append("the file lists no days")
+        problems.append(_("the file lists no days"))
     refuse_if(problems, str(path))
     years = sorted({int(r["day"][:4]) for r in rows})
     from anjian.workflow.engine.authz import may, refusals_audited
