@@ -3,11 +3,10 @@ everything under it), time and actor."""
 
 from __future__ import annotations
 
-from anjian.i18n import _
-
 import datetime as dt
 from dataclasses import dataclass
 
+from anjian.i18n import _
 from anjian.workflow.engine.names import Resolver
 from anjian.workflow.engine.tree import descendants
 from anjian.workflow.store import audit
