@@ -24,8 +24,6 @@ from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database
 from anjian.workflow.views.timeline import Outcome, Replay, replay
 
-KIND_WORDS = {"late": "逾期完成", "missed": "未完成"}
-
 
 @dataclass(frozen=True)
 class Deducted:

@@ -190,9 +190,12 @@ def _late_words(rep: ProgressReport, ids: list[str]) -> str:
 def county_table(rep: ProgressReport) -> tuple[list[str], list[list[object]]]:
     """Headers and typed rows (numbers stay numbers) of the per-county table."""
     cohorts = MILESTONE_COHORTS
-    headers = ["代码", "县区", "阶段", "乡镇数", "已达标", "达标率(%)", "已开展",
-               *(h for c in cohorts for h in (f"{COHORT_SHORT[c]}已达标", f"{COHORT_SHORT[c]}数")),
-               "下一节点", "节点期限", "剩余天数", "逾期节点", "逾期乡镇数",
+    headers = [pgettext("column", "Code"), pgettext("column", "County"), pgettext("column", "Stage"), pgettext("column", "Townships"), pgettext("column", "Up to standard"),
+               pgettext("export", "Up to standard (%)"), pgettext("column", "Started"),
+               *(h for c in cohorts for h in (pgettext("export", "{cohort} up to standard").format(cohort=COHORT_SHORT[c]),
+                                              pgettext("export", "{cohort} in all").format(cohort=COHORT_SHORT[c]))),
+               pgettext("column", "Next milestone"), pgettext("export", "Its deadline"), pgettext("export", "Days left"),
+               pgettext("column", "Overdue milestones"), pgettext("export", "Overdue townships"),
                *(f"{m.deadline.isoformat()} {m.name}" for m in rep.milestones)]
     rows = []
     for c in rep.counties:
@@ -315,23 +318,32 @@ def workbook(rep: ProgressReport) -> bytes:
 
     wb = Workbook()
     headers, rows = county_table(rep)
-    ws = fill_sheet(wb.active, "演练 县区进度" if rep.drill else "县区进度", headers, rows)
+    sheet = pgettext("sheet", "County progress")
+    ws = fill_sheet(wb.active, pgettext("sheet", "drill {sheet}").format(sheet=sheet) if rep.drill else sheet, headers, rows)
     if rows:
         chart = BarChart()
-        chart.type, chart.title, chart.y_axis.title = "bar", "各县区乡镇达标情况", "乡镇（个）"
+        chart.type, chart.title = "bar", pgettext("export", "Townships up to standard per county")
+        chart.y_axis.title = pgettext("chart", "townships")
         chart.add_data(Reference(ws, min_col=4, max_col=5, min_row=1, max_row=len(rows) + 1), titles_from_data=True)
         chart.set_categories(Reference(ws, min_col=2, min_row=2, max_row=len(rows) + 1))
         chart.height, chart.width = 4 + 0.6 * len(rows), 16
         ws.add_chart(chart, f"A{len(rows) + 4}")
-    fill_sheet(wb.create_sheet(), "逾期单位", ["代码", "单位", "级别", "县区", "状态", "类别", "逾期节点", "期限", "逾期天数"], [
-        [u.code, u.name, "县区" if u.level == "county" else "乡镇", u.county_name, u.state_name,
-         "、".join(COHORT_SHORT[c] for c in u.cohorts) or None, x.name, x.deadline, x.days]
+    fill_sheet(wb.create_sheet(), pgettext("sheet", "Overdue units"), [
+        pgettext("column", "Code"), pgettext("column", "Unit"), pgettext("column", "Level"), pgettext("column", "County"), pgettext("column", "State"), pgettext("column", "Cohorts"), pgettext("column", "Overdue milestones"),
+        pgettext("column", "Deadline"), pgettext("export", "Days overdue")], [
+        [u.code, u.name, LEVEL_NAMES[u.level], u.county_name, u.state_name,
+         _(", ").join(COHORT_SHORT[c] for c in u.cohorts) or None, x.name, x.deadline, x.days]
         for u in rep.overdue for x in u.late])
-    fill_sheet(wb.create_sheet(), "趋势", ["县区代码", "县区", "日期", "已达标", "已开展", "乡镇数"], [
+    fill_sheet(wb.create_sheet(), pgettext("sheet", "Trend"), [
+        pgettext("export", "County code"), pgettext("column", "County"), pgettext("column", "Date"), pgettext("column", "Up to standard"), pgettext("column", "Started"),
+        pgettext("column", "Townships")], [
         [code, rep.names.get(code, code), p.day, p.accepted, p.started, p.townships]
         for code, points in rep.trend.items() for p in points])
-    words = {"on_time": "按期完成", "late": "逾期完成", "overdue": "逾期未完成", "pending": "未到期"}
-    fill_sheet(wb.create_sheet(), "节点完成", ["县区代码", "县区", "节点", "期限", "状态", "天数", "完成时间", "审计序号"], [
+    words = {"on_time": pgettext("export", "done on time"), "late": pgettext("export", "done late"),
+             "overdue": pgettext("export", "overdue, not done"), "pending": pgettext("export", "not yet due")}
+    fill_sheet(wb.create_sheet(), pgettext("sheet", "Milestones met"), [
+        pgettext("export", "County code"), pgettext("column", "County"), pgettext("column", "Milestone"), pgettext("column", "Deadline"), pgettext("column", "Status"),
+        pgettext("export", "Days"), pgettext("export", "Done at"), pgettext("export", "Audit No.")], [
         [c.code, c.name, m.name, m.deadline, words[o.status], o.days,
          o.met_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if o.met_at else None, o.met_seq]
         for c in rep.counties for m in rep.milestones if (o := rep.outcomes[c.code].get(m.id)) is not None])
