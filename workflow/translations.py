@@ -4,7 +4,8 @@
     python -m anjian.workflow.translations compile   # anjian.po -> anjian.mo (commit both)
     python -m anjian.workflow.translations check     # untranslated ids, stale .mo: exit 1 on any
 
-Message ids come from the source (`_`, `N_`, `ngettext`, `pgettext` calls) and from the command line's
+Message ids come from the source (`_`, `N_`, `ngettext`, `pgettext` calls), from the Jinja2 templates
+(`{{ _("…") }}`, `{% trans %}`: the reports', read with `jinja2.ext.i18n`) and from the command line's
 help (every command's docstring and every option's help, which our click classes translate when shown).
 """
 
@@ -18,6 +19,7 @@ from anjian.i18n import DOMAIN, LOCALE_DIR
 
 ROOT = LOCALE_DIR.parent
 SOURCES = ("workflow", "states", "notifications", "i18n")
+TEMPLATES = "templates"  # every *.j2 in it; only the reports' use `_` today
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2)}
 PO = LOCALE_DIR / "zh" / "LC_MESSAGES" / f"{DOMAIN}.po"
 MO = PO.with_suffix(".mo")
@@ -44,6 +46,24 @@ def source_messages() -> dict[tuple[str | None, str], list[str]]:
                 for mid in ids[:1]:
                     if mid:
                         found.setdefault((context, mid), []).append(f"{path.relative_to(root)}:{lineno}")
+    for key, where in template_messages().items():
+        found.setdefault(key, []).extend(where)
+    return found
+
+
+def template_messages() -> dict[tuple[str | None, str], list[str]]:
+    """(context, id) -> where it is used, from the Jinja2 templates (Babel's extractor of Jinja2's i18n)."""
+    from babel.messages.extract import extract_from_file
+
+    found: dict[tuple[str | None, str], list[str]] = {}
+    root = _package_root()
+    for path in sorted((root / TEMPLATES).glob("*.j2")):
+        for lineno, message, _comments, context in extract_from_file(
+                "jinja2.ext:babel_extract", str(path), keywords=KEYWORDS,
+                options={"extensions": "jinja2.ext.i18n", "encoding": "utf-8", "newstyle_gettext": "true"}):
+            mid = message[0] if isinstance(message, tuple) else message
+            if mid:
+                found.setdefault((context, mid), []).append(f"{path.relative_to(root)}:{lineno}")
     return found
 
 

@@ -13,7 +13,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
-from anjian.i18n import _
+from anjian.i18n import _, is_english, pgettext
 from anjian.states.campaign import Campaign
 from anjian.workflow.engine.authz import Actor, may, refusals_audited
 from anjian.workflow.engine.names import Resolver
@@ -23,8 +23,6 @@ from anjian.workflow.services.stages import parse_milestone
 from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database
 from anjian.workflow.views.timeline import Outcome, Replay, replay
-
-KIND_WORDS = {"late": "逾期完成", "missed": "未完成"}
 
 
 @dataclass(frozen=True)
@@ -190,9 +188,10 @@ def circular(db: Database, now: dt.datetime, milestone: str, language: str = "zh
         p["points"] += d.points
         p["items"].append(asdict(d))
     deductions = [dict(per[c], points=round(per[c]["points"], 2)) for c in sorted(per)]
-    title = f"关于乡镇安全监管规范化建设“{m.name}”完成情况的通报"
+    title = _("Circular on the completion of “{milestone}” in the township safety supervision standardization").format(
+        milestone=m.name)
     draft = Circular(m.id, m.name, m.deadline.isoformat(), r.today.isoformat(), now.isoformat(), title,
-                     campaign.issuer or "市安委会办公室", campaign.title, level,
+                     campaign.issuer or _("Office of the city work safety committee"), campaign.title, level,
                      [x for x in lines if x.status == "on_time"], [x for x in lines if x.status == "late"],
                      [x for x in lines if x.status == "overdue"], [x for x in lines if x.status == "pending"], deductions,
                      drill=drill)
@@ -205,24 +204,26 @@ def asdict_shallow(c: Circular) -> dict:
 
 
 def render_circular(c: Circular, fmt: str) -> str:
-    from anjian.notifications.render import environment
+    from anjian.workflow.reports.templating import render_template
 
-    env = environment()
-    template = env.get_template(f"circular.{ 'html' if fmt == 'html' else 'md'}.j2")
-    return template.render(c=c, by_county=_by_county, cn_date=_cn_date)
+    level_words = {"township": pgettext("circular", "townships"), "county": pgettext("circular", "counties")}
+    return render_template(f"circular.{'html' if fmt == 'html' else 'md'}.j2", c=c, by_county=_by_county, cn_date=_cn_date,
+                           level_words=level_words.get(c.level) or pgettext("circular", "units"),
+                           lang="en" if is_english() else "zh-CN")
 
 
 def _by_county(lines: list[CircularLine]) -> list[tuple[str, list[CircularLine]]]:
     """Lines grouped for the circular: a county on its own line, townships under theirs ("承德县：…")."""
     groups: dict[tuple[str, str], list[CircularLine]] = defaultdict(list)
     for x in lines:
-        groups[(x.county, "") if x.level == "county" else (x.county, x.county_name + "：")].append(x)
+        prefix = "" if x.level == "county" else pgettext("circular", "{county}: ").format(county=x.county_name)
+        groups[(x.county, prefix)].append(x)
     return [(prefix, group) for (_, prefix), group in sorted(groups.items())]
 
 
 def _cn_date(iso: str) -> str:
     d = dt.date.fromisoformat(iso[:10])
-    return f"{d.year}年{d.month}月{d.day}日"
+    return f"{d.year}年{d.month}月{d.day}日" if not is_english() else d.strftime("%d %B %Y").lstrip("0")
 
 
 def issue(db: Database, draft: Circular, actor: str | Actor, now: dt.datetime) -> Circular:

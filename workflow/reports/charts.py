@@ -17,8 +17,14 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from anjian.i18n import N_, _, pgettext
+
 CJK_FONTS = ["Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "SimHei", "Microsoft YaHei", "DejaVu Sans"]
 ACCEPTED, STARTED, IDLE, LATE, TODAY = "#2e7d32", "#f9a825", "#cfd8dc", "#c62828", "#c62828"
+# The charts' titles (aria-label and <title>), translated when drawn.
+COUNTIES_LABEL = N_("Townships per county: up to standard, building, not started")
+TREND_LABEL = N_("Townships up to standard per county over time")
+STAGES_LABEL = N_("The plan's four stages, its milestones and today")
 LINE_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#a6761d", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd"]
 
@@ -95,7 +101,7 @@ def _figure(width: float, height: float):
 
 
 def county_bars(bars: Sequence[Bar], chart_id: str = "chart-counties",
-                label: str = "各县区乡镇进度：已达标、创建中、未开展") -> str:
+                label: str = COUNTIES_LABEL) -> str:
     """Per county a horizontal bar of its townships: accepted, started but not yet accepted, not
     started; counties with an overdue milestone have their name in red."""
     with _style():
@@ -107,9 +113,9 @@ def county_bars(bars: Sequence[Bar], chart_id: str = "chart-counties",
         accepted = [b.accepted for b in rows]
         building = [b.started - b.accepted for b in rows]
         idle = [b.townships - b.started for b in rows]
-        ax.barh(y, accepted, color=ACCEPTED, label="已达标")
-        ax.barh(y, building, left=accepted, color=STARTED, label="创建中（已开展未达标）")
-        ax.barh(y, idle, left=[a + s for a, s in zip(accepted, building, strict=True)], color=IDLE, label="未开展")
+        ax.barh(y, accepted, color=ACCEPTED, label=_("up to standard"))
+        ax.barh(y, building, left=accepted, color=STARTED, label=_("building (started, not yet up to standard)"))
+        ax.barh(y, idle, left=[a + s for a, s in zip(accepted, building, strict=True)], color=IDLE, label=_("not started"))
         ax.set_yticks(list(y), names)
         for tick, b in zip(ax.get_yticklabels(), rows, strict=True):
             if b.overdue:
@@ -118,9 +124,9 @@ def county_bars(bars: Sequence[Bar], chart_id: str = "chart-counties",
         for i, b in enumerate(rows):
             ax.text(b.townships + most * 0.01, i, f"{b.accepted}/{b.townships}", va="center", fontsize=8)
         ax.set_xlim(0, most * 1.12)
-        ax.set_xlabel("乡镇（个）")
+        ax.set_xlabel(pgettext("chart", "townships"))
         ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3, frameon=False, fontsize=8)
-        return _svg(fig, chart_id, label)
+        return _svg(fig, chart_id, _(label))
 
 
 def _date_axis(ax, first: dt.date, last: dt.date) -> None:
@@ -138,16 +144,17 @@ def _today(ax, today: dt.date, first: dt.date, last: dt.date, top: float):
     to the right of a late `today` would run into the legend placed beside the chart."""
     ax.axvline(today, color=TODAY, linewidth=1.4, zorder=5)
     late = (today - first) > (last - first) / 2
-    label = f"今天 {today.isoformat()} " if late else f" 今天 {today.isoformat()}"
+    words = _("today {date}").format(date=today.isoformat())
+    label = f"{words} " if late else f" {words}"
     return ax.text(today, top, label, color=TODAY, fontsize=8, va="top", ha="right" if late else "left", zorder=6)
 
 
 def trend(series: Sequence[Series], deadlines: Sequence[Mark], today: dt.date, first: dt.date, last: dt.date,
-          chart_id: str = "chart-trend", label: str = "各县区已达标乡镇数随时间的变化") -> str:
+          chart_id: str = "chart-trend", label: str = TREND_LABEL) -> str:
     """Accepted townships per county over time as step lines, carried to `today`, with each
     milestone's deadline as a dashed vertical line and today's in red."""
     with _style():
-        return _svg(trend_figure(series, deadlines, today, first, last), chart_id, label)
+        return _svg(trend_figure(series, deadlines, today, first, last), chart_id, _(label))
 
 
 def trend_figure(series: Sequence[Series], deadlines: Sequence[Mark], today: dt.date, first: dt.date, last: dt.date):
@@ -174,18 +181,18 @@ def trend_figure(series: Sequence[Series], deadlines: Sequence[Mark], today: dt.
                 ha="right", color="#455a64")
     _today(ax, today, first, last, top * 0.6)
     _date_axis(ax, first, last)
-    ax.set_ylabel("已达标乡镇（个）")
+    ax.set_ylabel(pgettext("chart", "townships up to standard"))
     ax.yaxis.get_major_locator().set_params(integer=True)
     if drawn:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
     else:
-        ax.text(0.5, 0.5, "尚无乡镇达标或开展创建", transform=ax.transAxes, ha="center", va="center",
+        ax.text(0.5, 0.5, _("No township is up to standard or building yet"), transform=ax.transAxes, ha="center", va="center",
                 fontsize=9, color="#607d8b")
     return fig
 
 
 def stages(phases: Sequence[Mark], deadlines: Sequence[Mark], today: dt.date, chart_id: str = "chart-stages",
-           label: str = "推进方案的四个阶段、时间节点与今天") -> str:
+           label: str = STAGES_LABEL) -> str:
     """The campaign's stages as bars on a time axis, named on the left (past ones darker, the current
     one outlined), each milestone a diamond with its date on its stage's row, and a red line for today."""
     with _style():
@@ -211,4 +218,4 @@ def stages(phases: Sequence[Mark], deadlines: Sequence[Mark], today: dt.date, ch
         last = max([(p.end or p.day) for p in phases] + [today]) + dt.timedelta(days=10)
         _date_axis(ax, first, last)
         _today(ax, today, first, last, len(phases) - 0.1)
-        return _svg(fig, chart_id, label)
+        return _svg(fig, chart_id, _(label))

@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from anjian.i18n import _
+from anjian.i18n import N_, _, is_english, pgettext
 from anjian.states.guards import ItemStatus
 from anjian.states.labels import (
     COHORT_NAMES,
+    LEVEL_NAMES,
     MILESTONE_STATUS,
     TRIGGER_NAMES,
     required_words,
@@ -30,13 +31,24 @@ from anjian.workflow.store.db import Database
 from anjian.workflow.views.show import ShowResult
 from anjian.workflow.views.units import UnitRow
 
-ACTION_NAMES = {
-    **TRIGGER_NAMES, "record": "填报清单", "designate": "列入类别", "undesignate": "移出类别", "denied": "操作被拒绝",
-    "contact_add": "添加联系人", "contact_remove": "删除联系人", "user_add": "添加用户", "user_enable": "启用用户",
-    "user_disable": "停用用户", "registry_load": "载入区划", "campaign_load": "载入方案", "circular": "印发通报",
+# The audit log's own actions, beside the triggers (translated when shown, see `action_name`).
+LOG_ACTIONS = {
+    "record": N_("checklist filled in"), "designate": N_("put in a cohort"), "undesignate": N_("taken out of a cohort"),
+    "denied": N_("operation refused"), "contact_add": N_("contact added"), "contact_update": N_("contact updated"),
+    "contact_remove": N_("contact removed"), "user_add": N_("official added"), "user_edit": N_("official changed"),
+    "user_enable": N_("official enabled"), "user_disable": N_("official disabled"), "registry_load": N_("registry loaded"),
+    "campaign_load": N_("campaign loaded"), "calendar_load": N_("calendar loaded"), "checkpoint": N_("checkpoint written"),
+    "notice_settle": N_("notices settled"), "circular": N_("circular printed and issued"),
 }
-STORED_WORDS = {"ok": "存档完好，哈希一致", "altered": "存档文件已被改动，哈希不符", "missing": "证据库中没有存档",
-                "invalid": "记录的哈希无效"}
+STORED_WORDS = {"ok": N_("stored copy intact, hash matches"), "altered": N_("stored copy altered, hash differs"),
+                "missing": N_("no copy in the evidence store"), "invalid": N_("the recorded hash is invalid")}
+
+
+def action_name(action: str) -> str:
+    """A trigger's name or one of the log's own actions, in words; an unknown action as it is."""
+    if action in TRIGGER_NAMES:
+        return TRIGGER_NAMES[action]
+    return _(LOG_ACTIONS[action]) if action in LOG_ACTIONS else action
 _SHA = re.compile(r"[0-9a-f]{64}")
 
 
@@ -58,7 +70,7 @@ class EvidenceCheck:
 
     @property
     def words(self) -> str:
-        return STORED_WORDS[self.stored]
+        return _(STORED_WORDS[self.stored])
 
 
 @dataclass(frozen=True)
@@ -123,8 +135,6 @@ def build(db: Database, unit: str, now: dt.datetime, evidence_dir: Path | None =
 
     res = show(db, unit, now)
     if res.level not in ("township", "county"):
-        from anjian.states.labels import LEVEL_NAMES
-
         raise BadInput(_("{name} ({code}) is a {level}: a dossier is of a township or a county "
                          "(for the whole city: anjian report progress)").format(
             name=res.name, code=res.code, level=LEVEL_NAMES.get(res.level, res.level)))
@@ -143,15 +153,15 @@ def build(db: Database, unit: str, now: dt.datetime, evidence_dir: Path | None =
             sha = str(f.get("sha256", ""))
             if sha not in checked:
                 checked[sha] = stored_state(evidence_dir, sha)
-            evidence.append(EvidenceCheck(r.seq, shown(r.at), ACTION_NAMES.get(r.trigger, r.trigger), str(f.get("path", "")),
+            evidence.append(EvidenceCheck(r.seq, shown(r.at), action_name(r.trigger), str(f.get("path", "")),
                                           sha, f.get("size"), checked[sha]))
         by = r.detail.get("by")
-        history.append(Event(r.seq, shown(r.effective_at), f"{r.actor}（{by} 代为操作）" if by else r.actor, r.trigger,
-                             ACTION_NAMES.get(r.trigger, r.trigger), _state(res.level, r.from_state),
+        actor = _("{actor} (done by {by} for them)").format(actor=r.actor, by=by) if by else r.actor
+        history.append(Event(r.seq, shown(r.effective_at), actor, r.trigger, action_name(r.trigger), _state(res.level, r.from_state),
                              _state(res.level, r.to_state), r.note or "", _detail(r, labels), len(r.evidence)))
     children = units(db, now, level="township", county=res.code) if res.level != "township" else []
-    title = (f"{res.name}安全监管规范化建设验收材料" if res.level == "township"
-             else f"{res.name}乡镇安全监管规范化建设工作档案")
+    title = (_("{name}: acceptance papers of the safety supervision standardization") if res.level == "township"
+             else _("{name}: work file of the township safety supervision standardization")).format(name=res.name)
     return Dossier(res, title, campaign.title, campaign.issuer, now,
                    list(areas.items()), evidence, history, children, str(evidence_dir or ""), drill)
 
@@ -161,35 +171,39 @@ def _state(level: str, state: str | None) -> str:
 
 
 def _detail(r, labels: dict[str, str]) -> str:
-    late = f"补录（{r.detail['effective']} 的纸质记录，录入于 {shown(r.at)}）" if r.detail.get("effective") else ""
-    return "；".join(x for x in (late, _what(r, labels)) if x)
+    late = _("entered late (a paper record of {effective}, entered {at})").format(
+        effective=r.detail["effective"], at=shown(r.at)) if r.detail.get("effective") else ""
+    return _("; ").join(x for x in (late, _what(r, labels)) if x)
 
 
 def _what(r, labels: dict[str, str]) -> str:
     d = r.detail
     if r.trigger == "record":
         item = d.get("item", "")
-        return f"{labels.get(item, item)}：{d.get('value')}" + (f"（原为 {d['previous']}）" if d.get("previous") else "")
+        words = pgettext("dossier", "{item}: {value}").format(item=labels.get(item, item), value=d.get("value"))
+        return words + (_(" (was {previous})").format(previous=d["previous"]) if d.get("previous") else "")
     if r.trigger in ("designate", "undesignate"):
         return COHORT_NAMES.get(d.get("cohort", ""), d.get("cohort", ""))
     if r.trigger == "denied":
-        return f"{d.get('attempted', '')}：{d.get('reason', '')}"
+        return pgettext("dossier", "{item}: {value}").format(item=d.get("attempted", ""), value=d.get("reason", ""))
     return ""
 
 
 # -- words -------------------------------------------------------------------------------------------
 def milestone_words(m: MilestoneStatus) -> str:
-    days = {"pending": f"，剩 {m.days} 天", "overdue": f"，逾期 {m.days} 天"}.get(m.status, "")
+    days = {"pending": lambda: _(", {days} days left").format(days=m.days),
+            "overdue": lambda: _(", {days} days overdue").format(days=m.days)}.get(m.status, str)()
     return MILESTONE_STATUS[m.status] + days
 
 
 def _identity(d: Dossier) -> list[tuple[str, str]]:
     u = d.unit
-    rows = [("单位", f"{u.name}（{u.code}）"), ("隶属", u.path), ("级别", {"township": "乡镇", "county": "县区"}.get(u.level, u.level)),
-            ("当前状态", f"{u.state_name}（版本 {u.version}）")]
+    rows = [(pgettext("column", "Unit"), pgettext("dossier", "{name} ({code})").format(name=u.name, code=u.code)),
+            (_("Belongs to"), u.path), (pgettext("column", "Level"), LEVEL_NAMES.get(u.level, u.level)),
+            (_("Current state"), _("{state} (version {version})").format(state=u.state_name, version=u.version))]
     if u.level == "township":
-        rows.append(("类别", "、".join(COHORT_NAMES[c] for c in u.cohorts) or "一般乡镇"))
-    rows.append(("材料生成时间", f"{d.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}（北京时间）"))
+        rows.append((pgettext("column", "Cohorts"), _(", ").join(COHORT_NAMES[c] for c in u.cohorts) or _("ordinary township")))
+    rows.append((_("Papers made"), _("{time} (Beijing time)").format(time=f"{d.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}")))
     return rows
 
 
@@ -209,43 +223,60 @@ def markdown(d: Dossier) -> str:
     from anjian.workflow.reports.progress import _drill_banner
 
     u = d.unit
+    sep = _(", ")
     out = [f"> **{_drill_banner(True)}**", ""] if d.drill else []
     out += [f"# {d.title}", "", f"{d.campaign} · {d.issuer}", ""]
-    out += _table(["项目", "内容"], [[k, v] for k, v in _identity(d)])
+    out += _table([pgettext("dossier", "Item"), pgettext("dossier", "Content")], [[k, v] for k, v in _identity(d)])
     if u.milestones:
-        out += ["", "## 时间节点", ""]
-        out += _table(["节点", "期限", "状态"], [[m.name, m.deadline.isoformat(), milestone_words(m)] for m in u.milestones])
+        out += ["", "## " + _("Milestones"), ""]
+        out += _table([pgettext("column", "Milestone"), pgettext("column", "Deadline"), pgettext("column", "Status")],
+                      [[m.name, m.deadline.isoformat(), milestone_words(m)] for m in u.milestones])
     if d.areas:
-        out += ["", f"## 规范化建设清单（{d.checked - len(d.missing)}/{d.checked} 项达标）", ""]
+        out += ["", "## " + _("Standardization checklist ({ok}/{all} items up to standard)").format(
+            ok=d.checked - len(d.missing), all=d.checked), ""]
         for area, items in d.areas:
             out += [f"### {area}", ""]
-            out += _table(["", "项目", "要求", "现状", "代码"], [
-                ["✓" if i.ok else "✗ 缺", i.label, required_words(i.kind, i.required), value_words(i.value), i.item] for i in items])
+            out += _table(["", pgettext("dossier", "Item"), pgettext("dossier", "Required"), pgettext("dossier", "Now"),
+                           pgettext("column", "Code")], [
+                ["✓" if i.ok else _("✗ missing"), i.label, required_words(i.kind, i.required), value_words(i.value), i.item]
+                for i in items])
             out.append("")
         if d.missing:
-            out += ["**尚缺：** " + "；".join(i.label for i in d.missing), ""]
+            out += [f"**{_('Still missing:')}** " + _("; ").join(i.label for i in d.missing), ""]
     if d.children:
-        out += ["", f"## 下辖乡镇（{len(d.children)} 个）", "",
-                "、".join(f"{state_name('township', k)} {v}" for k, v in sorted(u.children.items())), ""]
-        out += _table(["代码", "乡镇", "状态", "类别", "逾期节点"], [
-            [c.code, c.name, state_name("township", c.state), "、".join(COHORT_NAMES[x] for x in c.cohorts),
-             "、".join(c.overdue or [])] for c in d.children])
-    out += ["", f"## 证据文件（{len(d.evidence)} 个）", ""]
+        out += ["", "## " + _("Its townships ({n})").format(n=len(d.children)), "", _children_summary(u), ""]
+        out += _table([pgettext("column", "Code"), pgettext("dossier", "Township"), pgettext("column", "Status"),
+                       pgettext("column", "Cohorts"), pgettext("column", "Overdue milestones")], [
+            [c.code, c.name, state_name("township", c.state), sep.join(COHORT_NAMES[x] for x in c.cohorts),
+             sep.join(c.overdue or [])] for c in d.children])
+    out += ["", "## " + _("Evidence files ({n})").format(n=len(d.evidence)), ""]
     if d.evidence:
-        out += _table(["审计序号", "时间", "事项", "文件", "SHA-256", "大小（字节）", "存档核验"], [
+        out += _table([_("Audit No."), pgettext("dossier", "Time"), pgettext("dossier", "Matter"), pgettext("dossier", "File"),
+                       "SHA-256", _("Size (bytes)"), _("Stored copy checked")], [
             [e.seq, e.at, e.action, e.name, f"`{e.sha256}`", e.size, e.words] for e in d.evidence])
-        out += ["", f"存档位置：{d.store}" if d.store else "存档位置：未配置"]
+        out += ["", _("Evidence store: {store}").format(store=d.store or _("not set"))]
     else:
-        out.append("（无）")
-    out += ["", f"## 办理记录（审计日志，{len(d.history)} 条）", ""]
-    out += _table(["序号", "时间", "操作人", "操作", "状态变化", "说明"], [
-        [e.seq, e.at, e.actor, f"{e.action_name}（{e.action}）", _change(e),
-         "；".join(x for x in (e.detail, e.note, f"附件 {e.evidence} 个" if e.evidence else "") if x)] for e in d.history])
+        out.append(_("(none)"))
+    out += ["", "## " + _("Record of the work (audit log, {n} rows)").format(n=len(d.history)), ""]
+    out += _table([pgettext("dossier", "No."), pgettext("dossier", "Time"), pgettext("dossier", "By"),
+                   pgettext("dossier", "Action"), _("Change of state"), pgettext("dossier", "Details")], [
+        [e.seq, e.at, e.actor, pgettext("dossier", "{name} ({code})").format(name=e.action_name, code=e.action), _change(e),
+         _("; ").join(x for x in (e.detail, e.note, _("{n} attachments").format(n=e.evidence) if e.evidence else "") if x)]
+        for e in d.history])
     town = u.level == "township"
-    out += ["", f"## {'验收' if town else '审核'}意见与签字", "", f"{'验收' if town else '审核'}意见：", "", "　", "",
-            f"{'验收组成员' if town else '审核人员'}（签字）：____________________　　日期：______年____月____日", "",
-            f"{'被验收单位负责人' if town else '县区负责人'}（签字）：____________________　　日期：______年____月____日", ""]
+    line = "____________________"
+    out += ["", "## " + (_("Inspection opinion and signatures") if town else _("Review opinion and signatures")), "",
+            _("Inspection opinion:") if town else _("Review opinion:"), "", "　", "",
+            (_("Inspection team members") if town else _("Reviewers")) + _(" (signatures): ") + line
+            + "　" + _("　Date: ______ year ____ month ____ day"), "",
+            (_("Head of the inspected unit") if town else _("Head of the county")) + _(" (signatures): ") + line
+            + "　" + _("　Date: ______ year ____ month ____ day"), ""]
     return "\n".join(out)
+
+
+def _children_summary(u: ShowResult) -> str:
+    """How many of a county's townships are in each state: 创建中 3、已达标 2."""
+    return _(", ").join(_("{state} {n}").format(state=state_name("township", k), n=v) for k, v in sorted(u.children.items()))
 
 
 def _change(e: Event) -> str:
@@ -267,14 +298,14 @@ def html(d: Dossier) -> str:
         areas=[{"name": a, "rows": [{"ok": i.ok, "label": i.label, "required": required_words(i.kind, i.required),
                                       "value": value_words(i.value), "item": i.item} for i in items]} for a, items in d.areas],
         checked=d.checked, missing=[i.label for i in d.missing],
-        children_summary="、".join(f"{state_name('township', k)} {v}" for k, v in sorted(u.children.items())),
+        children_summary=_children_summary(u),
         children=[{"code": c.code, "name": c.name, "state": state_name("township", c.state),
-                   "cohorts": "、".join(COHORT_NAMES[x] for x in c.cohorts), "overdue": "、".join(c.overdue or [])}
+                   "cohorts": _(", ").join(COHORT_NAMES[x] for x in c.cohorts), "overdue": _(", ").join(c.overdue or [])}
                   for c in d.children],
         evidence=[{"seq": e.seq, "at": e.at, "action": e.action, "name": e.name, "path": e.path, "sha256": e.sha256,
                    "size": e.size, "stored": e.stored, "words": e.words} for e in d.evidence],
         store=d.store,
         history=[{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "action_name": e.action_name,
                   "change": _change(e), "note": e.note, "detail": e.detail, "evidence": e.evidence} for e in d.history],
-        now=f"{d.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}", drill=_drill_banner(d.drill),
+        now=f"{d.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}", drill=_drill_banner(d.drill), lang="en" if is_english() else "zh-CN",
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from anjian.i18n import _, is_english, pgettext
 from anjian.states.campaign import Milestone, Stage
-from anjian.states.labels import COHORT_SHORT, MILESTONE_COHORTS, MILESTONE_SHORT, state_name
+from anjian.states.labels import COHORT_SHORT, LEVEL_NAMES, MILESTONE_COHORTS, MILESTONE_SHORT, state_name
 from anjian.states.labels import COHORTS as COHORTS
 from anjian.workflow.clock import SHANGHAI, from_utc_text
 from anjian.workflow.formats.output import as_csv
@@ -147,14 +147,18 @@ def _overdue_as_of(rep, outcomes, counties: set[str]) -> list[UnitRow]:
 
 # -- words shared by every format ------------------------------------------------------------------
 def cn_date(day: dt.date) -> str:
-    return f"{day.year}年{day.month}月{day.day}日"
+    """A date as the report writes it: 2015年4月10日, or 10 April 2015 in English."""
+    return f"{day.year}年{day.month}月{day.day}日" if not is_english() else day.strftime("%d %B %Y").lstrip("0")
 
 
 def outcome_words(o) -> str:
     """A county's standing on a milestone in a few characters: 按期, 晚5天, 逾期101天, 剩20天."""
     if o is None:
         return ""
-    return {"on_time": "按期", "late": f"晚{o.days}天", "overdue": f"逾期{o.days}天", "pending": f"剩{o.days}天"}[o.status]
+    return {"on_time": lambda: pgettext("outcome", "on time"),
+            "late": lambda: pgettext("outcome", "{days} days late").format(days=o.days),
+            "overdue": lambda: pgettext("outcome", "{days} days overdue").format(days=o.days),
+            "pending": lambda: pgettext("outcome", "{days} days left").format(days=o.days)}[o.status]()
 
 
 def short(m: Milestone) -> str:
@@ -165,24 +169,33 @@ def percent(done: int, total: int) -> float:
     return round(100 * done / total, 1) if total else 0.0
 
 
-def stage_status(stage: Stage, today: dt.date) -> str:
+def stage_phase(stage: Stage, today: dt.date) -> str:
+    """'passed', 'current' or 'ahead': where a stage stands against today."""
     if today > stage.ends:
-        return "已结束"
-    return "进行中" if today >= stage.starts else "未开始"
+        return "passed"
+    return "current" if today >= stage.starts else "ahead"
+
+
+def stage_status(stage: Stage, today: dt.date) -> str:
+    return {"passed": _("ended"), "current": _("under way"), "ahead": _("not begun")}[stage_phase(stage, today)]
 
 
 def _late_words(rep: ProgressReport, ids: list[str]) -> str:
     by_id = {m.id: m for m in rep.milestones}
-    return "；".join(f"{by_id[i].name}（逾期{(rep.today - by_id[i].deadline).days}天）" for i in ids)
+    return _("; ").join(pgettext("outcome", "{name} ({days} days overdue)").format(
+        name=by_id[i].name, days=(rep.today - by_id[i].deadline).days) for i in ids)
 
 
 # -- CSV and the workbook's first sheet: one row per county ----------------------------------------
 def county_table(rep: ProgressReport) -> tuple[list[str], list[list[object]]]:
     """Headers and typed rows (numbers stay numbers) of the per-county table."""
     cohorts = MILESTONE_COHORTS
-    headers = ["代码", "县区", "阶段", "乡镇数", "已达标", "达标率(%)", "已开展",
-               *(h for c in cohorts for h in (f"{COHORT_SHORT[c]}已达标", f"{COHORT_SHORT[c]}数")),
-               "下一节点", "节点期限", "剩余天数", "逾期节点", "逾期乡镇数",
+    headers = [pgettext("column", "Code"), pgettext("column", "County"), pgettext("column", "Stage"), pgettext("column", "Townships"), pgettext("column", "Up to standard"),
+               pgettext("export", "Up to standard (%)"), pgettext("column", "Started"),
+               *(h for c in cohorts for h in (pgettext("export", "{cohort} up to standard").format(cohort=COHORT_SHORT[c]),
+                                              pgettext("export", "{cohort} in all").format(cohort=COHORT_SHORT[c]))),
+               pgettext("column", "Next milestone"), pgettext("export", "Its deadline"), pgettext("export", "Days left"),
+               pgettext("column", "Overdue milestones"), pgettext("export", "Overdue townships"),
                *(f"{m.deadline.isoformat()} {m.name}" for m in rep.milestones)]
     rows = []
     for c in rep.counties:
@@ -227,7 +240,7 @@ def markdown(rep: ProgressReport) -> str:
     out = [f"> **{DRILL_BANNER}**", ""] if rep.drill else []
     state = _("; the city is in the {stage}").format(stage=rep.city_state) if rep.city_state else ""
     out += [_("# {title} progress report ({scope})").format(title=rep.title, scope=rep.scope), "",
-            _("As of {date} ({time}){state}.").format(date=_md_date(rep.today),
+            _("As of {date} ({time}){state}.").format(date=cn_date(rep.today),
                                                       time=f"{rep.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}", state=state),
             "",
             _("{townships} townships: {accepted} up to standard ({pct}%), {started} started, {late} overdue; "
@@ -245,16 +258,16 @@ def markdown(rep: ProgressReport) -> str:
          f"{c.started}/{c.townships}", *(_frac(c.cohorts[k]) for k in MILESTONE_COHORTS),
          _("{name} ({days} days left)").format(name=c.next_milestone.name, days=c.next_milestone.days)
          if c.next_milestone else None,
-         f"**{_md_late_words(rep, c.overdue)}**" if c.overdue else None] for c in rep.counties])
+         f"**{_late_words(rep, c.overdue)}**" if c.overdue else None] for c in rep.counties])
     out += ["", _("## Stages and milestones"), "", _("Today: {date}").format(date=rep.today.isoformat()), ""]
     out += _md_table([pgettext("column", "Stage"), pgettext("column", "From"), pgettext("column", "To"),
                       pgettext("column", "Status")], [
-        [s.name, s.starts.isoformat(), s.ends.isoformat(), _md_stage_status(s, rep.today)] for s in rep.stages])
+        [s.name, s.starts.isoformat(), s.ends.isoformat(), stage_status(s, rep.today)] for s in rep.stages])
     out.append("")
     out += _md_table([pgettext("column", "Milestone"), pgettext("column", "Deadline"), pgettext("column", "From today"),
                       pgettext("column", "Counties on time/late/overdue/not due"),
                       pgettext("column", "Townships on time/late/overdue/not due")], [
-        [m.milestone.name, m.milestone.deadline.isoformat(), _md_days_to(m.milestone.deadline, rep.today),
+        [m.milestone.name, m.milestone.deadline.isoformat(), _days_to(m.milestone.deadline, rep.today),
          _counts(m.counties), _counts(m.townships)] for m in rep.tallies])
     out += ["", _("## Milestones per county"), ""]
     out += _md_table([pgettext("column", "County"), *(m.name for m in rep.milestones)], [
@@ -273,32 +286,12 @@ def markdown(rep: ProgressReport) -> str:
     return "\n".join(out) + "\n"
 
 
-def _md_date(day: dt.date) -> str:
-    return cn_date(day) if not is_english() else day.strftime("%d %B %Y").lstrip("0")
-
-
-def _md_stage_status(stage: Stage, today: dt.date) -> str:
-    if today > stage.ends:
-        return _("ended")
-    return _("under way") if today >= stage.starts else _("not begun")
-
-
-def _md_late_words(rep: ProgressReport, ids: list[str]) -> str:
-    by_id = {m.id: m for m in rep.milestones}
-    return _("; ").join(pgettext("outcome", "{name} ({days} days overdue)").format(name=by_id[i].name, days=(rep.today - by_id[i].deadline).days)
-                        for i in ids)
-
-
 def _frac(pair: list[int]) -> str | None:
     return f"{pair[0]}/{pair[1]}" if pair[1] else None
 
 
 def _md_outcome(o) -> str:
-    if o is None:
-        return ""
-    words = {"on_time": pgettext("outcome", "on time"), "late": pgettext("outcome", "{days} days late").format(days=o.days),
-             "overdue": pgettext("outcome", "{days} days overdue").format(days=o.days),
-             "pending": pgettext("outcome", "{days} days left").format(days=o.days)}[o.status]
+    words = outcome_words(o)
     return f"**{words}**" if o is not None and o.status in ("late", "overdue") else words
 
 
@@ -307,11 +300,6 @@ def _counts(c: dict[str, int]) -> str:
 
 
 def _days_to(deadline: dt.date, today: dt.date) -> str:
-    d = (deadline - today).days
-    return f"剩{d}天" if d >= 0 else f"已过{-d}天"
-
-
-def _md_days_to(deadline: dt.date, today: dt.date) -> str:
     d = (deadline - today).days
     return pgettext("outcome", "{days} days left").format(days=d) if d >= 0 else \
         pgettext("outcome", "{days} days past").format(days=-d)
@@ -330,23 +318,32 @@ def workbook(rep: ProgressReport) -> bytes:
 
     wb = Workbook()
     headers, rows = county_table(rep)
-    ws = fill_sheet(wb.active, "演练 县区进度" if rep.drill else "县区进度", headers, rows)
+    sheet = pgettext("sheet", "County progress")
+    ws = fill_sheet(wb.active, pgettext("sheet", "drill {sheet}").format(sheet=sheet) if rep.drill else sheet, headers, rows)
     if rows:
         chart = BarChart()
-        chart.type, chart.title, chart.y_axis.title = "bar", "各县区乡镇达标情况", "乡镇（个）"
+        chart.type, chart.title = "bar", pgettext("export", "Townships up to standard per county")
+        chart.y_axis.title = pgettext("chart", "townships")
         chart.add_data(Reference(ws, min_col=4, max_col=5, min_row=1, max_row=len(rows) + 1), titles_from_data=True)
         chart.set_categories(Reference(ws, min_col=2, min_row=2, max_row=len(rows) + 1))
         chart.height, chart.width = 4 + 0.6 * len(rows), 16
         ws.add_chart(chart, f"A{len(rows) + 4}")
-    fill_sheet(wb.create_sheet(), "逾期单位", ["代码", "单位", "级别", "县区", "状态", "类别", "逾期节点", "期限", "逾期天数"], [
-        [u.code, u.name, "县区" if u.level == "county" else "乡镇", u.county_name, u.state_name,
-         "、".join(COHORT_SHORT[c] for c in u.cohorts) or None, x.name, x.deadline, x.days]
+    fill_sheet(wb.create_sheet(), pgettext("sheet", "Overdue units"), [
+        pgettext("column", "Code"), pgettext("column", "Unit"), pgettext("column", "Level"), pgettext("column", "County"), pgettext("column", "State"), pgettext("column", "Cohorts"), pgettext("column", "Overdue milestones"),
+        pgettext("column", "Deadline"), pgettext("export", "Days overdue")], [
+        [u.code, u.name, LEVEL_NAMES[u.level], u.county_name, u.state_name,
+         _(", ").join(COHORT_SHORT[c] for c in u.cohorts) or None, x.name, x.deadline, x.days]
         for u in rep.overdue for x in u.late])
-    fill_sheet(wb.create_sheet(), "趋势", ["县区代码", "县区", "日期", "已达标", "已开展", "乡镇数"], [
+    fill_sheet(wb.create_sheet(), pgettext("sheet", "Trend"), [
+        pgettext("export", "County code"), pgettext("column", "County"), pgettext("column", "Date"), pgettext("column", "Up to standard"), pgettext("column", "Started"),
+        pgettext("column", "Townships")], [
         [code, rep.names.get(code, code), p.day, p.accepted, p.started, p.townships]
         for code, points in rep.trend.items() for p in points])
-    words = {"on_time": "按期完成", "late": "逾期完成", "overdue": "逾期未完成", "pending": "未到期"}
-    fill_sheet(wb.create_sheet(), "节点完成", ["县区代码", "县区", "节点", "期限", "状态", "天数", "完成时间", "审计序号"], [
+    words = {"on_time": pgettext("export", "done on time"), "late": pgettext("export", "done late"),
+             "overdue": pgettext("export", "overdue, not done"), "pending": pgettext("export", "not yet due")}
+    fill_sheet(wb.create_sheet(), pgettext("sheet", "Milestones met"), [
+        pgettext("export", "County code"), pgettext("column", "County"), pgettext("column", "Milestone"), pgettext("column", "Deadline"), pgettext("column", "Status"),
+        pgettext("export", "Days"), pgettext("export", "Done at"), pgettext("export", "Audit No.")], [
         [c.code, c.name, m.name, m.deadline, words[o.status], o.days,
          o.met_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if o.met_at else None, o.met_seq]
         for c in rep.counties for m in rep.milestones if (o := rep.outcomes[c.code].get(m.id)) is not None])
@@ -359,9 +356,9 @@ def workbook(rep: ProgressReport) -> bytes:
 
 
 def render_template(name: str, **context: object) -> str:
-    from anjian.notifications.render import environment  # the one Jinja2 setup: strict, HTML autoescaped
+    from anjian.workflow.reports.templating import render_template as render  # strict, autoescaped, i18n
 
-    return environment().get_template(name).render(context)
+    return render(name, **context)
 
 
 def charts(rep: ProgressReport) -> dict[str, str]:
@@ -396,9 +393,12 @@ def html(rep: ProgressReport) -> str:
             "accepted": c.accepted, "started": c.started, "pct": percent(c.accepted, c.townships),
             "started_pct": percent(c.started - c.accepted, c.townships),
             "cohorts": [_frac(c.cohorts[k]) or "—" for k in MILESTONE_COHORTS],
-            "next": (f"{short(by_id[c.next_milestone.id])}（剩{c.next_milestone.days}天）" if c.next_milestone else "—"),
-            "next_name": f"{c.next_milestone.name}，期限 {c.next_milestone.deadline}" if c.next_milestone else "",
-            "late": "、".join(f"{short(by_id[i])} {(rep.today - by_id[i].deadline).days}天" for i in c.overdue),
+            "next": (_("{name} ({days} days left)").format(name=short(by_id[c.next_milestone.id]), days=c.next_milestone.days)
+                     if c.next_milestone else "—"),
+            "next_name": _("{name}, deadline {deadline}").format(name=c.next_milestone.name, deadline=c.next_milestone.deadline)
+            if c.next_milestone else "",
+            "late": _(", ").join(pgettext("report", "{name} {days} days").format(
+                name=short(by_id[i]), days=(rep.today - by_id[i].deadline).days) for i in c.overdue),
             "late_names": _late_words(rep, c.overdue), "overdue_townships": c.overdue_townships,
             "outcomes": [{"words": outcome_words(o) or "—", "cls": STATUS_CLASS.get(getattr(o, "status", ""), "none")}
                          for o in (rep.outcomes[c.code].get(m.id) for m in rep.milestones)],
@@ -406,7 +406,8 @@ def html(rep: ProgressReport) -> str:
     t = rep.totals
     return render_template(
         "report_progress.html.j2",
-        title=f"{rep.title}进度报告", scope=rep.scope, campaign=rep.campaign, issuer=rep.issuer,
+        lang="en" if is_english() else "zh-CN",
+        title=_("{title} progress report").format(title=rep.title), scope=rep.scope, campaign=rep.campaign, issuer=rep.issuer,
         today=rep.today.isoformat(), today_cn=cn_date(rep.today), now=f"{rep.now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}",
         city_state=rep.city_state or "", totals=t, pct=percent(t.accepted, t.townships),
         stale=(f"{rep.last_change.astimezone(SHANGHAI):%Y-%m-%d %H:%M}" if rep.stale else ""),
@@ -414,14 +415,14 @@ def html(rep: ProgressReport) -> str:
                                         "days": _days_to(m.deadline, rep.today), "passed": m.deadline < rep.today}
                                        for m in rep.milestones],
         stages=[{"name": s.name, "starts": s.starts.isoformat(), "ends": s.ends.isoformat(),
-                 "status": stage_status(s, rep.today)} for s in rep.stages],
+                 "status": stage_status(s, rep.today), "phase": stage_phase(s, rep.today)} for s in rep.stages],
         tallies=[{"name": x.milestone.name, "deadline": x.milestone.deadline.isoformat(),
                   "counties": [x.counties.get(k, 0) for k in ("on_time", "late", "overdue", "pending")],
                   "townships": [x.townships.get(k, 0) for k in ("on_time", "late", "overdue", "pending")]}
                  for x in rep.tallies],
         overdue=[{"code": u.code, "name": u.name, "county": u.county_name or "—", "state": u.state_name,
-                  "level": "县区" if u.level == "county" else "乡镇",
-                  "cohorts": "、".join(COHORT_SHORT[c] for c in u.cohorts) or "—",
+                  "level": LEVEL_NAMES[u.level],
+                  "cohorts": _(", ").join(COHORT_SHORT[c] for c in u.cohorts) or "—",
                   "late": [{"name": x.name, "deadline": x.deadline.isoformat(), "days": x.days} for x in u.late]}
                  for u in rep.overdue],
         trend=[{"name": rep.names.get(code, code), "points": [
