@@ -241,7 +241,7 @@ class TestNationalRegistry:
         """`城关镇` alone exits 2: it fits 88 units, listed with their codes and full paths, none chosen."""
         r = national.run("show", "城关镇")
         refused(r, "“城关镇”对应 88 个单位", "请在前面写上所属县或市", "120114110 天津市市辖区武清区城关镇",
-                "150123100 内蒙古自治区呼和浩特市和林格尔县城关镇", "… and 68 more")
+                "150123100 内蒙古自治区呼和浩特市和林格尔县城关镇", "……另有 68 个")
 
     def test_ambiguous_name_fires_nothing(self, national):
         """`advance 城关镇 start` exits 2 and writes nothing to the national database."""
