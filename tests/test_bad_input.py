@@ -407,8 +407,8 @@ def test_registry_of_10000_lines_with_a_bad_row_on_line_9999(cli, fresh_db, tmp_
     lines[9_998] = "13082799X,坏镇,township,130827,"
     path = write(tmp_path / "registry.csv", "\n".join(lines) + "\n")
     r = cli("init", "--registry", str(path), user=None)
-    refused(r, str(path), "line 9999: code '13082799X' is not a 6-, 9- or 12-digit division code", "nothing was written")
-    assert r.output.count("  - line ") == 1
+    refused(r, str(path), "第 9999 行：代码 '13082799X' 不是 6、9 或 12 位的区划代码", "整批未写入")
+    assert r.output.count("  - 第 ") == 1
     assert inspect(fresh_db.engine).get_table_names() == []
 
 
@@ -422,7 +422,7 @@ def test_designate_file_in_gbk_with_a_bad_byte_on_line_9999(untouched, cli, tmp_
     path = tmp_path / "gbk.csv"
     path.write_bytes(b"\n".join(data) + b"\n")
     with untouched():
-        refused(bulk(cli, "designate", path), str(path), "line 9999", "not UTF-8 or GBK")
+        refused(bulk(cli, "designate", path), str(path), "第 9999 行", "不是 UTF-8 或 GBK 文本")
 
 
 @pytest.mark.slow  # a file of 10,000 lines
@@ -434,8 +434,8 @@ def test_contact_file_of_10000_lines_with_a_ragged_row_on_line_9999(untouched, c
     path = write(tmp_path / "contacts.csv", "\n".join(rows) + "\n")
     with untouched():
         r = bulk(cli, "contact", path)
-    refused(r, "line 9999: 4 fields where the header has 3", "nothing was written")
-    assert r.output.count("  - line ") == 1
+    refused(r, "第 9999 行：有 4 个字段，而表头有 3 列", "未写入任何内容")
+    assert r.output.count("  - 第 ") == 1
 
 
 @pytest.mark.usefixtures("english")

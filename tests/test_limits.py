@@ -239,7 +239,7 @@ def test_a_batch_of_1000_denials_is_one_audit_row_with_a_count(chengde, cli, tmp
         row = s.scalars(select(AuditRow).order_by(AuditRow.seq.desc())).first()
     detail = json.loads(row.detail)
     assert (row.action, row.actor, detail["count"], detail["line"]) == ("denied", "li", 1000, 2)
-    assert "outside that jurisdiction" in detail["reason"]
+    assert "不在其管辖范围内" in detail["reason"]
     assert [d["line"] for d in detail["rows"]] == [2, 3, 4, 5, 6]
     assert {k: v for k, v in snapshot(chengde).items() if k != "audit_log"} == \
         {k: v for k, v in before.items() if k != "audit_log"}

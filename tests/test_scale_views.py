@@ -419,7 +419,7 @@ def test_table_headers_are_chinese(national):
     r = national.run("units", "--level", "township", "--by", "province")
     assert r.exit_code == 0, r.output
     assert r.output.splitlines()[0].split()[:3] == ["代码", "省", "单位数"]
-    assert "41352 个单位，31 个省" in r.output
+    assert "共 41352 个单位，31 个省" in r.output
 
 
 def test_csv_output_parses(national, china):

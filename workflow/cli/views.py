@@ -185,7 +185,7 @@ def units(env, level, county, cohort, state, overdue, by, fmt, out) -> None:
         states = sorted({s for g in groups for s in g.states}, key=_state_order)
         headers = [pgettext("column", "Code"), by_word(by), pgettext("column", "Units"), *(_state_word(s) for s in states), pgettext("column", "Overdue")]
         rows = [[g.code, g.name, g.units, *(g.states.get(s) for s in states), g.overdue or None] for g in groups]
-        foot = _("{units} units in {groups} groups").format(units=len(res), groups=len(groups))
+        foot = _("{units} units in {groups} × {level}").format(units=len(res), groups=len(groups), level=by_word(by))
         emit(fmt, lambda: render.table(headers, rows, drop=(0,)) + "\n" + foot, groups,
              sheet=lambda: _tally_sheet(groups, states, by), out=out)
         return
