@@ -69,7 +69,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, drop: Seq
             lines.append("  ".join(pad(p[k] if k < len(p) else "", w) for p, w in zip(parts, shown, strict=True)).rstrip())
     if dropped and note:
         lines += wrap(_("(too narrow: {columns} left out; widen the terminal or use --format csv)").format(
-            columns="、".join(dropped)), limit)
+            columns=_(", ").join(dropped)), limit)
     return "\n".join(lines)
 
 
@@ -144,7 +144,7 @@ def _cell(v: object) -> str:
     if isinstance(v, bool):
         return _("yes") if v else _("no")
     if isinstance(v, list | tuple):
-        return "、".join(_cell(x) for x in v) if v else "—"
+        return _(", ").join(_cell(x) for x in v) if v else "—"
     return str(v)
 
 
