@@ -183,18 +183,22 @@ def _strings(value) -> list[str]:
 @pytest.fixture(scope="module")
 def data_words(loaded) -> list[str]:
     """The Chinese that is data: unit names (full and short), people's names, the campaign's text."""
-    import sqlite3
+    from sqlalchemy import text
+
+    from anjian.workflow.store.db import Database
 
     env, _folder = loaded
     words = set(GLOSSES) | set(TEST_OFFICIALS) | {"李科长", "王站长", "某人", "不存在镇", "颜色"}  # 颜色: a file's header
     words |= {s for s in _strings(tomllib.loads(CAMPAIGN.read_text(encoding="utf-8"))) if _CJK.search(s)}
-    url = env["ANJIAN_DB"]
-    if url.startswith("sqlite:///"):
-        with sqlite3.connect(url[len("sqlite:///"):]) as con:
-            words |= {n for (n,) in con.execute("select name from units")}
+    db = Database(env["ANJIAN_DB"])
+    try:
+        with db.engine.connect() as con:  # SQLite or PostgreSQL alike
+            words |= {n for (n,) in con.execute(text("select name from units"))}
             # what the log recorded is a record, kept in the language it was said in (a refusal's reason)
-            for (detail,) in con.execute("select detail from audit_log where action = 'denied'"):
+            for (detail,) in con.execute(text("select detail from audit_log where action = 'denied'")):
                 words |= {s for s in _strings(json.loads(detail or "{}")) if _CJK.search(s)}
+    finally:
+        db.engine.dispose()
     words |= {TOWNSHIP, "宽城县", "宽城", "承德市", "承德"}
     for name in list(words):  # 宽城满族自治县峪耳崖镇 is also shown as 承德市宽城满族自治县峪耳崖镇 and 宽城 …
         words |= {part for part in re.split(r"[（）()、，。：；\s]+", name) if part}
