@@ -256,24 +256,25 @@ def advance_batch(db: Database, rows: list[BatchRow], actor: Acting | str, now: 
                 problems.append(RowProblem(r.line, r.unit, r.trigger, "refused", tuple(exc.details)))
         problems.sort(key=lambda p: p.line)
         applied = [] if problems and not partial else adv.commit()  # all or nothing: nothing written yet
-    _audit_batch_denials(db, actor, now, problems)
+    audit_batch_denials(db, actor, now, problems, "advance", "trigger")
     return BatchResult(applied, problems, len(rows))
 
 
 DENIALS_KEPT = 5  # the refused rows a batch's one `denied` audit row quotes; the rest are counted
 
 
-def _audit_batch_denials(db: Database, actor: Acting, now: dt.datetime, problems: list[RowProblem]) -> None:
+def audit_batch_denials(db: Database, actor: Acting, now: dt.datetime, problems: list, verb: str, what: str) -> None:
     """One `denied` row for a batch's refused rows, however many: the first one's attempt, unit, line and
     reason (as a single refusal has them), the count, and the first few rows. A file of 100,000 rows
-    out of jurisdiction is one attempt, and one row per line would only swell the log."""
+    out of jurisdiction is one attempt, and one row per line would only swell the log. `verb` and `what`
+    name the batch's action and the field each row attempts (advance/trigger, record/item)."""
     denials = [p for p in problems if p.kind == "not_permitted"]
     if not denials:
         return
     first = denials[0]
-    detail = {"attempted": f"advance {first.trigger}", "unit": first.unit, "line": first.line,
+    detail = {"attempted": f"{verb} {getattr(first, what)}", "unit": first.unit, "line": first.line,
               "reason": first.reasons[0], "count": len(denials),
-              "rows": [{"line": p.line, "unit": p.unit, "trigger": p.trigger, "reason": p.reasons[0]}
+              "rows": [{"line": p.line, "unit": p.unit, what: getattr(p, what), "reason": p.reasons[0]}
                        for p in denials[:DENIALS_KEPT]]}
     if len(first.reasons) > 1:
         detail["details"] = list(first.reasons[1:])

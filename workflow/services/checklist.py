@@ -19,6 +19,7 @@ from anjian.workflow.engine.authz import Acting, name_of
 from anjian.workflow.engine.names import Resolver, UnitRef
 from anjian.workflow.errors import BadInput, NotPermitted
 from anjian.workflow.formats.tables import Record
+from anjian.workflow.services.advance import audit_batch_denials
 from anjian.workflow.services.late import effective_detail
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.store import audit
@@ -351,7 +352,7 @@ def record_batch(db: Database, rows: list[RecordRow], actor: Acting | str, now: 
         good = _checked_rows(session, rows, files, actor, now, effective, problems)
         problems.sort(key=lambda p: p.line)
         recorded = _write_rows(session, [] if problems and not partial else good, actor, now)
-    _audit_denials(db, actor, now, problems)
+    audit_batch_denials(db, actor, now, problems, "record", "item")
     return RecordBatch(recorded, problems, len(rows))
 
 
@@ -423,19 +424,6 @@ def _write_rows(session: Session, good: list[tuple], actor: Acting, now: dt.date
 
 def astuple_rest(d: Recorded) -> tuple:
     return (d.code, d.name, d.item, d.label, d.value, d.previous, d.warnings)
-
-
-def _audit_denials(db: Database, actor: Acting, now: dt.datetime, problems: list[RecordProblem]) -> None:
-    """One `denied` audit row for a batch's rows out of the actor's reach, as `advance --file` writes."""
-    denials = [p for p in problems if p.kind == "not_permitted"]
-    if not denials:
-        return
-    first = denials[0]
-    detail = {"attempted": f"record {first.item}", "unit": first.unit, "line": first.line,
-              "reason": first.reasons[0], "count": len(denials),
-              "rows": [{"line": p.line, "unit": p.unit, "item": p.item, "reason": p.reasons[0]} for p in denials[:5]]}
-    with db.write() as session:
-        audit.append(session, [audit.Entry(now, actor, "denied", None, detail=detail)])
 
 
 def template_rows(db: Database, unit: str) -> tuple[UnitRef, list[list[object]]]:
