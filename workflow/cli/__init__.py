@@ -59,7 +59,9 @@ class LazyGroup(click.Group):
         module, attr = target.split(":")
         from anjian.workflow.cli.helptext import localize
 
-        return localize(getattr(importlib.import_module(f"{__name__}.{module}"), attr))
+        # "anjian.…" names a module above the CLI (the service's `serve`), imported only when run
+        name = module if module.startswith("anjian.") else f"{__name__}.{module}"
+        return localize(getattr(importlib.import_module(name), attr))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help comes from a static table so that listing commands imports nothing.

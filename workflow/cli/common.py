@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from contextvars import ContextVar
 from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any
@@ -57,10 +58,15 @@ def out_option(help: str = OUT_HELP) -> Callable:
 
 
 class Env:
-    """Settings, database and actor for one command, resolved once on first use."""
+    """Settings, database and actor for one command, resolved once on first use.
+
+    Run by the service (`anjian serve`), a command gets them from the request instead (`call` in the
+    root context's object, see server/commands): the service's database and clock, and the official the
+    request signed in as. The command body is the same in both modes."""
 
     def __init__(self, ctx: click.Context):
         self._opts = ctx.find_root().ensure_object(dict)
+        self.call = self._opts.get("call")  # the service's request, or None in embedded mode
         self._settings = None
         self._db = None
         self._actor = None
@@ -71,6 +77,8 @@ class Env:
 
     @property
     def settings(self):
+        if self._settings is None and self.call is not None:
+            self._settings = self.call.settings_for(self._opts.get("now"))
         if self._settings is None:
             from anjian.workflow.settings import resolve
 
@@ -157,6 +165,8 @@ class Env:
 
     @property
     def login(self) -> str:
+        if self.call is not None:
+            return self.call.actor.name
         from anjian.workflow.services.officials import os_login
 
         return os_login()
@@ -169,6 +179,8 @@ class Env:
     @property
     def actor(self):
         """The acting official, from the OS account (and --as for an admin); a refusal is audited."""
+        if self._actor is None and self.call is not None:
+            self._actor = self.call.actor
         if self._actor is None:
             from anjian.workflow.engine.authz import refusals_audited
             from anjian.workflow.services.officials import identify
@@ -179,6 +191,8 @@ class Env:
         return self._actor
 
     def database(self, initialized: bool = True):
+        if self._db is None and self.call is not None:
+            self._db, self._current = self.call.db, True  # the service checked its schema when it started
         if self._db is None:
             from anjian.workflow.store.db import Database
 
@@ -264,8 +278,12 @@ def _refuse_undecodable(values: dict[str, Any]) -> None:
 def _private_files(env: Env):
     """The umask that makes what this command creates private (see store/files). Settings that cannot
     be resolved are reported by the command itself, so they get the private umask here."""
+    import contextlib
+
     from anjian.workflow.store.files import group_id, private_umask
 
+    if env.call is not None:  # the service set its umask once when it started: no process-wide change per request
+        return contextlib.nullcontext()
     try:
         group = env.settings.file_group
     except Exception:  # noqa: BLE001 - the command reports it
@@ -358,7 +376,12 @@ LABELS = {2: N_("Error"), 3: N_("Cannot do it"), 4: N_("Not permitted"), 5: N_("
 SHOWN = 50  # the problems a terminal shows; a batch's whole list goes to a file or JSON
 
 
+# The last refusal of this command, for the service to answer with as JSON (set by `fail`).
+FAILURE: ContextVar[tuple[int, str, list[str]] | None] = ContextVar("anjian_failure", default=None)
+
+
 def fail(message: str, details: list[str] | tuple[str, ...] = (), code: int = 2) -> None:
+    FAILURE.set((code, message, list(details)))
     label = _(LABELS.get(code, LABELS[2]))
     click.echo(_("{label}: {message}").format(label=label, message=message), err=True)
     # One line past SHOWN is shown whole: the line saying it was left out would be no shorter.

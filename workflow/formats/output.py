@@ -10,6 +10,7 @@ import json
 import shutil
 import unicodedata
 from collections.abc import Sequence
+from contextvars import ContextVar
 from functools import lru_cache
 
 from anjian.i18n import _
@@ -30,9 +31,18 @@ def pad(text: str, cols: int) -> str:
     return text + " " * max(0, cols - width_of(text))
 
 
+# The width of the client's terminal when the service renders for a remote command (None: a pipe);
+# unset in embedded mode, where the terminal is this process's own.
+CLIENT_COLUMNS: ContextVar[int | None] = ContextVar("anjian_client_columns")
+
+
 def terminal_width() -> int | None:
     """Columns of the terminal the tables are written to: COLUMNS when set, else the terminal's own width;
-    None when writing to a file or a pipe (a table for a script is never cut)."""
+    None when writing to a file or a pipe (a table for a script is never cut). For a remote command, the
+    client's terminal (CLIENT_COLUMNS)."""
+    client = CLIENT_COLUMNS.get(False)
+    if client is not False:
+        return client
     size = shutil.get_terminal_size(fallback=(0, 0))
     return size.columns or None
 

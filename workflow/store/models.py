@@ -195,3 +195,50 @@ class Official(Base):
     active: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[str] = mapped_column(String(32))
     created_by: Mapped[str] = mapped_column(String(64))
+
+
+class Password(Base):
+    """An official's sign-in password for the service: an argon2id hash, and whether it must change.
+
+    Secrets, not campaign state: the audit log records that a password was set or changed, never it."""
+
+    __tablename__ = "passwords"
+
+    official: Mapped[str] = mapped_column(ForeignKey("officials.name"), primary_key=True)
+    hash: Mapped[str] = mapped_column(String(200))
+    must_change: Mapped[int] = mapped_column(Integer, default=1)
+    set_at: Mapped[str] = mapped_column(String(32))
+    set_by: Mapped[str] = mapped_column(String(64))
+
+
+class Token(Base):
+    """A bearer credential of one official: an API token for the CLI and scripts (kind `token`) or a
+    browser's sign-in session (kind `session`, with its CSRF secret). Only the SHA-256 of the secret is
+    kept; `id` is its public name, shown by `token list` and used to revoke it."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), default="token")
+    official: Mapped[str] = mapped_column(ForeignKey("officials.name"), index=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(String(100))
+    csrf: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[str] = mapped_column(String(32))
+    last_used_at: Mapped[str | None] = mapped_column(String(32))
+    revoked_at: Mapped[str | None] = mapped_column(String(32))
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class SigninFailure(Base):
+    """One failed sign-in, by the name tried and the address it came from: what the limits count
+    (shared by every `serve` process on the database)."""
+
+    __tablename__ = "signin_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[str] = mapped_column(String(32), index=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)

@@ -1,0 +1,92 @@
+"""Who a request is. Deny by default: a route that is not public needs a principal, found from
+  - `Authorization: Bearer anj_…` — an API token (`anjian login`, `anjian token create`);
+  - the `anjian_session` cookie — a browser's sign-in session (state-changing requests also need its
+    CSRF token, in the `X-CSRF-Token` header or the form's `csrf_token` field);
+  - the trusted proxy's user header (settings [service] proxy_header), only from trusted_proxies.
+An unknown, expired or revoked credential is refused (401) and the refusal audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import ipaddress
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from anjian.workflow.services.credentials import Principal
+
+SESSION_COOKIE = "anjian_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def client_address(request: Request) -> str:
+    """The caller's address: the socket's peer, or (from a trusted proxy, when configured) the first
+    address of X-Forwarded-For."""
+    state = request.app.state.service
+    peer = request.client.host if request.client else ""
+    if state.config.forwarded_for and _trusted(state, peer):
+        forwarded = request.headers.get("x-forwarded-for", "")
+        first = forwarded.split(",")[0].strip()
+        if first:
+            return first[:64]
+    return peer
+
+
+def _trusted(state, address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in state.proxy_networks)
+
+
+async def principal(request: Request) -> Principal | None:
+    """The signed-in official of this request, or None (also when a credential was given but is bad:
+    `request.state.bad_credential` then says which kind)."""
+    from anjian.workflow.services import credentials
+
+    state = request.app.state.service
+    now = dt.datetime.now(dt.UTC)
+    header = request.headers.get("authorization", "")
+    request.state.bad_credential = None
+    if header:
+        scheme, _sep, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            request.state.bad_credential = "token"
+            return None
+        found = await run_in_threadpool(credentials.authenticate, state.db, secret.strip(), now, kind="token")
+        if found is None:
+            request.state.bad_credential = "token"
+        return found
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        found = await run_in_threadpool(credentials.authenticate, state.db, cookie, now, kind="session")
+        if found is None:
+            request.state.bad_credential = "session"
+        return found
+    user = request.headers.get(state.config.proxy_header)
+    if user and _trusted(state, request.client.host if request.client else ""):
+        return await run_in_threadpool(_proxied, state, user.strip())
+    return None
+
+
+def _proxied(state, name: str) -> Principal | None:
+    from anjian.workflow.services.credentials import official_of
+    from anjian.workflow.errors import BadInput, NotPermitted
+
+    try:
+        actor = official_of(state.db, name)
+    except (BadInput, NotPermitted):
+        return None
+    return Principal(actor, "proxy", "proxy")
+
+
+def csrf_ok(request: Request, who: Principal, form_token: str | None = None) -> bool:
+    """Whether a state-changing request carries its session's CSRF token (tokens and proxy users are
+    not sent by a browser on its own, so they need none)."""
+    if who.kind != "session" or request.method in SAFE_METHODS:
+        return True
+    given = request.headers.get(CSRF_HEADER) or form_token or ""
+    return bool(who.csrf) and hmac.compare_digest(given.encode(), who.csrf.encode())
