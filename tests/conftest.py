@@ -138,3 +138,16 @@ def national_registry_copy(national_template, tmp_path) -> Iterator[SimpleNamesp
     folder = tmp_path / "national"
     folder.mkdir()
     yield from _copy_of(national_template, folder)
+
+
+@pytest.fixture
+def served(chengde, db_url, tmp_path):
+    """`anjian serve` on loopback over the Chengde database (the officials of TEST_OFFICIALS, tokens on
+    demand with `served.token(name)`)."""
+    from support_server import serving
+
+    from anjian.workflow.settings import resolve
+
+    settings = resolve(db_url, env={"ANJIAN_HOME": str(tmp_path / "home")})
+    with serving(chengde, settings) as s:
+        yield s

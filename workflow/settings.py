@@ -20,6 +20,17 @@ def environ() -> Mapping[str, str]:
     return os.environ
 
 
+def client_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where `anjian login` keeps the server and the token of this OS account (a file of mode 0600):
+    ANJIAN_CLIENT_CONFIG, else the user's config folder's anjian/client.json."""
+    env = environ() if env is None else env
+    if env.get("ANJIAN_CLIENT_CONFIG"):
+        return Path(env["ANJIAN_CLIENT_CONFIG"])
+    from platformdirs import user_config_path
+
+    return user_config_path("anjian", appauthor=False) / "client.json"
+
+
 def default_data_dir() -> Path:
     """Where anjian keeps its SQLite file, evidence and outbox when nothing else is said."""
     from platformdirs import user_data_path

@@ -31,7 +31,12 @@ _CURRENT: ContextVar[Buffers | None] = ContextVar("anjian_capture", default=None
 
 
 class _Proxy:
-    """A text stream that is the current request's buffer, or the process's own stream."""
+    """A text stream that is the current request's buffer, or the process's own stream. It says it is
+    UTF-8 itself: click then writes through it as it is, rather than wrapping (and caching) whichever
+    stream is underneath at its first use."""
+
+    encoding = "utf-8"
+    errors = "strict"
 
     def __init__(self, name: str, real):
         self._name, self._real = name, real
@@ -53,18 +58,12 @@ class _Proxy:
         return False if _CURRENT.get() is not None else self._real.isatty()
 
 
-_installed = False
-
-
 def install() -> None:
-    """Put the proxies in place (idempotent); the service calls it once as it starts."""
-    global _installed
-    if _installed:
-        return
-    sys.stdout = _Proxy("stdout", sys.stdout)  # type: ignore[assignment]
-    sys.stderr = _Proxy("stderr", sys.stderr)  # type: ignore[assignment]
-    sys.stdin = _Proxy("stdin", sys.stdin)  # type: ignore[assignment]
-    _installed = True
+    """Put the proxies in place, where they are not (again, when something such as pytest's capture
+    has put its own streams back since); every captured command checks."""
+    for name in ("stdout", "stderr", "stdin"):
+        if not isinstance(getattr(sys, name), _Proxy):
+            setattr(sys, name, _Proxy(name, getattr(sys, name)))
 
 
 @contextmanager
