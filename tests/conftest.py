@@ -151,3 +151,28 @@ def served(chengde, db_url, tmp_path):
     settings = resolve(db_url, env={"ANJIAN_HOME": str(tmp_path / "home")})
     with serving(chengde, settings) as s:
         yield s
+
+
+@pytest.fixture
+def remote(served, tmp_path, monkeypatch) -> Callable[..., Result]:
+    """Run `anjian ARGS…` as a client of `served` (ANJIAN_SERVER and the official's token; no ANJIAN_DB),
+    in a folder of the test's own (the client's working directory); returns click's Result."""
+    from anjian.workflow.cli import cli as group
+
+    folder = tmp_path / "client"
+    folder.mkdir(exist_ok=True)
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("ANJIAN_HOME", str(tmp_path / "client-home"))
+    monkeypatch.setenv("ANJIAN_CLIENT_CONFIG", str(tmp_path / "client-home" / "client.json"))
+    for name in ("ANJIAN_DB", "ANJIAN_NOW", "ANJIAN_USER"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str, official: str = "tester", now: str | None = "2014-12-15T09:00",
+            input: str | None = None) -> Result:
+        env = {"ANJIAN_SERVER": served.url, "ANJIAN_TOKEN": served.token(official)}
+        with clock_at(now):
+            return CliRunner().invoke(group, list(args), input=input, env=env, catch_exceptions=False)
+
+    run.served = served  # type: ignore[attr-defined]
+    run.folder = folder  # type: ignore[attr-defined]
+    return run

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from contextvars import ContextVar
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -234,6 +234,12 @@ def command(f: Callable) -> Callable:
     @functools.wraps(f)
     @click.pass_context
     def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
+        if ctx.find_root().ensure_object(dict).get("call") is None:  # not already run by the service
+            from anjian.workflow.cli import remote
+
+            server = remote.configured()
+            if server is not None and not remote.is_local(remote.command_path(ctx)):
+                remote.forward(ctx, server)  # runs it on the server, and exits as it did
         env = Env(ctx)
         _refuse_undecodable({**ctx.find_root().ensure_object(dict), **kwargs})
         try:

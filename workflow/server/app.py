@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from anjian.workflow.server import files
 from anjian.workflow.server.config import ServiceConfig
 
 API = "/api/v1"
@@ -49,7 +50,7 @@ async def command_route(request: Request) -> Response:
     """`GET|POST /api/v1/COMMAND[/SUB]`: run one command as the signed-in official."""
     from anjian.i18n import _
     from anjian.workflow.errors import BadInput
-    from anjian.workflow.server import auth, runner
+    from anjian.workflow.server import auth, files, runner
 
     state: ServiceState = request.app.state.service
     who = await auth.principal(request)
@@ -76,18 +77,27 @@ async def command_route(request: Request) -> Response:
     wants_cli = CLI_MEDIA in request.headers.get("accept", "")
     if not wants_cli and "format" in {runner.api_name(p) for p in runner.api_params(cmd)}:
         params.setdefault("format", "json")
+    typed, sheet = params.pop("client_files", None) or {}, params.pop("sheet_evidence", None) or {}
+    workspace = files.workspace(state)
     try:
-        argv = runner.argv_of(cmd, params)
-    except BadInput as exc:
-        return error(2, exc.message, list(exc.details))
-    call = runner.Call(state.settings, state.db, who.actor)
-    lang = _language(request)
-    columns = request.headers.get("x-anjian-columns")
-    width = int(columns) if columns and columns.isdigit() else None
-    outcome = await run_in_threadpool(runner.run, path, argv, call, lang=lang, columns=width)
+        try:
+            if not isinstance(typed, dict) or not isinstance(sheet, dict):
+                raise BadInput(_("client_files and sheet_evidence are objects of upload ids"))
+            params = files.prepare(state, who.actor.name, path, params, workspace, typed, sheet)
+            argv = runner.argv_of(cmd, params)
+        except BadInput as exc:
+            return error(2, exc.message, list(exc.details))
+        call = runner.Call(state.settings, state.db, who.actor)
+        lang = _language(request)
+        columns = request.headers.get("x-anjian-columns")
+        width = int(columns) if columns and columns.isdigit() else None
+        outcome = await run_in_threadpool(runner.run, path, argv, call, lang=lang, columns=width, workspace=workspace)
+        made = await run_in_threadpool(files.publish, state, who.actor.name, workspace)
+    finally:
+        workspace.close()
     status = STATUS.get(outcome.exit, 500)
     if wants_cli:
-        return JSONResponse({"exit": outcome.exit, "stdout": outcome.stdout, "stderr": outcome.stderr},
+        return JSONResponse({"exit": outcome.exit, "stdout": outcome.stdout, "stderr": outcome.stderr, "files": made},
                             status_code=status, media_type=CLI_MEDIA)
     if outcome.exit != 0:
         code, message, details = outcome.failure or (outcome.exit, outcome.stderr.strip(), [])
@@ -108,6 +118,8 @@ def create_app(state: ServiceState) -> Starlette:
     state.proxy_networks = state.config.proxy_networks()
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route(API + "/uploads", files.upload_route, methods=["POST"]),
+        Route(API + "/downloads/{ident}", files.download_route, methods=["GET"]),
         Route(API + "/{path:path}", command_route, methods=["GET", "POST"]),
     ]
     app = Starlette(routes=routes)

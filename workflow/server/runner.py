@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from anjian.workflow.cli.remote_files import api_name  # noqa: F401 - the API's names, one rule both sides use
 from anjian.workflow.engine.authz import Actor
 from anjian.workflow.settings import Settings
 
@@ -62,21 +63,27 @@ def find(path: list[str]) -> tuple[click.Command, list[str]] | None:
         if sub is None:
             return None
         cmd = sub
-    if isinstance(cmd, click.Group):
+    if isinstance(cmd, click.Group) and not cmd.invoke_without_command:
         return None
     return cmd, path
 
 
-def run(path: list[str], argv: list[str], call: Call, *, lang: str = "zh", columns: int | None = None) -> Outcome:
-    """Run `anjian PATH ARGV…` as the service, in this thread; never raises for what a command says."""
+def run(path: list[str], argv: list[str], call: Call, *, lang: str = "zh", columns: int | None = None,
+        workspace=None) -> Outcome:
+    """Run `anjian PATH ARGV…` as the service, in this thread; never raises for what a command says.
+    With a `workspace` (server/files), the command reads evidence only from its uploads, recorded under
+    the client's paths, and what it prints names the client's paths rather than the workspace's."""
     from anjian.i18n import language
     from anjian.workflow.cli import cli
     from anjian.workflow.cli.common import FAILURE
     from anjian.workflow.formats.output import CLIENT_COLUMNS
     from anjian.workflow.server.capture import captured
+    from anjian.workflow.store.evidence import UPLOADED
 
     FAILURE.set(None)
     width = CLIENT_COLUMNS.set(columns)
+    uploaded = UPLOADED.set(dict(workspace.recorded) if workspace is not None else {})
+    show = workspace.show if workspace is not None else (lambda text: text)
     try:
         with language(lang), captured() as out:
             try:
@@ -84,19 +91,13 @@ def run(path: list[str], argv: list[str], call: Call, *, lang: str = "zh", colum
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            return Outcome(code, out.text(out.stdout), out.text(out.stderr), FAILURE.get())
+            failure = FAILURE.get()
+            if failure is not None:
+                failure = (failure[0], show(failure[1]), [show(d) for d in failure[2]])
+            return Outcome(code, show(out.text(out.stdout)), show(out.text(out.stderr)), failure)
     finally:
+        UPLOADED.reset(uploaded)
         CLIENT_COLUMNS.reset(width)
-
-
-def api_name(param: click.Parameter) -> str:
-    """A parameter's name in the API: an option's long flag without dashes (`--public-key` →
-    `public_key`, `--format` → `format`), an argument's name."""
-    if isinstance(param, click.Option):
-        longs = [o for o in param.opts if o.startswith("--")]
-        if longs:
-            return longs[0][2:].replace("-", "_")
-    return param.name or ""
 
 
 def api_params(cmd: click.Command) -> list[click.Parameter]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from anjian.i18n import N_, _
@@ -17,9 +18,10 @@ from anjian.workflow.settings import Limits
 
 @dataclass(frozen=True)
 class EvidenceFile:
-    path: str
+    path: str  # as recorded: the file's absolute path where the official has it
     sha256: str
     size: int
+    source: str = field(default="", compare=False)  # where the bytes are read, when not `path` (the service)
 
     def as_json(self) -> dict:
         return {"path": self.path, "sha256": self.sha256, "size": self.size}
@@ -39,16 +41,25 @@ PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
 LIMIT_HELP = N_("the config file's [limits] evidence_max_bytes, or the environment variable ANJIAN_EVIDENCE_MAX_BYTES")
 
 
+# Run by the service: the files a command may read as evidence (the request's uploads, by resolved path)
+# and the path each is recorded as, the client's own (as embedded mode records it); None on a terminal.
+UPLOADED: ContextVar[dict[str, str] | None] = ContextVar("anjian_uploaded_evidence", default=None)
+
+
 def examine(paths: list[str] | tuple[str, ...], max_bytes: int | None = None) -> list[EvidenceFile]:
     """Hash each evidence file; a missing, unreadable or directory path, a pseudo-file (/proc, /sys,
     /dev) or a file over `max_bytes` (settings `evidence_max_bytes`) is bad input, the size refused by
     stat before reading."""
     most = Limits().evidence_max_bytes if max_bytes is None else max_bytes
+    uploaded = UPLOADED.get()
     out = []
     for raw in paths:
         if not raw.strip():
             raise BadInput(_("evidence: the path is empty; give a file"))
         p = Path(raw).expanduser()
+        if uploaded is not None and os.path.realpath(p) not in uploaded:
+            raise BadInput(_("evidence {path}: with a server, evidence is a file uploaded from the client; the service "
+                             "reads no path on its own machine").format(path=raw))
         if p.is_dir():
             raise BadInput(_("evidence {path}: is a directory; give a file").format(path=raw))
         if p.exists() and not p.is_file():
@@ -72,7 +83,8 @@ def examine(paths: list[str] | tuple[str, ...], max_bytes: int | None = None) ->
         if size != stated:
             raise BadInput(_("evidence {path}: {size} bytes read where the file says {stated} (changed while read, or a "
                              "pseudo-file); give a regular file that no longer changes").format(path=raw, size=size, stated=stated))
-        out.append(EvidenceFile(str(p.resolve()), digest.hexdigest(), size))
+        recorded = str(p.resolve()) if uploaded is None else uploaded[os.path.realpath(p)]
+        out.append(EvidenceFile(recorded, digest.hexdigest(), size, str(p.resolve())))
     return out
 
 
@@ -109,7 +121,7 @@ def keep(files: list[EvidenceFile], store: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
-            with os.fdopen(fd, "wb") as out, open(f.path, "rb") as src:
+            with os.fdopen(fd, "wb") as out, open(f.source or f.path, "rb") as src:
                 digest = hashlib.sha256()
                 while chunk := src.read(min(1 << 20, f.size + 1 - out.tell())):
                     digest.update(chunk)
