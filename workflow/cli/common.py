@@ -239,7 +239,10 @@ def command(f: Callable) -> Callable:
 
             server = remote.configured()
             if server is not None and not remote.is_local(remote.command_path(ctx)):
-                remote.forward(ctx, server)  # runs it on the server, and exits as it did
+                try:
+                    remote.forward(ctx, server)  # runs it on the server, and exits as it did
+                except remote.Refusal as exc:
+                    fail(exc.message, exc.details, exc.code)
         env = Env(ctx)
         _refuse_undecodable({**ctx.find_root().ensure_object(dict), **kwargs})
         try:

@@ -26,6 +26,18 @@ CLI_MEDIA = "application/vnd.anjian.cli+json"
 CHUNK = 1 << 16
 
 
+class Refusal(Exception):
+    """The client refuses, or the server answered with an error: shown by cli/common.fail."""
+
+    def __init__(self, message: str, details: list[str] | None = None, code: int = 2):
+        super().__init__(message)
+        self.message, self.details, self.code = message, details or [], code
+
+
+def fail(message: str, details: list[str] | None = None, code: int = 2) -> None:
+    raise Refusal(message, details, code)
+
+
 @dataclass(frozen=True)
 class Server:
     url: str
@@ -97,7 +109,6 @@ def params_of(ctx: click.Context) -> dict:
 def forward(ctx: click.Context, server: Server) -> None:
     """Run this command on `server` and exit as it did (never returns)."""
     from anjian.workflow.cli import remote_files
-    from anjian.workflow.cli.common import fail
 
     root = ctx.find_root().ensure_object(dict)
     path = command_path(ctx)
@@ -162,7 +173,6 @@ def _client(server: Server):
 def _request(client, server: Server, method: str, url: str, **kwargs):
     import httpx
 
-    from anjian.workflow.cli.common import fail
 
     try:
         response = client.request(method, url, **kwargs)
@@ -187,7 +197,6 @@ def _error_of(response) -> tuple[int, str, list[str]] | None:
 
 
 def _refuse(response, server: Server) -> None:
-    from anjian.workflow.cli.common import fail
 
     known = _error_of(response)
     if known is not None:
@@ -208,7 +217,6 @@ def _send(client, server: Server, path: list[str], params: dict) -> dict:
 def upload(client, server: Server, file: Path) -> str:
     """Upload `file` (streamed; its SHA-256 computed here, checked by the server and the server's checked
     here); its upload id. A file that cannot be read is refused naming it (exit 2), nothing sent."""
-    from anjian.workflow.cli.common import fail
 
     try:
         digest = hashlib.sha256()
@@ -261,7 +269,6 @@ def _sheet_evidence(client, server: Server, sheet: Path) -> dict:
 
 def _download(client, server: Server, f: dict) -> None:
     """Write a file the command made to the path the official gave (whole, or nothing)."""
-    from anjian.workflow.cli.common import fail
 
     target = Path(f["name"])
     response = _request(client, server, "GET", f["download"])
