@@ -90,9 +90,11 @@ RECORD_HEADERS = ["单位代码", "单位", "清单项", "内容", "要求", "�
 @click.option("--template", "template", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.xlsx",
               help="Write UNIT's checklist as a sheet to fill in; read it back with --file FILE.xlsx.")
 @click.option("--effective", metavar="DATE", help=EFFECTIVE_HELP)
+@click.option("--expect-version", type=int, metavar="N",
+              help="Refuse (exit 5) unless the unit is still at this version (see `anjian show`).")
 @format_option(("table", "json"))
 @command
-def record(env, unit, value, evidence, file, partial, errors, template, effective, fmt) -> None:
+def record(env, unit, value, evidence, file, partial, errors, template, effective, expect_version, fmt) -> None:
     """Record checklist facts: flags (是/否), counts, texts such as a keeper's name.
 
     ITEM is the item's code (see `anjian show UNIT`), its label, or a distinctive part of the label.
@@ -107,6 +109,8 @@ def record(env, unit, value, evidence, file, partial, errors, template, effectiv
         anjian record --file checklists.csv --partial --errors problems.csv
     """
     pairs = value  # ITEM VALUE, or ITEM=VALUE pairs (named `value` so that a bad byte is named VALUE)
+    if expect_version is not None and (file or template is not None):
+        fail(_("--expect-version goes with UNIT and its items, not with --file or --template"))
     if template is not None:
         if not unit or pairs or file or evidence:
             fail(_("--template FILE.xlsx goes with UNIT alone (e.g. anjian record 宽城峪耳崖镇 --template 清单.xlsx)"))
@@ -122,7 +126,7 @@ def record(env, unit, value, evidence, file, partial, errors, template, effectiv
     if not unit or not pairs:
         fail(_("give UNIT ITEM VALUE or UNIT ITEM=VALUE … (e.g. anjian record 宽城峪耳崖镇 staff.full_time=4), or --file FILE"))
     if len(pairs) == 2 and "=" not in pairs[0] and all("=" not in e for e in evidence):
-        _record_one(env, unit, pairs[0], pairs[1], evidence, effective, fmt)
+        _record_one(env, unit, pairs[0], pairs[1], evidence, effective, fmt, expect_version)
         return
     from anjian.workflow.services import checklist as records
 
@@ -141,17 +145,17 @@ def record(env, unit, value, evidence, file, partial, errors, template, effectiv
     if stray:
         fail(_("--evidence names an item that is not recorded here"), stray)
     rows = [records.RecordRow(0, unit, i.strip(), v, tuple(files.get(i.strip(), ()))) for i, v in items]
-    _record_rows(env, rows, unit, False, None, fmt, effective)
+    _record_rows(env, rows, unit, False, None, fmt, effective, expect_version)
 
 
-def _record_one(env, unit, item, value, evidence, effective, fmt) -> None:
+def _record_one(env, unit, item, value, evidence, effective, fmt, expect_version=None) -> None:
     """The one-fact form `record UNIT ITEM VALUE [--evidence FILE]`, as before."""
     from anjian.workflow.formats import output as render
     from anjian.workflow.services import checklist as records
 
     now, on = env.write_now, _effective(effective)
     res = records.record(env.database(), unit, item, value, env.actor, now, tuple(evidence), env.settings.evidence_dir,
-                         env.settings.limits.evidence_max_bytes, effective=on)
+                         env.settings.limits.evidence_max_bytes, effective=on, expect_version=expect_version)
     emit(fmt, lambda: "\n".join(_recorded_lines([res])), render.to_jsonable(res) | {"changed": res.changed})
 
 
@@ -189,7 +193,8 @@ def _record_file(env, file: str, partial: bool, errors: Path | None, fmt: str, e
     _record_rows(env, rows, file, partial, errors, fmt, effective)
 
 
-def _record_rows(env, rows, source: str, partial: bool, errors: Path | None, fmt: str, effective: str | None) -> None:
+def _record_rows(env, rows, source: str, partial: bool, errors: Path | None, fmt: str, effective: str | None,
+                 expect_version: int | None = None) -> None:
     """Record a batch and report it: the first 50 lines and problems on the terminal, a count, every
     problem in --errors FILE and JSON. With --partial, exit 0 when at least one row was recorded."""
     now, on = env.write_now, _effective(effective)
@@ -198,7 +203,7 @@ def _record_rows(env, rows, source: str, partial: bool, errors: Path | None, fmt
     from anjian.workflow.services import checklist as records
 
     res = records.record_batch(env.database(), rows, env.actor, now, partial, env.settings.evidence_dir,
-                               env.settings.limits.evidence_max_bytes, on)
+                               env.settings.limits.evidence_max_bytes, on, expect_version)
     if errors is not None:
         table = [[p.line, p.unit, p.item, p.kind, "; ".join(p.reasons)] for p in res.problems]
         write_file(errors, (render.as_csv(["line", "unit", "item", "kind", "reason"], table) + "\n").encode("utf-8-sig"))

@@ -77,6 +77,16 @@ async def command_route(request: Request) -> Response:
     wants_cli = CLI_MEDIA in request.headers.get("accept", "")
     if not wants_cli and "format" in {runner.api_name(p) for p in runner.api_params(cmd)}:
         params.setdefault("format", "json")
+    page = None
+    if not wants_cli:
+        try:
+            page = _page(request, params)
+        except BadInput as exc:
+            return error(2, exc.message, list(exc.details))
+    if request.headers.get("if-match") and tuple(path) in IF_MATCH:
+        stale = await run_in_threadpool(_stale, state.db, path, params, request.headers["if-match"])
+        if stale is not None:
+            return error(stale[0], stale[1])
     typed, sheet = params.pop("client_files", None) or {}, params.pop("sheet_evidence", None) or {}
     workspace = files.workspace(state)
     try:
@@ -103,9 +113,84 @@ async def command_route(request: Request) -> Response:
         code, message, details = outcome.failure or (outcome.exit, outcome.stderr.strip(), [])
         return error(outcome.exit, message, details)
     try:
-        return JSONResponse(json.loads(outcome.stdout) if outcome.stdout.strip() else None)
+        body = json.loads(outcome.stdout) if outcome.stdout.strip() else None
     except ValueError:
-        return JSONResponse({"output": outcome.stdout, "messages": outcome.stderr})
+        return JSONResponse({"output": outcome.stdout, "messages": outcome.stderr, "files": made})
+    headers = {}
+    if path == ["show"] and isinstance(body, dict) and "code" in body and "version" in body:
+        headers["ETag"] = etag(body["code"], body["version"])
+    if isinstance(body, list) and page is not None:
+        limit, offset = page
+        headers["X-Total-Count"] = str(len(body))
+        if offset + limit < len(body):
+            headers["Link"] = '<{url}>; rel="next"'.format(url=request.url.include_query_params(
+                limit=limit, offset=offset + limit))
+        body = body[offset:offset + limit]
+    return JSONResponse(body, headers=headers)
+
+
+# Commands whose answer is a list: paged on the API (`limit`, `offset`), never on the CLI.
+PAGE_DEFAULT, PAGE_MOST = 100, 1000
+# Writes that take `If-Match: W/"CODE-vN"` (the ETag of `show`): refused (409, exit 5) when the unit moved on.
+IF_MATCH = {("advance",), ("record",), ("designate",)}
+
+
+def etag(code: str, version: int) -> str:
+    return f'W/"{code}-v{version}"'
+
+
+def _page(request: Request, params: dict) -> tuple[int, int]:
+    """`limit` (default 100, at most 1000) and `offset` from the query string (a GET's params lose them)."""
+    from anjian.i18n import _
+    from anjian.workflow.errors import BadInput
+
+    values = []
+    for name, default, most in (("limit", PAGE_DEFAULT, PAGE_MOST), ("offset", 0, None)):
+        text = request.query_params.get(name)
+        if request.method == "GET":
+            params.pop(name, None)
+        if text is None:
+            values.append(default)
+            continue
+        if not text.isdigit() or (name == "limit" and int(text) == 0) or (most is not None and int(text) > most):
+            raise BadInput(_("{name}={value}: give a whole number (limit 1 to {most}, offset 0 or more)")
+                           .format(name=name, value=text, most=PAGE_MOST))
+        values.append(int(text))
+    return values[0], values[1]
+
+
+def _stale(db, path: list[str], params: dict, header: str) -> tuple[int, str] | None:
+    """(exit, message) when `If-Match` does not match the unit's ETag now; sets expect_version for the
+    command itself to check again in its own transaction (advance, record)."""
+    import re
+
+    from anjian.i18n import _
+    from anjian.workflow.engine.names import Resolver
+    from anjian.workflow.errors import BadInput, Conflict
+    from anjian.workflow.services.advance import conflict_message
+    from anjian.workflow.store.models import Unit
+
+    found = re.fullmatch(r'\s*(?:W/)?"([^"]+)-v(\d+)"\s*', header)
+    if found is None:
+        return 2, _('If-Match: {value} is not an ETag of `show` (W/"CODE-vN")').format(value=header)
+    unit = params.get("unit")
+    if not isinstance(unit, str) or not unit:
+        return 2, _("If-Match goes with one UNIT, not with --file")
+    try:
+        with db.read() as session:
+            ref = Resolver(session).resolve(unit)
+            if ref.code != found.group(1) or ref.version != int(found.group(2)):
+                if ref.code != found.group(1):
+                    return 5, _("If-Match names {tagged}, but the request is for {unit} ({code})").format(
+                        tagged=found.group(1), unit=ref.name, code=ref.code)
+                raise Conflict(conflict_message(session.get(Unit, ref.code), int(found.group(2))))
+    except Conflict as exc:
+        return 5, exc.message
+    except BadInput as exc:
+        return 2, exc.message
+    if path[0] in ("advance", "record"):
+        params.setdefault("expect_version", int(found.group(2)))
+    return None
 
 
 def _language(request: Request) -> str:

@@ -125,10 +125,11 @@ def _bump(session: Session, ref: UnitRef, now: dt.datetime, actor: Acting) -> No
 
 def record(db: Database, unit: str, item: str, value: str, actor: Acting | str, now: dt.datetime,
            evidence: tuple[str, ...] = (), evidence_dir=None, evidence_max: int | None = None,
-           effective: dt.date | None = None) -> Recorded:
+           effective: dt.date | None = None, expect_version: int | None = None) -> Recorded:
     """Record one checklist fact (an unchanged value writes nothing). Evidence is hashed and copied into
     the store before the write lock is taken (see `keep`). With `effective`, a late entry (补录) of a
-    paper record of that date (services/late.py)."""
+    paper record of that date (services/late.py). A stale `expect_version` is refused (Conflict), as
+    `advance` refuses it."""
     actor = authz.acting(actor)
     files = examine(list(evidence), evidence_max)
     if files and evidence_dir is not None:
@@ -137,6 +138,7 @@ def record(db: Database, unit: str, item: str, value: str, actor: Acting | str, 
         campaign = campaign_in_force(session)
         # an item named by its label narrows the unit as its id does (宽城 + a county item is the county)
         ref = Resolver(session).resolve(unit, levels=item_levels(campaign, item))
+        _expect(session, ref, expect_version)
         it = find_item(campaign, ref.level, item)
         stored = normalize_value(it, value)
         # after the input is checked, as `advance` checks unit and trigger first: no item is bad input (2)
@@ -332,8 +334,17 @@ class RecordBatch:
         return sum(r.changed for r in self.recorded)
 
 
+def _expect(session: Session, ref: UnitRef, expect_version: int | None) -> None:
+    from anjian.workflow.errors import Conflict
+    from anjian.workflow.services.advance import conflict_message
+
+    if expect_version is not None and ref.version != expect_version:
+        raise Conflict(conflict_message(session.get(Unit, ref.code), expect_version))
+
+
 def record_batch(db: Database, rows: list[RecordRow], actor: Acting | str, now: dt.datetime, partial: bool = False,
-                 evidence_dir=None, evidence_max: int | None = None, effective: dt.date | None = None) -> RecordBatch:
+                 evidence_dir=None, evidence_max: int | None = None, effective: dt.date | None = None,
+                 expect_version: int | None = None) -> RecordBatch:
     """Record many checklist facts in one transaction, every row checked first: all or nothing, or with
     `partial` the rows that pass. One audit row per written item, with the same detail keys as `record`;
     an unchanged value writes nothing."""
@@ -350,6 +361,8 @@ def record_batch(db: Database, rows: list[RecordRow], actor: Acting | str, now: 
         keep(kept, evidence_dir)
     with db.write() as session:
         good = _checked_rows(session, rows, files, actor, now, effective, problems)
+        for ref, *_rest in good:  # the pairs of one unit (`record UNIT A=1 B=2 --expect-version N`)
+            _expect(session, ref, expect_version)
         problems.sort(key=lambda p: p.line)
         recorded = _write_rows(session, [] if problems and not partial else good, actor, now)
     audit_batch_denials(db, actor, now, problems, "record", "item")
