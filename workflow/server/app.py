@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from anjian.workflow.server import files
+from anjian.workflow.server import files, openapi
 from anjian.workflow.server.config import ServiceConfig
 
 API = "/api/v1"
@@ -57,7 +57,9 @@ async def command_route(request: Request) -> Response:
     if who is None:
         return error(4, _("sign in first: no valid token or session (anjian login --server URL)"), status=401)
     path = [p for p in request.path_params["path"].split("/") if p]
-    found = runner.find(path)
+    from anjian.workflow.cli.remote import LOCAL_ONLY
+
+    found = runner.find(path) if " ".join(path) not in LOCAL_ONLY and path[:1] != ["serve"] else None
     if found is None:
         return error(2, _("no such command: {name}").format(name=" ".join(path)), status=404)
     cmd, _names = found
@@ -203,6 +205,7 @@ def create_app(state: ServiceState) -> Starlette:
     state.proxy_networks = state.config.proxy_networks()
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route(API + "/openapi.json", openapi.route, methods=["GET"]),
         Route(API + "/uploads", files.upload_route, methods=["POST"]),
         Route(API + "/downloads/{ident}", files.download_route, methods=["GET"]),
         Route(API + "/{path:path}", command_route, methods=["GET", "POST"]),
