@@ -47,10 +47,11 @@ class Server:
 def configured(environ: dict | None = None) -> Server | None:
     """The server this command goes to: ANJIAN_SERVER with ANJIAN_TOKEN, else the client file
     (settings.client_config_path) when it names both; None for embedded mode."""
-    env = os.environ if environ is None else environ
+    from anjian.workflow.settings import client_config_path, environ as process_environ
+
+    env = process_environ() if environ is None else environ
     if env.get("ANJIAN_SERVER"):
         return Server(env["ANJIAN_SERVER"].rstrip("/"), env.get("ANJIAN_TOKEN", ""))
-    from anjian.workflow.settings import client_config_path
 
     path = client_config_path(env)
     try:

@@ -63,19 +63,9 @@ async def command_route(request: Request) -> Response:
     if found is None:
         return error(2, _("no such command: {name}").format(name=" ".join(path)), status=404)
     cmd, _names = found
-    if request.method == "POST":
-        body = await request.body()
-        if len(body) > state.config.max_body_bytes:
-            return error(2, _("the request is too large"), status=413)
-        try:
-            params = json.loads(body or b"{}")
-        except ValueError:
-            return error(2, _("the request body is not JSON"))
-        if not isinstance(params, dict):
-            return error(2, _("the request body must be a JSON object of the command's parameters"))
-    else:
-        params = {k: (v if len(vs := request.query_params.getlist(k)) == 1 else vs)
-                  for k, v in request.query_params.items()}
+    params = await _params(request, state)
+    if isinstance(params, Response):
+        return params
     wants_cli = CLI_MEDIA in request.headers.get("accept", "")
     if not wants_cli and "format" in {runner.api_name(p) for p in runner.api_params(cmd)}:
         params.setdefault("format", "json")
@@ -107,10 +97,33 @@ async def command_route(request: Request) -> Response:
         made = await run_in_threadpool(files.publish, state, who.actor.name, workspace)
     finally:
         workspace.close()
-    status = STATUS.get(outcome.exit, 500)
     if wants_cli:
         return JSONResponse({"exit": outcome.exit, "stdout": outcome.stdout, "stderr": outcome.stderr, "files": made},
-                            status_code=status, media_type=CLI_MEDIA)
+                            status_code=STATUS.get(outcome.exit, 500), media_type=CLI_MEDIA)
+    return _json_answer(request, path, outcome, made, page)
+
+
+async def _params(request: Request, state: ServiceState) -> dict | Response:
+    """The command's parameters: a POST's JSON object, or a GET's query string."""
+    from anjian.i18n import _
+
+    if request.method != "POST":
+        return {k: (v if len(vs := request.query_params.getlist(k)) == 1 else vs)
+                for k, v in request.query_params.items()}
+    body = await request.body()
+    if len(body) > state.config.max_body_bytes:
+        return error(2, _("the request is too large"), status=413)
+    try:
+        params = json.loads(body or b"{}")
+    except ValueError:
+        return error(2, _("the request body is not JSON"))
+    if not isinstance(params, dict):
+        return error(2, _("the request body must be a JSON object of the command's parameters"))
+    return params
+
+
+def _json_answer(request: Request, path: list[str], outcome, made: list[dict], page) -> Response:
+    """A program's answer: the command's JSON (paged when a list; `show` with its ETag), or its error."""
     if outcome.exit != 0:
         code, message, details = outcome.failure or (outcome.exit, outcome.stderr.strip(), [])
         return error(outcome.exit, message, details)
