@@ -47,7 +47,8 @@ class Server:
 def configured(environ: dict | None = None) -> Server | None:
     """The server this command goes to: ANJIAN_SERVER with ANJIAN_TOKEN, else the client file
     (settings.client_config_path) when it names both; None for embedded mode."""
-    from anjian.workflow.settings import client_config_path, environ as process_environ
+    from anjian.workflow.settings import client_config_path
+    from anjian.workflow.settings import environ as process_environ
 
     env = process_environ() if environ is None else environ
     if env.get("ANJIAN_SERVER"):
