@@ -139,6 +139,9 @@ def forward(ctx: click.Context, server: Server) -> None:
             for v in values:
                 prefix, file = remote_files.split_paired(str(v)) if (*path, name) in remote_files.PAIRED \
                     else ("", str(v))
+                if not Path(file).exists() and not Path(file).is_symlink():
+                    sent.append(prefix + "absent:" + file)  # the command says it is missing, in its own words
+                    continue
                 ident = upload(client, server, Path(file))
                 typed[ident] = file
                 sent.append(prefix + "upload:" + ident)

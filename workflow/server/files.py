@@ -27,6 +27,7 @@ from anjian.workflow.errors import BadInput
 
 LIFETIME = dt.timedelta(hours=1)
 PREFIX = "upload:"
+ABSENT = "absent:"  # `absent:PATH`: the client has no such file; the command reports it as missing
 
 
 def error(exit_code: int, message: str, status: int) -> JSONResponse:
@@ -203,6 +204,12 @@ def prepare(state, owner: str, path: list[str], params: dict, ws: Workspace, typ
                 continue
             prefix, ref = remote_files.split_paired(str(v)) if (*path, name) in remote_files.PAIRED \
                 else ("", v)
+            if isinstance(ref, str) and ref.startswith(ABSENT):  # a file the client does not have
+                text = ref[len(ABSENT):]
+                target = ws.folder / "in" / secrets.token_hex(4) / (Path(text).name or "file")
+                ws.shown[str(target)] = text
+                done.append(prefix + str(target))
+                continue
             upload, meta = _upload_of(state, owner, ref, where)
             text = typed.get(meta["id"], meta["name"])
             target = _place(ws, upload, Path(text).name or "file")
