@@ -234,7 +234,8 @@ def command(f: Callable) -> Callable:
     @functools.wraps(f)
     @click.pass_context
     def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
-        if ctx.find_root().ensure_object(dict).get("call") is None:  # not already run by the service
+        # not already run by the service, nor a group's own body before its subcommand (`notices settle`)
+        if ctx.find_root().ensure_object(dict).get("call") is None and not ctx.invoked_subcommand:
             from anjian.workflow.cli import remote
 
             server = remote.configured()
