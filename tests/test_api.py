@@ -85,3 +85,14 @@ def test_an_error_has_its_exit_code_beside_the_status(served):
     assert answer.status_code in (403, 409)
     error = answer.json()["error"]
     assert error["exit"] in (3, 4) and error["message"]
+
+
+def test_a_program_gets_the_files_a_command_wrote(served):
+    """`status --out` for a program: the messages and the file to download, in JSON."""
+    with clock_at("2014-12-15T09:00"):
+        answer = _post(served, "status", {"format": "csv", "out": "p.csv"})
+        assert answer.status_code == 200, answer.text
+        [made] = answer.json()["files"]
+        data = _get(served, made["download"].removeprefix("/api/v1/")).content
+    assert made["name"] == "p.csv" and "p.csv" in answer.json()["messages"]
+    assert len(data) == made["size"] and data.startswith(b"\xef\xbb\xbf")  # CSV with its BOM, as embedded

@@ -121,8 +121,11 @@ def forward(ctx: click.Context, server: Server) -> None:
         fail(_("--db is not used with a server ({server}): the service owns the database; to use a database "
                "here, unset ANJIAN_SERVER or sign out (anjian logout)").format(server=server.url))
     params = params_of(ctx)
-    if root.get("now") is not None:
-        params["now"] = root["now"]
+    from anjian.workflow.settings import environ
+
+    now = root.get("now") or environ().get("ANJIAN_NOW")  # read as of a time, as embedded; a write refuses it
+    if now:
+        params["now"] = now
     typed: dict[str, str] = {}
     with _client(server) as client:
         for name, value in list(params.items()):
@@ -169,7 +172,7 @@ def _client(server: Server):
     from anjian.workflow.formats.output import terminal_width
 
     headers = {"Authorization": f"Bearer {server.token}", "Accept-Language": current()}
-    width = terminal_width() if sys.stdout.isatty() else None
+    width = terminal_width()  # as embedded mode measures it: COLUMNS, else the terminal; None for a pipe
     if width:
         headers["X-Anjian-Columns"] = str(width)
     return httpx.Client(base_url=server.url, headers=headers, timeout=httpx.Timeout(30.0, read=None))

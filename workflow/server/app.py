@@ -131,6 +131,8 @@ def _json_answer(request: Request, path: list[str], outcome, made: list[dict], p
         body = json.loads(outcome.stdout) if outcome.stdout.strip() else None
     except ValueError:
         return JSONResponse({"output": outcome.stdout, "messages": outcome.stderr, "files": made})
+    if body is None and (made or outcome.stderr):  # wrote a file (--out): what it said, and the download
+        return JSONResponse({"output": "", "messages": outcome.stderr, "files": made})
     headers = {}
     if path == ["show"] and isinstance(body, dict) and "code" in body and "version" in body:
         headers["ETag"] = etag(body["code"], body["version"])
