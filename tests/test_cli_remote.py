@@ -175,3 +175,23 @@ def test_an_upload_whose_digest_differs_is_refused(served):
     answer = httpx.post(served.url + "/api/v1/uploads", content=b"hello",
                         headers={"Authorization": "Bearer " + served.token("tester"), "X-Anjian-Filename": "a%20b.txt"})
     assert answer.status_code == 201 and answer.json()["size"] == 5 and answer.json()["name"] == "a b.txt"
+
+
+def test_every_file_parameter_is_in_the_table():
+    """Each parameter that names a file (a click Path, or a FILE metavar) is an input, an output or a
+    server-side path in cli/remote_files, and the table names no parameter that does not exist."""
+    import click
+
+    from anjian.workflow.cli.remote_files import INPUTS, OUTPUTS, SERVER_ONLY, api_name
+    from anjian.workflow.server.openapi import commands
+
+    every, files = set(), set()
+    for path, cmd in commands():
+        for p in cmd.params:
+            key = (*path, api_name(p))
+            every.add(key)
+            if isinstance(p.type, click.Path) or "FILE" in (p.metavar or "") or p.name in ("outbox", "key"):
+                files.add(key)
+    table = INPUTS | OUTPUTS | SERVER_ONLY
+    assert files - table == set()
+    assert table - every == set()

@@ -15,16 +15,15 @@ INPUTS = {
 }
 OUTPUTS = {
     ("status", "out"), ("units", "out"), ("report", "progress", "out"), ("report", "dossier", "out"),
-    ("report", "circular", "out"), ("assessment", "out"), ("history", "out"), ("notices", "list", "out"),
-    ("record", "errors"), ("advance", "errors"), ("designate", "errors"), ("record", "template"),
-    ("deadlines", "ics"), ("audit", "checkpoint", "out"), ("diagram", "out"), ("contact", "list", "out"),
-    ("contact", "import", "errors"),
+    ("report", "circular", "out"), ("record", "errors"), ("advance", "errors"), ("record", "template"),
+    ("deadlines", "ics"), ("audit", "checkpoint", "out"), ("diagram", "out"),
 }
+# (`daemon --log-file` too, but `daemon` runs on the server's machine only: cli/remote.LOCAL_ONLY)
 SERVER_ONLY = {
-    ("audit", "checkpoint", "key"), ("notices", "settle", "outbox"), ("daemon", "log_file"),
+    ("audit", "checkpoint", "key"), ("notices", "settle", "outbox"),
 }
-# `--evidence ITEM=FILE`: the file is after the first "=" (or the whole value, the one-fact form)
-PAIRED = {("record", "evidence"), ("advance", "evidence")}
+# `record --evidence ITEM=FILE`: the file is after the first "=" (or the whole value, the one-fact form)
+PAIRED = {("record", "evidence")}
 
 
 def kind(path: tuple[str, ...] | list[str], name: str) -> str | None:
