@@ -244,6 +244,7 @@ def publish(state, owner: str, ws: Workspace) -> list[dict]:
     files = []
     folder = _folder(state, "downloads")
     now = dt.datetime.now(dt.UTC)
+    sweep(folder, now)
     for param, path, text in ws.outputs:
         if not path.is_file():
             continue
