@@ -195,3 +195,13 @@ def test_every_file_parameter_is_in_the_table():
     table = INPUTS | OUTPUTS | SERVER_ONLY
     assert files - table == set()
     assert table - every == set()
+
+
+def test_the_clients_language_is_the_servers_answer(remote, cli, monkeypatch):
+    """An English client gets the command's English output from the server, as embedded mode prints it."""
+    monkeypatch.setenv("ANJIAN_LANG", "en")
+    r, e = remote("show", YUERYA), cli("show", YUERYA)
+    assert r.exit_code == e.exit_code == 0
+    assert r.stdout == e.stdout and "状态：" not in r.stdout
+    r = remote("--as", "chief", "status")
+    assert "--as is not used with a server" in r.stderr
