@@ -152,7 +152,7 @@ def test_an_upload_over_the_limit_writes_nothing(chengde, db_url, tmp_path, monk
     home = tmp_path / "home"
     settings = resolve(db_url, env={"ANJIAN_HOME": str(home)})
     big = tmp_path / "big.pdf"
-    big.write_bytes(b"x" * 5000)
+    big.write_bytes(b"x" * (3 << 20))  # megabytes the server refuses before reading them
     monkeypatch.chdir(tmp_path)
     with serving(chengde, settings, max_upload_bytes=1000) as s:
         s.token("tester")  # issuing the token is audited itself
