@@ -205,3 +205,11 @@ def test_the_clients_language_is_the_servers_answer(remote, cli, monkeypatch):
     assert r.stdout == e.stdout and "状态：" not in r.stdout
     r = remote("--as", "chief", "status")
     assert "--as is not used with a server" in r.stderr
+
+
+def test_a_missing_file_is_told_as_embedded_tells_it(remote, cli):
+    """Evidence or a sheet the client does not have: the same message and exit code as embedded mode."""
+    for args in (("record", YUERYA, "six.vehicle", "是", "--evidence", "没有.pdf"),
+                 ("designate", "--file", "没有.csv"), ("contact", "import", "没有.csv")):
+        r, e = remote(*args), cli(*args)
+        assert (r.exit_code, r.stderr) == (e.exit_code, e.stderr), args

@@ -208,6 +208,7 @@ def prepare(state, owner: str, path: list[str], params: dict, ws: Workspace, typ
                 text = ref[len(ABSENT):]
                 target = ws.folder / "in" / secrets.token_hex(4) / (Path(text).name or "file")
                 ws.shown[str(target)] = text
+                ws.recorded[os.path.realpath(target)] = text  # evidence: "no such file", as embedded says
                 done.append(prefix + str(target))
                 continue
             upload, meta = _upload_of(state, owner, ref, where)
