@@ -213,3 +213,10 @@ def test_a_missing_file_is_told_as_embedded_tells_it(remote, cli):
                  ("designate", "--file", "没有.csv"), ("contact", "import", "没有.csv")):
         r, e = remote(*args), cli(*args)
         assert (r.exit_code, r.stderr) == (e.exit_code, e.stderr), args
+
+
+def test_an_out_file_that_cannot_be_written_is_told_as_embedded(remote, cli):
+    """`--out` into a folder the client does not have: exit 2 with embedded mode's message."""
+    args = ("status", "--format", "csv", "--out", "no-such-folder/p.csv")
+    r, e = remote(*args), cli(*args)
+    assert (r.exit_code, r.stderr) == (e.exit_code, e.stderr) and r.exit_code == 2

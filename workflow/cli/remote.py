@@ -300,4 +300,6 @@ def _download(client, server: Server, f: dict) -> None:
     except OSError as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+        if f.get("param") == "out":  # as embedded mode says it (cli/common.write_file)
+            fail(_("--out {file}: cannot write this file: {reason}").format(file=target, reason=exc.strerror or exc))
         fail(_("{file}: cannot write this file: {reason}").format(file=target, reason=exc.strerror or exc))
