@@ -120,6 +120,10 @@ def test_walk_kuancheng_remote_and_embedded_print_the_same(remote, twin, served,
     (files / "车辆.pdf").write_bytes(b"%PDF vehicle")
     sheet.write_text(f"unit,item,value,evidence\n{YUERYA_CODE},six.vehicle,是,车辆.pdf\n", encoding="utf-8")
     step("record", "--file", str(sheet), official="chief_yuerya", now="2015-01-06T09:00")
+    step("record", YUERYA, "--template", "清单.xlsx", official="chief_yuerya", now="2015-01-06T09:00")
+    assert (remote.folder / "清单.xlsx").stat().st_size > 0 and (step.folder / "清单.xlsx").exists()
+    step("deadlines", "--ics", "节点.ics", now="2015-01-06T09:00")
+    assert (remote.folder / "节点.ics").read_bytes() == (step.folder / "节点.ics").read_bytes()
     with clock_at("2015-01-20T09:00"):
         for db in (served.db, twin_db):
             record_checklist(db, YUERYA_CODE, frozenset({"provincial_demo"}), actor="chief_yuerya",
