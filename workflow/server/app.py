@@ -105,11 +105,15 @@ def _language(request: Request) -> str:
 
 def create_app(state: ServiceState) -> Starlette:
     """The application over an opened database (the caller upgrades and checks it first)."""
+    from anjian.workflow.server import ops
+    from anjian.workflow.server.observe import Observe
+
     state.proxy_networks = state.config.proxy_networks()
     routes = [
-        Route("/healthz", healthz, methods=["GET"]),
+        *ops.routes(),  # /healthz, /readyz, /metrics
         Route(API + "/{path:path}", command_route, methods=["GET", "POST"]),
     ]
     app = Starlette(routes=routes)
     app.state.service = state
+    app.add_middleware(Observe, state=state, metrics=ops.metrics_of(app), tls=bool(state.config.ssl_certfile))
     return app
