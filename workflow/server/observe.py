@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import logging
 import re
-import sys
 import time
 import uuid
 from contextvars import ContextVar
