@@ -32,17 +32,14 @@ class ServiceState:
     config: ServiceConfig
     proxy_networks: list = field(default_factory=list)
     ready: bool = False
+    stopping: bool = False  # SIGTERM came: /healthz and /readyz answer 503 while requests in flight finish
+    metrics_check: object = None  # who may read /metrics (an address -> bool); None: loopback and metrics_from
 
 
 def error(exit_code: int, message: str, details: list[str] | None = None, status: int | None = None) -> JSONResponse:
     """An error as the API answers it: the contract's exit code beside the HTTP status."""
     body = {"error": {"exit": exit_code, "message": message, "details": details or []}}
     return JSONResponse(body, status_code=status or STATUS.get(exit_code, 500))
-
-
-async def healthz(request: Request) -> Response:
-    state: ServiceState = request.app.state.service
-    return JSONResponse({"ok": state.ready}, status_code=200 if state.ready else 503)
 
 
 async def command_route(request: Request) -> Response:

@@ -78,7 +78,7 @@ def _run(settings, db, config, log_file: str | None) -> None:
 
         def handle_exit(self, sig, frame) -> None:
             state.ready = False
-            app.state.stopping = True
+            state.stopping = True
             super().handle_exit(sig, frame)
 
     server = Server(uvicorn.Config(

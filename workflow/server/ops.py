@@ -71,7 +71,7 @@ def metrics_networks(config) -> list:
 async def healthz(request: Request) -> Response:
     """200 {"ok": true} once the service is ready; 503 while it starts or stops (the contract)."""
     state = request.app.state.service
-    ready = state.ready and not getattr(request.app.state, "stopping", False)
+    ready = state.ready and not state.stopping
     return JSONResponse({"ok": ready}, status_code=200 if ready else 503)
 
 
@@ -95,7 +95,7 @@ def _database_ready(db) -> str | None:
 async def readyz(request: Request) -> Response:
     state = request.app.state.service
     problem = await run_in_threadpool(_database_ready, state.db)
-    if problem is None and not getattr(request.app.state, "stopping", False):
+    if problem is None and not state.stopping:
         return JSONResponse({"ok": True})
     return JSONResponse({"ok": False, "problem": problem or "stopping"}, status_code=503)
 
@@ -103,7 +103,7 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     state = request.app.state.service
     address = request.client.host if request.client else ""
-    check = getattr(request.app.state, "metrics_check", None) or (
+    check = state.metrics_check or (
         lambda a: metrics_allowed(a, metrics_networks(state.config)))
     if not check(address):
         from anjian.i18n import _
