@@ -194,3 +194,23 @@ def test_serve_refuses_anjian_now_and_an_empty_database(fresh_db, db_url, tmp_pa
     r = subprocess.run([ANJIAN, "serve", "--port", "0"], env=_env(db_url, tmp_path), capture_output=True, text=True,
                        encoding="utf-8", timeout=120)
     assert r.returncode == 2 and "anjian init" in r.stderr, r.stderr
+
+
+def test_check_names_a_bad_service_setting(chengde, db_url, tmp_path):
+    """A [service] setting that is not valid is a ✗ line naming the setting, exit 2."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    (home / "config.toml").write_text('[service]\nport = "abc"\n', encoding="utf-8")
+    r = _check(db_url, home)
+    assert r.returncode == 2
+    assert r.stdout.splitlines()[0].startswith("✗") and "[service] port" in r.stdout.splitlines()[0], r.stdout
+
+
+def test_the_reminder_scheduler_runs_inside_serve_and_is_counted(chengde, db_url, tmp_path):
+    """Without --no-scheduler, serve runs the daemon's catch-up pass at start, counts it in /metrics, and still exits 0 on SIGTERM."""
+    with serve(db_url, tmp_path / "home") as p:
+        p.wait_for("提醒任务完成")  # the daemon's "Reminder pass done" line
+        metrics = httpx.get(p.url + "/metrics").text
+        assert "anjian_reminder_passes_total 1.0" in metrics
+        p.proc.send_signal(signal.SIGTERM)
+        assert p.proc.wait(timeout=120) == 0

@@ -44,10 +44,18 @@ def serve(env, host, port, no_scheduler, check, ssl_certfile, ssl_keyfile, log_f
             source=settings.now_source))
     if settings.as_user:
         fail(_("--as (ANJIAN_USER) is not used with anjian serve: officials sign in to the service"))
-    config = service_config(settings, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
-                            scheduler=False if no_scheduler else None)
+    given = {"host": host, "port": port, "ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile,
+             "scheduler": False if no_scheduler else None}
     if check:
-        sys.exit(0 if run_checks(env, settings, config) else 2)
+        from anjian.workflow.errors import BadInput
+        from anjian.workflow.server.config import ServiceConfig
+
+        try:
+            config, problem = service_config(settings, **given), None
+        except BadInput as exc:
+            config, problem = ServiceConfig(), exc.message
+        sys.exit(0 if run_checks(env, settings, config, problem) else 2)
+    config = service_config(settings, **given)
     if bool(config.ssl_certfile) != bool(config.ssl_keyfile):
         fail(_("--ssl-certfile and --ssl-keyfile go together ([service] ssl_certfile, ssl_keyfile)"))
     group = settings.file_group
@@ -73,6 +81,10 @@ def _run(settings, db, config, log_file: str | None) -> None:
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:
+            import anyio.to_thread
+
+            # commands run in worker threads: at most [service] workers_threads at once
+            anyio.to_thread.current_default_thread_limiter().total_tokens = max(1, config.workers_threads)
             await super().startup(sockets=sockets)
             state.ready = not self.should_exit
 
@@ -89,9 +101,11 @@ def _run(settings, db, config, log_file: str | None) -> None:
     if config.scheduler:
         scheduler = Daemon(db, notify_settings(settings.data_dir, settings.env), settings.outbox, clock_from(None),
                            on_pass=metrics.reminder_pass)
-    # uvicorn raises the signal again once it has stopped; the process then ends as asked, with 0.
+    # Before uvicorn takes the signals (while the scheduler starts) a SIGTERM asks the server to stop at
+    # once; uvicorn raises the signal again once it has stopped, and this handler then lets the process
+    # end as asked, with 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda _s, _f: None)
+        signal.signal(sig, lambda _s, _f: setattr(server, "should_exit", True))
     try:
         if scheduler is not None:
             scheduler.start_background()
@@ -126,13 +140,17 @@ def make_private(settings, db) -> None:
         os.chmod(file.parent, folder | (stat.S_ISGID if settings.file_group else 0))
 
 
-def run_checks(env, settings, config) -> bool:
-    """Print the checklist (✓/✗ per line); True when every line passes."""
+def run_checks(env, settings, config, problem: str | None = None) -> bool:
+    """Print the checklist (✓/✗ per line); True when every line passes. `problem`: what is wrong with
+    the [service] settings (the rest is then checked with the defaults)."""
     results: list[tuple[bool, str]] = []
     mode, folder_mode = _private_mode(settings.file_group)
-    results.append((True, _("configuration: listening on {host}:{port}{tls}, scheduler {scheduler}").format(
-        host=config.host, port=config.port, tls=" (HTTPS)" if config.ssl_certfile else "",
-        scheduler=_("on") if config.scheduler else _("off"))))
+    if problem is not None:
+        results.append((False, problem))
+    else:
+        results.append((True, _("configuration: listening on {host}:{port}{tls}, scheduler {scheduler}").format(
+            host=config.host, port=config.port, tls=" (HTTPS)" if config.ssl_certfile else "",
+            scheduler=_("on") if config.scheduler else _("off"))))
     if bool(config.ssl_certfile) != bool(config.ssl_keyfile):
         results.append((False, _("--ssl-certfile and --ssl-keyfile go together ([service] ssl_certfile, ssl_keyfile)")))
     for given in (config.ssl_certfile, config.ssl_keyfile):
