@@ -10,6 +10,7 @@ import queue
 import re
 import signal
 import sqlite3
+import ssl
 import stat
 import subprocess
 import sys
@@ -66,8 +67,8 @@ def serve(db_url: str, home: Path, *args: str) -> Iterator[Process]:
 
     threading.Thread(target=read, daemon=True).start()
     p = Process(proc, "", lines, log)
-    started = p.wait_for(r"Uvicorn running on http://")
-    p.url = re.search(r"(http://[0-9.]+:\d+)", started).group(1)
+    started = p.wait_for(r"Uvicorn running on https?://")
+    p.url = re.search(r"(https?://[0-9.]+:\d+)", started).group(1)
     try:
         yield p
     finally:
@@ -214,3 +215,38 @@ def test_the_reminder_scheduler_runs_inside_serve_and_is_counted(chengde, db_url
         assert "anjian_reminder_passes_total 1.0" in metrics
         p.proc.send_signal(signal.SIGTERM)
         assert p.proc.wait(timeout=120) == 0
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (0600), made here."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    os.chmod(key_file, 0o600)
+    return cert_file, key_file
+
+
+def test_serve_speaks_https_with_hsts(chengde, db_url, tmp_path):
+    """With --ssl-certfile and --ssl-keyfile serve answers over TLS, and every answer carries Strict-Transport-Security."""
+    cert, key = _self_signed(tmp_path)
+    with serve(db_url, tmp_path / "home", "--no-scheduler", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)) as p:
+        assert p.url.startswith("https://")
+        r = httpx.get(p.url + "/healthz", verify=ssl.create_default_context(cafile=str(cert)))
+        assert r.status_code == 200
+        assert r.headers["strict-transport-security"].startswith("max-age=")
