@@ -5,12 +5,19 @@ the test officials are issued through the credentials service."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import queue
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from anjian.workflow.store.db import Database
 
@@ -64,3 +71,57 @@ def serving(db: Database, settings, **config) -> Iterator[Served]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+# -- the real `anjian serve` process -------------------------------------------------------------
+
+ANJIAN = str(Path(sys.executable).with_name("anjian"))
+
+
+def _env(db_url: str, home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANJIAN_") or k == "ANJIAN_LANG"}
+    env.update(ANJIAN_DB=db_url, ANJIAN_HOME=str(home), ANJIAN_LANG="zh", **extra)
+    return env
+
+
+@dataclass
+class Process:
+    proc: subprocess.Popen
+    url: str
+    lines: queue.Queue
+    log: list[str] = field(default_factory=list)
+
+    def wait_for(self, pattern: str) -> str:
+        """The next stderr line matching `pattern` (blocks on the process's own output, no sleeping)."""
+        while True:
+            line = self.lines.get(timeout=120)
+            if line is None:
+                raise AssertionError("serve ended before printing " + pattern + ":\n" + "".join(self.log))
+            if re.search(pattern, line):
+                return line
+
+
+@contextmanager
+def serve(db_url: str, home: Path, *args: str) -> Iterator[Process]:
+    """`anjian serve --port 0 ARGS…` until the block ends (SIGTERM, then waited for)."""
+    proc = subprocess.Popen([ANJIAN, "serve", "--port", "0", *args], env=_env(db_url, home),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+    lines: queue.Queue = queue.Queue()
+    log: list[str] = []
+
+    def read() -> None:
+        for line in proc.stderr:
+            log.append(line)
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    p = Process(proc, "", lines, log)
+    started = p.wait_for(r"Uvicorn running on https?://")
+    p.url = re.search(r"(https?://[0-9.]+:\d+)", started).group(1)
+    try:
+        yield p
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)

@@ -32,6 +32,7 @@ COMMANDS = {
     "report": "reports:report",
     "assessment": "reports:assessment",
     "diagram": "diagram:diagram",
+    "serve": "anjian.workflow.server.command:serve",
 }
 
 
@@ -91,6 +92,7 @@ SUMMARIES = {
     "report": "Reports: progress with charts, a township's dossier, a circular (通报).",
     "assessment": "Each county's running score: deductions tied to milestones and audit rows.",
     "diagram": "The state machines as diagrams (mermaid, dot, svg), guards on the edges.",
+    "serve": "Run the service: the API, sign-in and the reminder scheduler (--check checks the setup).",
 }
 
 

@@ -99,12 +99,15 @@ def _shown_url(url: str) -> str:
 class Daemon:
     """The reminder daemon. `tick()` is one scheduled run; `run()` blocks until SIGTERM or SIGINT."""
 
-    def __init__(self, db: Database, notify: NotifySettings, outbox: Path, clock: Callable[[], dt.datetime]):
+    def __init__(self, db: Database, notify: NotifySettings, outbox: Path, clock: Callable[[], dt.datetime],
+                 on_pass: Callable[[object, bool], None] | None = None):
         self.db = db
         self.notify = notify
         self.outbox = outbox
         self.clock = clock
+        self.on_pass = on_pass  # called with each pass's result and retry_only (the service counts them)
         self.scheduler = None
+        self._lock: SingleInstance | None = None
 
     def tick(self, retry_only: bool = False) -> None:
         """Move the city on the stage dates, then run a reminder pass (on working days)."""
@@ -121,6 +124,11 @@ class Daemon:
         except Exception:  # noqa: BLE001 - a failed tick is logged; the next one tries again
             log.exception(_("The reminder pass failed; it is tried again on the next run"))
             return
+        if self.on_pass is not None:
+            try:
+                self.on_pass(result, retry_only)
+            except Exception:  # noqa: BLE001 - counting a pass never stops the scheduler
+                log.exception("on_pass")
         if result.calendar == "fallback":
             log.warning(_("No official schedule for {year}: working days are worked out from weekends and public holidays").format(
                 year=result.today[:4]))
@@ -148,21 +156,55 @@ class Daemon:
             log.info(_("Reminder pass done: {day}, {sent} sent, {deferred} deferred, {failed} failed").format(
                 day=result.today, sent=len(result.sent), deferred=len(result.deferred), failed=len(result.failed)))
 
-    def run(self) -> None:
-        from apscheduler.events import EVENT_SCHEDULER_STARTED
+    def _schedule(self, scheduler_class) -> None:
+        """The daily pass and the retries on a scheduler of `scheduler_class` (APScheduler's blocking one
+        for `anjian daemon`, its background one inside `anjian serve`)."""
         from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.schedulers.blocking import BlockingScheduler
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
         hour, minute = daily_time(self.notify)
-        lock = SingleInstance(self.db)
-        lock.acquire()
-        self.scheduler = BlockingScheduler(timezone=SHANGHAI, executors={"default": ThreadPoolExecutor(1)},
-                                           job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
+        self.scheduler = scheduler_class(timezone=SHANGHAI, executors={"default": ThreadPoolExecutor(1)},
+                                         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
         self.scheduler.add_job(self.tick, CronTrigger(hour=hour, minute=minute, timezone=SHANGHAI), id="daily")
         self.scheduler.add_job(self.tick, IntervalTrigger(minutes=self.notify.retry_minutes), id="retry",
                                kwargs={"retry_only": True})
+
+    def start_background(self) -> None:
+        """Run inside another process's life (`anjian serve`): the same schedule in a background thread,
+        the catch-up pass as its first job; `stop()` ends it. The SQLite lock is held as by the daemon."""
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        daily_time(self.notify)  # a malformed setting is refused before anything is held
+        self._lock = SingleInstance(self.db)
+        self._lock.acquire()
+        try:
+            self._schedule(BackgroundScheduler)
+            self.scheduler.add_job(self.tick, id="catch-up")  # runs now, in the scheduler's thread
+            self.scheduler.start()
+        except BaseException:
+            self._lock.release()
+            raise
+        log.info(_("Reminder scheduler started inside the service: runs daily at {at} (Beijing time)").format(
+            at=self.notify.daemon_at) + (
+            _(" (PostgreSQL: may run beside other daemons, each notice is sent once)") if self._lock.peers else ""))
+
+    def stop(self) -> None:
+        """Stop the background scheduler, letting a pass in progress finish."""
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def run(self) -> None:
+        from apscheduler.events import EVENT_SCHEDULER_STARTED
+        from apscheduler.schedulers.blocking import BlockingScheduler
+
+        lock = SingleInstance(self.db)
+        daily_time(self.notify)
+        lock.acquire()
+        self._schedule(BlockingScheduler)
 
         stopping = False
 

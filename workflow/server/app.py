@@ -33,17 +33,14 @@ class ServiceState:
     config: ServiceConfig
     proxy_networks: list = field(default_factory=list)
     ready: bool = False
+    stopping: bool = False  # SIGTERM came: /healthz and /readyz answer 503 while requests in flight finish
+    metrics_check: object = None  # who may read /metrics (an address -> bool); None: loopback and metrics_from
 
 
 def error(exit_code: int, message: str, details: list[str] | None = None, status: int | None = None) -> JSONResponse:
     """An error as the API answers it: the contract's exit code beside the HTTP status."""
     body = {"error": {"exit": exit_code, "message": message, "details": details or []}}
     return JSONResponse(body, status_code=status or STATUS.get(exit_code, 500))
-
-
-async def healthz(request: Request) -> Response:
-    state: ServiceState = request.app.state.service
-    return JSONResponse({"ok": state.ready}, status_code=200 if state.ready else 503)
 
 
 async def command_route(request: Request) -> Response:
@@ -217,9 +214,12 @@ def _language(request: Request) -> str:
 
 def create_app(state: ServiceState) -> Starlette:
     """The application over an opened database (the caller upgrades and checks it first)."""
+    from anjian.workflow.server import ops
+    from anjian.workflow.server.observe import Observe
+
     state.proxy_networks = state.config.proxy_networks()
     routes = [
-        Route("/healthz", healthz, methods=["GET"]),
+        *ops.routes(),  # /healthz, /readyz, /metrics
         Route(API + "/openapi.json", openapi.route, methods=["GET"]),
         Route(API + "/uploads", files.upload_route, methods=["POST"]),
         Route(API + "/downloads/{ident}", files.download_route, methods=["GET"]),
@@ -227,4 +227,5 @@ def create_app(state: ServiceState) -> Starlette:
     ]
     app = Starlette(routes=routes)
     app.state.service = state
+    app.add_middleware(Observe, state=state, metrics=ops.metrics_of(app), tls=bool(state.config.ssl_certfile))
     return app

@@ -27,6 +27,7 @@ class ServiceConfig:
     max_upload_bytes: int = 100 * 2**20
     trusted_proxies: tuple[str, ...] = ()  # addresses or networks whose proxy_header is believed
     proxy_header: str = "X-Remote-User"
+    metrics_from: tuple[str, ...] = ()  # networks that may read /metrics without signing in (beside loopback)
     forwarded_for: bool = False  # take the client address from X-Forwarded-For when a trusted proxy sends it
     scheduler: bool = True
     ssl_certfile: str | None = None
@@ -55,7 +56,7 @@ def service_config(settings: Settings, **given) -> ServiceConfig:
     """The [service] settings; `given` (command-line options) win over file and environment."""
     values: dict = {}
     env = settings.env
-    for key in (*_INTS, *_BOOLS, *_TEXTS, "trusted_proxies"):
+    for key in (*_INTS, *_BOOLS, *_TEXTS, "trusted_proxies", "metrics_from"):
         value = config_value(settings.data_dir, env, "service", key)
         text = env.get(f"ANJIAN_SERVE_{key.upper()}")
         if text is not None:
@@ -74,6 +75,10 @@ def service_config(settings: Settings, **given) -> ServiceConfig:
         config.proxy_networks()
     except ValueError as exc:
         raise BadInput(_("[service] trusted_proxies: {error}").format(error=exc)) from None
+    try:
+        [ipaddress.ip_network(n, strict=False) for n in config.metrics_from]
+    except ValueError as exc:
+        raise BadInput(_("[service] metrics_from: {error}").format(error=exc)) from None
     return config
 
 
@@ -96,7 +101,7 @@ def _typed(key: str, value: object) -> object:
         if text in ("0", "false", "no", "off"):
             return False
         raise BadInput(_("{where}: {value!r} is not true or false").format(where=where, value=value))
-    if key == "trusted_proxies":
+    if key in ("trusted_proxies", "metrics_from"):
         items = value if isinstance(value, list) else str(value).replace(",", " ").split()
         return tuple(str(v).strip() for v in items if str(v).strip())
     return str(value)
