@@ -53,8 +53,8 @@ async def command_route(request: Request) -> Response:
 
     state: ServiceState = request.app.state.service
     who = await auth.principal(request)
-    if who is None:
-        return error(4, _("sign in first: no valid token or session (anjian login --server URL)"), status=401)
+    if (refused := auth.refusal(request, who)) is not None:
+        return refused
     path = [p for p in request.path_params["path"].split("/") if p]
     found = runner.find(path)
     if found is None:
@@ -105,9 +105,12 @@ def _language(request: Request) -> str:
 
 def create_app(state: ServiceState) -> Starlette:
     """The application over an opened database (the caller upgrades and checks it first)."""
+    from anjian.workflow.server import signin
+
     state.proxy_networks = state.config.proxy_networks()
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
+        *signin.routes(),
         Route(API + "/{path:path}", command_route, methods=["GET", "POST"]),
     ]
     app = Starlette(routes=routes)
