@@ -139,7 +139,9 @@ def _page(request: Request, template: str, status: int = 200, **context) -> HTML
 
 
 def _words() -> dict[str, str]:
-    return {"lang": _("zh-CN"), "site": _("anjian (安监): township safety supervision"),
+    from anjian.i18n import is_english
+
+    return {"lang": "en" if is_english() else "zh-CN", "site": _("anjian (安监): township safety supervision"),
             "login_title": _("Sign in"), "username": _("Name"), "password": _("Password"),
             "submit_login": _("Sign in"), "password_title": _("Change the password"),
             "old": _("Current password"), "new": _("New password"), "again": _("New password again"),

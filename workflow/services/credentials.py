@@ -207,7 +207,7 @@ def sign_in(db: Database, username: str, password: str, address: str, now: dt.da
     if not ok:
         with db.write() as session:
             at = audit.stamp(session, now)
-            session.add(SigninFailure(at=utc_text(at), username=username, address=address[:64]))
+            session.add(SigninFailure(at=utc_text(now), username=username, address=address[:64]))
             reason = "blocked" if blocked else "credentials"
             audit.append(session, [audit.Entry(at, username or "?", "signin_failed",
                                                detail={"address": address, "reason": reason, "kind": kind})])
@@ -242,7 +242,7 @@ def token_refused(db: Database, address: str, now: dt.datetime, limits: Limits =
         return True
     with db.write() as session:
         at = audit.stamp(session, now)
-        session.add(SigninFailure(at=utc_text(at), username="", address=address[:64]))
+        session.add(SigninFailure(at=utc_text(now), username="", address=address[:64]))
         audit.append(session, [audit.Entry(at, "?", "signin_failed",
                                            detail={"address": address, "reason": "token", "kind": kind})])
     return False
