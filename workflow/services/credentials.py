@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from anjian.i18n import _
 from anjian.workflow.clock import from_utc_text, utc_text
-from anjian.workflow.engine.authz import Actor
+from anjian.workflow.engine.authz import Actor, refusals_audited
 from anjian.workflow.errors import BadInput, NotPermitted
 from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database
@@ -127,7 +127,7 @@ def set_password(db: Database, actor: Actor, name: str, password: str, now: dt.d
     """An admin sets an official's password; the official must change it at the first sign-in."""
     check_password_text(password)
     hashed = _argon().hash(password)  # before the write transaction: hashing takes a tenth of a second
-    with db.write() as session:
+    with refusals_audited(db, actor, now, "user passwd"), db.write() as session:
         if actor.role != "admin":
             raise NotPermitted(_("only an admin sets another official's password"))
         _official(session, name)
@@ -330,15 +330,17 @@ def create_token(db: Database, actor: Actor, name: str, now: dt.datetime, *, lab
     """`anjian token create`: an admin for anyone, an official for themselves."""
     if days is not None and not 1 <= days <= 3650:
         raise BadInput(_("--days {days}: give a number of days from 1 to 3650").format(days=days))
-    if actor.role != "admin" and name != actor.name:
-        raise NotPermitted(_("only an admin creates a token for another official; you may create your own"))
+    with refusals_audited(db, actor, now, "token create"):
+        if actor.role != "admin" and name != actor.name:
+            raise NotPermitted(_("only an admin creates a token for another official; you may create your own"))
     return issue(db, name, actor.name, now, kind="token", label=label, limits=limits, days=days)
 
 
 def tokens(db: Database, actor: Actor, now: dt.datetime, *, everyone: bool = False) -> list[TokenView]:
     """The tokens and sessions still valid: the actor's own, or everyone's for an admin asking for them."""
-    if everyone and actor.role != "admin":
-        raise NotPermitted(_("only an admin lists everyone's tokens"))
+    with refusals_audited(db, actor, now, "token list --all"):
+        if everyone and actor.role != "admin":
+            raise NotPermitted(_("only an admin lists everyone's tokens"))
     with db.read() as session:
         q = select(Token).where(Token.revoked_at.is_(None), Token.expires_at > utc_text(now))
         if not everyone:
