@@ -209,3 +209,17 @@ def test_client_file_is_private_even_under_a_lax_umask(tmp_path, monkeypatch):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_login_asks_the_passwords_hidden_and_the_new_one_twice(served, client_file):
+    """Without --password-stdin the password is asked without echo, the new one twice, and none is shown."""
+    from anjian.workflow.engine.authz import Actor
+    from anjian.workflow.services.officials import os_login
+
+    credentials.set_password(served.db, Actor(os_login(), "admin", "130800"), "inspector", FIRST,
+                             credentials.dt.datetime.now(credentials.dt.UTC))
+    r = _anjian("login", "--server", served.url, "--user", "inspector", input=f"{FIRST}\n{SECOND}\n{SECOND}\n")
+    assert r.exit_code == 0, r.output
+    assert FIRST not in r.output and SECOND not in r.output
+    assert "inspector 的密码" in r.stderr and "再输入一次" in r.stderr
+    assert client_file.exists()

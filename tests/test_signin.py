@@ -192,3 +192,18 @@ def test_web_session_expiry_slides_with_use(served, admin):
                 assert client.get("/").status_code == 200, hours
         with clock_at(start + dt.timedelta(hours=12, minutes=481)):
             assert client.get("/").status_code == 303
+
+
+def test_pages_load_nothing_inline_nor_from_another_origin(served):
+    """The login page has no script, no inline style, and only its own origin's style sheet, which is served."""
+    page = httpx.get(f"{served.url}/login").text
+    assert "<script" not in page and "<style" not in page and "style=" not in page
+    assert re.findall(r'(?:href|src)="([^"]+)"', page) == ["/static/site.css"]
+    css = httpx.get(f"{served.url}/static/site.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css") and "body" in css.text
+
+
+def test_pages_follow_the_browsers_language(served):
+    """A browser asking for English first gets the login page in English; otherwise it is Chinese."""
+    assert "Sign in" in httpx.get(f"{served.url}/login", headers={"Accept-Language": "en-US,en;q=0.9"}).text
+    assert "登录" in httpx.get(f"{served.url}/login", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}).text

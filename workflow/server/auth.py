@@ -8,6 +8,7 @@ against the caller's address like a failed password (credentials.token_refused).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hmac
 import ipaddress
@@ -89,7 +90,9 @@ async def _touch(state, who: Principal, now: dt.datetime) -> None:
     if who.last_used_at is not None and (now - from_utc_text(who.last_used_at)).total_seconds() < TOUCH_SECONDS:
         return
     minutes = state.config.session_minutes if who.kind == "session" else None
-    await run_in_threadpool(credentials.touch, state.db, who.credential, now, extend_minutes=minutes)
+    # a note of use (on a busy database, say) never fails the request it notes
+    with contextlib.suppress(Exception):
+        await run_in_threadpool(credentials.touch, state.db, who.credential, now, extend_minutes=minutes)
 
 
 def refusal(request: Request, who: Principal | None):

@@ -202,8 +202,9 @@ def sign_in(db: Database, username: str, password: str, address: str, now: dt.da
         stored = row.hash if row is not None else None
         must_change = bool(row.must_change) if row is not None else False
         active = official is not None and bool(official.active)
-    # The hash is computed even for an unknown name, so that timing does not tell names apart.
-    ok = _verify(stored or _dummy_hash(), password) and stored is not None and active and not blocked
+    # The hash is computed even for an unknown name, so that timing does not tell names apart; not while
+    # blocked (the answer says so anyway), so that a flood of guesses costs the service no hashing.
+    ok = not blocked and _verify(stored or _dummy_hash(), password) and stored is not None and active
     if not ok:
         with db.write() as session:
             at = audit.stamp(session, now)
