@@ -223,3 +223,22 @@ def test_login_asks_the_passwords_hidden_and_the_new_one_twice(served, client_fi
     assert FIRST not in r.output and SECOND not in r.output
     assert "inspector 的密码" in r.stderr and "再输入一次" in r.stderr
     assert client_file.exists()
+
+
+def test_token_commands_run_on_the_service_and_user_passwd_does_not(served):
+    """Through the service an official creates and lists their own tokens; `user passwd` is refused (exit 2)."""
+    from anjian.workflow.services.officials import os_login
+
+    headers = {"Authorization": f"Bearer {served.token('inspector')}"}
+    made = httpx.post(f"{served.url}/api/v1/token/create", json={"name": "inspector", "label": "脚本"}, headers=headers)
+    assert made.status_code == 200, made.text
+    assert made.json()["output"].strip().startswith("anj_t")
+    listed = httpx.get(f"{served.url}/api/v1/token/list", headers=headers).json()
+    assert sorted(t["label"] or "" for t in listed) == ["", "脚本"]
+    other = httpx.post(f"{served.url}/api/v1/token/create", json={"name": "chief"}, headers=headers)
+    assert other.status_code == 403 and other.json()["error"]["exit"] == 4
+    admin = {"Authorization": f"Bearer {served.token(os_login())}"}
+    r = httpx.post(f"{served.url}/api/v1/user/passwd", json={"name": "inspector", "password_stdin": True},
+                   headers=admin)
+    assert r.status_code == 400 and "user passwd" in r.json()["error"]["message"]
+    assert not credentials.must_change(served.db, "inspector")
