@@ -50,8 +50,8 @@ async def command_route(request: Request) -> Response:
 
     state: ServiceState = request.app.state.service
     who = await auth.principal(request)
-    if who is None:
-        return error(4, _("sign in first: no valid token or session (anjian login --server URL)"), status=401)
+    if (refused := auth.refusal(request, who)) is not None:
+        return refused
     path = [p for p in request.path_params["path"].split("/") if p]
     found = runner.find(path)
     if found is None:
@@ -102,12 +102,13 @@ def _language(request: Request) -> str:
 
 def create_app(state: ServiceState) -> Starlette:
     """The application over an opened database (the caller upgrades and checks it first)."""
-    from anjian.workflow.server import ops
+    from anjian.workflow.server import ops, signin
     from anjian.workflow.server.observe import Observe
 
     state.proxy_networks = state.config.proxy_networks()
     routes = [
         *ops.routes(),  # /healthz, /readyz, /metrics
+        *signin.routes(),
         Route(API + "/{path:path}", command_route, methods=["GET", "POST"]),
     ]
     app = Starlette(routes=routes)
