@@ -46,7 +46,14 @@ def _trusted(state, address: str) -> bool:
 
 async def principal(request: Request) -> Principal | None:
     """The signed-in official of this request, or None (also when a credential was given but is bad:
-    `request.state.bad_credential` then says which kind)."""
+    `request.state.bad_credential` then says which kind). The access log names the official found."""
+    found = await _principal(request)
+    if found is not None:
+        request.state.official = found.actor.name
+    return found
+
+
+async def _principal(request: Request) -> Principal | None:
     from anjian.workflow.services import credentials
 
     state = request.app.state.service
