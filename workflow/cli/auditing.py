@@ -40,7 +40,9 @@ ACTIONS = {"record": N_("checklist recorded"), "designate": N_("cohort designate
            "user_add": N_("official added"), "user_edit": N_("official changed"), "user_enable": N_("official enabled"),
            "user_disable": N_("official disabled"), "contact_add": N_("contact added"),
            "contact_update": N_("contact updated"), "contact_remove": N_("contact removed"),
-           "notice_settle": N_("notices settled")}
+           "notice_settle": N_("notices settled"), "password_set": N_("password set"),
+           "password_change": N_("password changed"), "signin": N_("signed in"), "signin_failed": N_("sign-in refused"),
+           "signout": N_("signed out"), "token_create": N_("token issued"), "token_revoke": N_("token revoked")}
 
 
 def _action(action: str) -> str:
@@ -81,6 +83,9 @@ def _describe(r) -> str:
     elif r.trigger in ("user_add", "user_edit", "user_enable", "user_disable", "contact_add", "contact_update",
                        "contact_remove"):
         parts.append(_official_words(r.detail))
+    elif r.trigger in ("password_set", "password_change", "signin", "signin_failed", "signout", "token_create",
+                       "token_revoke"):
+        parts.append(_credential_words(r.detail))
     elif r.trigger in ("registry_load", "campaign_load"):
         parts.append(str(r.detail.get("source", "")))
     if r.note:
@@ -88,6 +93,23 @@ def _describe(r) -> str:
     if r.evidence:
         parts.append(_("attachments: {count}").format(count=len(r.evidence)))
     return _("; ").join(p for p in parts if p)
+
+
+def _credential_words(d: dict) -> str:
+    """A sign-in row: whose credential, which, from where, and why a refusal."""
+    kinds = {"token": _("token"), "session": _("browser session")}
+    reasons = {"credentials": _("wrong name or password"), "blocked": _("too many failures"),
+               "token": _("invalid, expired or revoked token")}
+    words = [str(d["official"])] if d.get("official") else []
+    if d.get("kind"):
+        words.append(kinds.get(d["kind"], str(d["kind"])))
+    if d.get("id"):
+        words.append(str(d["id"]))
+    if d.get("reason"):
+        words.append(reasons.get(d["reason"], str(d["reason"])))
+    if d.get("address"):
+        words.append(_("from {address}").format(address=d["address"]))
+    return " ".join(words)
 
 
 def _official_words(d: dict) -> str:

@@ -126,3 +126,36 @@ def user_enable(env, name) -> None:
     now = env.write_now
     o = users.set_active(env.database(), name, True, env.actor, now)
     click.echo(_("Enabled {name}").format(name=o.name))
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@command
+def user_passwd(env, name, password_stdin) -> None:
+    """Set an official's password for the service (admins only, on the service's machine); the official
+    must change it at the first sign-in.
+
+    \b
+    Example:
+        anjian user passwd 王站长 --password-stdin < first-password.txt
+    """
+    import sys
+
+    from anjian.workflow.errors import BadInput
+    from anjian.workflow.services import credentials
+
+    if env.call is not None:
+        raise BadInput(_("`anjian user passwd` runs on the service's own machine (embedded mode), never through it"))
+    now = env.write_now
+    actor = env.actor
+    if password_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise BadInput(_("--password-stdin: standard input ended before the password"))
+        password = line.rstrip("\r\n")
+    else:
+        password = click.prompt(_("Password of {name}").format(name=name), hide_input=True,
+                                confirmation_prompt=_("Again"), err=True)
+    credentials.set_password(env.database(), actor, name, password, now)
+    click.echo(_("Password of {name} set: they must change it at the first sign-in").format(name=name))

@@ -51,12 +51,14 @@ async def command_route(request: Request) -> Response:
 
     state: ServiceState = request.app.state.service
     who = await auth.principal(request)
-    if who is None:
-        return error(4, _("sign in first: no valid token or session (anjian login --server URL)"), status=401)
+    if (refused := auth.refusal(request, who)) is not None:
+        return refused
     path = [p for p in request.path_params["path"].split("/") if p]
     from anjian.workflow.cli.remote import LOCAL_ONLY
 
-    found = runner.find(path) if " ".join(path) not in LOCAL_ONLY and path[:1] != ["serve"] else None
+    # what runs on the server's own machine only; `user passwd` refuses itself (its own words, exit 2)
+    local = " ".join(path) in LOCAL_ONLY - {"user passwd"}
+    found = None if local else runner.find(path)
     if found is None:
         return error(2, _("no such command: {name}").format(name=" ".join(path)), status=404)
     cmd, _names = found
@@ -214,12 +216,13 @@ def _language(request: Request) -> str:
 
 def create_app(state: ServiceState) -> Starlette:
     """The application over an opened database (the caller upgrades and checks it first)."""
-    from anjian.workflow.server import ops
+    from anjian.workflow.server import ops, signin
     from anjian.workflow.server.observe import Observe
 
     state.proxy_networks = state.config.proxy_networks()
     routes = [
         *ops.routes(),  # /healthz, /readyz, /metrics
+        *signin.routes(),
         Route(API + "/openapi.json", openapi.route, methods=["GET"]),
         Route(API + "/uploads", files.upload_route, methods=["POST"]),
         Route(API + "/downloads/{ident}", files.download_route, methods=["GET"]),

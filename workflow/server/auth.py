@@ -3,10 +3,12 @@
   - the `anjian_session` cookie — a browser's sign-in session (state-changing requests also need its
     CSRF token, in the `X-CSRF-Token` header or the form's `csrf_token` field);
   - the trusted proxy's user header (settings [service] proxy_header), only from trusted_proxies.
-An unknown, expired or revoked credential is refused (401) and the refusal audited."""
+An unknown, expired or revoked credential is refused (401); a bad bearer token is audited and counts
+against the caller's address like a failed password (credentials.token_refused)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hmac
 import ipaddress
@@ -44,7 +46,14 @@ def _trusted(state, address: str) -> bool:
 
 async def principal(request: Request) -> Principal | None:
     """The signed-in official of this request, or None (also when a credential was given but is bad:
-    `request.state.bad_credential` then says which kind)."""
+    `request.state.bad_credential` then says which kind). The access log names the official found."""
+    found = await _principal(request)
+    if found is not None:
+        request.state.official = found.actor.name
+    return found
+
+
+async def _principal(request: Request) -> Principal | None:
     from anjian.workflow.services import credentials
 
     state = request.app.state.service
@@ -59,12 +68,18 @@ async def principal(request: Request) -> Principal | None:
         found = await run_in_threadpool(credentials.authenticate, state.db, secret.strip(), now, kind="token")
         if found is None:
             request.state.bad_credential = "token"
+            await run_in_threadpool(credentials.token_refused, state.db, client_address(request), now,
+                                    state.config.credential_limits())
+        else:
+            await _touch(state, found, now)
         return found
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         found = await run_in_threadpool(credentials.authenticate, state.db, cookie, now, kind="session")
         if found is None:
             request.state.bad_credential = "session"
+        else:
+            await _touch(state, found, now)
         return found
     user = request.headers.get(state.config.proxy_header)
     if user and _trusted(state, request.client.host if request.client else ""):
@@ -72,9 +87,44 @@ async def principal(request: Request) -> Principal | None:
     return None
 
 
+TOUCH_SECONDS = 60  # last use is noted (and a session's expiry slid) at most once a minute: not a write per request
+
+
+async def _touch(state, who: Principal, now: dt.datetime) -> None:
+    from anjian.workflow.clock import from_utc_text
+    from anjian.workflow.services import credentials
+
+    if who.last_used_at is not None and (now - from_utc_text(who.last_used_at)).total_seconds() < TOUCH_SECONDS:
+        return
+    minutes = state.config.session_minutes if who.kind == "session" else None
+    # a note of use (on a busy database, say) never fails the request it notes
+    with contextlib.suppress(Exception):
+        await run_in_threadpool(credentials.touch, state.db, who.credential, now, extend_minutes=minutes)
+
+
+def refusal(request: Request, who: Principal | None):
+    """The answer to a command request this principal may not make, or None when it may: no valid
+    credential (401), a session's state-changing request without its CSRF token (403), a session
+    whose password must change first (403)."""
+    from starlette.responses import JSONResponse
+
+    from anjian.i18n import _
+
+    def error(status: int, message: str, **extra) -> JSONResponse:
+        return JSONResponse({"error": {"exit": 4, "message": message, "details": [], **extra}}, status_code=status)
+
+    if who is None:
+        return error(401, _("sign in first: no valid token or session (anjian login --server URL)"))
+    if not csrf_ok(request, who):
+        return error(403, _("the request lacks the session's CSRF token (X-CSRF-Token): refused"))
+    if who.must_change:
+        return error(403, _("change the password an admin set first (/password)"), must_change=True)
+    return None
+
+
 def _proxied(state, name: str) -> Principal | None:
-    from anjian.workflow.services.credentials import official_of
     from anjian.workflow.errors import BadInput, NotPermitted
+    from anjian.workflow.services.credentials import official_of
 
     try:
         actor = official_of(state.db, name)

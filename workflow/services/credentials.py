@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from anjian.i18n import _
 from anjian.workflow.clock import from_utc_text, utc_text
-from anjian.workflow.engine.authz import Actor
+from anjian.workflow.engine.authz import Actor, refusals_audited
 from anjian.workflow.errors import BadInput, NotPermitted
 from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database
@@ -79,6 +79,11 @@ class Principal:
     kind: str  # token | session | proxy
     csrf: str | None = None
     must_change: bool = False
+    last_used_at: str | None = None
+
+
+class PasswordMustChange(NotPermitted):
+    """The password is right but was set by an admin: it must be changed before a token is issued."""
 
 
 # -- hashing -------------------------------------------------------------------------------------------
@@ -122,7 +127,7 @@ def set_password(db: Database, actor: Actor, name: str, password: str, now: dt.d
     """An admin sets an official's password; the official must change it at the first sign-in."""
     check_password_text(password)
     hashed = _argon().hash(password)  # before the write transaction: hashing takes a tenth of a second
-    with db.write() as session:
+    with refusals_audited(db, actor, now, "user passwd"), db.write() as session:
         if actor.role != "admin":
             raise NotPermitted(_("only an admin sets another official's password"))
         _official(session, name)
@@ -135,8 +140,10 @@ def set_password(db: Database, actor: Actor, name: str, password: str, now: dt.d
         audit.append(session, [audit.Entry(at, actor, "password_set", detail={"official": name})])
 
 
-def change_password(db: Database, name: str, old: str, new: str, now: dt.datetime, address: str = "") -> None:
-    """An official changes their own password, giving the old one; their other sessions end."""
+def change_password(db: Database, name: str, old: str, new: str, now: dt.datetime, address: str = "",
+                    keep: str | None = None) -> None:
+    """An official changes their own password, giving the old one; their browser sessions end, all but
+    `keep` (the session that changes it)."""
     check_password_text(new)
     if old == new:
         raise BadInput(_("the new password is the same as the old one"))
@@ -151,7 +158,7 @@ def change_password(db: Database, name: str, old: str, new: str, now: dt.datetim
         session.execute(update(Password).where(Password.official == name)
                         .values(hash=hashed, must_change=0, set_at=utc_text(at), set_by=name))
         session.execute(update(Token).where(Token.official == name, Token.kind == "session",
-                                            Token.revoked_at.is_(None))
+                                            Token.revoked_at.is_(None), Token.id != (keep or ""))
                         .values(revoked_at=utc_text(at), revoked_by=name))
         audit.append(session, [audit.Entry(at, name, "password_change", detail={"address": address})])
 
@@ -175,10 +182,16 @@ def _failures(session: Session, column, value: str, since: dt.datetime) -> int:
 
 
 def sign_in(db: Database, username: str, password: str, address: str, now: dt.datetime, *, kind: str = "session",
-            label: str | None = None, limits: Limits = Limits()) -> tuple[Issued, bool]:
+            label: str | None = None, limits: Limits = Limits(), new_password: str | None = None) -> tuple[Issued, bool]:
     """Check a password and issue a session (for a browser) or a token (for `anjian login`); return it and
     whether the password must be changed first. A wrong name or password, a disabled official, or too
-    many recent failures for the name or the address is refused alike (NotPermitted), and audited."""
+    many recent failures for the name or the address is refused alike (NotPermitted), and audited.
+
+    A password an admin set must change first: with `new_password` it is changed (audited) and the
+    credential issued; without it a token is refused (PasswordMustChange), while a browser gets a session
+    that serves only to change it (the web's /password)."""
+    if new_password is not None:
+        check_password_text(new_password)
     since = now - dt.timedelta(minutes=limits.failure_window_minutes)
     username = username.strip()[:64]
     with db.read() as session:
@@ -189,12 +202,13 @@ def sign_in(db: Database, username: str, password: str, address: str, now: dt.da
         stored = row.hash if row is not None else None
         must_change = bool(row.must_change) if row is not None else False
         active = official is not None and bool(official.active)
-    # The hash is computed even for an unknown name, so that timing does not tell names apart.
-    ok = _verify(stored or _dummy_hash(), password) and stored is not None and active and not blocked
+    # The hash is computed even for an unknown name, so that timing does not tell names apart; not while
+    # blocked (the answer says so anyway), so that a flood of guesses costs the service no hashing.
+    ok = not blocked and _verify(stored or _dummy_hash(), password) and stored is not None and active
     if not ok:
         with db.write() as session:
             at = audit.stamp(session, now)
-            session.add(SigninFailure(at=utc_text(at), username=username, address=address[:64]))
+            session.add(SigninFailure(at=utc_text(now), username=username, address=address[:64]))
             reason = "blocked" if blocked else "credentials"
             audit.append(session, [audit.Entry(at, username or "?", "signin_failed",
                                                detail={"address": address, "reason": reason, "kind": kind})])
@@ -202,9 +216,37 @@ def sign_in(db: Database, username: str, password: str, address: str, now: dt.da
             raise NotPermitted(_("too many failed sign-ins for this name or address: wait {minutes} minutes and try "
                                  "again, or ask an admin").format(minutes=limits.failure_window_minutes))
         raise NotPermitted(_("wrong name or password"))
+    if must_change and new_password is not None:
+        change_password(db, username, password, new_password, now, address)
+        must_change = False
+    elif must_change and kind == "token":
+        raise PasswordMustChange(_("the password {name} signed in with was set by an admin and must be changed first: "
+                                   "give a new one").format(name=username))
     issued = issue(db, username, username, now, kind=kind, label=label, limits=limits, address=address,
                    action="signin")
     return issued, must_change
+
+
+def address_blocked(db: Database, address: str, now: dt.datetime, limits: Limits = Limits()) -> bool:
+    """Whether `address` has failed too often within the window (passwords and bad tokens alike)."""
+    since = now - dt.timedelta(minutes=limits.failure_window_minutes)
+    with db.read() as session:
+        return _failures(session, SigninFailure.address, address[:64], since) >= limits.failures_per_address
+
+
+def token_refused(db: Database, address: str, now: dt.datetime, limits: Limits = Limits(), kind: str = "token") -> bool:
+    """A bad, expired or revoked bearer token was presented: count it against the address (so guessing
+    tokens is slowed as guessing passwords is) and audit it, until the address is blocked; from then on
+    the refusals are neither counted nor audited, so a flood cannot grow the log. Return whether the
+    address is blocked."""
+    if address_blocked(db, address, now, limits):
+        return True
+    with db.write() as session:
+        at = audit.stamp(session, now)
+        session.add(SigninFailure(at=utc_text(now), username="", address=address[:64]))
+        audit.append(session, [audit.Entry(at, "?", "signin_failed",
+                                           detail={"address": address, "reason": "token", "kind": kind})])
+    return False
 
 
 _DUMMY: str | None = None
@@ -257,7 +299,8 @@ def authenticate(db: Database, secret: str, now: dt.datetime, *, kind: str | Non
             return None
         pw = session.get(Password, o.name)
         return Principal(Actor(o.name, o.role, o.unit_code), row.id, row.kind, row.csrf,
-                         must_change=bool(pw.must_change) if pw is not None and row.kind == "session" else False)
+                         must_change=bool(pw.must_change) if pw is not None and row.kind == "session" else False,
+                         last_used_at=row.last_used_at)
 
 
 def touch(db: Database, token_id: str, now: dt.datetime, *, extend_minutes: int | None = None) -> None:
@@ -283,10 +326,22 @@ def revoke(db: Database, actor: Actor, token_id: str, now: dt.datetime, *, actio
         return _token_view(row)
 
 
+def create_token(db: Database, actor: Actor, name: str, now: dt.datetime, *, label: str | None = None,
+                 days: int | None = None, limits: Limits = Limits()) -> Issued:
+    """`anjian token create`: an admin for anyone, an official for themselves."""
+    if days is not None and not 1 <= days <= 3650:
+        raise BadInput(_("--days {days}: give a number of days from 1 to 3650").format(days=days))
+    with refusals_audited(db, actor, now, "token create"):
+        if actor.role != "admin" and name != actor.name:
+            raise NotPermitted(_("only an admin creates a token for another official; you may create your own"))
+    return issue(db, name, actor.name, now, kind="token", label=label, limits=limits, days=days)
+
+
 def tokens(db: Database, actor: Actor, now: dt.datetime, *, everyone: bool = False) -> list[TokenView]:
     """The tokens and sessions still valid: the actor's own, or everyone's for an admin asking for them."""
-    if everyone and actor.role != "admin":
-        raise NotPermitted(_("only an admin lists everyone's tokens"))
+    with refusals_audited(db, actor, now, "token list --all"):
+        if everyone and actor.role != "admin":
+            raise NotPermitted(_("only an admin lists everyone's tokens"))
     with db.read() as session:
         q = select(Token).where(Token.revoked_at.is_(None), Token.expires_at > utc_text(now))
         if not everyone:
