@@ -59,7 +59,9 @@ async def command_route(request: Request) -> Response:
     path = [p for p in request.path_params["path"].split("/") if p]
     from anjian.workflow.cli.remote import LOCAL_ONLY
 
-    found = runner.find(path) if " ".join(path) not in LOCAL_ONLY and path[:1] != ["serve"] else None
+    # what runs on the server's own machine only; `user passwd` refuses itself (its own words, exit 2)
+    local = " ".join(path) in LOCAL_ONLY - {"user passwd"}
+    found = None if local else runner.find(path)
     if found is None:
         return error(2, _("no such command: {name}").format(name=" ".join(path)), status=404)
     cmd, _names = found
