@@ -28,6 +28,11 @@ from anjian.workflow.store.db import Database
 # The default language, whatever the machine's locale: tests that read English ask for it themselves.
 os.environ["ANJIAN_LANG"] = "zh"
 os.environ.pop("COLUMNS", None)  # tables fit the terminal; tests read them uncut, as in a pipe
+# No test is sent to a server the developer signed in to (`anjian login`): the tests that use a client
+# configuration name their own.
+for _name in ("ANJIAN_SERVER", "ANJIAN_TOKEN"):
+    os.environ.pop(_name, None)
+os.environ["ANJIAN_CLIENT_CONFIG"] = str(Path(os.devnull).parent / "nonexistent-anjian-client" / "client.json")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

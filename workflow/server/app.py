@@ -62,6 +62,8 @@ async def command_route(request: Request) -> Response:
     if found is None:
         return error(2, _("no such command: {name}").format(name=" ".join(path)), status=404)
     cmd, _names = found
+    if request.method != "POST" and not runner.reads_only(path):
+        return error(2, _("{name} changes the campaign: send it as a POST").format(name=" ".join(path)), status=405)
     params = await _params(request, state)
     if isinstance(params, Response):
         return params

@@ -125,7 +125,7 @@ class Observe:
         token = REQUEST_ID.set(rid)
         path = scope.get("path", "")
         route = route_of(path)
-        seen = {"status": 500, "exit": None, "started": False}
+        seen = {"status": 500, "exit": None, "started": False, "logged": False}
         secure = self.tls or scope.get("scheme") == "https"
         self.metrics.in_flight.inc()
 
@@ -143,6 +143,10 @@ class Observe:
             elif message["type"] == "http.response.body" and seen["exit"] is None and route.startswith(API):
                 match = _EXIT.match(message.get("body", b"")[:64])
                 seen["exit"] = int(match.group(1)) if match else (0 if seen["status"] < 400 else -1)
+            if message["type"] == "http.response.body" and not message.get("more_body", False) and not seen["logged"]:
+                # logged before the last byte leaves: whoever has the answer can read its log line
+                seen["logged"] = True
+                self._account(scope, route, rid, seen, time.perf_counter() - started)
             await send(message)
 
         try:
@@ -160,7 +164,8 @@ class Observe:
                                     "body": b'{"error": {"exit": 1, "message": "internal error", "details": []}}'})
         finally:
             self.metrics.in_flight.dec()
-            self._account(scope, route, rid, seen, time.perf_counter() - started)
+            if not seen["logged"]:
+                self._account(scope, route, rid, seen, time.perf_counter() - started)
             REQUEST_ID.reset(token)
 
     async def _limited(self, scope, receive, send):

@@ -113,9 +113,11 @@ def document() -> dict:
     except PackageNotFoundError:
         own = "0"
     paths: dict = {}
+    from anjian.workflow.server.runner import reads_only
+
     for path, cmd in commands():
-        paths["/api/v1/" + "/".join(path)] = {"get": _operation(path, cmd, "get"),
-                                             "post": _operation(path, cmd, "post")}
+        methods = ("get", "post") if reads_only(path) else ("post",)
+        paths["/api/v1/" + "/".join(path)] = {m: _operation(path, cmd, m) for m in methods}
     error_only = {"default": {"description": "Refused", "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Error"}}}}}
     paths["/api/v1/uploads"] = {"post": {

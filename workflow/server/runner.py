@@ -21,6 +21,16 @@ from anjian.workflow.settings import Settings
 FORBIDDEN_GLOBALS = {"db": "--db", "as_user": "--as", "as": "--as"}
 
 
+# Commands that only read: the ones a GET may run (a write is a POST, which a browser's session must
+# send with its CSRF token; a GET is never a change, whatever a link or an image tag makes a browser do).
+READS = frozenset({"status", "units", "show", "history", "audit verify", "contact list", "notices", "deadlines",
+                   "user list", "token list", "report progress", "report dossier", "assessment", "diagram"})
+
+
+def reads_only(path: list[str]) -> bool:
+    return " ".join(path) in READS
+
+
 @dataclass(frozen=True)
 class Call:
     """What `Env` takes from the service instead of the command line (see cli/common.Env)."""
