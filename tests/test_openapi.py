@@ -16,15 +16,17 @@ def _document(served, lang: str = "zh") -> dict:
 
 
 def test_every_command_is_documented(served):
-    """Each command of the click tree but the local ones has a path, GET and POST, and the error schema."""
+    """Each command of the click tree but the local ones has a path (GET and POST for a read, POST only for
+    a write), and the error schema."""
     from anjian.workflow.server.openapi import commands
+    from anjian.workflow.server.runner import reads_only
 
     doc = _document(served)
     assert doc["openapi"].startswith("3.1")
     paths = doc["paths"]
     for path, _cmd in commands():
         item = paths["/api/v1/" + "/".join(path)]
-        assert set(item) == {"get", "post"}
+        assert set(item) == ({"get", "post"} if reads_only(path) else {"post"}), path
     for name in ("status", "units", "show", "advance", "record", "contact/add", "notices", "audit/verify"):
         assert "/api/v1/" + name in paths, name
     for local in ("init", "daemon", "serve", "login"):
@@ -61,3 +63,11 @@ def test_a_local_command_is_not_run_by_the_service(served):
     """`init` and `daemon` run on the server's own machine only: the API has no such command (404, exit 2)."""
     answer = httpx.post(served.url + "/api/v1/init", json={}, headers={"Authorization": "Bearer " + served.token("tester")})
     assert answer.status_code == 404 and answer.json()["error"]["exit"] == 2
+
+
+def test_a_write_asked_for_with_a_get_is_refused(served):
+    """A GET never changes anything: advance by GET is refused (405, exit 2) and the township stays as it was."""
+    token = {"Authorization": "Bearer " + served.token("chief_yuerya")}
+    r = httpx.get(served.url + "/api/v1/advance", params={"unit": "130827102", "trigger": "start"}, headers=token)
+    assert r.status_code == 405 and r.json()["error"]["exit"] == 2
+    assert httpx.get(served.url + "/api/v1/show", params={"unit": "130827102"}, headers=token).json()["state"] == "not_started"

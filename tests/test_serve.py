@@ -193,3 +193,37 @@ def test_serve_speaks_https_with_hsts(chengde, db_url, tmp_path):
         r = httpx.get(p.url + "/healthz", verify=ssl.create_default_context(cafile=str(cert)))
         assert r.status_code == 200
         assert r.headers["strict-transport-security"].startswith("max-age=")
+
+
+@pytest.mark.skipif(PG is not None, reason="the SQLite file; a PostgreSQL database's credentials are the server's")
+def test_another_os_account_cannot_read_the_served_database(tmp_path):
+    """A database made in a folder everyone may enter: once serve holds it, a second real OS account can
+    neither read the SQLite file nor list its folder (setpriv to that account; skipped without root)."""
+    import pwd
+    import shutil
+    import tempfile
+
+    from support import run_on
+
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("useradd"):
+        pytest.skip("needs root, setpriv and useradd to act as another OS account")
+    name = "anjian-outsider"
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+        entry = pwd.getpwnam(name)
+    open_dir = Path(tempfile.mkdtemp(prefix="anjian-open-"))  # /tmp/x, 0755: no parent folder hides the file
+    try:
+        open_dir.chmod(0o755)
+        folder = open_dir / "data"
+        folder.mkdir(mode=0o755)
+        url = f"sqlite:///{folder / 'anjian.db'}"
+        assert run_on(url, tmp_path / "home", "init").exit_code == 0
+        with serve(url, tmp_path / "home", "--no-scheduler"):
+            for target in (["cat", str(folder / "anjian.db")], ["ls", str(folder)]):
+                probe = subprocess.run(["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}",
+                                        "--clear-groups", *target], capture_output=True, text=True)
+                assert probe.returncode != 0 and "Permission denied" in probe.stderr, (target, probe.stderr)
+    finally:
+        shutil.rmtree(open_dir, ignore_errors=True)

@@ -54,16 +54,9 @@ async def command_route(request: Request) -> Response:
     if (refused := auth.refusal(request, who)) is not None:
         return refused
     path = [p for p in request.path_params["path"].split("/") if p]
-    from anjian.workflow.cli.remote import LOCAL_ONLY
-
-    # what runs on the server's own machine only; `user passwd` refuses itself (its own words, exit 2)
-    local = " ".join(path) in LOCAL_ONLY - {"user passwd"}
-    found = None if local else runner.find(path)
-    if found is None:
-        return error(2, _("no such command: {name}").format(name=" ".join(path)), status=404)
-    cmd, _names = found
-    if request.method != "POST" and not runner.reads_only(path):
-        return error(2, _("{name} changes the campaign: send it as a POST").format(name=" ".join(path)), status=405)
+    cmd = _command(request, path)
+    if isinstance(cmd, Response):
+        return cmd
     params = await _params(request, state)
     if isinstance(params, Response):
         return params
@@ -102,6 +95,23 @@ async def command_route(request: Request) -> Response:
         return JSONResponse({"exit": outcome.exit, "stdout": outcome.stdout, "stderr": outcome.stderr, "files": made},
                             status_code=STATUS.get(outcome.exit, 500), media_type=CLI_MEDIA)
     return _json_answer(request, path, outcome, made, page)
+
+
+def _command(request: Request, path: list[str]):
+    """The click command a request names, or the error answer: not a command of the API (404), or a
+    write asked for with a GET (405)."""
+    from anjian.i18n import _
+    from anjian.workflow.cli.remote import LOCAL_ONLY
+    from anjian.workflow.server import runner
+
+    # what runs on the server's own machine only; `user passwd` refuses itself (its own words, exit 2)
+    local = " ".join(path) in LOCAL_ONLY - {"user passwd"}
+    found = None if local else runner.find(path)
+    if found is None:
+        return error(2, _("no such command: {name}").format(name=" ".join(path)), status=404)
+    if request.method != "POST" and not runner.reads_only(path):
+        return error(2, _("{name} changes the campaign: send it as a POST").format(name=" ".join(path)), status=405)
+    return found[0]
 
 
 async def _params(request: Request, state: ServiceState) -> dict | Response:

@@ -104,20 +104,20 @@ def _operation(path: list[str], cmd: click.Command, method: str) -> dict:
     return op
 
 
-def document() -> dict:
-    """The OpenAPI 3.1 document of this anjian."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        own = version("anjian")
-    except PackageNotFoundError:
-        own = "0"
-    paths: dict = {}
+def _command_paths() -> dict:
+    """A path per command: GET and POST for a read, POST only for a write."""
     from anjian.workflow.server.runner import reads_only
 
+    paths = {}
     for path, cmd in commands():
         methods = ("get", "post") if reads_only(path) else ("post",)
         paths["/api/v1/" + "/".join(path)] = {m: _operation(path, cmd, m) for m in methods}
+    return paths
+
+
+def _fixed_paths() -> dict:
+    """The routes that are not commands: files, sign-in, health."""
+    paths: dict = {}
     error_only = {"default": {"description": "Refused", "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Error"}}}}}
     paths["/api/v1/uploads"] = {"post": {
@@ -150,6 +150,18 @@ def document() -> dict:
                                                                         "must_change}"}, **error_only}}}
     paths["/healthz"] = {"get": {"operationId": "healthz", "summary": "200 when ready", "security": [],
                                  "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}}}}
+    return paths
+
+
+def document() -> dict:
+    """The OpenAPI 3.1 document of this anjian."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        own = version("anjian")
+    except PackageNotFoundError:
+        own = "0"
+    paths = {**_command_paths(), **_fixed_paths()}
     return {
         "openapi": "3.1.0",
         "info": {"title": "anjian", "version": own,
