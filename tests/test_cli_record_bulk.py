@@ -72,6 +72,21 @@ def test_evidence_per_item(chengde, cli, tmp_path):
     assert len(ev["six.vehicle"]) == 1 and ev["staff.part_time"] == []
 
 
+def test_evidence_finds_its_item_named_by_label_in_the_pair_and_by_code_in_evidence(chengde, cli, tmp_path):
+    """`六有：有执法车辆=是 --evidence six.vehicle=FILE` is one item named two ways: the file goes with it;
+    evidence for an item not recorded here is still refused, nothing written."""
+    f = tmp_path / "车辆行驶证.pdf"
+    f.write_bytes(b"%PDF")
+    r = cli("record", YUERYA, "六有：有执法车辆=是", "--evidence", f"six.vehicle={f}")
+    assert r.exit_code == 0, r.output
+    with chengde.read() as s:
+        last = s.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).one()
+    assert json.loads(last.detail)["item"] == "six.vehicle" and len(json.loads(last.evidence)) == 1
+    before = audit_count(chengde)
+    r = cli("record", YUERYA, "六有：有执法车辆=否", "--evidence", f"six.office_space={f}")
+    assert r.exit_code == 2 and "six.office_space" in r.output and audit_count(chengde) == before
+
+
 def test_the_old_one_fact_form_still_works(chengde, cli):
     """`record UNIT ITEM VALUE` (contract line 35) is unchanged."""
     r = cli("record", YUERYA, "staff.part_time", "2")

@@ -140,11 +140,16 @@ def record(env, unit, value, evidence, file, partial, errors, template, effectiv
             fail(_("with ITEM=VALUE pairs, --evidence is ITEM=FILE, not “{text}”").format(text=e))
         name, path = e.split("=", 1)
         files.setdefault(name.strip(), []).append(path)
-    named = {i.strip() for i, _v in items}
-    stray = sorted(set(files) - named)
+    # an item may be named by its code in one place and its label in the other: compared as items
+    keys = records.item_keys(env.database(), sorted({i.strip() for i, _v in items} | set(files)))
+    named = {keys[i.strip()] for i, _v in items}
+    stray = sorted(name for name in files if keys[name] not in named)
     if stray:
         fail(_("--evidence names an item that is not recorded here"), stray)
-    rows = [records.RecordRow(0, unit, i.strip(), v, tuple(files.get(i.strip(), ()))) for i, v in items]
+    by_key: dict[str, list[str]] = {}
+    for name, paths in files.items():
+        by_key.setdefault(keys[name], []).extend(paths)
+    rows = [records.RecordRow(0, unit, i.strip(), v, tuple(by_key.pop(keys[i.strip()], ()))) for i, v in items]
     _record_rows(env, rows, unit, False, None, fmt, effective, expect_version)
 
 

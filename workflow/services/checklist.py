@@ -87,6 +87,18 @@ def find_item(campaign: Campaign, level: str, text: str) -> Item:
         text=text, level=LEVEL_NAMES.get(level, level), ids=ids))
 
 
+def item_keys(db: Database, names: list[str]) -> dict[str, str]:
+    """Each name's item code where it names exactly one item (at some level), else the name itself: so
+    that `六有：有执法车辆` and `six.vehicle` are found to be one item (evidence is matched to its pair)."""
+    with db.read() as session:
+        campaign = campaign_in_force(session)
+    keys = {}
+    for name in names:
+        codes = {i.id for lv in ("township", "county") for i in matching_items(campaign.items(lv), name)}
+        keys[name] = codes.pop() if len(codes) == 1 else name
+    return keys
+
+
 def item_levels(campaign: Campaign, text: str) -> tuple[str, ...]:
     """The levels whose checklist has an item of this name: narrows a unit like 宽城 (county or town)."""
     return tuple(lv for lv in ("township", "county") if matching_items(campaign.items(lv), text))
