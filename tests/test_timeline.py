@@ -328,3 +328,20 @@ def test_the_deadline_ends_at_shanghai_midnight(chengde):
     utc = by_unit(run.replay(dt.datetime(2015, 3, 31, 16, 5, tzinfo=dt.UTC)).outcomes("provincial_demo"))
     assert (utc[WOLONG].status, utc[WOLONG].days) == ("overdue", 1)
     assert (utc[ZHANGBAIWAN].status, utc[ZHANGBAIWAN].days) == ("on_time", 0)
+
+
+def test_a_replay_of_one_unit_and_its_townships_says_of_it_what_the_whole_replay_says(run):
+    """`replay(only=…)` (what `show` uses) gives a township, and a county with its townships, the same
+    outcomes as replaying the whole campaign."""
+    from sqlalchemy import select
+
+    from anjian.workflow.store.models import Unit
+
+    moment = at(NOW)
+    with run.db.read() as session:
+        campaign = campaign_in_force(session)
+        whole = replay(session, campaign, moment).outcomes()
+        for code in (YUERYA, GAOSITAI, DAGE, KUANCHENG, CHENGDE_COUNTY, FENGNING):
+            kids = session.scalars(select(Unit.code).where(Unit.parent_code == code)).all()
+            scoped = replay(session, campaign, moment, frozenset({code, *kids})).outcomes()
+            assert [o for o in scoped if o.unit_code == code] == [o for o in whole if o.unit_code == code], code

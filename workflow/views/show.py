@@ -122,6 +122,13 @@ def _met_late(session, campaign, now: dt.datetime, code: str, ms: list[Milestone
         return {}
     from anjian.workflow.views.timeline import replay
 
-    return {o.milestone: o.days for o in replay(session, campaign, now).outcomes()
+    # Only this unit's rows and its townships' (a county's milestones count its townships): a show
+    # replays a few dozen rows, not the whole campaign's log.
+    level = session.scalar(select(Unit.level).where(Unit.code == code))
+    only = None
+    if level in ("township", "county"):
+        kids = session.scalars(select(Unit.code).where(Unit.parent_code == code, Unit.level == "township")).all()
+        only = frozenset({code, *kids})
+    return {o.milestone: o.days for o in replay(session, campaign, now, only).outcomes()
             if o.unit_code == code and o.status == "late"}
 

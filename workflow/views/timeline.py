@@ -26,6 +26,7 @@ from anjian.workflow.clock import from_utc_text, local_date
 from anjian.workflow.engine.facts import Part, facts_of
 from anjian.workflow.engine.tree import UnitTree
 from anjian.workflow.store.audit import effective_at
+from anjian.workflow.store.db import among
 from anjian.workflow.store.models import AuditRow, ChecklistValue, Unit, UnitCohort
 
 TRANSITIONS = frozenset(t["trigger"] for spec in SPECS.values() for t in spec.transitions)
@@ -67,7 +68,7 @@ class _Standing:
 class Replay:
     """States and cohorts walked forward from the registry load to `now`, event by event."""
 
-    def __init__(self, session: Session, campaign: Campaign, now: dt.datetime):
+    def __init__(self, session: Session, campaign: Campaign, now: dt.datetime, only: frozenset[str] | None = None):
         self.campaign, self.now = campaign, now
         self.today = local_date(now)
         self.tree = UnitTree(session.execute(select(Unit.code, Unit.name, Unit.level, Unit.parent_code)))
@@ -86,7 +87,8 @@ class Replay:
             self.values[code][item] = value
         events = session.execute(
             select(AuditRow.seq, AuditRow.at, AuditRow.unit_code, AuditRow.action, AuditRow.to_state, AuditRow.detail)
-            .where(AuditRow.unit_code.is_not(None), AuditRow.action.in_(TRANSITIONS | set(DESIGNATIONS)))
+            .where(AuditRow.unit_code.is_not(None), AuditRow.action.in_(TRANSITIONS | set(DESIGNATIONS)),
+                   *([among(session, AuditRow.unit_code, sorted(only))] if only is not None else []))
             .order_by(AuditRow.seq)).all()
         start = session.execute(select(AuditRow.at).where(AuditRow.action == "registry_load").order_by(AuditRow.seq)).scalar()
         self.start = from_utc_text(start) if start else now
@@ -206,6 +208,8 @@ class Replay:
         return {c: list(p) for c, p in sorted(self.points.items())}
 
 
-def replay(session: Session, campaign: Campaign, now: dt.datetime) -> Replay:
-    """The campaign as the audit log says it stood at `now`."""
-    return Replay(session, campaign, now)
+def replay(session: Session, campaign: Campaign, now: dt.datetime, only: frozenset[str] | None = None) -> Replay:
+    """The campaign as the audit log says it stood at `now`. With `only`, the rows of those units alone
+    are replayed: right for them as long as `only` holds, with each unit, the townships its milestones
+    count (a county's, or a city's that holds townships directly); what it says of other units is not."""
+    return Replay(session, campaign, now, only)
