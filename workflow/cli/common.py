@@ -104,6 +104,8 @@ class Env:
     def drill(self) -> bool:
         """Whether the database is a drill (`init --drill`): its writes may set their time, and all
         it prints says 演练. False for a database not initialized yet."""
+        if self._drill is None and self.call is not None and self.call.drill is not None:
+            self._drill = self.call.drill
         if self._drill is None:
             from anjian.workflow.services.registry import drill_of
 

@@ -32,6 +32,7 @@ class ServiceState:
     db: object  # store.db.Database
     config: ServiceConfig
     proxy_networks: list = field(default_factory=list)
+    drill: bool | None = None  # whether the database is a drill (`init --drill`), read on the first command
     ready: bool = False
     stopping: bool = False  # SIGTERM came: /healthz and /readyz answer 503 while requests in flight finish
     metrics_check: object = None  # who may read /metrics (an address -> bool); None: loopback and metrics_from
@@ -83,7 +84,11 @@ async def command_route(request: Request) -> Response:
             argv = runner.argv_of(cmd, params)
         except BadInput as exc:
             return error(2, exc.message, list(exc.details))
-        call = runner.Call(state.settings, state.db, who.actor)
+        if state.drill is None:  # a database is a drill or not from its init on: asked once
+            from anjian.workflow.services.registry import drill_of
+
+            state.drill = bool(await run_in_threadpool(drill_of, state.db))
+        call = runner.Call(state.settings, state.db, who.actor, state.drill)
         lang = _language(request)
         columns = request.headers.get("x-anjian-columns")
         width = int(columns) if columns and columns.isdigit() else None

@@ -135,13 +135,22 @@ class Workspace:
     """The private folder of one request's command: the uploads it reads, put where the command looks for
     them, and the files it writes; `shown` maps each server path to the text the official typed."""
 
-    folder: Path
+    parent: Path  # the service's requests/ folder; this request's own is made there on first use
     shown: dict[str, str] = field(default_factory=dict)  # server path → the client's text, in messages
     recorded: dict[str, str] = field(default_factory=dict)  # server path (resolved) → the client's absolute path
     outputs: list[tuple[str, Path, str]] = field(default_factory=list)  # (param, server path, client's text)
+    made: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        """The request's private folder, made when a file first needs it (most commands have none)."""
+        if self.made is None:
+            self.made = Path(tempfile.mkdtemp(prefix="r", dir=self.parent))
+        return self.made
 
     def close(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.made is not None:
+            shutil.rmtree(self.made, ignore_errors=True)
 
     def show(self, text: str) -> str:
         for server, client in sorted(self.shown.items(), key=lambda kv: -len(kv[0])):
@@ -150,7 +159,7 @@ class Workspace:
 
 
 def workspace(state) -> Workspace:
-    return Workspace(Path(tempfile.mkdtemp(prefix="r", dir=_folder(state, "requests"))))
+    return Workspace(_folder(state, "requests"))
 
 
 def _upload_of(state, owner: str, value: str, where: str) -> tuple[Path, dict]:
@@ -242,6 +251,8 @@ def _place_sheet_evidence(state, owner: str, ws: Workspace, sheet_path: Path, sh
 
 def publish(state, owner: str, ws: Workspace) -> list[dict]:
     """The files the command wrote, moved to downloads/ for `owner`; their descriptions for the answer."""
+    if not ws.outputs:
+        return []
     files = []
     folder = _folder(state, "downloads")
     now = dt.datetime.now(dt.UTC)

@@ -38,6 +38,7 @@ class Call:
     settings: Settings
     db: object  # store.db.Database, shared by every request
     actor: Actor
+    drill: bool | None = None  # whether the database is a drill, known once for the service (None: ask it)
 
     def settings_for(self, now_text: str | None) -> Settings:
         """The service's settings at this request: the real clock, or a time given to read as of
