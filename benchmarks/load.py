@@ -12,7 +12,7 @@ afterwards (intact). Beside them, the anchor measured in the same run: one chief
 one request at a time, for 10 s — the same operations unloaded. Quote the ratio of the loaded median to
 the anchor's median; these machines are noisy.
 
-    python benchmarks/load.py [--officials 50] [--seconds 60] [--db URL]...
+    python benchmarks/load.py [--officials 50] [--seconds 60] [--peers 1] [--db URL]...
 
 `--db` may be repeated; by default an SQLite file in a temporary folder, plus PostgreSQL when
 ANJIAN_TEST_PG (or --pg) names a server (a scratch database is created and dropped). The service is the
@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import AsyncExitStack, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,16 +182,20 @@ async def op(client, tally: Tally, name: str, method: str, path: str, headers: d
     return r.json() if name == "show" else {}
 
 
-async def phase(base: str, pairs: list[tuple[str, str, str]], seconds: float) -> Tally:
+async def phase(bases: list[str], pairs: list[tuple[str, str, str]], seconds: float) -> Tally:
+    """Each pair of officials on one service of `bases` (round robin: peers share the officials)."""
     import httpx
 
     tally = Tally()
     limits = httpx.Limits(max_connections=2 * len(pairs) + 10, max_keepalive_connections=2 * len(pairs) + 10)
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(httpx.AsyncClient(base_url=b, timeout=120, limits=limits))
+                   for b in bases]
         start = time.monotonic()
         until = start + seconds
         tasks = []
-        for code, chief_token, inspector_token in pairs:
+        for i, (code, chief_token, inspector_token) in enumerate(pairs):
+            client = clients[i % len(clients)]
             tasks.append(chief(client, code, chief_token, until, tally, [0]))
             tasks.append(inspector(client, code, inspector_token, until, tally))
         await asyncio.gather(*tasks)
@@ -199,15 +203,17 @@ async def phase(base: str, pairs: list[tuple[str, str, str]], seconds: float) ->
     return tally
 
 
-def run_engine(url: str, officials: int, seconds: float, folder: Path) -> dict:
+def run_engine(url: str, officials: int, seconds: float, folder: Path, peers: int = 1) -> dict:
     pairs = officials // 2
     env, towns = prepare(url, folder / "home", pairs + 1)
-    with serving(env) as base:
-        anchor = asyncio.run(phase(base, towns[-1:], 10.0))
-        loaded = asyncio.run(phase(base, towns[:pairs], seconds))
+    with ExitStack() as stack:
+        bases = [stack.enter_context(serving(env)) for _ in range(peers)]
+        anchor = asyncio.run(phase(bases[:1], towns[-1:], 10.0))
+        loaded = asyncio.run(phase(bases, towns[:pairs], seconds))
     verify = anjian(env, "audit", "verify")
     return {
         "engine": url.split(":", 1)[0].split("+")[0],
+        "peers": peers,
         "officials": 2 * pairs,
         "seconds": round(loaded.wall, 1),
         "requests": loaded.requests,
@@ -224,7 +230,8 @@ def run_engine(url: str, officials: int, seconds: float, folder: Path) -> dict:
 def report(results: list[dict]) -> str:
     lines = []
     for r in results:
-        lines.append(f"== {r['engine']}: {r['officials']} officials for {r['seconds']} s: {r['requests']} requests, "
+        served = f", {r['peers']} serve processes (peers)" if r.get("peers", 1) > 1 else ""
+        lines.append(f"== {r['engine']}{served}: {r['officials']} officials for {r['seconds']} s: {r['requests']} requests, "
                      f"{r['rps']} per second, errors {r['errors']}")
         lines.append(f"   {'op':<8} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}   anchor p50 ms  loaded/anchor p50")
         for op_name in OPS:
@@ -244,6 +251,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--officials", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--peers", type=int, default=1, help="serve processes on the database, officials shared "
+                                                             "among them (on 2 cores, try 2)")
     parser.add_argument("--db", action="append", default=[])
     parser.add_argument("--pg", default=os.environ.get("ANJIAN_TEST_PG"))
     args = parser.parse_args()
@@ -261,7 +270,7 @@ def main() -> int:
             sub.mkdir()
             if url.startswith("sqlite:///"):
                 Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-            results.append(run_engine(url, args.officials, args.seconds, sub))
+            results.append(run_engine(url, args.officials, args.seconds, sub, args.peers))
             print(report(results[-1:]), flush=True)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(), "results": results},
