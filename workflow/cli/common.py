@@ -468,20 +468,11 @@ def emit(fmt: str, table_fn: Callable[[], str], data: Any, csv_fn: Callable[[], 
 def write_file(out: Path, content: bytes) -> None:
     """Write an export whole (a temporary file renamed over it), or exit 2 naming the file and why it
     cannot be written, leaving no part of it: a full disk would otherwise leave half a spreadsheet."""
-    import os
-    import tempfile
+    from anjian.workflow.store.files import replace_whole
 
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=f".{out.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-        mask = os.umask(0o077)  # read back (mkstemp made the file 0600): the mode any new file gets
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, out)
+        replace_whole(out, content)
     except OSError as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         fail(_("--out {file}: cannot write this file: {reason}").format(file=out, reason=exc.strerror or exc))
     click.echo(_("written: {file}").format(file=out), err=True)
+

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,21 +284,11 @@ def _download(client, server: Server, f: dict) -> None:
     data = response.content
     if hashlib.sha256(data).hexdigest() != f.get("sha256"):
         fail(_("{file}: the download from the server is damaged (SHA-256 differs); try again").format(file=target))
-    import tempfile
+    from anjian.workflow.store.files import replace_whole
 
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.",
-                                   suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        mask = os.umask(0o077)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, target)
+        replace_whole(target, data)
     except OSError as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         if f.get("param") == "out":  # as embedded mode says it (cli/common.write_file)
             fail(_("--out {file}: cannot write this file: {reason}").format(file=target, reason=exc.strerror or exc))
         fail(_("{file}: cannot write this file: {reason}").format(file=target, reason=exc.strerror or exc))

@@ -78,3 +78,23 @@ def create_file(path: Path, group: str | None) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def replace_whole(out: Path, content: bytes) -> None:
+    """`content` as the file `out`, whole or not at all: a temporary file beside it, renamed over it, with
+    the mode a new file gets. Raises OSError (nothing left behind)."""
+    import tempfile
+
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=f".{out.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+        mask = os.umask(0o077)  # read back (mkstemp made the file 0600): the mode any new file gets
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, out)
+    except OSError:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise
