@@ -1,4 +1,4 @@
-"""宽城's key steps walked twice, side by side: through the CLI as a client of `anjian serve` (the served
+"""宽城's campaign walked twice, side by side: through the CLI as a client of `anjian serve` (the served
 database), and through the embedded CLI on a twin database made the same way. Step by step the two print
 the same stdout and stderr and exit with the same code.
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 from unittest import mock
@@ -29,6 +30,7 @@ YUERYA = "宽城峪耳崖镇"
 YUERYA_CODE = "130827102"
 DEMOS = ["130827100", "130827101"]
 KEYS = ["130827103", "130827104"]
+HEAVY = "130827109"  # 松岭镇: heavy task
 ACTING = ("county_official", "city_office", "chief_yuerya", "city_inspector")
 
 
@@ -83,8 +85,10 @@ class Twins:
         return r
 
 
+@pytest.mark.slow  # the whole campaign twice, step by step
 def test_walk_kuancheng_remote_and_embedded_print_the_same(remote, twin, served, tmp_path):
-    """Each key step of 宽城's campaign prints the same and exits the same through the server and embedded."""
+    """Each step of 宽城's campaign, from mobilization to standardized, prints the same and exits the same
+    through the server and embedded."""
     from anjian.workflow.services import credentials, officials
 
     url, twin_db = twin
@@ -100,7 +104,8 @@ def test_walk_kuancheng_remote_and_embedded_print_the_same(remote, twin, served,
     files = tmp_path / "files"  # the same absolute paths for both sides: evidence is recorded by path
     files.mkdir()
 
-    step("units", "--county", CODE, "--level", "township", "--format", "json", now="2014-12-15T09:00")
+    r = step("units", "--county", CODE, "--level", "township", "--format", "json", now="2014-12-15T09:00")
+    others = [u["code"] for u in json.loads(r.stdout) if u["code"] not in (YUERYA_CODE, *DEMOS, *KEYS)]
     now = "2014-12-20T09:00"
     step("advance", COUNTY, "submit_plan", now=now, code=3)
     step("record", COUNTY, "county.leadership_group", "组长：县长 李四（宽政办〔2014〕88号）", now=now)
@@ -114,6 +119,10 @@ def test_walk_kuancheng_remote_and_embedded_print_the_same(remote, twin, served,
     keys.write_text("unit,cohort\n" + "".join(f"{c},key\n" for c in DEMOS + KEYS), encoding="utf-8")
     step("designate", "--file", str(keys), official="city_office", now="2014-12-22T09:00")
     step("designate", "--file", str(files / "missing.csv"), official="city_office", now="2014-12-22T09:00", code=2)
+    cohorts = files / "cohorts.csv"
+    cohorts.write_text("unit,cohort\n" + "".join(f"{c},county_demo\n" for c in DEMOS) + f"{HEAVY},heavy_task\n",
+                       encoding="utf-8")
+    step("designate", "--file", str(cohorts), now="2014-12-22T09:00")
 
     step("advance", YUERYA, "start", official="chief_yuerya", now="2015-01-05T09:00")
     sheet = files / "清单.csv"
@@ -143,3 +152,58 @@ def test_walk_kuancheng_remote_and_embedded_print_the_same(remote, twin, served,
     step("history", YUERYA, now=later)
     # the chain's head differs: the tokens' ids (in their token_create rows) are random on each side
     step("audit", "verify", official="city_office", now=later, seen=lambda t: re.sub(r"[0-9a-f]{16}…", "…", t))
+
+    # The rest of the plan, to the county's standardization: the county triggers and the batches through
+    # the CLI, each refused first where the plan says so; the other townships' checklists through the
+    # services, alike on both sides.
+    both = (served.db, twin_db)
+    step("advance", COUNTY, "approve_demonstration", "--note", "示范创建总结", official="city_office",
+         now="2015-04-01T09:00", code=3)
+    for code in DEMOS:
+        _accepted(both, code, frozenset({"key", "county_demo"}), "2015-04-10T09:00")
+    step("advance", COUNTY, "approve_demonstration", "--note", "示范创建验收合格，召开现场观摩会", official="city_office",
+         now="2015-07-10T09:00")
+    step("advance", COUNTY, "certify_key_compliance", official="city_office", now="2015-07-15T09:00", code=3)
+    for code in KEYS:
+        _accepted(both, code, frozenset({"key"}), "2015-08-01T09:00")
+    starts = files / "start.csv"
+    starts.write_text("unit,trigger,note\n" + "".join(f"{c},start,\n" for c in others), encoding="utf-8")
+    step("advance", "--file", str(starts), official="city_office", now="2015-09-10T09:00")
+    step("advance", COUNTY, "certify_key_compliance", official="city_office", now="2015-12-20T09:00")
+    step("advance", COUNTY, "certify_full_coverage", official="city_office", now="2016-01-10T09:00", code=3)
+    with clock_at("2016-03-01T09:00"):
+        for db in both:
+            for code in others:
+                record_checklist(db, code, frozenset({"heavy_task"}) if code == HEAVY else frozenset(),
+                                 actor="city_office", now=at("2016-03-01T09:00"))
+    applies = files / "apply.csv"
+    applies.write_text("unit,trigger,note\n" + "".join(f"{c},apply,\n" for c in others), encoding="utf-8")
+    step("advance", "--file", str(applies), official="city_office", now="2016-04-01T09:00")
+    step("advance", others[0], "reject", "--note", "台账不全", official="city_inspector", now="2016-05-01T09:00")
+    step("show", others[0], now="2016-05-02T09:00")
+    step("advance", others[0], "resubmit", official="city_office", now="2016-05-20T09:00")
+    accepts = files / "accept.csv"
+    accepts.write_text("unit,trigger,note\n" + "".join(f"{c},accept,验收合格\n" for c in others), encoding="utf-8")
+    step("advance", "--file", str(accepts), official="city_inspector", now="2016-06-01T09:00")
+    step("advance", COUNTY, "certify_full_coverage", official="city_office", now="2016-10-01T09:00")
+    end = "2016-12-31T12:00"
+    county = json.loads(step("show", CODE, "--format", "json", now=end).stdout)
+    assert county["state"] == "standardized" and {m["status"] for m in county["milestones"]} == {"met"}
+    step("status", "--county", CODE, now=end)
+    step("history", CODE, now=end)
+    step("audit", "verify", official="city_office", now=end, seen=lambda t: re.sub(r"[0-9a-f]{16}…", "…", t))
+
+
+def _accepted(dbs, code: str, cohorts: frozenset[str], day: str) -> None:
+    """A township's whole path through the services, alike on each database (as test_walk's)."""
+    from anjian.workflow.services.advance import advance
+
+    when = at(day)
+    for db in dbs:
+        with clock_at(when):
+            advance(db, code, "start", "city_office", when)
+            record_checklist(db, code, cohorts, actor="city_office", now=when)
+        with clock_at(when + dt.timedelta(days=10)):
+            advance(db, code, "apply", "city_office", when + dt.timedelta(days=10))
+        with clock_at(when + dt.timedelta(days=20)):
+            advance(db, code, "accept", "city_inspector", when + dt.timedelta(days=20), note="资料齐全，现场核查合格")
