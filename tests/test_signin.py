@@ -195,10 +195,16 @@ def test_web_session_expiry_slides_with_use(served, admin):
 
 
 def test_pages_load_nothing_inline_nor_from_another_origin(served):
-    """The login page has no script, no inline style, and only its own origin's style sheet, which is served."""
-    page = httpx.get(f"{served.url}/login").text
+    """The login page has no script, no inline style, links only within its own origin, its own style
+    sheet (which is served), and a Content-Security-Policy that allows nothing else."""
+    answer = httpx.get(f"{served.url}/login")
+    page = answer.text
     assert "<script" not in page and "<style" not in page and "style=" not in page
-    assert re.findall(r'(?:href|src)="([^"]+)"', page) == ["/static/site.css"]
+    links = re.findall(r'(?:href|src|action)="([^"]+)"', page)
+    assert "/static/site.css" in links
+    assert all(link.startswith("#") or (link.startswith("/") and not link.startswith("//")) for link in links), links
+    assert "default-src 'none'" in answer.headers["content-security-policy"]
+    assert answer.headers["x-frame-options"] == "DENY"
     css = httpx.get(f"{served.url}/static/site.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css") and "body" in css.text
 

@@ -233,13 +233,15 @@ def _language(request: Request) -> str:
 
 def create_app(state: ServiceState) -> Starlette:
     """The application over an opened database (the caller upgrades and checks it first)."""
-    from anjian.workflow.server import ops, signin
+    from anjian.workflow.server import ops, signin, web
     from anjian.workflow.server.observe import Observe
+    from anjian.workflow.server.web.base import SecurityHeaders
 
     state.proxy_networks = state.config.proxy_networks()
     routes = [
         *ops.routes(),  # /healthz, /readyz, /metrics
         *signin.routes(),
+        *web.routes(),
         Route(API + "/openapi.json", openapi.route, methods=["GET"]),
         Route(API + "/uploads", files.upload_route, methods=["POST"]),
         Route(API + "/downloads/{ident}", files.download_route, methods=["GET"]),
@@ -247,5 +249,6 @@ def create_app(state: ServiceState) -> Starlette:
     ]
     app = Starlette(routes=routes)
     app.state.service = state
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(Observe, state=state, metrics=ops.metrics_of(app), tls=bool(state.config.ssl_certfile))
     return app

@@ -1,5 +1,5 @@
 """Signing in to the service: the API's /signin, /signout and /me, and the web's /login, /password,
-/logout and / (who is signed in; the next issue builds the real pages).
+/logout the style sheet; the pages behind sign-in are server/web.
 
 Each route only translates: the credentials service decides (passwords, limits, tokens, audit). The
 pages are server-rendered from templates/web (autoescaped, no script, nothing from another origin),
@@ -13,6 +13,7 @@ import datetime as dt
 import hmac
 import json
 import secrets
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -36,7 +37,6 @@ def routes() -> list[Route]:
         Route("/login", login_page, methods=["GET", "POST"]),
         Route("/password", password_page, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
-        Route("/", home, methods=["GET"]),
         Route("/static/site.css", stylesheet, methods=["GET"]),
     ]
 
@@ -131,12 +131,12 @@ async def api_me(request: Request) -> Response:
 
 def _page(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
     from anjian.i18n import language
-    from anjian.workflow.reports.templating import environment
+    from anjian.workflow.server.web import base
 
     with language(_language(request)):
         words = _words()
-        html = environment().get_template(f"web/{template}.html.j2").render(words=words, **context)
-    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+    who = context.pop("who", None)
+    return base.render(request, None, template, status, words=words, official=who, **context)
 
 
 def _words() -> dict[str, str]:
@@ -163,7 +163,9 @@ def _forget(response: Response, request: Request, name: str) -> None:
 
 def _login_form(request: Request, error: str | None = None, status: int = 200, username: str = "") -> Response:
     token = secrets.token_urlsafe(32)
-    response = _page(request, "login", status, csrf=token, error=error, username=username)
+    target = _next(request)
+    action = "/login" if target == "/" else "/login?next=" + quote(target, safe="/")
+    response = _page(request, "login", status, csrf=token, error=error, username=username, action=action)
     _cookie(response, request, LOGIN_CSRF_COOKIE, token)
     return response
 
@@ -196,10 +198,17 @@ async def login_page(request: Request) -> Response:
                 auth.client_address(request), _now(), kind="session", limits=state.config.credential_limits())
         except AnjianError as exc:
             return _login_form(request, exc.message, 403, username=form.get("username", "")[:64])
-    response = RedirectResponse("/password" if must else "/", status_code=303)
+    response = RedirectResponse("/password" if must else _next(request), status_code=303)
     _cookie(response, request, auth.SESSION_COOKIE, issued.secret)
     _forget(response, request, LOGIN_CSRF_COOKIE)
     return response
+
+
+def _next(request: Request) -> str:
+    """Where the login form was asked from (`/login?next=/units/…`): a path of this site only."""
+    target = request.query_params.get("next", "/")
+    ok = target.startswith("/") and not target.startswith("//") and "\\" not in target and len(target) < 512
+    return target if ok else "/"
 
 
 async def _session(request: Request):
@@ -257,30 +266,6 @@ async def logout(request: Request) -> Response:
     response = RedirectResponse("/login", status_code=303)
     _forget(response, request, auth.SESSION_COOKIE)
     return response
-
-
-async def home(request: Request) -> Response:
-    """Who is signed in (the next issue makes this the official's page)."""
-    from anjian.i18n import language
-    from anjian.states.labels import ROLE_NAMES
-
-    who = await _session(request)
-    if who is None:
-        return RedirectResponse("/login", status_code=303)
-    if who.must_change:
-        return RedirectResponse("/password", status_code=303)
-    with language(_language(request)):
-        role = ROLE_NAMES[who.actor.role]
-        unit = _unit_name(request, who.actor.unit_code)
-    return _page(request, "home", who=who.actor, role=role, unit=unit, csrf=who.csrf, kind=who.kind, error=None)
-
-
-def _unit_name(request: Request, code: str) -> str:
-    from anjian.workflow.store.models import Unit
-
-    with _state(request).db.read() as session:
-        unit = session.get(Unit, code)
-        return f"{unit.name}（{code}）" if unit is not None else code
 
 
 async def stylesheet(request: Request) -> Response:

@@ -1,0 +1,239 @@
+"""What every page of the web shares: who is signed in, running a command as them, rendering a template,
+reading a form (its CSRF token checked, its size limited), files an official uploads with a form, and the
+security headers of every HTML answer.
+
+A page decides nothing of the campaign. It runs the CLI's own commands (server/runner) as the signed-in
+official, with `--format json`, and renders what they answer: the same services, permissions, refusals
+and audit as `anjian …` on a terminal or through the API. A page's data is therefore also the JSON a
+program gets from `/api/v1/COMMAND` (Datasette's rule: every page has its JSON)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from anjian.i18n import _
+
+# Nothing from another origin, no inline script or style, no framing; forms post only here.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+MAX_FORM_FIELDS = 400  # a township's checklist is under 60 items; a bulk form a few hundred fields
+MAX_FORM_BYTES = 64 * 1024  # the text of one form (files are counted against max_upload_bytes each)
+MAX_FORM_FILES = 60
+
+
+@dataclass
+class Answer:
+    """What a command said to a page: its JSON on success, or the refusal (exit code, message, details)."""
+
+    exit: int
+    data: object = None
+    message: str = ""
+    details: list[str] = field(default_factory=list)
+    stdout: str = ""
+    files: list[dict] = field(default_factory=list)  # downloads the command wrote (server/files.publish)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit == 0
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def language(request: Request) -> str:
+    """zh unless the browser asks for English first (or ?lang=en)."""
+    if request.query_params.get("lang") in ("en", "zh"):
+        return request.query_params["lang"]
+    return "en" if request.headers.get("accept-language", "").lower().startswith("en") else "zh"
+
+
+def state(request: Request):
+    return request.app.state.service
+
+
+async def signed_in(request: Request):
+    """(principal, None) for a page's official, or (None, the redirect to /login or /password)."""
+    from anjian.workflow.server import auth
+
+    who = await auth.principal(request)
+    if who is None or who.kind not in ("session", "proxy"):
+        asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        target = "/login" if asked == "/" else "/login?next=" + quote(asked, safe="/")
+        return None, RedirectResponse(target, status_code=303)
+    if who.must_change:
+        return None, RedirectResponse("/password", status_code=303)
+    return who, None
+
+
+async def run(request: Request, who, path: list[str], params: dict | None = None, workspace=None) -> Answer:
+    """Run `anjian PATH --format json …` as `who`; its JSON, or its refusal, as an Answer."""
+    from anjian.workflow.server import files, runner
+
+    st = state(request)
+    params = dict(params or {})
+    found = runner.find(path)
+    if found is None:
+        return Answer(2, message=_("no such command: {name}").format(name=" ".join(path)))
+    cmd = found[0]
+    if "format" in {runner.api_name(p) for p in runner.api_params(cmd)}:
+        params.setdefault("format", "json")
+    own = workspace is None
+    ws = files.workspace(st) if own else workspace
+    try:
+        argv = runner.argv_of(cmd, params)
+        if st.drill is None:
+            from anjian.workflow.services.registry import drill_of
+
+            st.drill = bool(await run_in_threadpool(drill_of, st.db))
+        call = runner.Call(st.settings, st.db, who.actor, st.drill)
+        outcome = await run_in_threadpool(runner.run, path, argv, call, lang=language(request), workspace=ws)
+        made = await run_in_threadpool(files.publish, st, who.actor.name, ws)
+    finally:
+        if own:
+            ws.close()
+    if outcome.exit != 0:
+        code, message, details = outcome.failure or (outcome.exit, outcome.stderr.strip(), [])
+        return Answer(code, message=message, details=list(details), stdout=outcome.stdout, files=made)
+    try:
+        data = json.loads(outcome.stdout) if outcome.stdout.strip() else None
+    except ValueError:
+        data = None
+    return Answer(0, data=data, message=outcome.stderr.strip(), stdout=outcome.stdout, files=made)
+
+
+def nav(who) -> list[tuple[str, str]]:
+    """The links of the page header, by role (what a role may not use is not offered; the services
+    refuse it anyway)."""
+    role = who.actor.role
+    links = [("/", _("My tasks"))]
+    if role in ("city_inspector", "county_official", "city_office", "admin"):
+        links.append(("/queue", _("Inspection queue")))
+    if role != "township_chief":
+        links.append(("/dashboard", _("City dashboard")))
+    links.append((f"/units/{who.actor.unit_code}", _("My unit")))
+    links.append(("/history", _("Audit")))
+    if role in ("admin", "city_office"):
+        links.append(("/officials", _("Officials and contacts")))
+    return links
+
+
+def render(request: Request, who, template: str, status: int = 200, **context) -> HTMLResponse:
+    """`templates/web/TEMPLATE.html.j2` in the request's language, with the header's links, the
+    official, and the session's CSRF token for its forms."""
+    from anjian.i18n import language as in_language
+    from anjian.states.labels import ROLE_NAMES
+    from anjian.workflow.reports.templating import environment
+
+    values = {"who": who.actor if who else None, "role_name": ROLE_NAMES.get(who.actor.role, "") if who else "",
+              "nav": nav(who) if who else [], "csrf": who.csrf if who else None, "path": request.url.path,
+              "lang": "en" if language(request) == "en" else "zh-CN", "drill": bool(state(request).drill),
+              "error": None, "error_details": [], "notice": None}
+    values.update(context)
+    with in_language(language(request)):
+        html = environment().get_template(f"web/{template}.html.j2").render(values)
+    return HTMLResponse(html, status_code=status)
+
+
+def refused_page(request: Request, who, status: int, message: str) -> HTMLResponse:
+    """A page that says why it cannot be shown (not permitted, no such unit …)."""
+    return render(request, who, "refused", status=status, title=_("Not shown"), error=message)
+
+
+async def form(request: Request, who, files: bool = False):
+    """The posted form as (fields, uploads), or None when it is too large or lacks the session's CSRF
+    token. `uploads` are the non-empty file fields (name → starlette UploadFile)."""
+    from anjian.workflow.server import auth
+
+    length = request.headers.get("content-length")
+    most = MAX_FORM_BYTES + (state(request).config.max_upload_bytes * MAX_FORM_FILES if files else 0)
+    if length is not None and (not length.isdigit() or int(length) > most):
+        return None
+    try:
+        data = await request.form(max_files=MAX_FORM_FILES if files else 0, max_fields=MAX_FORM_FIELDS)
+    except Exception:  # a malformed or oversized multipart body: python-multipart's own errors
+        return None
+    fields = {k: v for k, v in data.multi_items() if isinstance(v, str)}
+    uploads = {k: v for k, v in data.multi_items() if not isinstance(v, str) and getattr(v, "filename", "")}
+    if not auth.csrf_ok(request, who, fields.get("csrf_token")):
+        return None
+    return fields, uploads
+
+
+def expired_form(request: Request, who) -> HTMLResponse:
+    return refused_page(request, who, 403, _("the form has expired or did not come from this site: open it again"))
+
+
+class UploadTooLarge(Exception):
+    """A file of a form is larger than [service] max_upload_bytes."""
+
+
+async def save_upload(request: Request, workspace, upload) -> tuple[Path, str]:
+    """A form's file streamed into the request's workspace under its own name (size limited);
+    (path the command reads, SHA-256). The evidence is recorded under the name the official chose."""
+    most = state(request).config.max_upload_bytes
+    name = Path(upload.filename or "file").name[:200] or "file"
+    target = workspace.folder / "in" / secrets.token_hex(4) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        while chunk := await upload.read(1 << 16):
+            size += len(chunk)
+            if size > most:
+                fh.close()
+                target.unlink(missing_ok=True)
+                raise UploadTooLarge(_("{file}: the file is larger than the service accepts ({most} bytes); "
+                                       "nothing was written").format(file=name, most=most))
+            digest.update(chunk)
+            fh.write(chunk)
+    workspace.shown[str(target)] = name
+    workspace.recorded[str(target.resolve())] = name
+    return target, digest.hexdigest()
+
+
+class SecurityHeaders:
+    """ASGI middleware: every HTML answer gets the Content-Security-Policy and its companions."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                kind = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if kind.startswith(b"text/html"):
+                    have = {k.lower() for k, _v in headers}
+                    headers += [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
+                                if k.lower().encode() not in have]
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def redirect(url: str) -> Response:
+    return RedirectResponse(url, status_code=303)
