@@ -85,7 +85,7 @@ def test_first_init_makes_this_account_the_admin(cli):
     assert r.exit_code == 0, r.output
     assert f"已将操作系统账户 {ADMIN} 设为本数据库的管理员（admin）" in r.output
     assert user_list(cli) == {ADMIN: {"name": ADMIN, "role": "admin", "unit": "130800", "unit_name": "承德市",
-                                      "os_user": ADMIN, "active": True}}
+                                      "os_user": ADMIN, "active": True, "has_password": False, "must_change": False}}
     table = cli("user", "list", user=None)
     assert table.exit_code == 0 and ADMIN in table.output and "系统管理员" in table.output
 

@@ -181,6 +181,13 @@ def may(session: Session, actor: Acting, action: str, unit_code: str | None = No
         _check(session, official, P.ACTIONS.get(action, frozenset()), _("use `{action}`").format(action=action), unit_code, unit_name)
 
 
+def role_may(actor: Acting, action: str) -> bool:
+    """Whether the actor's role may use `action` (states.permissions.ACTIONS) at all, jurisdiction aside:
+    what a page offers. Offering is not permitting: the service checks in full (`may`) when it is used."""
+    official = _official(actor)
+    return official is None or official.role in P.ACTIONS.get(action, frozenset())
+
+
 def not_own_unit(session: Session, actor: Acting, unit_code: str, applicants: Iterable[str], trigger: str) -> None:
     """A verdict on an application (states.permissions.INSPECTION_TRIGGERS) must come from outside the bodies
     its applicants applied from: not the same role at the same unit as any of them (the city's office and

@@ -123,21 +123,35 @@ def _official(session: Session, name: str) -> Official:
     return o
 
 
-def set_password(db: Database, actor: Actor, name: str, password: str, now: dt.datetime) -> None:
-    """An admin sets an official's password; the official must change it at the first sign-in."""
+def set_password(db: Database, actor: Actor, name: str, password: str, now: dt.datetime, *,
+                 first: bool = False) -> None:
+    """An admin sets an official's password; the official must change it at the first sign-in. With
+    `first`, only a first password: an official who has one already is refused (see set_first_password)."""
     check_password_text(password)
     hashed = _argon().hash(password)  # before the write transaction: hashing takes a tenth of a second
-    with refusals_audited(db, actor, now, "user passwd"), db.write() as session:
+    with refusals_audited(db, actor, now, "first password" if first else "user passwd"), db.write() as session:
         if actor.role != "admin":
             raise NotPermitted(_("only an admin sets another official's password"))
         _official(session, name)
         at = audit.stamp(session, now)
         row = session.get(Password, name)
+        if first and row is not None:
+            raise NotPermitted(_("{name} already has a password: they change it themselves (/password); an admin "
+                                 "resets it only on the service's machine (`anjian user passwd`)").format(name=name))
         if row is None:
             session.add(Password(official=name, hash=hashed, must_change=1, set_at=utc_text(at), set_by=actor.name))
         else:
             row.hash, row.must_change, row.set_at, row.set_by = hashed, 1, utc_text(at), actor.name
-        audit.append(session, [audit.Entry(at, actor, "password_set", detail={"official": name})])
+        audit.append(session, [audit.Entry(at, actor, "password_set",
+                                           detail={"official": name} | ({"first": True} if first else {}))])
+
+
+def set_first_password(db: Database, actor: Actor, name: str, password: str, now: dt.datetime) -> None:
+    """What the web lets an admin do (the form of /officials): give an official who has no password yet
+    a first one, to be changed at the first sign-in. Resetting a password someone already has stays on
+    the service's own machine (`anjian user passwd`, never through the service): a stolen admin session
+    must not be able to take over every official's account."""
+    set_password(db, actor, name, password, now, first=True)
 
 
 def change_password(db: Database, name: str, old: str, new: str, now: dt.datetime, address: str = "",

@@ -24,7 +24,7 @@ from anjian.workflow.engine.names import Resolver
 from anjian.workflow.errors import BadInput, NotPermitted
 from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database
-from anjian.workflow.store.models import Official, Unit
+from anjian.workflow.store.models import Official, Password, Unit
 
 
 def os_login() -> str:
@@ -45,10 +45,13 @@ class OfficialView:
     unit_name: str
     os_user: str | None
     active: bool
+    has_password: bool = False  # a password for the service is set (`user passwd`, or the web's first one)
+    must_change: bool = False  # it was set by an admin and waits to be changed at the first sign-in
 
 
-def _view(o: Official, unit_name: str) -> OfficialView:
-    return OfficialView(o.name, o.role, o.unit_code, unit_name, o.os_user, bool(o.active))
+def _view(o: Official, unit_name: str, password: Password | None = None) -> OfficialView:
+    return OfficialView(o.name, o.role, o.unit_code, unit_name, o.os_user, bool(o.active), password is not None,
+                        bool(password.must_change) if password is not None else False)
 
 
 def identify(session: Session, login: str, as_user: str | None = None) -> Actor:
@@ -206,9 +209,12 @@ def edit(db: Database, name: str, actor: Acting | str, now: dt.datetime, *, os_u
 
 
 def listing(db: Database) -> list[OfficialView]:
+    """Every official, with whether a password for the service is set and must still be changed."""
     with db.read() as session:
-        rows = session.execute(select(Official, Unit.name).join(Unit, Unit.code == Official.unit_code).order_by(Official.name))
-        return [_view(o, n) for o, n in rows]
+        rows = session.execute(select(Official, Unit.name, Password)
+                               .join(Unit, Unit.code == Official.unit_code)
+                               .outerjoin(Password, Password.official == Official.name).order_by(Official.name))
+        return [_view(o, n, pw) for o, n, pw in rows]
 
 
 def _by(actor: Acting) -> dict:
