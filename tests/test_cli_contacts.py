@@ -73,6 +73,21 @@ def test_list_of_one_unit_leaves_out_the_others(chengde, cli):
     assert listed(cli, "丰宁县") == []
 
 
+def test_a_contact_list_shows_only_the_officials_own_jurisdiction(chengde, cli):
+    """A county official lists only their county's contacts (a webhook carries the robot's key), a chief
+    only their township's, and an inspector, who keeps no contacts, is refused (exit 4)."""
+    assert cli("contact", "add", "宽城县", "--name", "李科长", "--email", "li@kc.gov.cn").exit_code == 0
+    assert cli("contact", "add", "丰宁县", "--name", "丰宁群", "--webhook",
+               "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=secret").exit_code == 0
+    assert cli("contact", "add", "宽城峪耳崖镇", "--name", "站长", "--email", "z@kc.gov.cn").exit_code == 0
+    county = cli("contact", "list", "--format", "json", user="li")
+    assert county.exit_code == 0 and [c["name"] for c in json.loads(county.output)] == ["李科长", "站长"]
+    chief = cli("contact", "list", "--format", "json", user="chief_yuerya")
+    assert [c["name"] for c in json.loads(chief.output)] == ["站长"]
+    assert cli("contact", "list", "丰宁县", user="li").exit_code == 4
+    assert cli("contact", "list", user="inspector").exit_code == 4
+
+
 def test_contact_changes_are_audited(chengde, cli):
     """Adding and removing a contact each append an audit row naming the acting official; the chain verifies."""
     before = audit_count(chengde)

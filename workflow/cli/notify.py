@@ -111,7 +111,7 @@ def contact_list(env, unit, fmt) -> None:
     from anjian.workflow.formats import output as render
     from anjian.workflow.services import contacts
 
-    rows = contacts.listing(env.database(), unit)
+    rows = contacts.listing(env.database(), unit, env.actor)
     headers = [_("Unit code"), _("Unit"), _("Name"), _("E-mail"), _("Webhook")]
     table = [[c.unit, c.unit_name, c.name, c.email, c.webhook] for c in rows]
     emit(fmt, lambda: render.table(headers, table) + "\n" + _("{count} contact(s) in all").format(count=len(rows)), rows,

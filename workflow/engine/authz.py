@@ -188,6 +188,13 @@ def role_may(actor: Acting, action: str) -> bool:
     return official is None or official.role in P.ACTIONS.get(action, frozenset())
 
 
+def within_reach(session: Session, actor: Acting, unit_code: str) -> bool:
+    """Whether the unit is within the actor's jurisdiction (always, for the program itself): what a
+    listing of an office's own data may show."""
+    official = _official(actor)
+    return official is None or official.role == "admin" or _within(session, official, unit_code)
+
+
 def not_own_unit(session: Session, actor: Acting, unit_code: str, applicants: Iterable[str], trigger: str) -> None:
     """A verdict on an application (states.permissions.INSPECTION_TRIGGERS) must come from outside the bodies
     its applicants applied from: not the same role at the same unit as any of them (the city's office and

@@ -208,10 +208,17 @@ def remove(db: Database, unit: str, name: str, actor: Acting | str, now: dt.date
         return n
 
 
-def listing(db: Database, unit: str | None = None) -> list[ContactView]:
+def listing(db: Database, unit: str | None = None, actor: Acting | None = None) -> list[ContactView]:
+    """The contacts of one unit or all, as `actor` may see them: only the roles that keep contacts, and
+    only the units within their jurisdiction (a webhook's address carries the robot's key)."""
     with db.read() as session:
+        ref = Resolver(session).resolve(unit) if unit else None
+        if actor is not None:
+            authz.may(session, actor, "contact", ref.code if ref else None, ref.name if ref else None)
         q = select(Contact, Unit.name).join(Unit, Unit.code == Contact.unit_code).order_by(Contact.unit_code, Contact.name)
-        if unit:
-            q = q.where(Contact.unit_code == Resolver(session).resolve(unit).code)
-        return [ContactView(c.id, c.unit_code, n, c.name, c.email, c.webhook) for c, n in session.execute(q)]
-
+        if ref is not None:
+            q = q.where(Contact.unit_code == ref.code)
+        rows = [ContactView(c.id, c.unit_code, n, c.name, c.email, c.webhook) for c, n in session.execute(q)]
+        if actor is not None:
+            rows = [r for r in rows if authz.within_reach(session, actor, r.unit)]
+        return rows
