@@ -42,7 +42,7 @@ pytestmark = [pytest.mark.slow,  # a real browser (Selenium, headless Chromium)
 SITE_NOW = "2015-01-05T09:00"  # a Monday of the demonstration stage: the clock of every test here
 YUERYA = "130827102"  # 宽城峪耳崖镇, a provincial demonstration township (chief_yuerya's)
 KUANCHENG = "130827"  # 宽城满族自治县 (li's)
-CITY = "130800"  # 承德市
+CITY = "130800"  # 承德市 (wang's and office's)
 # Every page of the web and who sees it; {unit} is the official's own unit.
 PAGES = ("/", "/password", "/units/{unit}", "/queue", "/dashboard", "/history", "/officials")
 OFFICIALS = ("chief_yuerya", "li", "wang", "office")  # a township chief, a county official, an inspector, the office
@@ -425,9 +425,9 @@ def test_walk(site, tmp_path):
     assert "已达标" in chief.find_element(By.TAG_NAME, "main").text
     assert shown.foreign(site.url) == [] and shown.errors == []
     # INTEGRATOR: the rest of the campaign goes here, step by step, once the pages are merged:
-    #   - the county official (li) on /units/130827: submit_plan with the plan as evidence, then the
+    #   - the county official (li) on /units/{KUANCHENG}: submit_plan with the plan as evidence, then the
     #     county's page lists 峪耳崖镇 as accepted; approve_demonstration by the inspector;
-    #   - /dashboard as office: the figures count 峪耳崖镇 accepted, overdue lists the others after 2015-03-31;
+    #   - /dashboard (and /units/{CITY}) as office: the figures count 峪耳崖镇 accepted, overdue lists the others after 2015-03-31;
     #   - /history as office: the rows of this walk in order, `audit verify` intact from its button;
     #   - /officials as office: add a contact for 峪耳崖镇; a chief does not see the page (403).
     #   Each step: visit(...) clean (foreign == [], errors == []), and the database (state_of, audit_count)
