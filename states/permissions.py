@@ -57,6 +57,11 @@ DESIGNATE: dict[str, frozenset[str]] = {
     "heavy_task": frozenset({"county_official", "city_office"}),
 }
 
+# Roles whose officials open a unit in full (`show`, a unit's web page) only within their jurisdiction: a
+# township's chief sees their own township's file, not their neighbours'. Every other role reads the whole
+# campaign (the lists and figures of `status`, `units` and the reports are not limited by this).
+SEES_OWN_ONLY = frozenset({"township_chief"})
+
 # other actions -> roles (jurisdiction applies where the action names a unit)
 ACTIONS: dict[str, frozenset[str]] = {
     "contact": frozenset({"city_office", "county_official", "township_chief", "admin"}),

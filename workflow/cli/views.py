@@ -249,10 +249,28 @@ def show(env, unit: str, fmt: str) -> None:
         anjian show 宽城峪耳崖镇
         anjian show 宽城县 --format json
     """
+    from anjian.workflow.engine.authz import refusals_audited
     from anjian.workflow.views.show import show as compute
 
-    res = compute(env.database(), unit, env.now, env.actor_name)
+    viewer = _viewer(env)
+    with refusals_audited(env.database(), viewer or env.actor_name, env.stamp, "show"):
+        res = compute(env.database(), unit, env.now, env.actor_name, viewer)
     emit(fmt, lambda: show_text(res), res)
+
+
+def _viewer(env):
+    """The official asking, if this account is one (a read needs none): the service's signed-in official,
+    or the one the OS account maps to. `show` refuses them a unit they may not see in full."""
+    if env.call is not None:
+        return env.call.actor
+    from anjian.workflow.errors import NotPermitted
+    from anjian.workflow.services.officials import identify
+
+    try:
+        with env.database().read() as session:
+            return identify(session, env.login, env.settings.as_user)
+    except NotPermitted:
+        return None
 
 
 def show_text(res) -> str:

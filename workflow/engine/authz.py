@@ -176,6 +176,14 @@ def may_designate(session: Session, actor: Acting, cohort: str, unit_code: str, 
             cohort=COHORT_NAMES.get(cohort, cohort), cohort_id=cohort), unit_code, unit_name)
 
 
+def may_see(session: Session, actor: Acting, unit_code: str, unit_name: str) -> None:
+    """Whether the official may open the unit in full (`show`): a role of states.permissions.SEES_OWN_ONLY
+    only within its jurisdiction; every other role anywhere."""
+    official = _official(actor)
+    if official is not None and official.role in P.SEES_OWN_ONLY:
+        _check(session, official, frozenset({official.role}), _("see this unit in full"), unit_code, unit_name)
+
+
 def may(session: Session, actor: Acting, action: str, unit_code: str | None = None, unit_name: str | None = None) -> None:
     if official := _official(actor):
         _check(session, official, P.ACTIONS.get(action, frozenset()), _("use `{action}`").format(action=action), unit_code, unit_name)

@@ -8,17 +8,21 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from anjian.states.guards import ItemStatus, checklist
+from anjian.states.guards import ItemStatus, checklist, inspector_is_not_applicant
 from anjian.states.labels import COHORTS, state_name
 from anjian.states.machines import SPECS
 from anjian.states.milestones import MilestoneStatus, milestones
+from anjian.states.permissions import INSPECTION_TRIGGERS
 from anjian.workflow.clock import local_date, shown
+from anjian.workflow.engine import authz
+from anjian.workflow.engine.authz import Acting
 from anjian.workflow.engine.facts import FactsLoader
 from anjian.workflow.engine.names import Resolver
+from anjian.workflow.errors import NotPermitted
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.services.stages import stage_on
 from anjian.workflow.store.db import Database
-from anjian.workflow.store.models import AuditRow, Unit
+from anjian.workflow.store.models import AuditRow, EvidenceRow, Unit
 
 OWING = ("township", "county")  # the levels with a checklist and milestones
 
@@ -31,6 +35,10 @@ class TriggerStatus:
     allowed: bool
     unmet: list[str]
     to: str | None
+    next: bool = False  # it leaves the current state (one of the "next steps")
+    # whether the official asking may fire it (role, jurisdiction, separation of duties: the checks of
+    # `advance`, and a verdict never offered to an applicant); None when no official is known
+    permitted: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,11 @@ class ShowResult:
     remark: Remark | None = None  # a rectifying township: the reject (or revoke) that sent it back
     met_late: dict[str, int] = field(default_factory=dict)  # milestone id -> days it was met after its deadline
     areas: dict[str, str] = field(default_factory=dict)  # checklist area id -> its name
+    # checklist item -> the files of the latest `record` of it that attached any ([{path, sha256, seq, at}])
+    evidence: dict[str, list[dict]] = field(default_factory=dict)
+    # the cohorts the official asking may designate this unit's townships into (or take them out of)
+    designable: list[str] = field(default_factory=list)
+    recordable: bool | None = None  # whether the official asking may record its checklist (None: no official known)
 
     @property
     def next_triggers(self) -> list[TriggerStatus]:
@@ -73,13 +86,17 @@ class ShowResult:
         return [t for t in self.triggers if t.name in here]
 
 
-def show(db: Database, unit: str, now: dt.datetime, actor: str | None = None) -> ShowResult:
-    """One unit in full: what it has, what is missing, its milestones and which triggers are open now."""
+def show(db: Database, unit: str, now: dt.datetime, actor: str | None = None, viewer: Acting | None = None) -> ShowResult:
+    """One unit in full: what it has, what is missing, its milestones and which triggers are open now.
+    With `viewer` (the official asking), a unit outside what they may see is refused (authz.may_see) and
+    each trigger says whether they may fire it."""
     from anjian.workflow.engine import machine  # transitions is needed here only
 
     with db.read() as session:
         resolver = Resolver(session)
         ref = resolver.resolve(unit)
+        if viewer is not None:
+            authz.may_see(session, viewer, ref.code, ref.name)
         u = session.get(Unit, ref.code)
         campaign = campaign_in_force(session)
         loader = FactsLoader(session, campaign, now)
@@ -88,9 +105,11 @@ def show(db: Database, unit: str, now: dt.datetime, actor: str | None = None) ->
         items = checklist(facts) if owing else []
         ms = milestones(facts, campaign, local_date(now)) if owing else []
         triggers = []
+        here = {t["trigger"] for t in SPECS[u.level].transitions if t["source"] == u.state} if u.level in SPECS else set()
         for t in SPECS[u.level].triggers if u.level in SPECS else ():
             verdict = machine.check(loader.facts(ref.code, actor=actor), t)  # fresh facts: a check may set `dest`
-            triggers.append(TriggerStatus(t, verdict.allowed, list(verdict.unmet), verdict.dest))
+            permitted = None if viewer is None else _permitted(session, loader, viewer, u, t)
+            triggers.append(TriggerStatus(t, verdict.allowed, list(verdict.unmet), verdict.dest, t in here, permitted))
         children: dict[str, int] = {}
         for k in loader.children.get(ref.code, []):
             st = loader.state(k)
@@ -102,7 +121,61 @@ def show(db: Database, unit: str, now: dt.datetime, actor: str | None = None) ->
         return ShowResult(u.code, u.name, u.level, u.parent_code, parent.name if parent else None, resolver.path(u),
                           state, state_name(u.level, state), u.version,
                           sorted(loader.cohorts.get(u.code, ()), key=COHORTS.index), items, ms, triggers, children, now,
-                          remark, late, dict(campaign.areas))
+                          remark, late, dict(campaign.areas), _evidence(session, u.code, {c.item for c in items}),
+                          _designable(session, viewer, u) if viewer is not None and owing else [],
+                          _recordable(session, viewer, u) if viewer is not None else None)
+
+
+def _permitted(session, loader: FactsLoader, viewer: Acting, u: Unit, trigger: str) -> bool:
+    """Whether `viewer` may fire `trigger` on the unit as `advance` checks it (role, jurisdiction, the
+    applying body), and, for a verdict, is not one of the township's applicants."""
+    try:
+        authz.may_fire(session, viewer, u.level, trigger, u.code, u.name)
+        authz.not_own_unit(session, viewer, u.code, loader.applicants.get(u.code, ()), trigger)
+    except NotPermitted:
+        return False
+    if trigger in INSPECTION_TRIGGERS:
+        return not inspector_is_not_applicant(loader.facts(u.code, actor=authz.name_of(viewer)))
+    return True
+
+
+def _recordable(session, viewer: Acting, u: Unit) -> bool:
+    """Whether `viewer` may record the unit's checklist (authz.may_record, as `record` checks it)."""
+    try:
+        authz.may_record(session, viewer, u.level, u.code, u.name)
+    except NotPermitted:
+        return False
+    return True
+
+
+def _designable(session, viewer: Acting, u: Unit) -> list[str]:
+    """The cohorts `viewer` may designate townships of this unit into (authz.may_designate)."""
+    out = []
+    for cohort in COHORTS:
+        try:
+            authz.may_designate(session, viewer, cohort, u.code, u.name)
+        except NotPermitted:
+            continue
+        out.append(cohort)
+    return out
+
+
+def _evidence(session, code: str, items: set[str]) -> dict[str, list[dict]]:
+    """Each checklist item's current evidence: the files of its latest `record` row that attached any."""
+    if not items:
+        return {}
+    rows = session.execute(select(EvidenceRow.seq, EvidenceRow.subject, EvidenceRow.path, EvidenceRow.sha256, AuditRow.at)
+                           .join(AuditRow, AuditRow.seq == EvidenceRow.seq)
+                           .where(EvidenceRow.unit_code == code, EvidenceRow.subject.in_(sorted(items)),
+                                  AuditRow.action == "record")
+                           .order_by(EvidenceRow.seq, EvidenceRow.position)).all()
+    latest: dict[str, int] = {}
+    out: dict[str, list[dict]] = {}
+    for seq, item, path, sha, at in rows:
+        if latest.get(item) != seq:
+            latest[item], out[item] = seq, []
+        out[item].append({"path": path, "sha256": sha, "seq": seq, "at": shown(at)[:16]})
+    return out
 
 
 def _last_remark(session, code: str) -> Remark | None:
