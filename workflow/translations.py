@@ -57,7 +57,7 @@ def template_messages() -> dict[tuple[str | None, str], list[str]]:
 
     found: dict[tuple[str | None, str], list[str]] = {}
     root = _package_root()
-    for path in sorted((root / TEMPLATES).glob("*.j2")):
+    for path in sorted((root / TEMPLATES).rglob("*.j2")):  # the reports', the notices' and the web's
         for lineno, message, _comments, context in extract_from_file(
                 "jinja2.ext:babel_extract", str(path), keywords=KEYWORDS,
                 options={"extensions": "jinja2.ext.i18n", "encoding": "utf-8", "newstyle_gettext": "true"}):
