@@ -179,7 +179,7 @@ def units(env, level, county, cohort, state, overdue, by, fmt, out) -> None:
     level = _parsed(level, parse_level, LEVEL_WORDS, "--level")
     cohort = _parsed(cohort, parse_cohort, COHORT_NAMES, "--cohort", COHORT_SHORT)
     state = _parsed(state, lambda t: parse_state(t, level), STATE_NAMES, "--state")
-    res = compute(env.database(), env.now, level, county, cohort, state, overdue)
+    res = compute(env.database(), env.now, level, county, cohort, state, overdue, moved=not by)
     if by:
         groups = tally(env.database(), res, by)
         states = sorted({s for g in groups for s in g.states}, key=_state_order)

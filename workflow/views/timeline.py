@@ -15,7 +15,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from anjian.states.campaign import Campaign
@@ -70,8 +70,12 @@ class Replay:
 
     def __init__(self, session: Session, campaign: Campaign, now: dt.datetime, only: frozenset[str] | None = None):
         self.campaign, self.now = campaign, now
+        self.only = only  # the units evaluated and counted (None: all); a show replays one unit's rows
         self.today = local_date(now)
-        self.tree = UnitTree(session.execute(select(Unit.code, Unit.name, Unit.level, Unit.parent_code)))
+        units = select(Unit.code, Unit.name, Unit.level, Unit.parent_code)
+        if only is not None:  # the units above townships (a few thousand nationally) and the townships replayed
+            units = units.where(or_(Unit.level != "township", among(session, Unit.code, sorted(only))))
+        self.tree = UnitTree(session.execute(units))
         self.children: dict[str, list[str]] = defaultdict(list)  # the townships of each county (or city)
         for u in self.tree:
             if u.level == "township" and u.parent:
@@ -148,11 +152,12 @@ class Replay:
         import json
 
         first = local_date(self.start)
-        evaluated = [u.code for u in self.tree if u.level in ("township", "county")]
+        only = self.only
+        evaluated = [u.code for u in self.tree if u.level in ("township", "county") and (only is None or u.code in only)]
         for code in evaluated:
             self._evaluate(code, self.start, None)
         for u in self.tree:
-            if self.children.get(u.code):
+            if self.children.get(u.code) and (only is None or u.code in only):
                 self._count(u.code, first)
         for seq, at_text, code, action, to_state, detail in events:
             when = effective_at(at_text, detail)  # a late entry (补录) counts from the date it attests
@@ -174,9 +179,9 @@ class Replay:
             _, _, level, parent = self.tree[code]
             touched = [code] + ([parent] if level == "township" and parent in self.tree else [])
             for c in touched:
-                if self.tree[c].level in ("township", "county"):
+                if self.tree[c].level in ("township", "county") and (only is None or c in only):
                     self._evaluate(c, at, seq)
-            if level == "township" and parent:
+            if level == "township" and parent and (only is None or parent in only):
                 self._count(parent, local_date(at))
 
     # -- answers -----------------------------------------------------------------------------------

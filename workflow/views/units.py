@@ -1,25 +1,29 @@
 """`units`: units filtered by level, scope, cohort, state and lateness; and `units --by`, the listed
-units counted per county, city or province."""
+units counted per county, city or province. Each listed unit says since when it is in its state, and an
+applied township who applied for it (an inspector's queue: oldest first, never judged by its applicant)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from anjian.i18n import _
 from anjian.states.labels import COHORTS
 from anjian.states.machines import SPECS
+from anjian.workflow.engine.facts import APPLY_ACTIONS
 from anjian.workflow.engine.tree import UnitTree
 from anjian.workflow.errors import BadInput
 from anjian.workflow.services.registry import campaign_in_force
-from anjian.workflow.store.db import Database
-from anjian.workflow.store.models import Unit, UnitCohort
+from anjian.workflow.store.audit import effective_at
+from anjian.workflow.store.db import IN_LIMIT, Database, among, pieces
+from anjian.workflow.store.models import AuditRow, Unit, UnitCohort
 from anjian.workflow.views.snapshot import BITS, Snapshot, check_by, mask_query, no_level, scope_unit
 
 OWING = ("township", "county")
+TRIGGERS = sorted({t for spec in SPECS.values() for t in spec.triggers})  # the audit actions that move a state
 
 
 @dataclass(frozen=True)
@@ -32,17 +36,25 @@ class UnitRow:
     cohorts: list[str]
     parent_name: str | None = None
     overdue: list[str] | None = None
+    since: str | None = None  # when it entered its state (stored UTC form, as history's `at`); None: never moved
+    applicants: list[str] | None = None  # an applied township: who applied or resubmitted it (the latest last)
+    version: int | None = None  # what `advance --expect-version` compares
 
     def as_json(self) -> dict:
-        """The contract's `units` row: the parent's code without its name."""
+        """The contract's `units` row (the parent's code), and the parent's name, since when the unit is in
+        its state, an applied township's applicants (`applicant`: the latest) and the unit's version."""
         return {"code": self.code, "name": self.name, "level": self.level, "parent": self.parent, "state": self.state,
-                "cohorts": self.cohorts, "overdue": self.overdue}
+                "cohorts": self.cohorts, "overdue": self.overdue, "parent_name": self.parent_name, "since": self.since,
+                "applicant": self.applicants[-1] if self.applicants else None, "applicants": self.applicants,
+                "version": self.version}
 
 
 def units(db: Database, now: dt.datetime, level: str | None = None, county: str | None = None,
-          cohort: str | None = None, state: str | None = None, overdue: bool = False) -> list[UnitRow]:
+          cohort: str | None = None, state: str | None = None, overdue: bool = False,
+          moved: bool = True) -> list[UnitRow]:
     """Units filtered by level, county (or city, province), cohort, state, and whether any milestone is
-    overdue — two queries for the whole registry, whatever its size."""
+    overdue — two queries for the whole registry, whatever its size; with `moved`, since when each listed
+    unit is in its state and who applied for an applied township (a look at the end of each one's history)."""
     known = sorted({s for spec in SPECS.values() for s in spec.states})
     if state and state not in known:  # a misspelt state would otherwise list nothing, silently
         raise BadInput(_("state “{state}” does not exist; states: {states}").format(state=state, states=", ".join(known)))
@@ -52,7 +64,8 @@ def units(db: Database, now: dt.datetime, level: str | None = None, county: str 
         snap = Snapshot(session, campaign, now)
         within = snap.within(scope) if scope is not None else None
         masks = mask_query()
-        q = (select(Unit.code, Unit.name, Unit.level, Unit.parent_code, Unit.state, func.coalesce(masks.c.mask, 0))
+        q = (select(Unit.code, Unit.name, Unit.level, Unit.parent_code, Unit.state, func.coalesce(masks.c.mask, 0),
+                    Unit.version)
              .outerjoin(masks, masks.c.unit_code == Unit.code).order_by(Unit.code))
         if level:
             q = q.where(Unit.level == level)
@@ -60,8 +73,10 @@ def units(db: Database, now: dt.datetime, level: str | None = None, county: str 
             q = q.where(Unit.state == state)
         if cohort:
             q = q.where(Unit.code.in_(select(UnitCohort.unit_code).where(UnitCohort.cohort == cohort)))
+        if within is not None and len(within) <= IN_LIMIT:  # a county's or a city's units: not the whole registry read
+            q = q.where(or_(Unit.code.in_(sorted(within)), Unit.parent_code.in_(sorted(within))))
         out = []
-        for code, name, lvl, parent, st, mask in session.execute(q):
+        for code, name, lvl, parent, st, mask, version in session.execute(q):
             if within is not None and code not in within and (lvl != "township" or parent not in within):
                 continue
             if lvl == "township":
@@ -74,8 +89,42 @@ def units(db: Database, now: dt.datetime, level: str | None = None, county: str 
                 continue
             cohorts = [c for c in COHORTS if mask & BITS[c]]
             pname = snap.upper[parent].name if parent in snap.upper else None
-            out.append(UnitRow(code, name, lvl, parent, st, cohorts, pname, late if lvl in OWING else None))
-        return out
+            out.append(UnitRow(code, name, lvl, parent, st, cohorts, pname, late if lvl in OWING else None,
+                               version=version))
+        if not moved:
+            return out
+        since = _since(session, [u.code for u in out if u.state and u.level in SPECS and u.state != SPECS[u.level].initial])
+        applied = _applicants(session, [u.code for u in out if u.level == "township" and u.state == "applied"])
+        return [replace(u, since=since[u.code], applicants=applied.get(u.code)) if u.code in since else u for u in out]
+
+
+def _since(session, codes: list[str]) -> dict[str, str]:
+    """When each unit entered its state: the time of its latest transition (a late entry's attested date).
+    One index probe per unit, read backwards from the end of its history, wherever its rows lie."""
+    last = (select(AuditRow.seq).where(AuditRow.unit_code == Unit.code, AuditRow.action.in_(TRIGGERS))
+            .order_by(AuditRow.seq.desc()).limit(1).correlate(Unit).scalar_subquery())
+    out: dict[str, str] = {}
+    for part in pieces(session, codes):
+        q = (select(Unit.code, AuditRow.at, AuditRow.detail).join(AuditRow, AuditRow.seq == last)
+             .where(among(session, Unit.code, part)))
+        for code, at, detail in session.execute(q):
+            out[code] = effective_at(at, detail)
+    return out
+
+
+def _applicants(session, codes: list[str]) -> dict[str, list[str]]:
+    """Who applied for each township or resubmitted it (whom the verdict may not come from), each once, in
+    the order of their latest application: the last is the latest applicant."""
+    out: dict[str, list[str]] = {}
+    for part in pieces(session, codes):
+        q = (select(AuditRow.unit_code, AuditRow.actor)
+             .where(among(session, AuditRow.unit_code, part), AuditRow.action.in_(APPLY_ACTIONS)).order_by(AuditRow.seq))
+        for code, actor in session.execute(q):
+            names = out.setdefault(code, [])
+            if actor in names:
+                names.remove(actor)
+            names.append(actor)
+    return out
 
 
 @dataclass(frozen=True)
