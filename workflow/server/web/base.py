@@ -72,8 +72,10 @@ def state(request: Request):
 
 async def signed_in(request: Request):
     """(principal, None) for a page's official, or (None, the redirect to /login or /password)."""
+    from anjian.i18n import set_language
     from anjian.workflow.server import auth
 
+    set_language(language(request))  # this request's task alone (a context variable): titles, messages
     who = await auth.principal(request)
     if who is None or who.kind not in ("session", "proxy"):
         asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -99,6 +101,7 @@ async def run(request: Request, who, path: list[str], params: dict | None = None
     own = workspace is None
     ws = files.workspace(st) if own else workspace
     try:
+        params.update(_outputs(st, who, path, params, ws))
         argv = runner.argv_of(cmd, params)
         if st.drill is None:
             from anjian.workflow.services.registry import drill_of
@@ -118,6 +121,17 @@ async def run(request: Request, who, path: list[str], params: dict | None = None
     except ValueError:
         data = None
     return Answer(0, data=data, message=outcome.stderr.strip(), stdout=outcome.stdout, files=made)
+
+
+def _outputs(st, who, path: list[str], params: dict, ws) -> dict:
+    """Output file params (`out`, `ics` …) pointed into the request's workspace, so that what the command
+    writes comes back as a download (`Answer.files`); a path already there is left as it is."""
+    from anjian.workflow.cli import remote_files
+    from anjian.workflow.server import files
+
+    wanted = {k: v for k, v in params.items() if v is not None and remote_files.kind(path, k) == "output"
+              and not str(v).startswith(str(ws.parent))}
+    return files.prepare(st, who.actor.name, path, wanted, ws, {}, {}) if wanted else {}
 
 
 def nav(who) -> list[tuple[str, str]]:

@@ -115,22 +115,13 @@ async def decide(request: Request, who) -> Response:
 
 async def dossier(request: Request) -> Response:
     """The township's dossier as a printable HTML file (`report dossier`), then its download."""
-    from anjian.workflow.server import files
-
     speak(request)
     who, away = await base.signed_in(request)
     if who is None:
         return away
     code = request.path_params["code"]
-    st = base.state(request)
-    ws = files.workspace(st)
-    try:
-        params = files.prepare(st, who.actor.name, ["report", "dossier"],
-                               {"unit": code, "format": "html", "out": _("dossier-{code}.html").format(code=code)},
-                               ws, {}, {})
-        answer = await base.run(request, who, ["report", "dossier"], params, workspace=ws)
-    finally:
-        ws.close()
+    answer = await base.run(request, who, ["report", "dossier"],
+                            {"unit": code, "format": "html", "out": _("dossier-{code}.html").format(code=code)})
     if not answer.ok or not answer.files:
         return base.refused_page(request, who, STATUS_OF_EXIT.get(answer.exit, 500) if not answer.ok else 500,
                                  answer.message or _("the dossier was not written"))
