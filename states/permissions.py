@@ -67,6 +67,9 @@ ACTIONS: dict[str, frozenset[str]] = {
     "contact": frozenset({"city_office", "county_official", "township_chief", "admin"}),
     "calendar": frozenset({"city_office", "admin"}),
     "users": frozenset({"admin"}),
+    # who may list officials (their names, posts and OS accounts): the offices that organize people, each
+    # within its jurisdiction; a chief or an inspector has no need of the directory
+    "user_list": frozenset({"admin", "city_office", "county_official"}),
     "init": frozenset({"admin"}),
     "checkpoint": frozenset({"admin", "city_office"}),
     "circular": frozenset({"city_office"}),  # the city's safety committee office issues circulars (通报)

@@ -273,7 +273,7 @@ def test_the_last_admin_cannot_be_disabled(chengde, cli):
     assert cli("user", "add", "second_admin", "--role", "admin", "--unit", "承德市", user=None).exit_code == 0
     r = cli("user", "disable", ADMIN, user=None)
     assert r.exit_code == 0, r.output
-    assert user_list(cli)[ADMIN]["active"] is False
+    assert {name: active for name, _role, _unit, _os, active in officials(chengde)}[ADMIN] in (False, 0)
 
 
 # -- only an admin manages officials and runs init ---------------------------------------------------

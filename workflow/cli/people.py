@@ -88,7 +88,7 @@ def user_list(env, fmt) -> None:
     from anjian.workflow.formats import output as render
     from anjian.workflow.services import officials as users
 
-    rows = users.listing(env.database())
+    rows = users.listing(env.database(), env.actor)
     headers = [_("Name"), _("Role"), _("Unit code"), _("Unit"), _("OS account"), _("Active")]
     table = [[o.name, ROLE_NAMES[o.role], o.unit, o.unit_name, o.os_user, _("yes") if o.active else _("no")] for o in rows]
     emit(fmt, lambda: render.table(headers, table), rows, lambda: render.as_csv(headers, table))

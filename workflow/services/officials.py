@@ -19,6 +19,7 @@ from anjian.i18n import _
 from anjian.states.labels import LEVEL_NAMES, ROLE_NAMES, parse_role
 from anjian.states.permissions import ROLE_LEVELS, ROLES, fits
 from anjian.workflow.clock import utc_text
+from anjian.workflow.engine import authz
 from anjian.workflow.engine.authz import Acting, Actor, acting, may, posts, refusals_audited
 from anjian.workflow.engine.names import Resolver
 from anjian.workflow.errors import BadInput, NotPermitted
@@ -208,13 +209,19 @@ def edit(db: Database, name: str, actor: Acting | str, now: dt.datetime, *, os_u
         return _view(o, ref.name)
 
 
-def listing(db: Database) -> list[OfficialView]:
-    """Every official, with whether a password for the service is set and must still be changed."""
+def listing(db: Database, actor: Acting | None = None) -> list[OfficialView]:
+    """Every official `actor` may list (the offices that organize people, each within its jurisdiction),
+    with whether a password for the service is set and must still be changed."""
     with db.read() as session:
+        if actor is not None:
+            authz.may(session, actor, "user_list")
         rows = session.execute(select(Official, Unit.name, Password)
                                .join(Unit, Unit.code == Official.unit_code)
                                .outerjoin(Password, Password.official == Official.name).order_by(Official.name))
-        return [_view(o, n, pw) for o, n, pw in rows]
+        views = [_view(o, n, pw) for o, n, pw in rows]
+        if actor is not None:
+            views = [v for v in views if authz.within_reach(session, actor, v.unit)]
+        return views
 
 
 def _by(actor: Acting) -> dict:
