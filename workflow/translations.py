@@ -19,7 +19,7 @@ from anjian.i18n import DOMAIN, LOCALE_DIR
 
 ROOT = LOCALE_DIR.parent
 SOURCES = ("workflow", "states", "notifications", "i18n")
-TEMPLATES = "templates"  # every *.j2 in it; only the reports' use `_` today
+TEMPLATES = "templates"  # every *.j2 in it and its folders (the reports', the web's pages)
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2)}
 PO = LOCALE_DIR / "zh" / "LC_MESSAGES" / f"{DOMAIN}.po"
 MO = PO.with_suffix(".mo")
@@ -57,7 +57,7 @@ def template_messages() -> dict[tuple[str | None, str], list[str]]:
 
     found: dict[tuple[str | None, str], list[str]] = {}
     root = _package_root()
-    for path in sorted((root / TEMPLATES).glob("*.j2")):
+    for path in sorted((root / TEMPLATES).rglob("*.j2")):  # the web's pages (templates/web/) too
         for lineno, message, _comments, context in extract_from_file(
                 "jinja2.ext:babel_extract", str(path), keywords=KEYWORDS,
                 options={"extensions": "jinja2.ext.i18n", "encoding": "utf-8", "newstyle_gettext": "true"}):
