@@ -11,27 +11,76 @@ from anjian.workflow.cli.common import command, emit, format_option
 @click.command()
 @click.argument("unit", required=False)
 @click.option("--since", metavar="DATE", help="Only rows at or after this date/time (Asia/Shanghai).")
+@click.option("--until", metavar="DATE", help="Only rows before this date/time (Asia/Shanghai); a date alone "
+                                              "includes that whole day.")
 @click.option("--actor", metavar="NAME", help="Only rows by this official.")
+@click.option("--action", "actions", metavar="ACTION", multiple=True,
+              help="Only rows of this action: a trigger (e.g. accept, or its name) or one of the log's own "
+                   "(record, designate, checkpoint …); repeat for more.")
 @click.option("--children", is_flag=True, help="With a county: include its townships.")
+@click.option("--newest-first", is_flag=True, help="The newest rows first.")
+@click.option("--rows", "most", type=click.IntRange(min=1), metavar="N", help="At most N rows (a page of them).")
+@click.option("--skip", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Skip the first N rows (in the order listed): with --rows, the pages after the first.")
 @format_option(("table", "json"))
 @command
-def history(env, unit, since, actor, children, fmt) -> None:
+def history(env, unit, since, until, actor, actions, children, newest_first, most, skip, fmt) -> None:
     """The audit trail: every transition, record, designation and load, oldest first.
+    JSON rows also carry each row's hash and the hash before it in the chain.
 
     \b
     Example:
         anjian history 宽城峪耳崖镇 --since 2015-01-01
+        anjian history --action accept --since 2015-01-01 --until 2015-03-31
+        anjian history --newest-first --rows 100 --skip 100 --format json
     """
     from anjian.workflow.clock import parse_time, shown
     from anjian.workflow.formats import output as render
     from anjian.workflow.views.history import history as listing
 
     since_at = parse_time(since, "--since") if since is not None else None
-    rows = listing(env.database(), unit, since_at, actor, children)
+    until_at = _until(until) if until is not None else None
+    wanted = [_action_id(a) for a in actions] or None
+    rows = listing(env.database(), unit, since_at, actor, children, until=until_at, actions=wanted,
+                   newest_first=newest_first, limit=most, offset=skip)
     headers = [_("No."), _("Time"), _("By"), _("Unit"), _("Action"), _("From"), _("To"), _("Details")]
     table_rows = [[r.seq, shown(r.at), r.shown_actor, r.unit_name or r.unit, _action(r.trigger),
                    _state(r.from_state), _state(r.to_state), _describe(r)] for r in rows]
-    emit(fmt, lambda: render.table(headers, table_rows) + "\n" + _("{count} in all").format(count=len(rows)), rows)
+
+    def data() -> list[dict]:
+        """The rows, with what the table says in words beside the identifiers (the note stays apart)."""
+        import dataclasses
+
+        from anjian.workflow.formats.output import to_jsonable
+
+        return [{**to_jsonable(r), "shown_actor": r.shown_actor, "action_name": _action(r.trigger),
+                 "from_state_name": _state(r.from_state), "to_state_name": _state(r.to_state),
+                 "description": _describe(dataclasses.replace(r, note=None))} for r in rows]
+
+    emit(fmt, lambda: render.table(headers, table_rows) + "\n" + _("{count} in all").format(count=len(rows)),
+         data() if fmt == "json" else rows)
+
+
+def _until(text: str):
+    """--until: before this time; a date alone means before the next day's 00:00 (the day is included)."""
+    import datetime as dt
+
+    from anjian.workflow.clock import parse_time
+
+    moment = parse_time(text, "--until")
+    return moment + dt.timedelta(days=1) if len(text.strip()) == 10 else moment
+
+
+def _action_id(text: str) -> str:
+    """The action `--action` names: a trigger or a log action, by identifier or by name; else exit 2."""
+    from anjian.states.labels import TRIGGER_NAMES, Words, choices, parse
+    from anjian.workflow.errors import BadInput
+
+    found = parse(TRIGGER_NAMES, text) or parse(Words(ACTIONS), text)
+    if found is None:
+        raise BadInput(_("--action: unknown action “{value}”; one of: {choices}").format(
+            value=text, choices=choices(TRIGGER_NAMES) + "、" + choices(Words(ACTIONS))))
+    return found
 
 
 ACTIONS = {"record": N_("checklist recorded"), "designate": N_("cohort designated"), "undesignate": N_("cohort removed"),

@@ -9,7 +9,8 @@ import click
 from anjian.i18n import _
 from anjian.workflow.cli.common import command, fail
 
-SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".csv": "csv", ".xlsx": "xlsx"}
+SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".csv": "csv", ".xlsx": "xlsx",
+            ".json": "json"}
 BINARY = ("html", "xlsx")  # a page or a workbook is a file to open, not text for the terminal
 
 
@@ -38,13 +39,15 @@ def _deliver(content: str | bytes, out: Path | None, fmt: str) -> None:
 
 @click.command()
 @click.option("--county", metavar="UNIT", help="Only this county (or the counties of this city).")
-@click.option("--format", "fmt", type=click.Choice(["html", "md", "csv", "xlsx"]),
-              help="html: one self-contained page with charts; md; csv: one row per county; xlsx: a workbook. "
-                   "[default: from --out's suffix, else md]")
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "csv", "xlsx", "json"]),
+              help="html: one self-contained page with charts; md; csv: one row per county; xlsx: a workbook; "
+                   "json: the data, for programs. [default: from --out's suffix, else md]")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Write to FILE (needed for html and xlsx).")
+@click.option("--chart", "chart_names", multiple=True, type=click.Choice(["counties", "trend", "stages"]),
+              help="With --format json: also draw this chart, as an SVG document under \"charts\" (repeat for more).")
 @command
-def progress(env, county: str | None, fmt: str | None, out: Path | None) -> None:
+def progress(env, county: str | None, fmt: str | None, out: Path | None, chart_names: tuple[str, ...]) -> None:
     """The progress report: per county its townships accepted/total (with progress bars) and per
     cohort, the four stages and their milestones against today, each county's milestones met on
     time, late or overdue (in days), the overdue units in red, and the counties' trend rebuilt from
@@ -58,11 +61,18 @@ def progress(env, county: str | None, fmt: str | None, out: Path | None) -> None
     """
     from anjian.workflow.reports import progress as rp
 
-    fmt = _format(fmt, out, ("html", "md", "csv", "xlsx"))
+    fmt = _format(fmt, out, ("html", "md", "csv", "xlsx", "json"))
     if fmt in BINARY and out is None:
         fail(_("--format {fmt} makes a file to open, not text for the terminal: name it with --out FILE "
                "(e.g. --out 进度.{fmt})").format(fmt=fmt))
+    if chart_names and fmt != "json":
+        fail(_("--chart draws a chart into the JSON: give it with --format json (html has every chart already)"))
     rep = rp.build(env.database(), env.now, county)
+    if fmt == "json":
+        from anjian.workflow.formats.output import as_json
+
+        _deliver(as_json(rp.as_json(rep, chart_names)), out, fmt)
+        return
     render = {"html": rp.html, "md": rp.markdown, "csv": rp.csv_text, "xlsx": rp.workbook}[fmt]
     _deliver(render(rep), out, fmt)
 

@@ -16,7 +16,7 @@ from anjian.states.campaign import Milestone, Stage
 from anjian.states.labels import COHORT_SHORT, LEVEL_NAMES, MILESTONE_COHORTS, MILESTONE_SHORT, state_name
 from anjian.states.labels import COHORTS as COHORTS
 from anjian.workflow.clock import SHANGHAI, from_utc_text
-from anjian.workflow.formats.output import as_csv
+from anjian.workflow.formats.output import as_csv, to_jsonable
 from anjian.workflow.store.db import Database
 from anjian.workflow.views.status import CountyStatus, Totals, status
 from anjian.workflow.views.timeline import Outcome, TrendPoint
@@ -95,12 +95,12 @@ def build(db: Database, now: dt.datetime, county: str | None = None) -> Progress
     from anjian.workflow.store.models import AuditRow
     from anjian.workflow.views.timeline import TRANSITIONS, replay
 
-    st = status(db, now, county, as_of=True)  # states as the audit log says they stood at `now`
     with db.read() as session:
         campaign = campaign_in_force(session)
         rep = replay(session, campaign, now)
         trend, outcomes = rep.trend(), rep.outcomes()
         last = session.scalar(select(func.max(AuditRow.at)).where(AuditRow.action.in_(TRANSITIONS)))
+    st = status(db, now, county, as_of=rep)  # states as the audit log says they stood at `now` (one replay)
     late_units = _overdue_as_of(rep, outcomes, {c.code for c in st.counties})
     scope_codes = {c.code for c in st.counties}
     by_id = {m.id: m for m in campaign.milestones}
@@ -361,25 +361,63 @@ def render_template(name: str, **context: object) -> str:
     return render(name, **context)
 
 
-def charts(rep: ProgressReport) -> dict[str, str]:
-    """The three inline SVG charts: counties' bars, the trend, the stage timeline."""
+CHARTS = ("counties", "trend", "stages")
+
+
+def charts(rep: ProgressReport, only: tuple[str, ...] = CHARTS) -> dict[str, str]:
+    """The inline SVG charts (the three, or those in `only`): counties' bars, the trend, the stage timeline."""
     from markupsafe import Markup
 
     from anjian.workflow.reports import charts as ch
 
-    bars = [ch.Bar(c.name, c.accepted, c.started, c.townships, bool(c.overdue)) for c in rep.counties]
-    series = [ch.Series(rep.names.get(code, code), [(p.day, p.accepted) for p in pts]) for code, pts in rep.trend.items()]
-    end = max(s.ends for s in rep.stages) if rep.stages else rep.today
-    ahead = [m.deadline for m in rep.milestones if m.deadline >= rep.today]
-    last = min(end, max(rep.today + dt.timedelta(days=30), (ahead[0] if ahead else end) + dt.timedelta(days=10)))
-    last = max(last, rep.today + dt.timedelta(days=10))
-    deadlines = [ch.Mark(short(m), m.deadline) for m in rep.milestones if rep.start <= m.deadline <= last]
-    phases = [ch.Mark(s.name, s.starts, s.ends, s.id) for s in rep.stages]
-    diamonds = [ch.Mark(m.name, m.deadline, row=m.stage) for m in rep.milestones]
+    def counties() -> str:
+        return ch.county_bars([ch.Bar(c.name, c.accepted, c.started, c.townships, bool(c.overdue))
+                               for c in rep.counties])
+
+    def trend() -> str:
+        series = [ch.Series(rep.names.get(code, code), [(p.day, p.accepted) for p in pts])
+                  for code, pts in rep.trend.items()]
+        end = max(s.ends for s in rep.stages) if rep.stages else rep.today
+        ahead = [m.deadline for m in rep.milestones if m.deadline >= rep.today]
+        last = min(end, max(rep.today + dt.timedelta(days=30), (ahead[0] if ahead else end) + dt.timedelta(days=10)))
+        last = max(last, rep.today + dt.timedelta(days=10))
+        deadlines = [ch.Mark(short(m), m.deadline) for m in rep.milestones if rep.start <= m.deadline <= last]
+        return ch.trend(series, deadlines, rep.today, rep.start - dt.timedelta(days=5), last)
+
+    def stages() -> str:
+        phases = [ch.Mark(s.name, s.starts, s.ends, s.id) for s in rep.stages]
+        return ch.stages(phases, [ch.Mark(m.name, m.deadline, row=m.stage) for m in rep.milestones], rep.today)
+
+    drawn = {"counties": counties, "trend": trend, "stages": stages}
+    return {name: Markup(drawn[name]()) for name in CHARTS if name in only}
+
+
+def svg_document(svg: str) -> str:
+    """An inline chart as a file of its own (an image a page shows with <img>, or a download): the SVG
+    namespace an element in HTML goes without, and the XML prolog."""
+    text = str(svg)  # plain text, not the Markup an HTML page is given (which would escape what is added)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + text.replace("<svg", '<svg xmlns="http://www.w3.org/2000/svg"', 1)
+
+
+def as_json(rep: ProgressReport, chart_names: tuple[str, ...] = ()) -> dict:
+    """The report's data for a program (or a page that draws it its own way): the figures, the counties
+    with their townships by state and each milestone's outcome, the stages and milestones against today,
+    the overdue units, the trend; and, for each chart named, the chart as an SVG document."""
+    t = rep.totals
     return {
-        "counties": Markup(ch.county_bars(bars)),
-        "trend": Markup(ch.trend(series, deadlines, rep.today, rep.start - dt.timedelta(days=5), last)),
-        "stages": Markup(ch.stages(phases, diamonds, rep.today)),
+        "title": rep.title, "campaign": rep.campaign, "issuer": rep.issuer, "scope": rep.scope, "now": rep.now,
+        "today": rep.today, "city_state": rep.city_state, "drill": rep.drill, "stale": rep.stale,
+        "last_change": rep.last_change, "totals": t, "accepted_pct": percent(t.accepted, t.townships),
+        "counties": [{**to_jsonable(c), "accepted_pct": percent(c.accepted, c.townships),
+                      "outcomes": dict(rep.outcomes.get(c.code, {}))} for c in rep.counties],
+        "stages": [{"id": s.id, "name": s.name, "starts": s.starts, "ends": s.ends, "phase": stage_phase(s, rep.today)}
+                   for s in rep.stages],
+        "milestones": [{"id": m.id, "name": m.name, "deadline": m.deadline, "stage": m.stage,
+                        "days": (m.deadline - rep.today).days, "counties": x.counties, "townships": x.townships}
+                       for m, x in zip(rep.milestones, rep.tallies, strict=True)],
+        "overdue": rep.overdue,
+        "trend": rep.trend,
+        "charts": {name: svg_document(svg) for name, svg in charts(rep, chart_names).items()} if chart_names else {},
     }
 
 

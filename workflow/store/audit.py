@@ -117,6 +117,8 @@ class HistoryRow:
     note: str | None
     evidence: list[dict]
     detail: dict
+    hash: str = ""  # the row's own hash, and its predecessor's it is chained to
+    prev_hash: str = ""
 
     @property
     def effective_at(self) -> str:
@@ -138,22 +140,31 @@ def effective_at(at: str, detail: dict | str | None) -> str:
 
 
 def history(session: Session, unit_codes: list[str] | None = None, since: dt.datetime | None = None,
-            actor: str | None = None, limit: int | None = None) -> list[HistoryRow]:
-    """Audit rows, oldest first, filtered by unit(s), time and actor."""
+            actor: str | None = None, limit: int | None = None, *, until: dt.datetime | None = None,
+            actions: list[str] | None = None, newest_first: bool = False, offset: int = 0) -> list[HistoryRow]:
+    """Audit rows, oldest first (or newest first), filtered by unit(s), time (`since` ≤ at < `until`),
+    actor and action; `offset` rows skipped, then at most `limit`."""
     from anjian.workflow.store.models import Unit
 
-    q = select(AuditRow, Unit.name).outerjoin(Unit, Unit.code == AuditRow.unit_code).order_by(AuditRow.seq)
+    q = select(AuditRow, Unit.name).outerjoin(Unit, Unit.code == AuditRow.unit_code)
+    q = q.order_by(AuditRow.seq.desc() if newest_first else AuditRow.seq)
     if unit_codes is not None:
         q = q.where(AuditRow.unit_code.in_(unit_codes))
     if since is not None:
         q = q.where(AuditRow.at >= utc_text(since))
+    if until is not None:
+        q = q.where(AuditRow.at < utc_text(until))
     if actor is not None:
         q = q.where(AuditRow.actor == actor)
+    if actions is not None:
+        q = q.where(AuditRow.action.in_(actions))
+    if offset:
+        q = q.offset(offset)
     if limit is not None:
         q = q.limit(limit)
     return [
         HistoryRow(r.seq, r.at, r.actor, r.unit_code, name, r.action, r.from_state, r.to_state, r.note,
-                   json.loads(r.evidence), json.loads(r.detail))
+                   json.loads(r.evidence), json.loads(r.detail), r.hash, r.prev_hash)
         for r, name in session.execute(q)
     ]
 

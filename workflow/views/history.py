@@ -1,5 +1,5 @@
-"""The audit trail as `anjian history` lists it: rows oldest first, filtered by unit (or a unit and
-everything under it), time and actor."""
+"""The audit trail as `anjian history` lists it: rows oldest first (or newest first, a page at a time),
+filtered by unit (or a unit and everything under it), time, actor and action."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ class HistoryEntry:
     unit_name: str | None
     detail: dict
     effective: str | None = None  # a late entry (补录): the date attested
+    hash: str = ""  # the row's hash in the audit log's chain, and the one before it
+    prev_hash: str = ""
 
     @property
     def late(self) -> bool:
@@ -44,13 +46,17 @@ class HistoryEntry:
 
 
 def history(db: Database, unit: str | None = None, since: dt.datetime | None = None, actor: str | None = None,
-            children: bool = False) -> list[HistoryEntry]:
-    """The audit rows of a unit (with `children`, of it and every unit under it), or of everything."""
+            children: bool = False, *, until: dt.datetime | None = None, actions: list[str] | None = None,
+            newest_first: bool = False, limit: int | None = None, offset: int = 0) -> list[HistoryEntry]:
+    """The audit rows of a unit (with `children`, of it and every unit under it), or of everything;
+    by time (`since` ≤ written < `until`), actor and action; a page of them with `limit` and `offset`."""
     with db.read() as session:
         codes = None
         if unit:
             ref = Resolver(session).resolve(unit)
             codes = sorted(descendants(session, ref.code)) if children else [ref.code]
-        rows = audit.history(session, codes, since, actor)
+        rows = audit.history(session, codes, since, actor, limit, until=until, actions=actions,
+                             newest_first=newest_first, offset=offset)
     return [HistoryEntry(r.seq, r.effective_at, r.at, r.actor, r.detail.get("by"), r.unit, r.trigger, r.from_state,
-                         r.to_state, r.note, r.evidence, r.unit_name, r.detail, r.detail.get("effective")) for r in rows]
+                         r.to_state, r.note, r.evidence, r.unit_name, r.detail, r.detail.get("effective"), r.hash,
+                         r.prev_hash) for r in rows]

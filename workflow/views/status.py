@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from anjian.i18n import _
 from anjian.states.labels import COHORTS, state_name
+from anjian.states.machines import SPECS
 from anjian.states.milestones import MilestoneStatus
 from anjian.workflow.errors import BadInput
 from anjian.workflow.services.registry import campaign_in_force, drill_in
@@ -17,6 +19,11 @@ from anjian.workflow.services.stages import stage_on
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Unit
 from anjian.workflow.views.snapshot import BITS, Snapshot, check_by, no_level, scope_unit
+
+if TYPE_CHECKING:
+    from anjian.workflow.views.timeline import Replay
+
+TOWNSHIP_STATES = tuple(SPECS["township"].states)
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,30 @@ class CountyStatus:
     parent: str | None = None
     counties: int = 1
     counties_overdue: int = 0
+    states: dict[str, int] = field(default_factory=dict)  # township state -> how many (every state, zeros too)
+    milestones: list[MilestoneStatus] = field(default_factory=list)  # a county's own, in the campaign's order
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    """One stage of the campaign and where it stands against today: passed, current or ahead."""
+
+    id: str
+    name: str
+    starts: dt.date
+    ends: dt.date
+    phase: str
+
+
+@dataclass(frozen=True)
+class MilestoneInfo:
+    """One milestone of the campaign: its deadline, its stage, and days from today (negative: past)."""
+
+    id: str
+    name: str
+    deadline: dt.date
+    stage: str
+    days: int
 
 
 @dataclass(frozen=True)
@@ -58,6 +89,7 @@ class Totals:
     overdue_townships: int
     counties_overdue: int
     counties: int
+    states: dict[str, int] = field(default_factory=dict)  # township state -> how many
 
 
 @dataclass(frozen=True)
@@ -71,12 +103,16 @@ class StatusResult:
     totals: Totals
     by: str = "county"
     drill: bool = False  # a drill (演练) database: practice data, never the real state of the campaign
+    stages: list[StageInfo] = field(default_factory=list)  # the campaign's, against today
+    milestones: list[MilestoneInfo] = field(default_factory=list)  # the campaign's, by deadline
 
 
-def status(db: Database, now: dt.datetime, county: str | None = None, by: str = "county", as_of: bool = False) -> StatusResult:
+def status(db: Database, now: dt.datetime, county: str | None = None, by: str = "county",
+           as_of: bool | Replay = False) -> StatusResult:
     """Per county (or city, or province): its stage, townships accepted/total per cohort, the next
     milestone, what is overdue. One GROUP BY over the townships; milestones per distinct case.
-    With `as_of` the states are those the audit log says units had at `now` (a report of the past)."""
+    With `as_of` the states are those the audit log says units had at `now` (a report of the past);
+    a caller that replayed the log to `now` already gives its Replay instead of True."""
     check_by(by)
     with db.read() as session:
         campaign = campaign_in_force(session)
@@ -89,7 +125,8 @@ def status(db: Database, now: dt.datetime, county: str | None = None, by: str = 
         if as_of:
             from anjian.workflow.views.timeline import replay
 
-            snap = Snapshot(session, campaign, now, replay(session, campaign, now))
+            replayed = replay(session, campaign, now) if isinstance(as_of, bool) else as_of
+            snap = Snapshot(session, campaign, now, replayed)
         else:
             snap = Snapshot(session, campaign, now)
         # Every county, and every city that holds townships directly, is a county-level row.
@@ -101,20 +138,43 @@ def status(db: Database, now: dt.datetime, county: str | None = None, by: str = 
         per = sorted((_county_row(snap, c) for c in rows), key=lambda r: r.code)
         out = per if by == "county" else _grouped(snap, per, by)
         totals = Totals(sum(r.townships for r in per), sum(r.accepted for r in per), sum(r.started for r in per),
-                        sum(r.overdue_townships for r in per), sum(bool(r.overdue) for r in per), len(per))
+                        sum(r.overdue_townships for r in per), sum(bool(r.overdue) for r in per), len(per),
+                        _summed_states(per))
         city = snap.upper.get(campaign.city) if campaign.city else None
         # The stored stage lags until the scheduler has run: the stage shown is the one the dates give.
         stage = stage_on(campaign, snap.today) if city else None
         info = CityInfo(city.code, city.name, stage, state_name("city", stage)) if city else None
-        return StatusResult(now, snap.today, campaign.id, campaign.title, info, out, totals, by, drill_in(session))
+        return StatusResult(now, snap.today, campaign.id, campaign.title, info, out, totals, by, drill_in(session),
+                            *_plan(campaign, snap.today))
+
+
+def _plan(campaign, today: dt.date) -> tuple[list[StageInfo], list[MilestoneInfo]]:
+    """The campaign's stages (passed, current or ahead of today) and its milestones by deadline."""
+    def phase(s) -> str:
+        return "passed" if today > s.ends else "current" if today >= s.starts else "ahead"
+
+    stages = [StageInfo(s.id, s.name, s.starts, s.ends, phase(s)) for s in campaign.stages]
+    milestones = [MilestoneInfo(m.id, m.name, m.deadline, m.stage, (m.deadline - today).days)
+                  for m in sorted(campaign.milestones, key=lambda m: m.deadline)]
+    return stages, milestones
+
+
+def _summed_states(rows: list[CountyStatus]) -> dict[str, int]:
+    out = dict.fromkeys(TOWNSHIP_STATES, 0)
+    for r in rows:
+        for k, n in r.states.items():
+            out[k] = out.get(k, 0) + n
+    return out
 
 
 def _county_row(snap: Snapshot, code: str) -> CountyStatus:
     u = snap.upper[code]
     by = {k: [0, 0] for k in COHORTS}
+    states = dict.fromkeys(TOWNSHIP_STATES, 0)
     townships = accepted = started = late_kids = 0
     for g in snap.groups.get(code, ()):
         townships += g.count
+        states[g.state] = states.get(g.state, 0) + g.count
         accepted += g.count if g.state == "accepted" else 0
         started += g.count if g.state != "not_started" else 0
         for c in COHORTS:
@@ -133,9 +193,9 @@ def _county_row(snap: Snapshot, code: str) -> CountyStatus:
         late = [m.id for m in ms if m.status == "overdue"]
         state, shown_state = u.state, state_name("county", u.state)
     else:  # a city holding townships directly has no county stage of its own
-        nxt, late, state, shown_state = None, [], None, "—"
+        ms, nxt, late, state, shown_state = [], None, [], None, "—"
     return CountyStatus(code, u.name, state, shown_state, townships, accepted, started, by, nxt, late, late_kids,
-                        u.level, u.parent, 1, int(bool(late)))
+                        u.level, u.parent, 1, int(bool(late)), states, list(ms))
 
 
 @dataclass
@@ -150,6 +210,7 @@ class _Sum:
     counties_overdue: int = 0
     cohorts: dict[str, list[int]] = field(default_factory=lambda: {k: [0, 0] for k in COHORTS})
     overdue: set[str] = field(default_factory=set)
+    states: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TOWNSHIP_STATES, 0))
 
     def add(self, r: CountyStatus) -> None:
         self.townships += r.townships
@@ -162,6 +223,8 @@ class _Sum:
             self.cohorts[k][0] += done
             self.cohorts[k][1] += total
         self.overdue.update(r.overdue)
+        for k, n in r.states.items():
+            self.states[k] = self.states.get(k, 0) + n
 
 
 def _grouped(snap: Snapshot, per: list[CountyStatus], by: str) -> list[CountyStatus]:
@@ -181,5 +244,5 @@ def _grouped(snap: Snapshot, per: list[CountyStatus], by: str) -> list[CountySta
         a, u = acc[code], snap.upper[code]
         out.append(CountyStatus(code, u.name, None, "—", a.townships, a.accepted, a.started, a.cohorts, None,
                                 sorted(a.overdue, key=order.index), a.overdue_townships, u.level, u.parent,
-                                a.counties, a.counties_overdue))
+                                a.counties, a.counties_overdue, a.states))
     return out
