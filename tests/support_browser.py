@@ -243,7 +243,20 @@ def press(form, name: str | None = None, value: str | None = None) -> None:
         selector = f"button[name='{name}']" + (f"[value='{value}']" if value is not None else "")
     else:
         selector = "button[type=submit]:not([name]), button:not([type]):not([name]), input[type=submit]"
-    form.find_element(By.CSS_SELECTOR, selector).click()
+    click_and_wait(form.find_element(By.CSS_SELECTOR, selector))
+
+
+def click_and_wait(element, seconds: float = 30) -> None:
+    """Click a submit button and wait until the page it posted from is gone (a form posted to the page
+    it is on comes back to the same path: the path alone cannot say the answer has arrived)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = element.parent
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, seconds).until(expected_conditions.staleness_of(old), "the form's answer never came")
 
 
 # -- one page, as loaded ---------------------------------------------------------------------------------
