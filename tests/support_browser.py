@@ -172,7 +172,13 @@ def overflows_sideways(driver) -> bool:
 
 def screenshot(driver, path: Path | str, colors: int = 256) -> int:
     """A PNG of the whole page (its full height, at the current width), reduced to a palette of `colors`
-    and optimized when Pillow is there; returns its size in bytes."""
+    and optimized when Pillow is there; returns its size in bytes. Images the page loads lazily are
+    loaded first (a full-page capture does not scroll, so they would stay empty boxes)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script("document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager')")
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script(
+        "return Array.from(document.images).every(i => i.complete)"), "the page's images never loaded")
     metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
     size = metrics.get("cssContentSize") or metrics["contentSize"]
     width = int(driver.execute_script("return document.documentElement.clientWidth"))

@@ -141,3 +141,14 @@ def test_dossier_has_help_with_an_example(cli):
     """`anjian report dossier --help` describes the dossier and gives an example."""
     r = cli("report", "dossier", "--help", now=None, user=None)
     assert r.exit_code == 0 and "示例：" in r.output
+
+
+def test_a_chief_gets_the_dossier_of_their_own_township_only(chengde, cli, tmp_path):
+    """`report dossier` opens a unit in full, as `show`: a station chief gets their own township's and is
+    refused another's or their county's (exit 4), nothing written."""
+    own = cli("report", "dossier", "宽城峪耳崖镇", user="chief_yuerya")
+    assert own.exit_code == 0, own.output
+    for other in ("承德县高寺台镇", "宽城县"):
+        r = cli("report", "dossier", other, "--format", "html", "--out", str(tmp_path / "d.html"), user="chief_yuerya")
+        assert r.exit_code == 4, r.output
+        assert not (tmp_path / "d.html").exists()

@@ -189,6 +189,25 @@ def test_proxy_header_from_a_trusted_proxy_signs_the_official_in(serve):
         assert httpx.get(f"{s.url}/api/v1/me", headers={"X-SSO-User": "inspector"}).json()["name"] == "inspector"
 
 
+def test_a_proxy_user_s_post_from_another_site_is_refused(serve):
+    """Behind a single sign-on proxy a browser has no session token: a POST a page of another site makes
+    (Sec-Fetch-Site cross-site, or a foreign Origin) is refused 403 and writes nothing; the same POST from
+    this site's own page passes."""
+    with serve(trusted_proxies=("127.0.0.1",)) as s:
+        who = {"X-Remote-User": "office"}
+        body = {"unit": "宽城县", "name": "李科长", "email": "li@kc.gov.cn"}
+        for foreign in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}):
+            with clock_at(START):
+                r = httpx.post(f"{s.url}/api/v1/contact/add", json=body, headers={**who, **foreign})
+            assert r.status_code == 403, r.text
+        with clock_at(START):
+            listed = httpx.get(f"{s.url}/api/v1/contact/list", headers=who).json()
+        assert listed == []
+        with clock_at(START):
+            r = httpx.post(f"{s.url}/api/v1/contact/add", json=body, headers={**who, "Sec-Fetch-Site": "same-origin"})
+        assert r.status_code == 200, r.text
+
+
 def test_a_chiefs_token_cannot_accept(serve):
     """Identity is the token's official: a township chief's token is refused acceptance (403, exit 4)."""
     with serve() as s:

@@ -210,17 +210,22 @@ def test_only_whom_the_command_allows_writes_a_checkpoint(served):
     assert [r.action for r in db_rows(served.db)[before:]] == ["denied"]
 
 
-def test_a_chief_sees_what_history_shows_them(served, tmp_path, cli):
-    """The page shows a chief what `history` shows them (reading the log is open to every official, as on
-    a terminal): the same rows as the command's JSON for the same filter."""
+def test_a_chief_sees_only_their_own_township_s_history(served, tmp_path, cli):
+    """A station chief reads the log of their own township only, on the page as on a terminal: another
+    township is refused (403 / exit 4, the refusal audited), and the whole log shows their rows alone."""
     busy(served, tmp_path)
     chief = signed_in(served, "chief_yuerya", "2015-02-03T09:00")
     with clock_at("2015-02-03T09:00"):
-        page = chief.get(f"/history?unit={GAOSITAI}")
+        assert chief.get(f"/history?unit={GAOSITAI}").status_code == 403
+        page = chief.get("/history")
     assert page.status_code == 200
     r = cli("history", GAOSITAI, "--format", "json", user="chief_yuerya", now="2015-02-03T09:00")
+    assert r.exit_code == 4, r.output
+    r = cli("history", "--format", "json", user="chief_yuerya", now="2015-02-03T09:00")
     assert r.exit_code == 0, r.output
-    assert seqs(page.text) == [h["seq"] for h in reversed(json.loads(r.stdout))]
+    mine = json.loads(r.stdout)
+    assert mine and {h["unit"] for h in mine} == {"130827102"}
+    assert seqs(page.text) == [h["seq"] for h in reversed(mine)][:len(seqs(page.text))]
 
 
 def test_history_s_new_filters_on_a_terminal(served, tmp_path, cli):

@@ -41,8 +41,13 @@ def history(env, unit, since, until, actor, actions, children, newest_first, mos
     since_at = parse_time(since, "--since") if since is not None else None
     until_at = _until(until) if until is not None else None
     wanted = [_action_id(a) for a in actions] or None
-    rows = listing(env.database(), unit, since_at, actor, children, until=until_at, actions=wanted,
-                   newest_first=newest_first, limit=most, offset=skip)
+    from anjian.workflow.cli.views import viewer_of
+    from anjian.workflow.engine.authz import refusals_audited
+
+    viewer = viewer_of(env)
+    with refusals_audited(env.database(), viewer or env.actor_name, env.stamp, "history"):
+        rows = listing(env.database(), unit, since_at, actor, children, until=until_at, actions=wanted,
+                       newest_first=newest_first, limit=most, offset=skip, viewer=viewer)
     headers = [_("No."), _("Time"), _("By"), _("Unit"), _("Action"), _("From"), _("To"), _("Details")]
     table_rows = [[r.seq, shown(r.at), r.shown_actor, r.unit_name or r.unit, _action(r.trigger),
                    _state(r.from_state), _state(r.to_state), _describe(r)] for r in rows]

@@ -94,8 +94,12 @@ def dossier(env, unit: str, fmt: str | None, out: Path | None) -> None:
         anjian report dossier 宽城峪耳崖镇 --format html --out 峪耳崖镇验收材料.html
         anjian report dossier 宽城县
     """
+    from anjian.workflow.cli.views import viewer_of
+    from anjian.workflow.engine.authz import refusals_audited
     from anjian.workflow.reports import dossier as ds
 
     fmt = _format(fmt, out, ("html", "md"))
-    d = ds.build(env.database(), unit, env.now, env.settings.evidence_dir)
+    viewer = viewer_of(env)
+    with refusals_audited(env.database(), viewer or env.actor_name, env.stamp, "report dossier"):
+        d = ds.build(env.database(), unit, env.now, env.settings.evidence_dir, viewer=viewer)
     _deliver(ds.html(d) if fmt == "html" else ds.markdown(d), out, fmt)

@@ -252,13 +252,13 @@ def show(env, unit: str, fmt: str) -> None:
     from anjian.workflow.engine.authz import refusals_audited
     from anjian.workflow.views.show import show as compute
 
-    viewer = _viewer(env)
+    viewer = viewer_of(env)
     with refusals_audited(env.database(), viewer or env.actor_name, env.stamp, "show"):
         res = compute(env.database(), unit, env.now, env.actor_name, viewer)
     emit(fmt, lambda: show_text(res), res)
 
 
-def _viewer(env):
+def viewer_of(env):
     """The official asking, if this account is one (a read needs none): the service's signed-in official,
     or the one the OS account maps to. `show` refuses them a unit they may not see in full."""
     if env.call is not None:

@@ -184,6 +184,13 @@ def may_see(session: Session, actor: Acting, unit_code: str, unit_name: str) -> 
         _check(session, official, frozenset({official.role}), _("see this unit in full"), unit_code, unit_name)
 
 
+def seen_within(actor: Acting | None) -> str | None:
+    """The unit whose own rows (and those below it) are all a reader of `actor`'s role may see of the
+    campaign's files (states.permissions.SEES_OWN_ONLY), or None where the role reads everything."""
+    official = _official(actor) if actor is not None else None
+    return official.unit_code if official is not None and official.role in P.SEES_OWN_ONLY else None
+
+
 def may(session: Session, actor: Acting, action: str, unit_code: str | None = None, unit_name: str | None = None) -> None:
     if official := _official(actor):
         _check(session, official, P.ACTIONS.get(action, frozenset()), _("use `{action}`").format(action=action), unit_code, unit_name)

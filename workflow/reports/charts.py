@@ -13,8 +13,9 @@ import io
 import logging
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from anjian.i18n import N_, _, pgettext
@@ -58,9 +59,25 @@ class Mark:
     row: str | None = None
 
 
+# Text drawn as outlines instead of <text>: for a chart that is an image file of its own (an <img> on a
+# web page), which cannot count on the fonts of whoever looks at it (a browser may even draw an image's
+# text before it has found a CJK font, and never again). Inline charts keep their text: selectable, read aloud.
+TEXT_AS_PATHS: ContextVar[bool] = ContextVar("anjian_chart_text_as_paths", default=False)
+
+
+@contextmanager
+def text_as_paths() -> Iterator[None]:
+    token = TEXT_AS_PATHS.set(True)
+    try:
+        yield
+    finally:
+        TEXT_AS_PATHS.reset(token)
+
+
 @contextmanager
 def _style():
-    """matplotlib settings for one chart, restored afterwards: SVG text as text, CJK fonts first."""
+    """matplotlib settings for one chart, restored afterwards: SVG text as text (or outlines, see
+    TEXT_AS_PATHS), CJK fonts first."""
     import matplotlib
 
     quiet = logging.getLogger("matplotlib.font_manager")
@@ -68,7 +85,7 @@ def _style():
     quiet.setLevel(logging.ERROR)  # "findfont: Font family … not found" for the fonts this machine lacks
     try:
         with matplotlib.rc_context({
-            "svg.fonttype": "none", "svg.hashsalt": "anjian", "font.family": ["sans-serif"],
+            "svg.fonttype": "path" if TEXT_AS_PATHS.get() else "none", "svg.hashsalt": "anjian", "font.family": ["sans-serif"],
             "font.sans-serif": CJK_FONTS, "axes.unicode_minus": False, "font.size": 9,
             "axes.spines.top": False, "axes.spines.right": False,
         }), warnings.catch_warnings():

@@ -126,14 +126,15 @@ def stored_state(store: Path | None, sha256: str) -> str:
     return "ok" if digest.hexdigest() == sha256 else "altered"
 
 
-def build(db: Database, unit: str, now: dt.datetime, evidence_dir: Path | None = None) -> Dossier:
-    """The dossier of one township or county (its checklist, evidence, history) as of `now`."""
+def build(db: Database, unit: str, now: dt.datetime, evidence_dir: Path | None = None, viewer=None) -> Dossier:
+    """The dossier of one township or county (its checklist, evidence, history) as of `now`; refused to
+    a `viewer` who may not open the unit in full (as `show`)."""
     from anjian.workflow.services.registry import campaign_in_force, drill_in
     from anjian.workflow.store import audit
     from anjian.workflow.views.show import show
     from anjian.workflow.views.units import units
 
-    res = show(db, unit, now)
+    res = show(db, unit, now, viewer=viewer)
     if res.level not in ("township", "county"):
         raise BadInput(_("{name} ({code}) is a {level}: a dossier is of a township or a county "
                          "(for the whole city: anjian report progress)").format(

@@ -417,8 +417,17 @@ def as_json(rep: ProgressReport, chart_names: tuple[str, ...] = ()) -> dict:
                        for m, x in zip(rep.milestones, rep.tallies, strict=True)],
         "overdue": rep.overdue,
         "trend": rep.trend,
-        "charts": {name: svg_document(svg) for name, svg in charts(rep, chart_names).items()} if chart_names else {},
+        "charts": _chart_documents(rep, chart_names) if chart_names else {},
     }
+
+
+def _chart_documents(rep: ProgressReport, names: tuple[str, ...]) -> dict[str, str]:
+    """Each chart named as an SVG document of its own, its text drawn as outlines (an image file shows
+    the same on any machine, whatever fonts it has)."""
+    from anjian.workflow.reports import charts as ch
+
+    with ch.text_as_paths():
+        return {name: svg_document(svg) for name, svg in charts(rep, names).items()}
 
 
 def html(rep: ProgressReport) -> str:

@@ -133,10 +133,27 @@ def _proxied(state, name: str) -> Principal | None:
     return Principal(actor, "proxy", "proxy")
 
 
+def same_site(request: Request) -> bool:
+    """Whether a browser says the request comes from a page of this site: `Sec-Fetch-Site` same-origin
+    (or none: typed by the official), else an `Origin` of this host. A browser sends one of them with
+    every cross-site POST, so a form on another site cannot borrow the proxy's sign-in."""
+    from urllib.parse import urlsplit
+
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser's cross-site request (browsers send Origin with every POST)
+    return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
+
+
 def csrf_ok(request: Request, who: Principal, form_token: str | None = None) -> bool:
     """Whether a state-changing request carries its session's CSRF token (tokens and proxy users are
     not sent by a browser on its own, so they need none)."""
-    if who.kind != "session" or request.method in SAFE_METHODS:
+    if request.method in SAFE_METHODS or who.kind == "token":
         return True
+    if who.kind == "proxy":  # a single sign-on's browser has no session token: it must come from this site
+        return same_site(request)
     given = request.headers.get(CSRF_HEADER) or form_token or ""
     return bool(who.csrf) and hmac.compare_digest(given.encode(), who.csrf.encode())

@@ -52,7 +52,10 @@ def _now() -> dt.datetime:
 
 
 def _language(request: Request) -> str:
-    return "en" if request.headers.get("accept-language", "").lower().startswith("en") else "zh"
+    """The pages' rule (web/base.language): ?lang=en|zh, else the browser's first language."""
+    from anjian.workflow.server.web.base import language
+
+    return language(request)
 
 
 def _error(status: int, exit_code: int, message: str, **extra) -> JSONResponse:

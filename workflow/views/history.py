@@ -7,6 +7,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 from anjian.i18n import _
+from anjian.workflow.engine import authz
+from anjian.workflow.engine.authz import Acting
 from anjian.workflow.engine.names import Resolver
 from anjian.workflow.engine.tree import descendants
 from anjian.workflow.store import audit
@@ -47,14 +49,22 @@ class HistoryEntry:
 
 def history(db: Database, unit: str | None = None, since: dt.datetime | None = None, actor: str | None = None,
             children: bool = False, *, until: dt.datetime | None = None, actions: list[str] | None = None,
-            newest_first: bool = False, limit: int | None = None, offset: int = 0) -> list[HistoryEntry]:
+            newest_first: bool = False, limit: int | None = None, offset: int = 0,
+            viewer: Acting | None = None) -> list[HistoryEntry]:
     """The audit rows of a unit (with `children`, of it and every unit under it), or of everything;
-    by time (`since` ≤ written < `until`), actor and action; a page of them with `limit` and `offset`."""
+    by time (`since` ≤ written < `until`), actor and action; a page of them with `limit` and `offset`.
+    A `viewer` whose role sees only its own files (a station chief) is refused another unit and, asking
+    for everything, gets the rows of its own unit."""
     with db.read() as session:
         codes = None
         if unit:
             ref = Resolver(session).resolve(unit)
+            if viewer is not None:
+                authz.may_see(session, viewer, ref.code, ref.name)
             codes = sorted(descendants(session, ref.code)) if children else [ref.code]
+        elif (own := authz.seen_within(viewer)) is not None and actions != ["checkpoint"]:
+            # (the checkpoints are the whole chain's, not a unit's: every official may verify the log)
+            codes = sorted(descendants(session, own))
         rows = audit.history(session, codes, since, actor, limit, until=until, actions=actions,
                              newest_first=newest_first, offset=offset)
     return [HistoryEntry(r.seq, r.effective_at, r.at, r.actor, r.detail.get("by"), r.unit, r.trigger, r.from_state,
