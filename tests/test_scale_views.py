@@ -30,7 +30,7 @@ from anjian.workflow.services.advance import BatchRow, advance_batch
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import ChecklistValue, Unit, UnitCohort
-from anjian.workflow.views.status import CountyStatus, status
+from anjian.workflow.views.status import TOWNSHIP_STATES, CountyStatus, status
 from anjian.workflow.views.units import tally, units
 
 CITY = "130800"  # 承德市
@@ -130,6 +130,7 @@ def reference(db: Database, now: dt.datetime) -> SimpleNamespace:
             "overdue_townships": sum(1 for k, _ in kids if late[k]),
             "next_milestone": asdict(pending[0]) if pending else None,
             "counties": 1, "counties_overdue": int(bool(late[code])),
+            "states": {s: sum(1 for _, st in kids if st == s) for s in TOWNSHIP_STATES},
         }
     levels = {code: level for code, level, _, _ in rows}
     return SimpleNamespace(counties=counties, late=late, levels=levels, milestones=ms,
@@ -140,7 +141,7 @@ def reference(db: Database, now: dt.datetime) -> SimpleNamespace:
 def row_of(c: CountyStatus) -> dict:
     d = asdict(c)
     return {k: d[k] for k in ("state", "level", "parent", "townships", "accepted", "started", "cohorts", "overdue",
-                              "overdue_townships", "next_milestone", "counties", "counties_overdue")}
+                              "overdue_townships", "next_milestone", "counties", "counties_overdue", "states")}
 
 
 def assert_same_as_reference(db: Database, now: dt.datetime, what: str) -> SimpleNamespace:
@@ -153,7 +154,8 @@ def assert_same_as_reference(db: Database, now: dt.datetime, what: str) -> Simpl
         assert got[code] == ref.counties[code], f"{what}: status row of {code} differs from the per-unit truth"
     assert [c.code for c in res.counties] == sorted(ref.counties), f"{what}: rows not in code order"
     totals = {k: sum(r[k] for r in ref.counties.values()) for k in ("townships", "accepted", "started", "overdue_townships")}
-    totals |= {"counties": len(ref.counties), "counties_overdue": sum(bool(r["overdue"]) for r in ref.counties.values())}
+    totals |= {"counties": len(ref.counties), "counties_overdue": sum(bool(r["overdue"]) for r in ref.counties.values()),
+               "states": {s: sum(r["states"][s] for r in ref.counties.values()) for s in TOWNSHIP_STATES}}
     assert asdict(res.totals) == totals, f"{what}: totals"
 
     one = status(db, now, county=KUANCHENG)
