@@ -30,7 +30,7 @@ from anjian.workflow.services.advance import BatchRow, advance_batch
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import ChecklistValue, Unit, UnitCohort
-from anjian.workflow.views.status import TOWNSHIP_STATES, CountyStatus, status
+from anjian.workflow.views.status import CountyStatus, status
 from anjian.workflow.views.units import tally, units
 
 CITY = "130800"  # 承德市
