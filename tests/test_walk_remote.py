@@ -85,6 +85,9 @@ class Twins:
         return r
 
 
+HASHES = re.compile(r'"(?:prev_)?hash": "[0-9a-f]{64}",?\s*')
+
+
 @pytest.mark.slow  # the whole campaign twice, step by step
 def test_walk_kuancheng_remote_and_embedded_print_the_same(remote, twin, served, tmp_path):
     """Each step of 宽城's campaign, from mobilization to standardized, prints the same and exits the same
@@ -148,7 +151,8 @@ def test_walk_kuancheng_remote_and_embedded_print_the_same(remote, twin, served,
     step("units", "--county", CODE, "--format", "csv", now=later)
     step("status", "--format", "csv", "--out", "progress.csv", now=later)
     assert (remote.folder / "progress.csv").read_bytes() == (step.folder / "progress.csv").read_bytes()
-    step("history", YUERYA, "--format", "json", now=later)
+    # the chains differ in their hashes alone: the service's also holds its sign-ins and tokens
+    step("history", YUERYA, "--format", "json", now=later, seen=lambda t: HASHES.sub("", t))
     step("history", YUERYA, now=later)
     # the chain's head differs: the tokens' ids (in their token_create rows) are random on each side
     step("audit", "verify", official="city_office", now=later, seen=lambda t: re.sub(r"[0-9a-f]{16}…", "…", t))
