@@ -30,8 +30,8 @@ DESKTOP = (1366, 900)  # the office PC's
 
 
 def chromium() -> tuple[str | None, str | None, str | None]:
-    """The browser, its driver, and why the browser tests cannot run (None when they can); as
-    tests/test_report_browser.py finds them (ANJIAN_CHROMIUM may name the browser)."""
+    """The browser, its driver, and why the browser tests cannot run (None when they can; ANJIAN_CHROMIUM
+    may name the browser). Every browser test of the suite finds them here."""
     try:
         import selenium  # noqa: F401
     except ImportError:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from support import T0, add_officials, at, new_database_url, record_checklist
+from support_browser import BROWSER, DRIVER, WHY_NOT
 from test_report_progress import OFFICIALS, Driven, drive, run
 
 from anjian.workflow.store.db import Database
@@ -24,23 +24,6 @@ CHARTS = ("chart-stages", "chart-counties", "chart-trend")
 SCREENSHOT_LIMIT = 400_000  # bytes: small enough to commit beside the README
 
 
-def _chromium() -> tuple[str | None, str | None, str | None]:
-    """The browser, its driver, and why the tests cannot run (None when they can)."""
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return None, None, "selenium is not installed (pip install '.[test]')"
-    browser = next((p for p in (os.environ.get("ANJIAN_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                                shutil.which("chromium-browser")) if p and Path(p).exists()), None)
-    driver = next((p for p in ("/usr/bin/chromedriver", shutil.which("chromedriver")) if p and Path(p).exists()), None)
-    if browser is None:
-        return None, None, "no Chromium browser (apt-get install chromium)"
-    if driver is None:
-        return browser, None, "no chromedriver (apt-get install chromium-driver)"
-    return browser, driver, None
-
-
-BROWSER, DRIVER, WHY_NOT = _chromium()
 pytestmark = [pytest.mark.slow,  # a real browser (Selenium, headless Chromium)
               pytest.mark.skipif(WHY_NOT is not None, reason=f"headless Chromium unavailable: {WHY_NOT}")]
 
