@@ -393,3 +393,35 @@ def test_bad_campaign_is_refused_with_its_line_and_changes_nothing(chengde, tmp_
     with chengde.read() as session:
         assert session.get(Meta, "campaign_sha256").value == sha
     assert audit_actions(chengde) == before
+
+
+# -- the national registry shipped with anjian ---------------------------------------------------------
+def test_a_province_of_the_shipped_national_registry_loads_by_its_code(fresh_db):
+    """`--registry 13` loads 河北省 from the national registry inside the package (no file beside the
+    install): the province, its 11 prefecture-level cities, counties and townships, 承德 among them."""
+    result = initialize(fresh_db, "13", None, T0, "admin")
+    assert result.changed
+    assert result.units["province"] == 1 and result.units["city"] == 11
+    assert result.units["county"] > 150 and result.units["township"] > 2000
+    with fresh_db.read() as session:
+        assert session.get(Unit, "130000").name == "河北省"
+        assert session.get(Unit, "130827102").name == "峪耳崖镇"
+        assert session.scalar(select(func.count()).select_from(Unit).where(~Unit.code.startswith("13"))) == 0
+        assert session.get(Meta, "registry_name").value == "china:13"
+
+
+def test_an_unknown_province_is_refused_naming_the_provinces(fresh_db):
+    """A two-digit code no province has is bad input that lists the provinces; nothing is loaded."""
+    with pytest.raises(BadInput) as refused:
+        initialize(fresh_db, "99", None, T0, "admin")
+    assert "99" in refused.value.message
+    assert "13 河北省" in refused.value.message and "65 新疆维吾尔自治区" in refused.value.message
+    assert inspect(fresh_db.engine).get_table_names() == [] or levels(fresh_db) == {}
+
+
+@pytest.mark.slow  # 44,700 units
+def test_the_whole_national_registry_ships_with_anjian(fresh_db):
+    """`--registry china` loads the 44,700 units of mainland China from the package, with the counts of
+    its source (31 provinces, 342 prefecture-level units, 2,975 counties, 41,352 townships)."""
+    result = initialize(fresh_db, "china", None, T0, "admin")
+    assert result.units == {"province": 31, "city": 342, "county": 2975, "township": 41352}

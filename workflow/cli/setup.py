@@ -10,7 +10,9 @@ from anjian.workflow.cli.common import command
 
 
 @click.command()
-@click.option("--registry", metavar="chengde|FILE.csv", help="Units to load (default: the built-in 承德市 registry).")
+@click.option("--registry", metavar="chengde|china|NN|FILE.csv",
+              help="Units to load: chengde (the default: 承德市), china (the 44,700-unit national registry shipped "
+              "with anjian), a province's two-digit code (13 = 河北省), or a CSV file.")
 @click.option("--campaign", metavar="chengde-2014|FILE.toml", help="Campaign to run (default: chengde-2014).")
 @click.option("--drill", is_flag=True, help="Make a new database a drill (演练): a practice copy whose writes may "
               "set their time with --now, and whose every output says 演练. A live database never becomes one.")
@@ -24,6 +26,7 @@ def init(env, registry: str | None, campaign: str | None, drill: bool) -> None:
     \b
     Example:
         anjian init --registry chengde --campaign chengde-2014
+        anjian --db hebei.db init --registry 13
         anjian --db 演练.db init --drill
     """
     from anjian.workflow.engine.authz import Actor

@@ -34,7 +34,10 @@ from anjian.workflow.store.rebuild import units_digest
 LEVELS = ("province", "city", "county", "township")
 # What everything a drill (演练, `init --drill`) database prints starts with: never taken for the real thing.
 DRILL_BANNER = "【演练】这是演练数据库，不是正式数据：所列内容仅供练习"
-BUILTIN_REGISTRIES = ("chengde",)
+BUILTIN_REGISTRIES = ("chengde", "china")
+# The national registry ships compressed (states/registries/china.csv.gz: every province, prefecture, county
+# and township of mainland China, 统计用区划代码 as of 2022-10-31); a province is loaded by its two digits.
+NATIONAL = "china"
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,36 @@ class Source:
 
 
 def registry_source(spec: str) -> Source:
+    """The registry named `spec`: a built-in one (chengde, china), a province of the national one by its
+    two-digit code (13 = 河北省), or a CSV file."""
+    if spec == NATIONAL:
+        return Source(spec, national_text())
+    if len(spec) == 2 and spec.isascii() and spec.isdigit():
+        return province_source(spec)
     if spec in BUILTIN_REGISTRIES:
         text = resources.files("anjian.states").joinpath("registries", f"{spec}.csv").read_text("utf-8")
         return Source(spec, text)
     return Source(str(Path(spec)), decode(read_bytes(spec, "registry file"), spec))
+
+
+def national_text() -> str:
+    """The national registry's CSV, from the compressed file shipped with anjian."""
+    import gzip
+
+    packed = resources.files("anjian.states").joinpath("registries", f"{NATIONAL}.csv.gz").read_bytes()
+    return gzip.decompress(packed).decode("utf-8")
+
+
+def province_source(prefix: str) -> Source:
+    """One province of the national registry (its row and every unit whose code starts with its two
+    digits), named `china:NN`; an unknown province is bad input naming the provinces there are."""
+    header, *lines = national_text().splitlines()
+    provinces = {line[:2]: line.split(",")[1] for line in lines if line.split(",")[2] == "province"}
+    if prefix not in provinces:
+        raise BadInput(_("--registry {code}: no province has the code {code}; the provinces are: {known}").format(
+            code=prefix, known=", ".join(f"{k} {v}" for k, v in sorted(provinces.items()))))
+    chosen = [line for line in lines if line.startswith(prefix)]
+    return Source(f"{NATIONAL}:{prefix}", "\n".join([header, *chosen]) + "\n")
 
 
 def campaign_source(spec: str) -> Source:
