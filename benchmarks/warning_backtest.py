@@ -201,7 +201,7 @@ def run_checkpoints(world: list[City], cal: Calendar, seed: int, runs: int, thre
         today = city.start + dt.timedelta(days=(4 - city.start.weekday()) % 7)  # the first Friday
         while today <= last:
             records = [record_of(c, today) for c in city.counties]
-            pace = city_pace(records, today, cal)
+            pace = city_pace(records, city.start, today, cal)
             for ki, (county, rec) in enumerate(zip(city.counties, records, strict=True)):
                 accepted = rec.accepted_by(today)
                 coming = [m for m in MILESTONES if 0 <= (city.deadlines[m] - today).days <= horizon

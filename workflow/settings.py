@@ -80,6 +80,10 @@ class Settings:
     def limits(self) -> Limits:
         return limits_settings(self.data_dir, self.env)
 
+    @cached_property
+    def forecast(self) -> ForecastSettings:
+        return forecast_settings(self.data_dir, self.env)
+
 
 def resolve(
     db: str | None = None,
@@ -355,3 +359,49 @@ def _amount(value: object) -> int | None:
     unit = text[-1:] if text[-1:] in _UNITS else ""
     digits = text[: len(text) - len(unit)]
     return int(digits) * _UNITS[unit] if digits.isascii() and digits.isdigit() else None
+
+
+# -- the early warning (预警): when a forecast becomes a warning (config file [forecast], or ANJIAN_*) ----
+@dataclass(frozen=True)
+class ForecastSettings:
+    """A coming milestone is warned of when it is less likely than `threshold` to be met by its deadline
+    at the county's present pace, and its deadline is at most `horizon_days` away."""
+
+    threshold: float = 0.5
+    horizon_days: int = 60
+
+
+FORECAST_ENV = {"threshold": "ANJIAN_FORECAST_THRESHOLD", "horizon_days": "ANJIAN_FORECAST_HORIZON"}
+
+
+def forecast_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> ForecastSettings:
+    """The warning's threshold and horizon from the defaults, then the config file's [forecast] table
+    (`threshold`, `horizon_days`), then ANJIAN_FORECAST_THRESHOLD and ANJIAN_FORECAST_HORIZON."""
+    from anjian.workflow.errors import BadInput
+
+    env = environ() if env is None else env
+    given: dict[str, tuple[object, str]] = {}
+    for name in FORECAST_ENV:
+        value = config_value(data_dir, env, "forecast", name)
+        if value is not None:
+            given[name] = (value, f"[forecast] {name}")
+    given |= {k: (env[var], var) for k, var in FORECAST_ENV.items() if env.get(var)}
+    values: dict[str, object] = {}
+    if "threshold" in given:
+        value, source = given["threshold"]
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = -1.0
+        if not 0 < number <= 1:
+            raise BadInput(_("setting {source} must be a probability between 0 and 1, not {value!r}").format(
+                source=source, value=value))
+        values["threshold"] = number
+    if "horizon_days" in given:
+        value, source = given["horizon_days"]
+        text = str(value).strip()
+        if isinstance(value, bool) or not (text.isascii() and text.isdigit() and 1 <= int(text) <= 3660):
+            raise BadInput(_("setting {source} must be a whole number of days (1 to 3660), not {value!r}").format(
+                source=source, value=value))
+        values["horizon_days"] = int(text)
+    return ForecastSettings(**values)  # type: ignore[arg-type]

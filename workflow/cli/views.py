@@ -44,9 +44,11 @@ BY_CHOICE = click.Choice(["county", "city", "province"])
 @command
 def status(env, county: str | None, by: str, fmt: str, out) -> None:
     """The city at a glance: per county its stage, townships accepted/total per cohort,
-    the next milestone with days left, and what is overdue. A national or provincial
-    registry is easier to read summed: --by province or --by city. For a spreadsheet,
-    --format csv or xlsx with --out FILE (Chinese headers, stage ids beside their names).
+    the next milestone with days left, what is overdue, and a warning of a coming
+    milestone it is unlikely to meet at its present pace (each milestone's chance and
+    expected date: --format json). A national or provincial registry is easier to
+    read summed: --by province or --by city. For a spreadsheet, --format csv or xlsx
+    with --out FILE (Chinese headers, stage ids beside their names).
 
     Example:
 
@@ -58,15 +60,16 @@ def status(env, county: str | None, by: str, fmt: str, out) -> None:
     from anjian.workflow.formats import output as render
     from anjian.workflow.views.status import status as compute
 
-    res = compute(env.database(), env.now, county, by)
+    res = compute(env.database(), env.now, county, by, warning=env.settings.forecast)
     if by == "county":
         headers = [pgettext("column", "Code"), pgettext("column", "County"), pgettext("column", "Stage"), *_cohort_heads(), pgettext("column", "All"), pgettext("column", "Started"), pgettext("column", "Next milestone"),
-                   pgettext("column", "Days left"), pgettext("column", "Overdue milestones"), pgettext("column", "Overdue townships")]
+                   pgettext("column", "Days left"), pgettext("column", "Overdue milestones"), pgettext("column", "Overdue townships"),
+                   pgettext("column", "Warning")]
         rows = [[c.code, c.name, c.state_name, *(_frac(c.cohorts[k]) for k in COHORTS),
                  f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}",
                  milestone_word(c.next_milestone.id, c.next_milestone.name) if c.next_milestone else None,
                  c.next_milestone.days if c.next_milestone else None, [milestone_word(m) for m in c.overdue],
-                 c.overdue_townships or None]
+                 c.overdue_townships or None, _warning_cell(c.forecast)]
                 for c in res.counties]
         drop = (0, 7, 9, 3, 4, 5)  # first to go on a narrow terminal: the code, then the finer counts
     else:
@@ -89,6 +92,9 @@ def status(env, county: str | None, by: str, fmt: str, out) -> None:
                  "{counties} counties with an overdue milestone").format(
             townships=t.townships, accepted=t.accepted, started=t.started, late=t.overdue_townships,
             counties=t.counties_overdue)
+        if t.counties_warned:
+            foot += _("; {count} counties warned: a coming milestone is unlikely at their present pace").format(
+                count=t.counties_warned)
         return "\n".join([render.fit_lines(head), "", render.table(headers, rows, drop=drop), "", render.fit_lines(foot)])
 
     emit(fmt, text, res, sheet=lambda: _status_sheet(res, by), out=out)
@@ -116,6 +122,15 @@ def _status_sheet(res, by: str):
             rows.append([c.code, c.name, c.counties, c.counties_overdue, *shares, late, c.overdue_townships])
     title = "进度" if by == "county" else f"进度（按{BY_WORDS[by]}）"
     return title, headers, rows
+
+
+def _warning_cell(forecast) -> str | None:
+    """The 预警 cell: the warned milestone least likely to be met, and its chance, e.g. 县示范 12%."""
+    warned = [f for f in forecast if f.warning]
+    if not warned:
+        return None
+    worst = min(warned, key=lambda f: (f.probability, f.deadline))
+    return f"{milestone_word(worst.milestone)} {worst.probability:.0%}"
 
 
 def _cohort_heads() -> list[str]:

@@ -139,18 +139,19 @@ def _exposure(record: Record, today: dt.date, cal: Calendar, window: int) -> tup
     return start, cal.between(start, today)
 
 
-def city_pace(records: Iterable[Record], today: dt.date, cal: Calendar, window: int = WINDOW) -> CityPace:
-    """The per-township pace of a group of counties (a city's) over the window: days with acceptances
-    over township-working-days since each county's first start (at least one day each, so that a city
-    whose counties have barely begun is very uncertain rather than undefined)."""
-    visits, accepted, exposure = 0, 0, 0.0
+def city_pace(records: Iterable[Record], since: dt.date, today: dt.date, cal: Calendar,
+              window: int = WINDOW) -> CityPace:
+    """The per-township pace of a group of counties (a city's) over the window, counted from the day
+    the campaign began (`since`) for every county, started or not: days with acceptances over
+    township-working-days (at least one, so that a campaign just begun is very uncertain rather than
+    undefined)."""
+    start = max(cal.back(today, window), since - dt.timedelta(days=1))
+    days = max(1, cal.between(start, today))
+    visits, accepted, townships = 0, 0, 0
     for r in records:
-        seen = _exposure(r, today, cal, window)
-        if seen is not None:
-            v, a = r.visits_in(seen[0], today)
-            visits, accepted = visits + v, accepted + a
-        exposure += r.townships * max(1, seen[1] if seen else 0)
-    return CityPace(visits + 0.5, max(exposure, 1.0), accepted / visits if visits else 1.0)
+        v, a = r.visits_in(start, today)
+        visits, accepted, townships = visits + v, accepted + a, townships + r.townships
+    return CityPace(visits + 0.5, max(townships, 1) * days, accepted / visits if visits else 1.0)
 
 
 def county_pace(record: Record, city: CityPace, today: dt.date, cal: Calendar, window: int = WINDOW) -> Pace:

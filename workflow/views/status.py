@@ -4,7 +4,7 @@ accepted/total per cohort, the next milestone and what is overdue."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -16,8 +16,10 @@ from anjian.states.milestones import MilestoneStatus
 from anjian.workflow.errors import BadInput
 from anjian.workflow.services.registry import campaign_in_force, drill_in
 from anjian.workflow.services.stages import stage_on
+from anjian.workflow.settings import ForecastSettings
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Unit
+from anjian.workflow.views.forecast import Forecast, forecasts
 from anjian.workflow.views.snapshot import BITS, Snapshot, check_by, no_level, scope_unit
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ class CountyStatus:
     counties_overdue: int = 0
     states: dict[str, int] = field(default_factory=dict)  # township state -> how many (every state, zeros too)
     milestones: list[MilestoneStatus] = field(default_factory=list)  # a county's own, in the campaign's order
+    forecast: list[Forecast] = field(default_factory=list)  # its coming milestones at its present pace (预警)
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class Totals:
     counties_overdue: int
     counties: int
     states: dict[str, int] = field(default_factory=dict)  # township state -> how many
+    counties_warned: int = 0  # counties with a coming milestone warned of (预警)
 
 
 @dataclass(frozen=True)
@@ -108,9 +112,10 @@ class StatusResult:
 
 
 def status(db: Database, now: dt.datetime, county: str | None = None, by: str = "county",
-           as_of: bool | Replay = False) -> StatusResult:
+           as_of: bool | Replay = False, warning: ForecastSettings | None = None) -> StatusResult:
     """Per county (or city, or province): its stage, townships accepted/total per cohort, the next
-    milestone, what is overdue. One GROUP BY over the townships; milestones per distinct case.
+    milestone, what is overdue, and (per county) the forecast of its coming milestones, warned of by
+    `warning`'s threshold and horizon. One GROUP BY over the townships; milestones per distinct case.
     With `as_of` the states are those the audit log says units had at `now` (a report of the past);
     a caller that replayed the log to `now` already gives its Replay instead of True."""
     check_by(by)
@@ -136,10 +141,12 @@ def status(db: Database, now: dt.datetime, county: str | None = None, by: str = 
             within = snap.within(scope)
             rows = [c for c in rows if c in within]
         per = sorted((_county_row(snap, c) for c in rows), key=lambda r: r.code)
+        ahead = forecasts(snap, rows, warning)  # counted in the totals however the rows are grouped
+        per = [replace(r, forecast=ahead.get(r.code, [])) for r in per]
         out = per if by == "county" else _grouped(snap, per, by)
         totals = Totals(sum(r.townships for r in per), sum(r.accepted for r in per), sum(r.started for r in per),
                         sum(r.overdue_townships for r in per), sum(bool(r.overdue) for r in per), len(per),
-                        _summed_states(per))
+                        _summed_states(per), sum(any(f.warning for f in r.forecast) for r in per))
         city = snap.upper.get(campaign.city) if campaign.city else None
         # The stored stage lags until the scheduler has run: the stage shown is the one the dates give.
         stage = stage_on(campaign, snap.today) if city else None
