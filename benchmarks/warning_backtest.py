@@ -13,13 +13,15 @@ behind on, acceptances in batches (an inspection team accepts several townships 
 priority for the townships of the nearest deadline that it keeps only most of the time.
 
 Every Friday from each campaign's start to its last deadline, the product's own forecaster
-(`anjian.workflow.views.pace`: `city_pace`, `forecast`, `warned`) reads each county's record so far —
+(`anjian.workflow.views.pace`: `city_pace`, `forecast` with its `Draws`, `warned`) reads each county's record so far —
 its first start and its acceptances by day, nothing else — and warns when a coming milestone within the
 horizon is less likely than the threshold. The baseline warns when the county's acceptances so far, over
 the days elapsed since the campaign began, drawn straight on to the deadline fall short of what the
 milestone still needs — within the same horizon. For both it prints: the share of misses warned at least
 30 days ahead, the share of warnings that were false alarms (the milestone was met), and the median lead
-time (days from the first warning to the deadline) over the warned misses. Writes
+time (days from the first warning to the deadline) over the warned misses — at most the horizon, since
+neither method warns earlier. Then the calibration of every forecast made (Brier score; per band of
+probability, the share actually met), the seeds, the counts and the time taken. Writes
 benchmarks/results/warning_backtest.json.
 """
 
@@ -38,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anjian.workflow.views.pace import RUNS, Calendar, Record, city_pace, forecast, warned
+from anjian.workflow.views.pace import RUNS, Calendar, Draws, Record, city_pace, forecast, warned
 
 RESULTS = Path(__file__).parent / "results" / "warning_backtest.json"
 EARLY = 30  # days ahead a miss must be warned to count as warned in time
@@ -193,7 +195,7 @@ def remaining_need(county: County, accepted: int, milestone: str) -> int:
 
 def run_checkpoints(world: list[City], cal: Calendar, seed: int, runs: int, threshold: float,
                     horizon: int) -> tuple[Tally, Tally, int]:
-    rng = np.random.default_rng(seed + 1)
+    draws = Draws(seed + 1, runs)
     model, naive, forecasts = Tally(), Tally(), 0
     calibration = model.calibration
     for ci, city in enumerate(world):
@@ -210,7 +212,7 @@ def run_checkpoints(world: list[City], cal: Calendar, seed: int, runs: int, thre
                     continue
                 needs = [remaining_need(county, accepted, m) for m in coming]
                 deadlines = [city.deadlines[m] for m in coming]
-                _, outlooks = forecast(rec, pace, needs, deadlines, today, cal, rng, runs)
+                _, outlooks = forecast(rec, pace, needs, deadlines, today, cal, draws)
                 forecasts += len(coming)
                 elapsed = (today - city.start).days
                 for m, need, deadline, o in zip(coming, needs, deadlines, outlooks, strict=True):

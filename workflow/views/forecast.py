@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 
-import numpy as np
 from sqlalchemy import case, func, literal_column, select
 
 from anjian.states.campaign import Campaign, Milestone
@@ -24,10 +22,10 @@ from anjian.workflow.clock import from_utc_text, local_date
 from anjian.workflow.reminders.workdays import load_office_calendar
 from anjian.workflow.settings import ForecastSettings
 from anjian.workflow.store.models import AuditRow, Unit
-from anjian.workflow.views.pace import Calendar, CityPace, Record, city_pace, forecast, warned
+from anjian.workflow.views.pace import Calendar, CityPace, Draws, Record, city_pace, forecast, warned
 from anjian.workflow.views.snapshot import BITS, Group, Snapshot, cohorts_of
 
-SEED = 2014  # with each county's code: the same database and `now` give the same figures every time
+SEED = 2014  # the same database and `now` give the same figures every time
 ACTIONS = ("start", "accept", "revoke")
 BACK_DAYS = 130  # calendar days behind today the calendar reaches: the window's 60 working days and holidays
 AHEAD_DAYS = 730  # past the last deadline: a median completion later than this is shown as none (null)
@@ -130,14 +128,14 @@ def forecasts(snap: Snapshot, codes: list[str], settings: ForecastSettings | Non
     for code in recs:
         pools[_pool(snap, code)].append(code)
     paces: dict[str | None, CityPace] = {}
+    draws = Draws(SEED)
     out: dict[str, list[Forecast]] = {}
     for code, coming in owed.items():
         pool = _pool(snap, code)
         if pool not in paces:
             paces[pool] = city_pace((recs[c] for c in pools[pool]), began, today, cal)
-        rng = np.random.default_rng([SEED, zlib.crc32(code.encode())])
         pace, outlooks = forecast(recs.get(code, Record(0, None)), paces[pool], [n for _, _, n in coming],
-                                  [s.deadline for _, s, _ in coming], today, cal, rng)
+                                  [s.deadline for _, s, _ in coming], today, cal, draws)
         out[code] = [Forecast(m.id, s.deadline, o.needed, round(o.probability, 3), o.expected, pace.basis,
                               round(pace.per_week(), 2),
                               warned(o, s.deadline, today, settings.threshold, settings.horizon_days))
