@@ -140,6 +140,14 @@ def test_status_json_carries_each_countys_forecast(busy_kuancheng, cli):
     assert all(f["probability"] is not None for r in rows.values() for f in r["forecast"])
 
 
+def test_the_totals_count_the_counties_warned_however_the_rows_are_grouped(busy_kuancheng, cli):
+    """`counties_warned` is the same in the county rows and summed by city; a county row warns if any forecast does."""
+    by_county = json.loads(cli("status", "--format", "json", now="2015-03-16T09:00").stdout)
+    by_city = json.loads(cli("status", "--by", "city", "--format", "json", now="2015-03-16T09:00").stdout)
+    warned_rows = sum(any(f["warning"] for f in c["forecast"]) for c in by_county["counties"])
+    assert by_county["totals"]["counties_warned"] == by_city["totals"]["counties_warned"] == warned_rows >= 4
+
+
 def test_status_forecasts_are_the_same_each_time(busy_kuancheng, cli):
     """Two reads at the same `now` give identical forecasts (seeded by the county's code)."""
     assert rows_of(cli, "2015-03-16T09:00") == rows_of(cli, "2015-03-16T09:00")

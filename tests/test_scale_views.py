@@ -156,7 +156,8 @@ def assert_same_as_reference(db: Database, now: dt.datetime, what: str) -> Simpl
     totals = {k: sum(r[k] for r in ref.counties.values()) for k in ("townships", "accepted", "started", "overdue_townships")}
     totals |= {"counties": len(ref.counties), "counties_overdue": sum(bool(r["overdue"]) for r in ref.counties.values()),
                "states": {s: sum(r["states"][s] for r in ref.counties.values()) for s in TOWNSHIP_STATES}}
-    assert asdict(res.totals) == totals, f"{what}: totals"
+    counted = {k: v for k, v in asdict(res.totals).items() if k != "counties_warned"}  # a forecast's: test_forecast
+    assert counted == totals, f"{what}: totals"
 
     one = status(db, now, county=KUANCHENG)
     assert [row_of(c) for c in one.counties] == [ref.counties[KUANCHENG]], f"{what}: status --county {KUANCHENG}"
