@@ -12,7 +12,7 @@ from anjian.workflow.cli.common import command
 @click.command()
 @click.option("--registry", metavar="chengde|china|NN|FILE.csv",
               help="Units to load: chengde (the default: 承德市), china (the 44,700-unit national registry shipped "
-              "with anjian), a province's two-digit code (13 = 河北省), or a CSV file.")
+              "with anjian), a province's two-digit code (13: Hebei), or a CSV file.")
 @click.option("--campaign", metavar="chengde-2014|FILE.toml", help="Campaign to run (default: chengde-2014).")
 @click.option("--drill", is_flag=True, help="Make a new database a drill (演练): a practice copy whose writes may "
               "set their time with --now, and whose every output says 演练. A live database never becomes one.")
