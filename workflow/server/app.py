@@ -20,8 +20,7 @@ from anjian.workflow.server.config import ServiceConfig
 
 API = "/api/v1"
 CLI_MEDIA = "application/vnd.anjian.cli+json"  # the CLI client's answer: stdout, stderr, exit code, files
-# The contract's exit codes as HTTP statuses.
-STATUS = {0: 200, 1: 500, 2: 400, 3: 409, 4: 403, 5: 409, 6: 409}
+from anjian.workflow.server.runner import HTTP_STATUS as STATUS  # noqa: E402 - the contract's exit codes as HTTP statuses
 
 
 @dataclass

@@ -27,6 +27,10 @@ READS = frozenset({"status", "units", "show", "history", "audit verify", "contac
                    "user list", "token list", "report progress", "report dossier", "assessment", "diagram"})
 
 
+# The contract's exit codes as HTTP statuses: the API's answers and the pages' refusals alike.
+HTTP_STATUS = {0: 200, 1: 500, 2: 400, 3: 409, 4: 403, 5: 409, 6: 409}
+
+
 def reads_only(path: list[str]) -> bool:
     return " ".join(path) in READS
 

@@ -23,7 +23,6 @@ from anjian.workflow.server.web.dashboard import download
 
 PER_PAGE = 100
 FILTERS = ("unit", "actor", "action", "since", "until")
-HTTP = {2: 400, 3: 409, 4: 403, 5: 409, 6: 409}
 
 
 def routes() -> list[Route]:
@@ -64,7 +63,7 @@ async def _show(request: Request, who, status: int = 200, error: str | None = No
     rows = await base.run(request, who, ["history"], {**params, "newest_first": True, "rows": PER_PAGE + 1,
                                                        "skip": (number - 1) * PER_PAGE})
     if not rows.ok and error is None:
-        status, error, error_details = HTTP.get(rows.exit, 500), rows.message, rows.details
+        status, error, error_details = rows.status, rows.message, rows.details
     found = rows.data if rows.ok and isinstance(rows.data, list) else []
     verdict = await base.run(request, who, ["audit", "verify"])
     latest = await _latest_checkpoint(request, who)
@@ -163,7 +162,7 @@ async def checkpoint_file(request: Request) -> Response:
         return away
     latest = await base.run(request, who, ["history"], {"action": ["checkpoint"], "newest_first": True, "rows": 1})
     if not latest.ok:
-        return base.refused_page(request, who, HTTP.get(latest.exit, 500), latest.message)
+        return base.refused_page(request, who, latest.status, latest.message)
     detail = (latest.data[0].get("detail") or {}) if latest.data else {}
     path = _checkpoint_path(detail)
     if path is None:
@@ -194,5 +193,5 @@ async def checkpoint(request: Request) -> Response:
         return base.expired_form(request, who)
     answer = await base.run(request, who, ["audit", "checkpoint"])
     if not answer.ok:
-        return await _show(request, who, HTTP.get(answer.exit, 500), answer.message, answer.details)
+        return await _show(request, who, answer.status, answer.message, answer.details)
     return base.redirect("/history?done=checkpoint")

@@ -54,6 +54,13 @@ class Answer:
     def ok(self) -> bool:
         return self.exit == 0
 
+    @property
+    def status(self) -> int:
+        """The page's HTTP status for this exit code (the API's table, server/runner.HTTP_STATUS)."""
+        from anjian.workflow.server.runner import HTTP_STATUS
+
+        return HTTP_STATUS.get(self.exit, 500)
+
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)

@@ -22,7 +22,6 @@ from anjian.workflow.server.web import base
 
 CHARTS = ("stages", "counties", "trend")
 NOT_SHOWN_TO = frozenset({"township_chief"})  # as the header's links (base.nav) offer it
-HTTP = {2: 400, 3: 409, 4: 403, 5: 409, 6: 409}
 
 
 def routes() -> list[Route]:
@@ -96,7 +95,7 @@ def _name_of(data: dict, code: str | None) -> str:
 
 
 def _refused(request: Request, who, answer: base.Answer) -> Response:
-    return base.render(request, who, "refused", HTTP.get(answer.exit, 500), title=_("Not shown"),
+    return base.render(request, who, "refused", answer.status, title=_("Not shown"),
                        error=answer.message or _("the command failed"), error_details=answer.details)
 
 
@@ -189,7 +188,7 @@ async def chart(request: Request) -> Response:
                             {"county": scope.code, "format": "json", "chart": [name]})
     drawn = (answer.data or {}).get("charts") or {} if answer.ok and isinstance(answer.data, dict) else {}
     if name not in drawn:
-        return Response(answer.message or _("the chart could not be drawn"), status_code=HTTP.get(answer.exit, 500),
+        return Response(answer.message or _("the chart could not be drawn"), status_code=answer.status,
                         media_type="text/plain; charset=utf-8")
     return Response(drawn[name], media_type="image/svg+xml", headers={
         "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",

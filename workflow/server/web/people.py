@@ -19,7 +19,6 @@ from starlette.routing import Route
 from anjian.i18n import _
 from anjian.workflow.server.web import base
 
-STATUS = {2: 400, 3: 409, 4: 403, 5: 409}  # a refusal's exit code as the page's status (else 500)
 PAGE_SIZE = 50  # rows of each table per page
 
 # form action -> (the command it runs, the form's fields it passes by their API names, the notice after it)
@@ -80,7 +79,7 @@ async def _post(request: Request, who) -> Response:
         answer = base.Answer(2, message=_("unknown form action {action!r}").format(action=action[:40]))
     if not answer.ok:
         kept = {k: v for k, v in fields.items() if k not in SECRET_FIELDS}
-        return await _show(request, who, shown_unit, STATUS.get(answer.exit, 500), error=answer.message,
+        return await _show(request, who, shown_unit, answer.status, error=answer.message,
                            error_details=answer.details, given=kept, failed=action)
     query = {"unit": shown_unit.strip()} if shown_unit.strip() else {}
     return base.redirect("/officials?" + urlencode(query | {"done": done, "name": fields.get("name", "").strip()}))
@@ -114,12 +113,12 @@ async def _show(request: Request, who, unit_text: str, status: int = 200, *, err
     users = await base.run(request, who, ["user", "list"])
     contacts = await base.run(request, who, ["contact", "list"]) if users.ok else users
     if not contacts.ok:
-        return base.render(request, who, "refused", STATUS.get(contacts.exit, 500), title=_("Not shown"),
+        return base.render(request, who, "refused", contacts.status, title=_("Not shown"),
                            error=contacts.message, error_details=contacts.details)
     unit_text = unit_text.strip()[:100]
     codes, unit, refused = await _within(request, who, unit_text)
     if refused is not None and error is None:
-        status, error, error_details = STATUS.get(refused.exit, 500), refused.message, refused.details
+        status, error, error_details = refused.status, refused.message, refused.details
     people = [o for o in users.data or [] if codes is None or o["unit"] in codes]
     reached = [c for c in contacts.data or [] if codes is None or c["unit"] in codes]
     query = request.query_params if request.method == "GET" else {}

@@ -24,7 +24,6 @@ from anjian.workflow.server.web import base
 from anjian.workflow.server.web.todo import oldest_first, speak, words
 
 VERDICTS = ("accept", "reject")
-STATUS_OF_EXIT = {2: 400, 3: 409, 4: 403, 5: 409}
 
 
 def routes() -> list[Route]:
@@ -107,7 +106,7 @@ async def decide(request: Request, who) -> Response:
         params["expect_version"] = int(version)
     answer = await base.run(request, who, ["advance"], params)
     if not answer.ok:
-        return await page(request, who, STATUS_OF_EXIT.get(answer.exit, 500), error=answer.message,
+        return await page(request, who, answer.status, error=answer.message,
                           details=answer.details, drafts={unit: note})
     code = answer.data.get("code", unit) if isinstance(answer.data, dict) else unit
     return base.redirect("/queue?" + urlencode({"done": trigger, "unit": code}))
@@ -123,6 +122,6 @@ async def dossier(request: Request) -> Response:
     answer = await base.run(request, who, ["report", "dossier"],
                             {"unit": code, "format": "html", "out": _("dossier-{code}.html").format(code=code)})
     if not answer.ok or not answer.files:
-        return base.refused_page(request, who, STATUS_OF_EXIT.get(answer.exit, 500) if not answer.ok else 500,
+        return base.refused_page(request, who, answer.status if not answer.ok else 500,
                                  answer.message or _("the dossier was not written"))
     return base.redirect(answer.files[0]["download"])

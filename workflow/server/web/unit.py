@@ -19,7 +19,6 @@ from starlette.routing import Route
 from anjian.i18n import _
 from anjian.workflow.server.web import base
 
-STATUS = {2: 400, 3: 409, 4: 403, 5: 409}  # a command's exit code -> the page's status
 VERDICTS = ("accept", "reject", "revoke")
 FLAG_WORDS = {"是": True, "否": False}  # what a flag's radio buttons post (the commands' own words)
 TEMPLATES = {"township": "unit_township", "county": "unit_county"}
@@ -308,5 +307,5 @@ async def refused(request: Request, who, code: str, answer: base.Answer, fields:
     """The page again with a command's refusal; after a conflict (exit 5) with the unit as it is now,
     otherwise with what the official typed."""
     posted = {} if answer.exit == 5 else fields
-    return await shown_page(request, who, code, STATUS.get(answer.exit, 500), error=answer.message,
+    return await shown_page(request, who, code, answer.status, error=answer.message,
                             details=answer.details, posted=posted)
