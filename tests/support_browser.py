@@ -19,6 +19,7 @@ import datetime as dt
 import io
 import json
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,14 +256,24 @@ def press(form, name: str | None = None, value: str | None = None) -> None:
 def click_and_wait(element, seconds: float = 30) -> None:
     """Click a submit button and wait until the page it posted from is gone (a form posted to the page
     it is on comes back to the same path: the path alone cannot say the answer has arrived)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver = element.parent
-    old = driver.find_element(By.TAG_NAME, "html")
+    mark = secrets.token_hex(8)
+    driver.execute_script("window.__anjian_page = arguments[0]", mark)
     element.click()
-    WebDriverWait(driver, seconds).until(expected_conditions.staleness_of(old), "the form's answer never came")
+
+    def answered(d) -> bool:
+        # A new document has a new window object, without the mark. While the browser is between the
+        # two documents, asking may fail in several ways (a node "does not belong to the document", no
+        # execution context): that is not yet an answer, so ask again.
+        try:
+            return d.execute_script("return window.__anjian_page") != mark
+        except WebDriverException:
+            return False
+
+    WebDriverWait(driver, seconds).until(answered, "the form's answer never came")
 
 
 # -- one page, as loaded ---------------------------------------------------------------------------------
