@@ -9,16 +9,30 @@ import datetime as dt
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, NamedTuple
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from anjian.states.labels import COHORTS
+from anjian.states import labels
+from anjian.states.campaign_model import (  # noqa: F401  (the model's names, as they have always been imported)
+    Applicable,
+    Assessment,
+    Campaign,
+    Cohort,
+    Deduction,
+    GuardSpec,
+    Item,
+    Milestone,
+    Reminders,
+    Rule,
+    Stage,
+    applicable_items,
+)
 from anjian.states.locate import Locator
 from anjian.states.machines import SPECS
 
 KINDS = ("flag", "count", "text")
+IDENT = re.compile(r"[a-z][a-z0-9_]{0,39}")  # a cohort's id: what officials type and the database stores
 BUILTIN = ("chengde-2014",)
 
 
@@ -31,162 +45,6 @@ class CampaignError(ValueError):
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
-@dataclass(frozen=True)
-class Stage:
-    id: str
-    name: str
-    starts: dt.date
-    ends: dt.date
-
-
-@dataclass(frozen=True)
-class Cohort:
-    id: str
-    name: str
-    deadline: dt.date | None
-    per_county: tuple[int, int] | None = None
-    requires: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Rule:
-    """Which units owe a milestone, and what makes it met for them."""
-
-    level: str
-    cohorts: tuple[str, ...] = ()
-    exclude_cohorts: tuple[str, ...] = ()
-    states: tuple[str, ...] = ()
-    guards: tuple[str, ...] = ()
-    when_has: str | None = None
-
-    def applies(self, level: str, cohorts: frozenset[str]) -> bool:
-        if level != self.level:
-            return False
-        if self.cohorts and not cohorts.intersection(self.cohorts):
-            return False
-        return not cohorts.intersection(self.exclude_cohorts)
-
-
-@dataclass(frozen=True)
-class Milestone:
-    id: str
-    name: str
-    deadline: dt.date
-    stage: str
-    rules: tuple[Rule, ...]
-
-
-@dataclass(frozen=True)
-class Item:
-    """One checklist fact; `requirement(cohorts)` says what makes it ok for a unit."""
-
-    id: str
-    area: str
-    label: str
-    kind: str
-    required: Any = None
-    by_cohort: dict[str, Any] = field(default_factory=dict)
-    minimum_of: str | None = None
-    only_for: tuple[str, ...] = ()
-    optional: bool = False
-
-    def applies(self, cohorts: frozenset[str]) -> bool:
-        return not self.only_for or bool(cohorts.intersection(self.only_for))
-
-    def requirement(self, cohorts: frozenset[str]) -> Any:
-        """True for a required flag, a minimum for a count, None for any text (False: optional)."""
-        if self.kind == "flag":
-            return not self.optional
-        if self.kind == "text":
-            return None
-        raised = [v for c, v in self.by_cohort.items() if c in cohorts]
-        return max([self.required or 0, *raised])
-
-
-class Applicable(NamedTuple):
-    """A checklist item a unit has to fill, with what it requires of that unit (see `Item.requirement`)."""
-
-    item: Item
-    required: Any
-
-
-@dataclass(frozen=True)
-class Reminders:
-    """The reminder ladder: days before each deadline, then an overdue notice every N days."""
-
-    before: tuple[int, ...] = (30, 14, 7, 3, 1)
-    overdue_every: int = 7
-
-
-@dataclass(frozen=True)
-class Deduction:
-    """Points a county loses for one unit and one milestone: `late` when it was met after the deadline,
-    `missed` while it is still not met once the deadline has passed. `level` says whose milestone:
-    the county's own, or each of its townships'."""
-
-    milestone: str
-    level: str
-    late: float
-    missed: float
-
-
-@dataclass(frozen=True)
-class Assessment:
-    """The target-assessment (考核) rules: every county starts from `base` points."""
-
-    base: float = 100.0
-    deductions: tuple[Deduction, ...] = ()
-
-    def rule(self, milestone: str, level: str) -> Deduction | None:
-        return next((d for d in self.deductions if d.milestone == milestone and d.level == level), None)
-
-
-@dataclass(frozen=True)
-class Campaign:
-    id: str
-    title: str
-    issuer: str
-    issued: dt.date
-    city: str
-    timezone: str
-    stages: tuple[Stage, ...]
-    cohorts: dict[str, Cohort]
-    milestones: tuple[Milestone, ...]
-    checklists: dict[str, tuple[Item, ...]]
-    areas: dict[str, str]
-    sha256: str
-    reminders: Reminders = Reminders()
-    assessment: Assessment = Assessment()
-
-    def items(self, level: str) -> tuple[Item, ...]:
-        return self.checklists.get(level, ())
-
-    def item(self, level: str, item_id: str) -> Item | None:
-        return next((i for i in self.items(level) if i.id == item_id), None)
-
-    def applicable_items(self, level: str, cohorts: frozenset[str] | set[str] | tuple[str, ...]) -> list[Applicable]:
-        """The checklist items a unit of this level and these cohorts has to fill, each with its requirement.
-        Left out: items limited to other cohorts (`only_for`), and counts whose minimum is 0 for these
-        cohorts (专职安全监管人员 ≥ 0 for an ordinary township) unless the minimum comes from another item
-        that applies (`minimum_of`). Optional flags (False) and text items (None: any text) stay."""
-        cohorts, out, kept = frozenset(cohorts), [], set()
-        for item in self.items(level):
-            required = item.requirement(cohorts)
-            if not item.applies(cohorts) or (item.kind == "count" and not required
-                                             and not (item.minimum_of and item.minimum_of in kept)):
-                continue
-            kept.add(item.id)
-            out.append(Applicable(item, required))
-        return out
-
-    def milestone(self, milestone_id: str) -> Milestone | None:
-        return next((m for m in self.milestones if m.id == milestone_id), None)
-
-    def stage(self, stage_id: str) -> Stage | None:
-        return next((s for s in self.stages if s.id == stage_id), None)
-
-
-applicable_items = Campaign.applicable_items  # applicable_items(campaign, level, cohorts), for the views
 
 
 def builtin_text(name: str) -> str:
@@ -209,12 +67,21 @@ def load(text: str, source: str = "<campaign>") -> Campaign:
     return campaign
 
 
+@labels.register_builtin
+def builtin() -> Campaign:
+    """The built-in campaign, loaded once (the words officials read when no other campaign is in use)."""
+    return load(builtin_text(BUILTIN[0]), BUILTIN[0])
+
+
 class _Checker(Locator):
     """Builds a Campaign while collecting problems, each with the line of its field."""
 
     def __init__(self, text: str):
         super().__init__(text)
         self.problems: list[str] = []
+        self.cohort_ids: tuple[str, ...] = ()
+        self.declared: dict[str, GuardSpec] = {}
+        self.named_guards: dict[str, str] = {}
 
     def problem(self, where: tuple[str, int | None, str | None], message: str, line: int | None = None) -> None:
         table, index, key = where
@@ -263,7 +130,7 @@ class _Checker(Locator):
     # -- building ---------------------------------------------------------------------------------
     def build(self, data: dict, sha: str) -> Campaign:
         self.unknown(data, ("", None), {"campaign", "stages", "cohorts", "milestones", "checklist", "areas", "reminders",
-                                     "assessment"})
+                                     "assessment", "guards", "triggers"})
         head = self.table(data.get("campaign", {}), "campaign")
         w = ("campaign", None)
         self.unknown(head, w, {"id", "title", "issuer", "issued", "city", "timezone"})
@@ -282,6 +149,8 @@ class _Checker(Locator):
                 self.problem((f"checklist.{level}", 0 if isinstance(value, list) else None, None),
                              "unknown checklist level (allowed: county, township)")
         checklists = {level: self.items(level, lists.get(level, []), areas) for level in ("township", "county")}
+        self.declared = self.guards(self.table(data.get("guards", {}), "guards"))
+        triggers = self.triggers(self.table(data.get("triggers", {}), "triggers"))
         # checked against the city machine's stages, so that one bad stage is not reported again per milestone
         before = len(self.problems)
         milestones = self.milestones(data.get("milestones", []), issued, set(SPECS["city"].states[:-1]))
@@ -296,7 +165,71 @@ class _Checker(Locator):
             stages=stages, cohorts=cohorts, milestones=milestones, checklists=checklists,
             areas=dict(areas), sha256=sha, reminders=self.reminders(self.table(data.get("reminders", {}), "reminders")),
             assessment=self.assessment(self.table(data.get("assessment", {}), "assessment"), data.get("milestones", [])),
+            guards=self.declared, triggers=triggers,
         )
+
+    def known_guards(self, level: str) -> set[str]:
+        from anjian.states.guards import GUARDS
+
+        return set(GUARDS.get(level, {})) | {name for name, at in self.named_guards.items() if at == level}
+
+    def guards(self, raw: dict) -> dict[str, GuardSpec]:
+        from anjian.states.guards import GUARD_KINDS, GUARD_LEVELS, GUARDS
+
+        out: dict[str, GuardSpec] = {}
+        for name, entry in raw.items():
+            w = (f"guards.{name}", None)
+            if not isinstance(entry, dict):
+                self.problem(("guards", None, name), f"must be a table [guards.{name}], not {entry!r}")
+                continue
+            if not IDENT.fullmatch(name) or any(name in g for g in GUARDS.values()):
+                self.problem((*w, None), f"a guard's name is lower-case letters, digits and _, and not one of the "
+                                         f"engine's own, not {name!r}")
+                continue
+            before = len(self.problems)
+            kind = self.take(entry, w, "kind", str)
+            if kind is None:
+                continue
+            if kind not in GUARD_KINDS:
+                self.problem((*w, "kind"), f"unknown kind {kind!r} (kinds: {', '.join(GUARD_KINDS)})")
+                continue
+            self.named_guards[name] = GUARD_LEVELS[kind]  # a name used elsewhere is not unknown for its own mistake
+            wanted = GUARD_KINDS[kind][0]
+            self.unknown(entry, w, {"kind", *wanted})
+            params = {}
+            for p in wanted:
+                value = self.take(entry, w, p, str)
+                if value is not None and value not in self.cohort_ids:
+                    self.problem((*w, p), f"unknown cohort {value!r} (declared: {', '.join(self.cohort_ids)})")
+                params[p] = value
+            if len(self.problems) == before:
+                out[name] = GuardSpec(name, kind, GUARD_LEVELS[kind], params)
+        return out
+
+    def triggers(self, raw: dict) -> dict[tuple[str, str], tuple[str, ...]]:
+        out: dict[tuple[str, str], tuple[str, ...]] = {}
+        for level, table in raw.items():
+            if level not in SPECS:
+                self.problem(("triggers", None, level), f"unknown level (allowed: {', '.join(SPECS)})")
+                continue
+            if not isinstance(table, dict):
+                self.problem(("triggers", None, level), f"must be a table [triggers.{level}], not {table!r}")
+                continue
+            w = (f"triggers.{level}", None)
+            known = self.known_guards(level)
+            for trigger, names in table.items():
+                if trigger not in SPECS[level].triggers:
+                    self.problem((*w, trigger), f"unknown {level} trigger (triggers: {', '.join(SPECS[level].triggers)})")
+                    continue
+                if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                    self.problem((*w, trigger), f"must be a list of guard names, not {names!r}")
+                    continue
+                bad = [n for n in names if n not in known]
+                if bad:
+                    self.problem((*w, trigger), f"unknown {level} guard {bad[0]!r} (known: {', '.join(sorted(known))})")
+                    continue
+                out[level, trigger] = tuple(names)
+        return out
 
     def assessment(self, raw: dict, declared: Any) -> Assessment:
         # Checked against the milestones as written, so a milestone already reported is not again here.
@@ -367,26 +300,35 @@ class _Checker(Locator):
         return tuple(out)
 
     def cohorts(self, raw: dict) -> dict[str, Cohort]:
+        from anjian.states.permissions import ROLE_LEVELS
+
         out: dict[str, Cohort] = {}
         for cid, entry in raw.items():
             w = (f"cohorts.{cid}", None)
             if not isinstance(entry, dict):
                 self.problem(("cohorts", None, cid), f"must be a table [cohorts.{cid}], not {entry!r}")
                 continue
-            if cid not in COHORTS:
-                self.problem((*w, None), f"unknown cohort {cid!r} (known: {', '.join(COHORTS)})")
+            if not IDENT.fullmatch(cid):
+                self.problem((*w, None), f"a cohort's id is lower-case letters, digits and _, not {cid!r}")
                 continue
-            self.unknown(entry, w, {"name", "deadline", "decided_by", "per_county", "requires"})
+            self.unknown(entry, w, {"name", "name_en", "short", "short_en", "deadline", "decided_by", "designated_by",
+                                    "per_county", "requires"})
             per = self.take(entry, w, "per_county", list, None)
             if per is not None and (len(per) != 2 or not all(isinstance(x, int) for x in per) or per[0] > per[1]):
                 self.problem((*w, "per_county"), f"must be [least, most], not {per!r}")
                 per = None
             requires = tuple(self.take(entry, w, "requires", list, []) or [])
             for r in requires:
-                if r not in COHORTS:
-                    self.problem((*w, "requires"), f"unknown cohort {r!r}")
-            out[cid] = Cohort(cid, self.take(entry, w, "name", str, cid), self.take(entry, w, "deadline", dt.date, None),
-                              tuple(per) if per else None, requires)
+                if r not in raw:
+                    self.problem((*w, "requires"), f"unknown cohort {r!r} (declared: {', '.join(raw)})")
+            by = self.take(entry, w, "designated_by", list, ["city_office"]) or []
+            for role in by:
+                if role not in ROLE_LEVELS:
+                    self.problem((*w, "designated_by"), f"unknown role {role!r} (roles: {', '.join(ROLE_LEVELS)})")
+            words = {k: self.take(entry, w, k, str, "") or "" for k in ("name_en", "short", "short_en")}
+            out[cid] = Cohort(cid, self.take(entry, w, "name", str, cid) or cid, self.take(entry, w, "deadline", dt.date, None),
+                              tuple(per) if per else None, requires, designated_by=tuple(by), **words)
+        self.cohort_ids = tuple(raw)
         return out
 
     def milestones(self, raw: list, issued: dt.date, stage_ids: set[str]) -> tuple[Milestone, ...]:
@@ -395,7 +337,7 @@ class _Checker(Locator):
         out: list[Milestone] = []
         for n, entry in self.array(raw, "milestones"):
             w = ("milestones", n)
-            self.unknown(entry, w, {"id", "name", "deadline", "stage", "rules"})
+            self.unknown(entry, w, {"id", "name", "short", "short_en", "deadline", "stage", "rules"})
             mid, deadline = self.take(entry, w, "id", str), self.take(entry, w, "deadline", dt.date)
             stage = self.take(entry, w, "stage", str)
             if stage and stage_ids and stage not in stage_ids:
@@ -410,7 +352,8 @@ class _Checker(Locator):
             for k, raw_rule in enumerate(self.take(entry, w, "rules", list, []) or []):
                 rules.append(self.rule(raw_rule, w, k, GUARDS))
             if mid and deadline:
-                out.append(Milestone(mid, self.take(entry, w, "name", str, mid), deadline, stage or "", tuple(r for r in rules if r)))
+                out.append(Milestone(mid, self.take(entry, w, "name", str, mid), deadline, stage or "", tuple(r for r in rules if r),
+                                     self.take(entry, w, "short", str, "") or "", self.take(entry, w, "short_en", str, "") or ""))
         return tuple(out)
 
     def rule(self, raw: dict, w: tuple[str, int], k: int, guards: dict) -> Rule | None:
@@ -447,14 +390,14 @@ class _Checker(Locator):
                 say("states", f"unknown {level} state {s!r}")
                 bad = True
         for g in names["guards"]:
-            if g not in guards.get(level, {}):
+            if g not in self.known_guards(level):
                 say("guards", f"unknown {level} guard {g!r}")
                 bad = True
         for key, cohorts in (("cohorts", names["cohorts"]), ("exclude_cohorts", names["exclude_cohorts"]),
                              ("when_has", (when_has,) if when_has else ())):
             for c in cohorts:
-                if c not in COHORTS:
-                    say(key, f"unknown cohort {c!r}")
+                if c not in self.cohort_ids:
+                    say(key, f"unknown cohort {c!r} (declared: {', '.join(self.cohort_ids)})")
                     bad = True
         if not names["states"] and not names["guards"]:
             say(None, "a rule needs `states` or `guards`")
@@ -483,7 +426,7 @@ class _Checker(Locator):
                 self.problem((*w, "required"), "must not be negative")
             by_cohort = self.take(entry, w, "by_cohort", dict, {}) or {}
             for c, v in by_cohort.items():
-                if c not in COHORTS:
+                if c not in self.cohort_ids:
                     self.problem((*w, "by_cohort"), f"unknown cohort {c!r}")
                 if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                     self.problem((*w, "by_cohort"), f"{c} must be a whole number, not {v!r}")
@@ -492,7 +435,7 @@ class _Checker(Locator):
                 self.problem((*w, "minimum_of"), f"{minimum_of!r} is not an earlier count item")
             only_for = tuple(self.take(entry, w, "only_for", list, []) or [])
             for c in only_for:
-                if c not in COHORTS:
+                if c not in self.cohort_ids:
                     self.problem((*w, "only_for"), f"unknown cohort {c!r}")
             if iid and kind:
                 out.append(Item(iid, area or "", self.take(entry, w, "label", str, iid) or iid, kind, required,

@@ -9,10 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING
 
 from anjian.i18n import N_, _
-from anjian.states.labels import COHORT_NAMES, state_name
+from anjian.i18n import current as language_now
+from anjian.states.labels import state_name
 
 if TYPE_CHECKING:  # a campaign validates its guard names against GUARDS: only the type goes this way
     from anjian.states.campaign import Campaign
@@ -147,33 +149,51 @@ def _names(children: list[Child], limit: int = 5) -> str:
     return shown + (_(" and others, {count} in all").format(count=len(children)) if len(children) > limit else "")
 
 
+def _word(f: Facts, cohort: str) -> str:
+    """The cohort's name as the unit's campaign writes it, in the current language."""
+    found = f.campaign.cohorts.get(cohort)
+    return found.word(False, language_now()) if found else cohort
+
+
 def _cohort_accepted(cohort: str) -> Callable[[Facts], list[str]]:
     def guard(f: Facts) -> list[str]:
         late = [c for c in f.children if cohort in c.cohorts and c.state != "accepted"]
-        return [_("not every {cohort} has been accepted yet: {names}").format(cohort=COHORT_NAMES[cohort], names=_names(late))] if late else []
+        return [_("not every {cohort} has been accepted yet: {names}").format(cohort=_word(f, cohort), names=_names(late))] if late else []
 
+    guard.__doc__ = f"Every township of the cohort {cohort} is accepted."
     return guard
 
 
-def county_demos_accepted(f: Facts) -> list[str]:
-    demos = [c for c in f.children if "county_demo" in c.cohorts]
-    cohort = f.campaign.cohorts.get("county_demo")
-    least, most = cohort.per_county if cohort and cohort.per_county else (1, 3)
-    reasons = []
-    if len(demos) < least:
-        reasons.append(_("{least}–{most} county demonstration townships must be named, there are {count} "
-                         "(anjian designate TOWNSHIP county_demo)").format(least=least, most=most, count=len(demos)))
-    if len(demos) > most:
-        reasons.append(_("at most {most} county demonstration townships, there are {count}").format(most=most, count=len(demos)))
-    late = [c for c in demos if c.state != "accepted"]
-    if late:
-        reasons.append(_("not every county demonstration township has been accepted yet: {names}").format(names=_names(late)))
-    return reasons
+def _cohort_named_and_accepted(cohort: str) -> Callable[[Facts], list[str]]:
+    def guard(f: Facts) -> list[str]:
+        named = [c for c in f.children if cohort in c.cohorts]
+        found = f.campaign.cohorts.get(cohort)
+        least, most = found.per_county if found and found.per_county else (1, len(f.children) or 1)
+        reasons = []
+        if len(named) < least:
+            reasons.append(_("{least}–{most} townships must be named {cohort}, there are {count} "
+                             "(anjian designate TOWNSHIP {cohort_id})").format(
+                least=least, most=most, count=len(named), cohort=_word(f, cohort), cohort_id=cohort))
+        if len(named) > most:
+            reasons.append(_("at most {most} townships may be named {cohort}, there are {count}").format(
+                most=most, count=len(named), cohort=_word(f, cohort)))
+        late = [c for c in named if c.state != "accepted"]
+        if late:
+            reasons.append(_("not every {cohort} has been accepted yet: {names}").format(
+                cohort=_word(f, cohort), names=_names(late)))
+        return reasons
+
+    guard.__doc__ = f"As many townships named {cohort} as the cohort's per_county asks, every one accepted."
+    return guard
 
 
-def other_townships_started(f: Facts) -> list[str]:
-    idle = [c for c in f.children if "key" not in c.cohorts and c.state == "not_started"]
-    return [_("the other townships have not all started: {names}").format(names=_names(idle))] if idle else []
+def _others_started(cohort: str | None) -> Callable[[Facts], list[str]]:
+    def guard(f: Facts) -> list[str]:
+        idle = [c for c in f.children if (cohort is None or cohort not in c.cohorts) and c.state == "not_started"]
+        return [_("the other townships have not all started: {names}").format(names=_names(idle))] if idle else []
+
+    guard.__doc__ = f"Every township outside the cohort {cohort} has started."
+    return guard
 
 
 def all_townships_accepted(f: Facts) -> list[str]:
@@ -198,6 +218,7 @@ def _tz(campaign: Campaign):
     return ZoneInfo(campaign.timezone)
 
 
+# The engine's own guards, by level: what every campaign may name without declaring it.
 GUARDS: dict[str, dict[str, Callable[[Facts], list[str]]]] = {
     "township": {
         "checklist_complete": checklist_complete,
@@ -209,12 +230,37 @@ GUARDS: dict[str, dict[str, Callable[[Facts], list[str]]]] = {
     "county": {
         "plan_document_attached": plan_document_attached,
         "county_checklist_complete": checklist_complete,
-        "provincial_demos_accepted": _cohort_accepted("provincial_demo"),
-        "county_demos_accepted": county_demos_accepted,
-        "key_townships_accepted": _cohort_accepted("key"),
-        "other_townships_started": other_townships_started,
         "all_townships_accepted": all_townships_accepted,
         "review_note_given": _needs_note(N_("review summary")),
     },
     "city": {"stage_date_reached": stage_date_reached},
 }
+
+# The kinds of guard a campaign declares for itself (its `[guards.NAME]` tables), each with the parameters
+# it takes: a county's townships of a cohort all accepted; as many named to a cohort as its `per_county`
+# asks, and accepted; every township outside a cohort started.
+GUARD_KINDS: dict[str, tuple[tuple[str, ...], Callable[..., Callable[[Facts], list[str]]]]] = {
+    "cohort_accepted": (("cohort",), _cohort_accepted),
+    "cohort_named_and_accepted": (("cohort",), _cohort_named_and_accepted),
+    "others_started": (("except_cohort",), _others_started),
+}
+GUARD_LEVELS = {"cohort_accepted": "county", "cohort_named_and_accepted": "county", "others_started": "county"}
+
+
+def guard_of(campaign: Campaign, level: str, name: str) -> Callable[[Facts], list[str]]:
+    """The guard `name` of a unit of `level`: the engine's own, or one the campaign declares."""
+    own = GUARDS.get(level, {}).get(name)
+    if own is not None:
+        return own
+    spec = campaign.guards[name]
+    return _built(campaign.sha256, name, spec.kind, tuple(sorted(spec.params.items())))
+
+
+@cache
+def _built(sha: str, name: str, kind: str, params: tuple) -> Callable[[Facts], list[str]]:
+    return GUARD_KINDS[kind][1](*(dict(params).get(p) for p in GUARD_KINDS[kind][0]))
+
+
+def unmet(facts: Facts, name: str) -> list[str]:
+    """The reasons guard `name` does not hold for this unit (none: it holds)."""
+    return guard_of(facts.campaign, facts.level, name)(facts)

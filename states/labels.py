@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import cache
 
 from anjian.i18n import N_, _, language
+from anjian.i18n import current as language_now
 
 
 class Words(Mapping):
@@ -33,29 +37,95 @@ class Words(Mapping):
         return self._ids[key]
 
 
-# The cohorts the engine knows, in the order tables show them.
-COHORTS = ("provincial_demo", "county_demo", "key", "heavy_task")
-# The cohorts that count townships toward a milestone (heavy_task only raises checklist thresholds).
-MILESTONE_COHORTS = ("provincial_demo", "county_demo", "key")
+class CampaignWords(Mapping):
+    """identifier -> the word officials read for one of the campaign's own things (its cohorts, its
+    milestones' short names), as the campaign in use declares it, in the current language. The campaign
+    in use is the one `use_campaign` set for this context (a command, a request), else the built-in one."""
 
-COHORT_NAMES = Words({"provincial_demo": N_("provincially named demonstration township"),
-                      "county_demo": N_("county demonstration township"),
-                      "key": N_("key safety township"),
-                      "heavy_task": N_("township with a heavy supervision task")})
-COHORT_SHORT = Words({"provincial_demo": N_("prov. demo"), "county_demo": N_("county demo"), "key": N_("key"),
-                      "heavy_task": N_("heavy task")})
+    def __init__(self, table: str, short: bool):
+        self._table, self._short = table, short
+
+    def _entries(self) -> Mapping:
+        campaign = current_campaign()
+        return campaign.cohorts if self._table == "cohorts" else {m.id: m for m in campaign.milestones}
+
+    def __getitem__(self, key):
+        entry = self._entries()[key]
+        if self._table == "cohorts":
+            return entry.word(self._short, language_now())
+        word = entry.word(language_now())
+        if word is None:
+            raise KeyError(key)
+        return word
+
+    def __iter__(self) -> Iterator:
+        if self._table == "cohorts":
+            return iter(self._entries())
+        return (k for k, m in self._entries().items() if m.word(language_now()) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _k in self)
+
+
+_campaign: ContextVar = ContextVar("anjian_campaign", default=None)
+
+
+def use_campaign(campaign) -> None:
+    """Name things as `campaign` does for the rest of this context (loading the campaign in force does it)."""
+    _campaign.set(campaign)
+
+
+@contextmanager
+def campaign_words(campaign) -> Iterator[None]:
+    """Name things as `campaign` does inside the block."""
+    token = _campaign.set(campaign)
+    try:
+        yield
+    finally:
+        _campaign.reset(token)
+
+
+# The built-in campaign, loaded when first asked for: `states.campaign` puts its loader here when it is
+# imported (this module, which it imports, may not import it back).
+_builtin: list = []
+
+
+def register_builtin(loader):
+    cached = cache(loader)
+    _builtin[:] = [cached]
+    return cached
+
+
+def current_campaign():
+    """The campaign whose words are in use: the one set for this context, else the built-in one."""
+    campaign = _campaign.get()
+    if campaign is not None:
+        return campaign
+    if not _builtin:
+        raise LookupError("no campaign in use: import anjian.states.campaign first")
+    return _builtin[0]()
+
+
+def cohort_ids() -> tuple[str, ...]:
+    """The cohorts of the campaign in use, in the order its file declares them (the order tables show)."""
+    return current_campaign().cohort_ids
+
+
+def milestone_cohort_ids() -> tuple[str, ...]:
+    """The cohorts of the campaign in use that count townships toward a milestone."""
+    return current_campaign().milestone_cohorts
+
+
+COHORT_NAMES = CampaignWords("cohorts", short=False)
+COHORT_SHORT = CampaignWords("cohorts", short=True)
+# A milestone's short name for a table's column, where the campaign gives one; else its name, cut short.
+MILESTONE_SHORT = CampaignWords("milestones", short=True)
 
 LEVEL_NAMES = Words({"province": N_("province"), "city": N_("city"), "county": N_("county"),
                      "township": N_("township")})
 
 # A milestone's status as `show`, the dossier and the tables print it.
 MILESTONE_STATUS = Words({"met": N_("met"), "pending": N_("not yet due"), "overdue": N_("overdue")})
-
-# Column-width labels for the built-in campaign's milestones (ids of the contract); another campaign's
-# milestones show their names, cut short.
-MILESTONE_SHORT = Words({"plan_submission": N_("plan submitted"), "provincial_demo": N_("provincial demos"),
-                         "county_demo": N_("county demos"), "demo_review": N_("demo review"),
-                         "key_compliance": N_("key townships"), "full_coverage": N_("all townships")})
 
 STATE_NAMES = Words({
     ("township", "not_started"): N_("not started"),

@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from anjian.states.campaign import Campaign, Milestone, Rule
-from anjian.states.guards import GUARDS, Facts
+from anjian.states.guards import Facts, unmet
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def is_met(m: Milestone, facts: Facts) -> bool | None:
         return None
     if rule.states:
         return facts.state in rule.states
-    return not any(GUARDS[facts.level][g](facts) for g in rule.guards)
+    return not any(unmet(facts, g) for g in rule.guards)
 
 
 def milestones(facts: Facts, campaign: Campaign, today: dt.date) -> list[MilestoneStatus]:

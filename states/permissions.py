@@ -49,13 +49,7 @@ RECORD: dict[str, frozenset[str]] = {
     "county": frozenset({"county_official", "city_office"}),
 }
 
-# cohort -> roles that may designate townships into it (or take them out)
-DESIGNATE: dict[str, frozenset[str]] = {
-    "provincial_demo": frozenset({"city_office"}),  # named by the province; entered by the city office
-    "key": frozenset({"city_office"}),  # the list of 冀安委办[2014]4号
-    "county_demo": frozenset({"county_official", "city_office"}),
-    "heavy_task": frozenset({"county_official", "city_office"}),
-}
+# Who may designate townships into a cohort is the campaign's to say (each cohort's `designated_by`).
 
 # Roles whose officials open a unit in full (`show`, a unit's web page) only within their jurisdiction: a
 # township's chief sees their own township's file, not their neighbours'. Every other role reads the whole

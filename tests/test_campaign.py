@@ -8,8 +8,7 @@ import re
 import pytest
 
 from anjian.states.campaign import CampaignError, builtin_text, load
-from anjian.states.guards import GUARDS, Child, Facts, checklist
-from anjian.states.labels import COHORTS
+from anjian.states.guards import Child, Facts, checklist, guard_of
 from anjian.states.machines import SPECS
 from anjian.states.milestones import milestones
 from anjian.workflow.clock import SHANGHAI
@@ -70,7 +69,7 @@ def test_builtin_campaign_stages_follow_the_plan():
 def test_builtin_campaign_cohorts_and_their_deadlines():
     """The four contract cohorts; county demonstrations are 1–3 per county and must be key townships."""
     cohorts = load(BUILTIN).cohorts
-    assert sorted(cohorts) == sorted(COHORTS)
+    assert list(cohorts) == ["provincial_demo", "county_demo", "key", "heavy_task"]
     assert {c.id: c.deadline for c in cohorts.values()} == {
         "provincial_demo": dt.date(2015, 3, 31), "county_demo": dt.date(2015, 6, 30),
         "key": dt.date(2015, 12, 31), "heavy_task": None}
@@ -127,8 +126,8 @@ def test_unknown_stage_id_names_its_line_and_field():
 
 def test_unknown_stage_of_a_milestone_names_its_line_and_field():
     """A milestone naming a stage that does not exist is refused at its `stage` line."""
-    assert problems_of(edited(74, '"demonstration"', '"demonstraton"')) == [
-        "line 74, milestones[1].stage: unknown stage 'demonstraton'"]
+    assert problems_of(edited(123, '"demonstration"', '"demonstraton"')) == [
+        "line 123, milestones[1].stage: unknown stage 'demonstraton'"]
 
 
 def test_stages_missing_or_reordered_are_refused():
@@ -141,14 +140,14 @@ def test_stages_missing_or_reordered_are_refused():
 
 def test_out_of_order_milestone_deadline_names_its_line_and_field():
     """A milestone due before the one above it is refused at its `deadline` line."""
-    assert problems_of(edited(83, "2015-06-30", "2015-02-28")) == [
-        "line 83, milestones[2].deadline: 2015-02-28 is before the previous milestone's 2015-03-31 (dates out of order)"]
+    assert problems_of(edited(134, "2015-06-30", "2015-02-28")) == [
+        "line 134, milestones[2].deadline: 2015-02-28 is before the previous milestone's 2015-03-31 (dates out of order)"]
 
 
 def test_milestone_before_the_issue_date_is_refused():
     """A deadline before the campaign was issued is refused at its line."""
-    problems = problems_of(edited(66, "2014-12-30", "2014-12-01"))
-    assert problems == ["line 66, milestones[0].deadline: 2014-12-01 is before the campaign was issued (2014-12-10)"]
+    problems = problems_of(edited(113, "2014-12-30", "2014-12-01"))
+    assert problems == ["line 113, milestones[0].deadline: 2014-12-01 is before the campaign was issued (2014-12-10)"]
 
 
 def test_out_of_order_stage_start_names_its_line_and_field():
@@ -164,20 +163,37 @@ def test_stage_ending_before_it_starts_names_its_line_and_field():
     assert problems == ["line 30, stages[2].ends: 2015-06-30 is before starts 2015-07-01"]
 
 
-def test_unknown_cohort_names_its_table_line():
-    """A cohort table that is not one of the contract's cohorts is refused at its header."""
-    problems = problems_of(edited(52, "[cohorts.key]", "[cohorts.keys]"))
-    assert problems == ["line 52, cohorts.keys: unknown cohort 'keys' (known: provincial_demo, county_demo, key, "
-                        "heavy_task)"]
+def test_a_cohort_id_that_is_not_an_identifier_names_its_table_line():
+    """A campaign names its own cohorts, but each id is what officials type and the database stores: lower-case
+    letters, digits and _ only, refused at its header otherwise."""
+    problems = problems_of(edited(63, "[cohorts.key]", "[cohorts.Key-Towns]"))
+    bad_id = "line 63, cohorts.Key-Towns: a cohort's id is lower-case letters, digits and _, not 'Key-Towns'"
+    assert bad_id in problems
+    assert all("unknown cohort 'key'" in p for p in problems if p != bad_id)  # every place that names `key` says so
+    assert len(problems) == 9  # 8 places name `key`; a guard that names it is not reported again where it is used
+
+
+def test_a_campaign_declares_a_cohort_of_its_own():
+    """A cohort the engine has never heard of is the campaign's to declare, with its words and who designates it."""
+    text = BUILTIN.replace("[[milestones]]", '[cohorts.recheck]\nname = "回头看乡镇"\nshort = "回头看"\n'
+                           'name_en = "re-inspected township"\ndesignated_by = ["county_official"]\n\n[[milestones]]', 1)
+    c = load(text)
+    assert list(c.cohorts)[-1] == "recheck"
+    assert (c.cohorts["recheck"].word(False, "zh"), c.cohorts["recheck"].word(True, "zh")) == ("回头看乡镇", "回头看")
+    assert c.cohorts["recheck"].word(True, "en") == "re-inspected township"
+    assert c.cohorts["recheck"].designated_by == ("county_official",)
+    assert c.milestone_cohorts == ("provincial_demo", "county_demo", "key")
 
 
 @pytest.mark.parametrize(("line", "old", "new", "expected"), [
-    pytest.param(103, '"key"', '"keys"', "line 103, milestones[4].rules[0].cohorts: unknown cohort 'keys'", id="rule"),
-    pytest.param(148, '"key"', '"keys"', "line 148, checklist.township[3].only_for: unknown cohort 'keys'",
+    pytest.param(158, '"key"', '"keys"', "line 158, milestones[4].rules[0].cohorts: unknown cohort 'keys' (declared: "
+                 "provincial_demo, county_demo, key, heavy_task)", id="rule"),
+    pytest.param(205, '"key"', '"keys"', "line 205, checklist.township[3].only_for: unknown cohort 'keys'",
                  id="only_for"),
-    pytest.param(267, "key = 4", "keys = 4", "line 267, checklist.township[22].by_cohort: unknown cohort 'keys'",
+    pytest.param(324, "key = 4", "keys = 4", "line 324, checklist.township[22].by_cohort: unknown cohort 'keys'",
                  id="by_cohort"),
-    pytest.param(50, '"key"', '"keys"', "line 50, cohorts.county_demo.requires: unknown cohort 'keys'", id="requires"),
+    pytest.param(61, '"key"', '"keys"', "line 61, cohorts.county_demo.requires: unknown cohort 'keys' (declared: "
+                 "provincial_demo, county_demo, key, heavy_task)", id="requires"),
 ])
 def test_unknown_cohort_in_a_field_names_its_line_and_field(line, old, new, expected):
     """A misspelt cohort in a rule, `only_for`, `by_cohort` or `requires` is refused where it is written."""
@@ -185,12 +201,12 @@ def test_unknown_cohort_in_a_field_names_its_line_and_field(line, old, new, expe
 
 
 @pytest.mark.parametrize(("line", "old", "new", "expected"), [
-    pytest.param(274, "minimum_of", "minimun_of", "line 274, checklist.township[23].minimun_of: unknown field",
+    pytest.param(331, "minimum_of", "minimun_of", "line 331, checklist.township[23].minimun_of: unknown field",
                  id="item"),
     pytest.param(17, "starts", "start", "line 17, stages[0].start: unknown field", id="stage"),
     pytest.param(10, "city", "cty", "line 10, campaign.cty: unknown field", id="campaign"),
-    pytest.param(87, "guards", "guard", "line 87, milestones[2].rules[1].guard: unknown field", id="rule"),
-    pytest.param(63, "[[milestones]]", "[[milestone]]", "line 63, milestone: unknown field", id="top-level"),
+    pytest.param(138, "guards", "guard", "line 138, milestones[2].rules[1].guard: unknown field", id="rule"),
+    pytest.param(108, "[[milestones]]", "[[milestone]]", "line 108, milestone: unknown field", id="top-level"),
 ])
 def test_unknown_field_names_its_line_and_field(line, old, new, expected):
     """A misspelt field is refused at the line it is written on, listing the allowed fields."""
@@ -200,17 +216,17 @@ def test_unknown_field_names_its_line_and_field(line, old, new, expected):
 
 def test_misspelt_checklist_level_is_refused_rather_than_dropped():
     """`[[checklist.conty]]` is refused at its header instead of silently leaving counties without a checklist."""
-    assert problems_of(edited(434, "[[checklist.county]]", "[[checklist.conty]]")) == [
-        "line 434, checklist.conty[0]: unknown checklist level (allowed: county, township)"]
+    assert problems_of(edited(491, "[[checklist.county]]", "[[checklist.conty]]")) == [
+        "line 491, checklist.conty[0]: unknown checklist level (allowed: county, township)"]
 
 
 def test_entries_that_are_not_tables_are_refused():
     """A cohort or a milestone written as a plain value is refused with its line, not a crash."""
-    problems = problems_of(edited(57, "[cohorts.heavy_task]", "[cohorts]\nheavy_task = 5\n[unrelated]"))
-    assert "line 58, cohorts.heavy_task: must be a table [cohorts.heavy_task], not 5" in problems
+    problems = problems_of(edited(72, "[cohorts.heavy_task]", "[cohorts]\nheavy_task = 5\n[unrelated]"))
+    assert "line 73, cohorts.heavy_task: must be a table [cohorts.heavy_task], not 5" in problems
     lines = BUILTIN.splitlines(keepends=True)
-    assert lines[62] == "[[milestones]]\n" and lines[117].startswith("# ----")
-    without_milestones = "".join([*lines[:4], "milestones = [1]\n", *lines[4:62], *lines[117:]])
+    assert lines[107] == "[[milestones]]\n" and lines[174].startswith("# ----")
+    without_milestones = "".join([*lines[:4], "milestones = [1]\n", *lines[4:107], *lines[174:]])
     assert problems_of(without_milestones) == [
         "line 5, milestones[0]: must be a table, not 1"]
     assert problems_of(without_milestones.replace("milestones = [1]", 'milestones = "none"')) == [
@@ -219,36 +235,36 @@ def test_entries_that_are_not_tables_are_refused():
 
 def test_misspelt_required_field_is_also_reported_missing():
     """A typo in `deadline` reports both the unknown field and the missing `deadline` of that milestone."""
-    problems = problems_of(edited(73, "deadline", "deadlin"))
+    problems = problems_of(edited(122, "deadline", "deadlin"))
     assert problems == [
-        "line 73, milestones[1].deadlin: unknown field (allowed: deadline, id, name, rules, stage)",
-        "line 70, milestones[1].deadline: is required",
+        "line 122, milestones[1].deadlin: unknown field (allowed: deadline, id, name, rules, short, short_en, stage)",
+        "line 117, milestones[1].deadline: is required",
     ]
 
 
 @pytest.mark.parametrize(("line", "old", "new", "expected"), [
-    pytest.param(73, "2015-03-31", '"2015-03-31"', "line 73, milestones[1].deadline: must be date, not '2015-03-31'",
+    pytest.param(122, "2015-03-31", '"2015-03-31"', "line 122, milestones[1].deadline: must be date, not '2015-03-31'",
                  id="date-as-string"),
-    pytest.param(281, "1", "true", "line 281, checklist.township[24].required: must be int, not True",
+    pytest.param(338, "1", "true", "line 338, checklist.township[24].required: must be int, not True",
                  id="bool-as-count"),
-    pytest.param(281, "1", '"1"', "line 281, checklist.township[24].required: must be int, not '1'",
+    pytest.param(338, "1", '"1"', "line 338, checklist.township[24].required: must be int, not '1'",
                  id="string-as-count"),
-    pytest.param(267, "key = 4", 'key = "4"', "line 267, checklist.township[22].by_cohort: key must be a whole number, "
+    pytest.param(324, "key = 4", 'key = "4"', "line 324, checklist.township[22].by_cohort: key must be a whole number, "
                  "not '4'", id="by-cohort-string"),
-    pytest.param(49, "[1, 3]", "[3, 1]", "line 49, cohorts.county_demo.per_county: must be [least, most], not [3, 1]",
+    pytest.param(60, "[1, 3]", "[3, 1]", "line 60, cohorts.county_demo.per_county: must be [least, most], not [3, 1]",
                  id="per-county"),
-    pytest.param(129, '"flag"', '"flagg"', "line 129, checklist.township[0].kind: must be one of flag, count, text, "
+    pytest.param(186, '"flag"', '"flagg"', "line 186, checklist.township[0].kind: must be one of flag, count, text, "
                  "not 'flagg'", id="kind"),
     pytest.param(6, '"chengde-2014"', "2014", "line 6, campaign.id: must be str, not 2014", id="int-as-string"),
     pytest.param(9, "2014-12-10", "2014-12-10T08:00:00", "line 9, campaign.issued: must be date, not "
                  "datetime.datetime(2014, 12, 10, 8, 0)", id="datetime-as-date"),
-    pytest.param(83, "2015-06-30", "2015-06-30T00:00:00+08:00", "line 83, milestones[2].deadline: must be date",
+    pytest.param(134, "2015-06-30", "2015-06-30T00:00:00+08:00", "line 134, milestones[2].deadline: must be date",
                  id="offset-datetime-as-date"),
     pytest.param(23, "2015-01-01", "2015-01-01T00:00:00", "line 23, stages[1].starts: must be date",
                  id="datetime-as-stage-start"),
-    pytest.param(445, "true", '"yes"', "line 445, checklist.county[1].optional: must be bool, not 'yes'",
+    pytest.param(502, "true", '"yes"', "line 502, checklist.county[1].optional: must be bool, not 'yes'",
                  id="string-as-flag"),
-    pytest.param(50, '["key"]', '"key"', "line 50, cohorts.county_demo.requires: must be list, not 'key'",
+    pytest.param(61, '["key"]', '"key"', "line 61, cohorts.county_demo.requires: must be list, not 'key'",
                  id="string-as-list"),
     pytest.param(11, "Asia/Shanghai", "Asia/Shanghia", "line 11, campaign.timezone: unknown time zone 'Asia/Shanghia'",
                  id="time-zone"),
@@ -261,24 +277,24 @@ def test_wrong_type_names_its_line_and_field(line, old, new, expected):
 
 
 @pytest.mark.parametrize(("line", "old", "new", "expected"), [
-    pytest.param(87, "county_demos_accepted", "county_demos_acepted",
-                 "line 87, milestones[2].rules[1].guards: unknown county guard 'county_demos_acepted'", id="guard"),
-    pytest.param(76, 'states = ["accepted"]', 'guards = ["county_demos_accepted"]',
-                 "line 76, milestones[1].rules[0].guards: unknown township guard 'county_demos_accepted'",
+    pytest.param(138, "county_demos_accepted", "county_demos_acepted",
+                 "line 138, milestones[2].rules[1].guards: unknown county guard 'county_demos_acepted'", id="guard"),
+    pytest.param(125, 'states = ["accepted"]', 'guards = ["county_demos_accepted"]',
+                 "line 125, milestones[1].rules[0].guards: unknown township guard 'county_demos_accepted'",
                  id="guard-of-another-level"),
-    pytest.param(86, '"accepted"', '"acepted"', "line 86, milestones[2].rules[0].states: unknown township state 'acepted'",
+    pytest.param(137, '"accepted"', '"acepted"', "line 137, milestones[2].rules[0].states: unknown township state 'acepted'",
                  id="state"),
-    pytest.param(68, '"standardized"', '"accepted"', "line 68, milestones[0].rules[0].states: unknown county state "
+    pytest.param(115, '"standardized"', '"accepted"', "line 115, milestones[0].rules[0].states: unknown county state "
                  "'accepted'", id="state-of-another-level"),
-    pytest.param(68, 'level = "county"', 'level = "city"', "line 68, milestones[0].rules[0].level: rule level must be "
+    pytest.param(115, 'level = "county"', 'level = "city"', "line 115, milestones[0].rules[0].level: rule level must be "
                  "township or county, not 'city'", id="level"),
-    pytest.param(77, 'when_has = "provincial_demo"', 'when_has = "provincial"',
-                 "line 77, milestones[1].rules[1].when_has: unknown cohort 'provincial'", id="when_has"),
-    pytest.param(114, 'states = ["accepted"]', 'state = ["accepted"]',
-                 "line 114, milestones[5].rules[0].state: unknown field", id="rule-without-condition"),
-    pytest.param(95, '{ level = "county", states = ["key_compliance", "full_coverage", "standardized"] }', '"county"',
-                 "line 95, milestones[3].rules[0]: must be a table", id="rule-not-a-table"),
-    pytest.param(86, '["accepted"]', '"accepted"', "line 86, milestones[2].rules[0].states: must be a list of names",
+    pytest.param(126, 'when_has = "provincial_demo"', 'when_has = "provincial"',
+                 "line 126, milestones[1].rules[1].when_has: unknown cohort 'provincial'", id="when_has"),
+    pytest.param(171, 'states = ["accepted"]', 'state = ["accepted"]',
+                 "line 171, milestones[5].rules[0].state: unknown field", id="rule-without-condition"),
+    pytest.param(148, '{ level = "county", states = ["key_compliance", "full_coverage", "standardized"] }', '"county"',
+                 "line 148, milestones[3].rules[0]: must be a table", id="rule-not-a-table"),
+    pytest.param(137, '["accepted"]', '"accepted"', "line 137, milestones[2].rules[0].states: must be a list of names",
                  id="states-not-a-list"),
 ])
 def test_bad_rule_names_its_line_and_field(line, old, new, expected):
@@ -289,18 +305,18 @@ def test_bad_rule_names_its_line_and_field(line, old, new, expected):
 
 def test_rule_without_states_or_guards_is_refused():
     """A rule must say what makes the milestone met."""
-    problems = problems_of(edited(114, 'states = ["accepted"]', 'cohorts = ["key"]'))
-    assert problems == ["line 114, milestones[5].rules[0]: a rule needs `states` or `guards`"]
+    problems = problems_of(edited(171, 'states = ["accepted"]', 'cohorts = ["key"]'))
+    assert problems == ["line 171, milestones[5].rules[0]: a rule needs `states` or `guards`"]
 
 
 @pytest.mark.parametrize(("line", "old", "new", "expected"), [
-    pytest.param(295, "staff.villages", "staff.chief",
-                 "line 295, checklist.township[26].minimum_of: 'staff.chief' is not an earlier count item", id="flag"),
-    pytest.param(274, "staff.full_time", "staff.villages",
-                 "line 274, checklist.township[23].minimum_of: 'staff.villages' is not an earlier count item",
+    pytest.param(352, "staff.villages", "staff.chief",
+                 "line 352, checklist.township[26].minimum_of: 'staff.chief' is not an earlier count item", id="flag"),
+    pytest.param(331, "staff.full_time", "staff.villages",
+                 "line 331, checklist.township[23].minimum_of: 'staff.villages' is not an earlier count item",
                  id="later-count"),
-    pytest.param(274, "staff.full_time", "staff.fulltime",
-                 "line 274, checklist.township[23].minimum_of: 'staff.fulltime' is not an earlier count item",
+    pytest.param(331, "staff.full_time", "staff.fulltime",
+                 "line 331, checklist.township[23].minimum_of: 'staff.fulltime' is not an earlier count item",
                  id="missing"),
 ])
 def test_minimum_of_a_non_count_names_its_line_and_field(line, old, new, expected):
@@ -310,16 +326,16 @@ def test_minimum_of_a_non_count_names_its_line_and_field(line, old, new, expecte
 
 def test_duplicate_item_and_milestone_ids_are_refused():
     """Two items or two milestones with one id are refused at the second one's `id` line."""
-    assert problems_of(edited(132, "org.committee_office", "org.safety_committee")) == [
-        "line 132, checklist.township[1].id: duplicate item 'org.safety_committee'"]
-    assert problems_of(edited(81, "county_demo", "provincial_demo")) == [
-        "line 81, milestones[2].id: duplicate milestone 'provincial_demo'"]
+    assert problems_of(edited(189, "org.committee_office", "org.safety_committee")) == [
+        "line 189, checklist.township[1].id: duplicate item 'org.safety_committee'"]
+    assert problems_of(edited(130, "county_demo", "provincial_demo")) == [
+        "line 130, milestones[2].id: duplicate milestone 'provincial_demo'"]
 
 
 @pytest.mark.parametrize(("line", "old", "new", "field"), [
-    pytest.param(73, "2015-03-31", "2015-03-3", "milestones[1].deadline", id="bad-date"),
-    pytest.param(128, '"成立', "成立", "checklist.township[0].label", id="unquoted-string"),
-    pytest.param(86, "] },", "},", "milestones[2].rules", id="unclosed-array"),
+    pytest.param(122, "2015-03-31", "2015-03-3", "milestones[1].deadline", id="bad-date"),
+    pytest.param(185, '"成立', "成立", "checklist.township[0].label", id="unquoted-string"),
+    pytest.param(137, "] },", "},", "milestones[2].rules", id="unclosed-array"),
 ])
 def test_toml_syntax_error_names_its_line_and_field(line, old, new, field):
     """A file that is not TOML is one problem naming the line and the field it broke on."""
@@ -335,10 +351,10 @@ def test_toml_syntax_error_names_its_line_and_field(line, old, new, field):
 def test_every_problem_of_a_file_is_reported_at_once():
     """Several mistakes in one file come back together, each with its own line."""
     text = edited(29, "2015-07-01", "2014-12-20")
-    text = edited(83, "2015-06-30", "2015-02-28", text)
-    text = edited(274, "minimum_of", "minimun_of", text)
+    text = edited(134, "2015-06-30", "2015-02-28", text)
+    text = edited(331, "minimum_of", "minimun_of", text)
     lines = [int(re.match(r"line (\d+),", p)[1]) for p in problems_of(text)]
-    assert sorted(lines) == [29, 83, 274]
+    assert sorted(lines) == [29, 134, 331]
 
 
 # -- another city, another run ----------------------------------------------------------------------
@@ -375,7 +391,7 @@ def test_a_rerun_drives_the_guards_and_milestones_by_its_own_dates():
 
 def test_another_city_can_change_a_requirement():
     """Another city's file may ask more of its key townships; the checklist follows the file."""
-    text = edited(267, "key = 4", "key = 6")
+    text = edited(324, "key = 4", "key = 6")
     text = text.replace('city = "130800"', 'city = "130700"', 1).replace('id = "chengde-2014"', 'id = "zjk-2015"', 1)
     c = load(text)
     assert c.city == "130700"
@@ -387,13 +403,13 @@ def test_another_city_can_change_a_requirement():
 
 def test_county_children_are_judged_by_the_loaded_campaigns_limits():
     """A file allowing 1–5 county demonstrations lets a county with four pass the demonstration rule."""
-    text = edited(49, "[1, 3]", "[1, 5]")
+    text = edited(60, "[1, 3]", "[1, 5]")
     c = load(text)
     kids = tuple(Child(f"k{n}", f"示范{n}", "accepted", frozenset({"key", "county_demo"})) for n in range(4))
     facts = Facts("county", "130821", "承德县", "demonstration", frozenset(), c, dt.datetime(2015, 6, 1, tzinfo=SHANGHAI),
                   children=kids)
-    assert GUARDS["county"]["county_demos_accepted"](facts) == []
-    assert GUARDS["county"]["county_demos_accepted"](
+    assert guard_of(c, "county", "county_demos_accepted")(facts) == []
+    assert guard_of(load(BUILTIN), "county", "county_demos_accepted")(
         Facts("county", "130821", "承德县", "demonstration", frozenset(), load(BUILTIN), facts.now, children=kids)) == [
         "县区示范重点乡镇至多 3 个，现有 4 个"]
 
@@ -508,3 +524,46 @@ def test_assessment_problems_come_with_the_others():
     text = edited(ASSESSMENT + 22, '"demo_review"', '"demo_reveiw"', text)
     lines = sorted(int(re.match(r"line (\d+),", p)[1]) for p in problems_of(text))
     assert lines == [29, ASSESSMENT + 7, ASSESSMENT + 22]
+
+
+# -- guards and triggers the campaign declares ------------------------------------------------------
+@pytest.mark.parametrize(("line", "old", "new", "expected"), [
+    pytest.param(84, '"cohort_accepted"', '"cohort_acepted"', "line 84, guards.provincial_demos_accepted.kind: unknown "
+                 "kind 'cohort_acepted' (kinds: cohort_accepted, cohort_named_and_accepted, others_started)", id="kind"),
+    pytest.param(85, '"provincial_demo"', '"provincial"', "line 85, guards.provincial_demos_accepted.cohort: unknown "
+                 "cohort 'provincial' (declared: provincial_demo, county_demo, key, heavy_task)", id="cohort"),
+    pytest.param(85, "cohort =", "cohorts =", "line 85, guards.provincial_demos_accepted.cohorts: unknown field "
+                 "(allowed: cohort, kind)", id="parameter"),
+    pytest.param(101, "submit_plan", "submit", "line 101, triggers.county.submit: unknown county trigger (triggers: "
+                 "submit_plan, approve_demonstration, certify_key_compliance, certify_full_coverage)", id="trigger"),
+    pytest.param(104, '"all_townships_accepted"', '"all_accepted"', "line 104, triggers.county.certify_full_coverage: "
+                 "unknown county guard 'all_accepted'", id="guard-of-a-trigger"),
+])
+def test_a_bad_guard_or_trigger_names_its_line_and_field(line, old, new, expected):
+    """A guard of an unknown kind or cohort, or a trigger that is not the machine's or names an unknown guard,
+    is refused where it is written."""
+    problems = problems_of(edited(line, old, new))
+    assert problems[0].startswith(expected), problems
+
+
+def test_a_guard_may_not_take_the_name_of_one_of_the_engines():
+    """A campaign's guard named like one of the engine's own would shadow it: refused."""
+    problems = problems_of(edited(83, "[guards.provincial_demos_accepted]", "[guards.review_note_given]"))
+    assert problems[0].startswith("line 83, guards.review_note_given: a guard's name is lower-case letters, digits "
+                                  "and _, and not one of the engine's own")
+
+
+def test_a_trigger_checks_the_guards_its_campaign_names():
+    """The county's certify_key_compliance checks what the campaign's [triggers.county] lists; a campaign that
+    lists nothing for a trigger gets the engine's default guards."""
+    c = load(BUILTIN)
+    assert c.conditions("county", "certify_key_compliance") == ("key_townships_accepted", "other_townships_started")
+    assert c.conditions("township", "apply") == ("checklist_complete",)
+    plain = load(BUILTIN.replace('certify_key_compliance = ["key_townships_accepted", "other_townships_started"]\n', ""))
+    assert plain.conditions("county", "certify_key_compliance") == ()
+    kids = (Child("k1", "甲山镇", "not_started", frozenset()),)
+    facts = Facts("county", "130821", "承德县", "key_compliance", frozenset(), c, dt.datetime(2015, 9, 1, tzinfo=SHANGHAI),
+                  children=kids)
+    assert machine.check(facts, "certify_key_compliance").unmet == ("其他乡镇尚未全面开展：甲山镇（未开展）",)
+    facts.campaign = plain
+    assert machine.check(facts, "certify_key_compliance").allowed

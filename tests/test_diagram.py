@@ -73,7 +73,12 @@ def edges_by_trigger(edges: list[tuple[str, str, str]]) -> dict[str, tuple[str, 
 
 
 def expected(level: str) -> dict[str, tuple[str, str, list[str]]]:
-    return {t["trigger"]: (t["source"], t["dest"], list(t["conditions"])) for t in SPECS[level].transitions}
+    """Each trigger's source, dest and the guards the built-in campaign checks for it."""
+    from anjian.states.labels import current_campaign
+
+    campaign = current_campaign()
+    return {t["trigger"]: (t["source"], t["dest"], list(campaign.conditions(level, t["trigger"])))
+            for t in SPECS[level].transitions}
 
 
 # -- mermaid ---------------------------------------------------------------------------------------
@@ -176,17 +181,23 @@ def test_svg_without_dot_says_what_to_install(anjian, monkeypatch, tmp_path):
 @pytest.mark.parametrize("level", LEVELS)
 def test_the_diagram_is_of_the_machine_the_engine_runs(level):
     """The GraphMachine drawn has the runtime Machine's states, initial state, and per trigger the same
-    sources, dests and guards in the same order."""
+    sources and dests, with the guards the campaign checks for the trigger in the same order (the runtime
+    Machine asks them all through its one condition, `guards_hold`)."""
+    from anjian.states.labels import current_campaign
     from anjian.workflow.engine.machine import machine
 
-    def shape(m):
-        return {name: [(t.source, t.dest, [c.func for c in t.conditions]) for ts in e.transitions.values() for t in ts]
+    def shape(m, conditions):
+        return {name: [(t.source, t.dest, conditions(name, t)) for ts in e.transitions.values() for t in ts]
                 for name, e in m.events.items()}
 
     runtime, drawn_from = machine(level), graph_machine(level, "mermaid")
     assert list(drawn_from.states) == list(runtime.states)
     assert drawn_from.initial == runtime.initial
-    assert shape(drawn_from) == shape(runtime)
+    assert all([c.func for c in t.conditions] == ["guards_hold"]
+               for e in runtime.events.values() for ts in e.transitions.values() for t in ts)
+    campaign = current_campaign()
+    assert shape(drawn_from, lambda _name, t: [c.func for c in t.conditions]) == shape(
+        runtime, lambda name, _t: list(campaign.conditions(level, name)))
 
 
 @pytest.mark.parametrize("args", [("diagram", "village"), ("diagram", "township", "--format", "png"), ("diagram",)])

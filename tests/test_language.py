@@ -130,7 +130,7 @@ def run(args: tuple[str, ...], lang: str, env: dict | None = None, tmp: Path | N
 
 # --- what counts as English in a Chinese screen ------------------------------------------------------
 
-_IDENTIFIERS = ({*labels.COHORTS, *labels.TRIGGER_NAMES, *labels.ROLE_NAMES, *labels.LEVEL_NAMES,
+_IDENTIFIERS = ({*labels.cohort_ids(), *labels.TRIGGER_NAMES, *labels.ROLE_NAMES, *labels.LEVEL_NAMES,
                  *(state for _level, state in labels.STATE_NAMES)}
                 | {"table", "json", "csv", "xlsx", "html", "pdf", "svg", "dot", "mermaid", "ics", "utf", "md"})
 _WORD = re.compile(r"^[A-Za-z][a-z]+[,.;:!?)]*$|^[A-Z]?[a-z]+'s[,.;:]?$")

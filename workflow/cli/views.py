@@ -8,17 +8,15 @@ import click
 
 from anjian.i18n import _, pgettext
 from anjian.states.labels import (
-    COHORT_NAMES,
     COHORT_SHORT,
     MILESTONE_SHORT,
     STATE_NAMES,
-    parse_cohort,
+    milestone_cohort_ids,
     parse_level,
     parse_state,
     value_words,
 )
 from anjian.states.labels import LEVEL_NAMES as LEVEL_WORDS
-from anjian.states.labels import MILESTONE_COHORTS as COHORTS
 from anjian.states.labels import MILESTONE_STATUS as STATUS_WORDS
 from anjian.workflow.cli.common import EXPORTS, command, emit, format_option, out_option
 
@@ -65,7 +63,7 @@ def status(env, county: str | None, by: str, fmt: str, out) -> None:
         headers = [pgettext("column", "Code"), pgettext("column", "County"), pgettext("column", "Stage"), *_cohort_heads(), pgettext("column", "All"), pgettext("column", "Started"), pgettext("column", "Next milestone"),
                    pgettext("column", "Days left"), pgettext("column", "Overdue milestones"), pgettext("column", "Overdue townships"),
                    pgettext("column", "Warning")]
-        rows = [[c.code, c.name, c.state_name, *(_frac(c.cohorts[k]) for k in COHORTS),
+        rows = [[c.code, c.name, c.state_name, *(_frac(c.cohorts[k]) for k in milestone_cohort_ids()),
                  f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}",
                  milestone_word(c.next_milestone.id, c.next_milestone.name) if c.next_milestone else None,
                  c.next_milestone.days if c.next_milestone else None, [milestone_word(m) for m in c.overdue],
@@ -76,7 +74,7 @@ def status(env, county: str | None, by: str, fmt: str, out) -> None:
         headers = [pgettext("column", "Code"), by_word(by), pgettext("column", "Counties"), pgettext("column", "Counties overdue"), *_cohort_heads(), pgettext("column", "All"),
                    pgettext("column", "Started"), pgettext("column", "Overdue milestones"), pgettext("column", "Overdue townships")]
         rows = [[c.code, c.name, c.counties, c.counties_overdue or None,
-                 *(_frac(c.cohorts[k]) for k in COHORTS),
+                 *(_frac(c.cohorts[k]) for k in milestone_cohort_ids()),
                  f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}", [milestone_word(m) for m in c.overdue],
                  c.overdue_townships or None]
                 for c in res.counties]
@@ -111,7 +109,7 @@ def _status_sheet(res, by: str):
                    *counts, "逾期节点", "逾期乡镇"]
     rows = []
     for c in res.counties:
-        shares = [*(_frac(c.cohorts[k]) for k in COHORTS), f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}",
+        shares = [*(_frac(c.cohorts[k]) for k in milestone_cohort_ids()), f"{c.accepted}/{c.townships}", f"{c.started}/{c.townships}",
                   c.townships, c.accepted, c.started]
         late = ";".join(c.overdue) or None
         if by == "county":
@@ -134,7 +132,7 @@ def _warning_cell(forecast) -> str | None:
 
 
 def _cohort_heads() -> list[str]:
-    return [COHORT_SHORT[k] for k in COHORTS]
+    return [COHORT_SHORT[k] for k in milestone_cohort_ids()]
 
 
 def milestone_word(mid: str, name: str | None = None) -> str:
@@ -192,7 +190,7 @@ def units(env, level, county, cohort, state, overdue, by, fmt, out) -> None:
     from anjian.workflow.views.units import units as compute
 
     level = _parsed(level, parse_level, LEVEL_WORDS, "--level")
-    cohort = _parsed(cohort, parse_cohort, COHORT_NAMES, "--cohort", COHORT_SHORT)
+    # --cohort is read by the view, against the cohorts of the campaign in force
     state = _parsed(state, lambda t: parse_state(t, level), STATE_NAMES, "--state")
     res = compute(env.database(), env.now, level, county, cohort, state, overdue, moved=not by)
     if by:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from anjian.i18n import _
 from anjian.states import permissions as P
-from anjian.states.labels import COHORT_NAMES, LEVEL_NAMES, TRIGGER_NAMES
+from anjian.states.labels import COHORT_NAMES, LEVEL_NAMES, TRIGGER_NAMES, current_campaign
 from anjian.workflow.errors import NotPermitted
 
 
@@ -172,8 +172,14 @@ def may_record(session: Session, actor: Acting, level: str, unit_code: str, unit
 
 def may_designate(session: Session, actor: Acting, cohort: str, unit_code: str, unit_name: str) -> None:
     if official := _official(actor):
-        _check(session, official, P.DESIGNATE.get(cohort, frozenset()), _("designate {cohort}（{cohort_id}）").format(
+        _check(session, official, _designators(cohort), _("designate {cohort}（{cohort_id}）").format(
             cohort=COHORT_NAMES.get(cohort, cohort), cohort_id=cohort), unit_code, unit_name)
+
+
+def _designators(cohort: str) -> frozenset[str]:
+    """The roles the campaign in use lets designate townships into `cohort` (its `designated_by`)."""
+    found = current_campaign().cohorts.get(cohort)
+    return frozenset(found.designated_by) if found else frozenset()
 
 
 def may_see(session: Session, actor: Acting, unit_code: str, unit_name: str) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from anjian.i18n import _
-from anjian.states.guards import GUARDS, Facts
+from anjian.states.guards import Facts, unmet
 from anjian.states.labels import TRIGGER_NAMES, state_name
 from anjian.states.machines import SPECS
 
@@ -32,14 +32,14 @@ class Subject:
 
     def unmet(self, guard: str) -> list[str]:
         if guard not in self._unmet:
-            self._unmet[guard] = GUARDS[self.facts.level][guard](self.facts)
+            self._unmet[guard] = unmet(self.facts, guard)
         return self._unmet[guard]
 
-    def __getattr__(self, name: str):
-        guards = GUARDS.get(self.__dict__["facts"].level, {})
-        if name in guards:
-            return lambda *_: not self.unmet(name)
-        raise AttributeError(name)
+    def guards_hold(self, event) -> bool:
+        """The one condition of every transition `transitions` sees: the guards the campaign names for
+        the trigger (its own, or the engine's defaults), so one shared Machine serves every campaign."""
+        facts = self.facts
+        return not any(self.unmet(g) for g in facts.campaign.conditions(facts.level, event.event.name))
 
 
 @cache
@@ -51,7 +51,7 @@ def machine(level: str):
     return Machine(
         model=None,
         states=list(spec.states),
-        transitions=[dict(t) for t in spec.transitions],
+        transitions=[{**t, "conditions": ["guards_hold"]} for t in spec.transitions],
         initial=spec.initial,
         auto_transitions=False,
         send_event=True,
@@ -71,8 +71,8 @@ def check(facts: Facts, trigger: str) -> TriggerCheck:
         return TriggerCheck(trigger, False, (reason,), t["dest"])
     facts.dest = t["dest"]
     subject = Subject(facts)
-    unmet = [r for g in t["conditions"] for r in subject.unmet(g)]
-    return TriggerCheck(trigger, not unmet, tuple(unmet), t["dest"])
+    reasons = [r for g in facts.campaign.conditions(facts.level, trigger) for r in subject.unmet(g)]
+    return TriggerCheck(trigger, not reasons, tuple(reasons), t["dest"])
 
 
 def fire(facts: Facts, trigger: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 
 from anjian.i18n import N_, _
-from anjian.states.labels import STATE_NAMES, TRIGGER_NAMES
+from anjian.states.labels import STATE_NAMES, TRIGGER_NAMES, current_campaign
 from anjian.states.machines import SPECS
 from anjian.workflow.errors import BadInput
 
@@ -38,16 +38,18 @@ def trigger_label(trigger: str) -> str:
 
 
 def graph_machine(level: str, engine: str):
-    """A `GraphMachine` built exactly as `workflow.machine.machine` builds the runtime one, plus labels."""
+    """A `GraphMachine` built as `workflow.machine.machine` builds the runtime one, with the guards the
+    campaign in use checks for each trigger, and labels."""
     from transitions.extensions.diagrams import GraphMachine
 
-    spec = SPECS[level]
+    spec, campaign = SPECS[level], current_campaign()
     gm = GraphMachine(
         model=None,
         states=list(spec.states),
         # transitions appends " [guard & guard]" to the label; in dot, put the guards on a line of their own
-        transitions=[dict(t, label=trigger_label(t["trigger"]) + ("\\n" if engine == "graphviz" else ""))
-                     for t in spec.transitions],
+        # the guards the campaign checks for each trigger (the runtime Machine asks them through one condition)
+        transitions=[dict(t, label=trigger_label(t["trigger"]) + ("\\n" if engine == "graphviz" else ""),
+                          conditions=list(campaign.conditions(level, t["trigger"]))) for t in spec.transitions],
         initial=spec.initial,
         auto_transitions=False,
         send_event=True,

@@ -13,8 +13,14 @@ from dataclasses import dataclass
 
 from anjian.i18n import _, is_english, pgettext
 from anjian.states.campaign import Milestone, Stage
-from anjian.states.labels import COHORT_SHORT, LEVEL_NAMES, MILESTONE_COHORTS, MILESTONE_SHORT, state_name
-from anjian.states.labels import COHORTS as COHORTS
+from anjian.states.labels import (
+    COHORT_SHORT,
+    LEVEL_NAMES,
+    MILESTONE_SHORT,
+    cohort_ids,
+    milestone_cohort_ids,
+    state_name,
+)
 from anjian.workflow.clock import SHANGHAI, from_utc_text
 from anjian.workflow.formats.output import as_csv, to_jsonable
 from anjian.workflow.store.db import Database
@@ -139,7 +145,7 @@ def _overdue_as_of(rep, outcomes, counties: set[str]) -> list[UnitRow]:
     rows = []
     for code in sorted(late):
         _, name, level, parent = rep.tree[code]
-        cohorts = [c for c in COHORTS if c in rep.cohorts.get(code, ())]
+        cohorts = [c for c in cohort_ids() if c in rep.cohorts.get(code, ())]
         rows.append(UnitRow(code, name, level, parent, rep.state.get(code), cohorts,
                             rep.tree[parent].name if parent in rep.tree else None, late[code]))
     return rows
@@ -189,7 +195,7 @@ def _late_words(rep: ProgressReport, ids: list[str]) -> str:
 # -- CSV and the workbook's first sheet: one row per county ----------------------------------------
 def county_table(rep: ProgressReport) -> tuple[list[str], list[list[object]]]:
     """Headers and typed rows (numbers stay numbers) of the per-county table."""
-    cohorts = MILESTONE_COHORTS
+    cohorts = milestone_cohort_ids()
     headers = [pgettext("column", "Code"), pgettext("column", "County"), pgettext("column", "Stage"), pgettext("column", "Townships"), pgettext("column", "Up to standard"),
                pgettext("export", "Up to standard (%)"), pgettext("column", "Started"),
                *(h for c in cohorts for h in (pgettext("export", "{cohort} up to standard").format(cohort=COHORT_SHORT[c]),
@@ -252,10 +258,10 @@ def markdown(rep: ProgressReport) -> str:
                       "to the report's time.").format(time=f"{rep.last_change.astimezone(SHANGHAI):%Y-%m-%d %H:%M}")]
     out += ["", _("## Counties"), ""]
     out += _md_table([pgettext("column", "County"), pgettext("column", "Stage"), pgettext("column", "All"),
-                      pgettext("column", "Started"), *(COHORT_SHORT[k] for k in MILESTONE_COHORTS),
+                      pgettext("column", "Started"), *(COHORT_SHORT[k] for k in milestone_cohort_ids()),
                       pgettext("column", "Next milestone"), pgettext("column", "Late")], [
         [c.name, c.state_name, f"`{text_bar(c.accepted, c.townships)}` {c.accepted}/{c.townships}",
-         f"{c.started}/{c.townships}", *(_frac(c.cohorts[k]) for k in MILESTONE_COHORTS),
+         f"{c.started}/{c.townships}", *(_frac(c.cohorts[k]) for k in milestone_cohort_ids()),
          _("{name} ({days} days left)").format(name=c.next_milestone.name, days=c.next_milestone.days)
          if c.next_milestone else None,
          f"**{_late_words(rep, c.overdue)}**" if c.overdue else None] for c in rep.counties])
@@ -439,7 +445,7 @@ def html(rep: ProgressReport) -> str:
             "code": c.code, "name": c.name, "state": c.state_name, "townships": c.townships,
             "accepted": c.accepted, "started": c.started, "pct": percent(c.accepted, c.townships),
             "started_pct": percent(c.started - c.accepted, c.townships),
-            "cohorts": [_frac(c.cohorts[k]) or "—" for k in MILESTONE_COHORTS],
+            "cohorts": [_frac(c.cohorts[k]) or "—" for k in milestone_cohort_ids()],
             "next": (_("{name} ({days} days left)").format(name=short(by_id[c.next_milestone.id]), days=c.next_milestone.days)
                      if c.next_milestone else "—"),
             "next_name": _("{name}, deadline {deadline}").format(name=c.next_milestone.name, deadline=c.next_milestone.deadline)
@@ -475,7 +481,7 @@ def html(rep: ProgressReport) -> str:
         trend=[{"name": rep.names.get(code, code), "points": [
             {"day": p.day.isoformat(), "accepted": p.accepted, "started": p.started, "townships": p.townships}
             for p in pts]} for code, pts in rep.trend.items()],
-        charts=charts(rep), cohort_names=[COHORT_SHORT[k] for k in COHORTS[:3]], drill=_drill_banner(rep.drill),
+        charts=charts(rep), cohort_names=[COHORT_SHORT[k] for k in milestone_cohort_ids()], drill=_drill_banner(rep.drill),
     )
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from anjian.i18n import _
-from anjian.states.guards import GUARDS, Evidence, Facts
+from anjian.states.guards import Evidence, Facts, unmet
 from anjian.states.labels import LEVEL_NAMES, TRIGGER_NAMES
 from anjian.states.machines import SPECS
 from anjian.workflow.clock import utc_text
@@ -96,7 +96,7 @@ PERMISSION_GUARDS = ("inspector_is_not_applicant",)
 def _not_permitted(facts: Facts, trigger: str) -> bool:
     t = SPECS[facts.level].transition(trigger)
     return facts.state == t["source"] and any(
-        g in t["conditions"] and GUARDS[facts.level][g](facts) for g in PERMISSION_GUARDS)
+        g in facts.campaign.conditions(facts.level, trigger) and unmet(facts, g) for g in PERMISSION_GUARDS)
 
 
 def conflict_message(u: Unit, expected: int) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from anjian.i18n import _
 from anjian.states.campaign import Campaign, Item
 from anjian.states.guards import FLAG_FALSE, FLAG_TRUE
-from anjian.states.labels import COHORT_NAMES, COHORTS, LEVEL_NAMES
+from anjian.states.labels import COHORT_NAMES, LEVEL_NAMES, cohort_ids
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine import authz
 from anjian.workflow.engine.authz import Acting, name_of
@@ -204,7 +204,7 @@ def normalize_cohort(text: str) -> str:
     from anjian.states.labels import parse_cohort
 
     c = parse_cohort(text) or unicodedata.normalize("NFKC", text).strip().replace("-", "_").lower()
-    if c not in COHORTS:
+    if c not in cohort_ids():
         names = ", ".join(f"{k}（{v}）" for k, v in COHORT_NAMES.items())
         raise BadInput(_("cohort “{text}” does not exist; cohorts: {names}").format(text=text, names=names))
     return c

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from anjian.i18n import _
 from anjian.states import campaign as campaigns
 from anjian.states.campaign import Campaign, CampaignError
-from anjian.states.labels import COHORTS, parse_cohort, parse_level
+from anjian.states.labels import campaign_words, cohort_ids, parse_cohort, parse_level, use_campaign
 from anjian.states.machines import SPECS
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine.authz import Acting, acting, may, name_of, refusals_audited
@@ -118,8 +118,8 @@ def parse_registry(source: Source) -> list[dict]:
         cohorts = [parse_cohort(c.strip()) or c.strip()  # key, 重点 …
                    for c in v.get("cohorts", "").replace(";", " ").replace("|", " ").replace("、", " ").split() if c.strip()]
         for c in cohorts:
-            if c not in COHORTS:
-                bad.append(_("cohort {cohort!r} is not one of {cohorts}").format(cohort=c, cohorts=", ".join(COHORTS)))
+            if c not in cohort_ids():
+                bad.append(_("cohort {cohort!r} is not one of {cohorts}").format(cohort=c, cohorts=", ".join(cohort_ids())))
         if cohorts and level != "township":
             bad.append(_("only townships carry cohorts"))
         problems.extend(_("line {line}: {problem}").format(line=r.line, problem=b) for b in bad)
@@ -170,7 +170,9 @@ def campaign_in_force(session: Session) -> Campaign:
     text = session.get(Meta, "campaign")
     if text is None:
         raise NotInitialized("this database has no campaign yet: run `anjian init` first")
-    return _campaign_from_text(text.value)
+    campaign = _campaign_from_text(text.value)
+    use_campaign(campaign)  # what this command or request prints names the campaign's cohorts as it does
+    return campaign
 
 
 def meta(session: Session, key: str) -> str | None:
@@ -238,10 +240,9 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
     from anjian.workflow.services.officials import ensure_admin, identify, os_login
 
     actor = acting(actor)
-    reg_source = registry_source(registry or "chengde")
-    rows = parse_registry(reg_source)
-    camp_source = campaign_source(campaign or "chengde-2014")
-    new_campaign = parse_campaign(camp_source)
+    new_campaign = parse_campaign(camp_source := campaign_source(campaign or "chengde-2014"))
+    with campaign_words(new_campaign):  # a registry's cohorts are the campaign's
+        rows = parse_registry(reg_source := registry_source(registry or "chengde"))
     if drill and drill_of(db) is False:
         raise BadInput(_("the database {url} is a live database and cannot become a drill: make a new database for drills (--db NEW-FILE init --drill)").format(url=db.url))
     migrations = db.upgrade()

@@ -23,7 +23,7 @@ from anjian.workflow.reminders.workdays import load_office_calendar
 from anjian.workflow.settings import ForecastSettings
 from anjian.workflow.store.models import AuditRow, Unit
 from anjian.workflow.views.pace import Calendar, CityPace, Draws, Record, city_pace, forecast, warned
-from anjian.workflow.views.snapshot import BITS, Group, Snapshot, cohorts_of
+from anjian.workflow.views.snapshot import Group, Snapshot, bits, cohorts_of
 
 SEED = 2014  # the same database and `now` give the same figures every time
 ACTIONS = ("start", "accept", "revoke")
@@ -49,9 +49,9 @@ def needed(m: Milestone, groups: list[Group], campaign: Campaign) -> int:
     """Townships of a county still to be accepted for the milestone: those whose own rule for it is
     "accepted" and are not yet; for a cohort a county must have at least N of (1–3 county demonstration
     townships), at least N accepted even when fewer are designated."""
-    need = 0
+    need, bit = 0, bits(campaign)
     for g in groups:
-        rule = next((r for r in m.rules if not r.when_has and r.applies("township", cohorts_of(g.mask))), None)
+        rule = next((r for r in m.rules if not r.when_has and r.applies("township", cohorts_of(g.mask, campaign))), None)
         if rule is not None and tuple(rule.states) == ("accepted",) and g.state != "accepted":
             need += g.count
     for r in m.rules:
@@ -59,8 +59,8 @@ def needed(m: Milestone, groups: list[Group], campaign: Campaign) -> int:
             continue
         for c in r.cohorts:
             cohort = campaign.cohorts.get(c)
-            if cohort is not None and cohort.per_county and c in BITS:
-                done = sum(g.count for g in groups if g.state == "accepted" and g.mask & BITS[c])
+            if cohort is not None and cohort.per_county and c in bit:
+                done = sum(g.count for g in groups if g.state == "accepted" and g.mask & bit[c])
                 need = max(need, cohort.per_county[0] - done)
     return need
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from anjian.states.guards import ItemStatus, checklist, inspector_is_not_applicant
-from anjian.states.labels import COHORTS, state_name
+from anjian.states.labels import cohort_ids, state_name
 from anjian.states.machines import SPECS
 from anjian.states.milestones import MilestoneStatus, milestones
 from anjian.states.permissions import INSPECTION_TRIGGERS
@@ -120,7 +120,7 @@ def show(db: Database, unit: str, now: dt.datetime, actor: str | None = None, vi
         late = _met_late(session, campaign, now, u.code, ms)
         return ShowResult(u.code, u.name, u.level, u.parent_code, parent.name if parent else None, resolver.path(u),
                           state, state_name(u.level, state), u.version,
-                          sorted(loader.cohorts.get(u.code, ()), key=COHORTS.index), items, ms, triggers, children, now,
+                          [c for c in campaign.cohort_ids if c in loader.cohorts.get(u.code, ())], items, ms, triggers, children, now,
                           remark, late, dict(campaign.areas), _evidence(session, u.code, {c.item for c in items}),
                           _designable(session, viewer, u) if viewer is not None and owing else [],
                           _recordable(session, viewer, u) if viewer is not None else None)
@@ -151,7 +151,7 @@ def _recordable(session, viewer: Acting, u: Unit) -> bool:
 def _designable(session, viewer: Acting, u: Unit) -> list[str]:
     """The cohorts `viewer` may designate townships of this unit into (authz.may_designate)."""
     out = []
-    for cohort in COHORTS:
+    for cohort in cohort_ids():
         try:
             authz.may_designate(session, viewer, cohort, u.code, u.name)
         except NotPermitted:

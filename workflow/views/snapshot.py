@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from anjian.i18n import _
 from anjian.states.campaign import Campaign
 from anjian.states.guards import Facts
-from anjian.states.labels import COHORTS
 from anjian.states.milestones import MilestoneStatus, milestones
 from anjian.workflow.clock import local_date
 from anjian.workflow.engine.facts import FactsLoader, Part, facts_of
@@ -27,16 +26,21 @@ if TYPE_CHECKING:
     from anjian.workflow.views.timeline import Replay
 
 BY_LEVELS = ("county", "city", "province")
-BITS = {c: 1 << i for i, c in enumerate(COHORTS)}
 
 
-def cohorts_of(mask: int) -> frozenset[str]:
-    return frozenset(c for c, bit in BITS.items() if mask & bit)
+def bits(campaign: Campaign) -> dict[str, int]:
+    """A bit for each of the campaign's cohorts, in its order."""
+    return {c: 1 << i for i, c in enumerate(campaign.cohort_ids)}
 
 
-def mask_query():
+def cohorts_of(mask: int, campaign: Campaign) -> frozenset[str]:
+    return frozenset(c for c, bit in bits(campaign).items() if mask & bit)
+
+
+def mask_query(campaign: Campaign):
     """Per unit, its cohorts as one integer (a bit each): lets SQL group townships by what they owe."""
-    mask = func.sum(case(BITS, value=UnitCohort.cohort, else_=0))
+    bit = case(bits(campaign), value=UnitCohort.cohort, else_=0) if campaign.cohorts else literal_column("0")
+    mask = func.sum(bit)
     return select(UnitCohort.unit_code, mask.label("mask")).group_by(UnitCohort.unit_code).subquery()
 
 
@@ -73,6 +77,7 @@ class Snapshot:
 
     def __init__(self, session: Session, campaign: Campaign, now: dt.datetime, replayed: Replay | None = None):
         self.session, self.campaign, self.now = session, campaign, now
+        self.bits = bits(campaign)
         self.today = local_date(now)
         self._town: dict[tuple[str, int], list[MilestoneStatus]] = {}
         self._county: dict[str, list[MilestoneStatus]] = {}
@@ -91,7 +96,7 @@ class Snapshot:
         for row in self.session.execute(select(Unit.code, Unit.name, Unit.level, Unit.parent_code, Unit.state)
                                         .where(Unit.level != "township")):
             self.upper[row.code] = Upper(*row)
-        masks = mask_query()
+        masks = mask_query(self.campaign)
         mask = func.coalesce(masks.c.mask, literal_column("0"))  # a literal: PostgreSQL must see one expression
         q = (select(Unit.parent_code, Unit.state, mask, func.count())
              .select_from(Unit).outerjoin(masks, masks.c.unit_code == Unit.code)
@@ -108,7 +113,7 @@ class Snapshot:
             if u.level != "township":
                 self.upper[u.code] = Upper(u.code, u.name, u.level, u.parent, state)
                 continue
-            mask = sum(BITS[c] for c in r.cohorts.get(u.code, ()) if c in BITS)
+            mask = sum(self.bits[c] for c in r.cohorts.get(u.code, ()) if c in self.bits)
             counts[(u.parent, state, mask)] += 1
         for (parent, state, mask), n in sorted(counts.items()):
             self.groups[parent].append(Group(state, mask, n))
@@ -125,7 +130,7 @@ class Snapshot:
             return milestones(self.loader().facts(code), self.campaign, self.today)
         key = (state, mask)
         if key not in self._town:
-            facts = facts_of(Part("", "", "township", state, cohorts_of(mask)), self.campaign, self.now)
+            facts = facts_of(Part("", "", "township", state, cohorts_of(mask, self.campaign)), self.campaign, self.now)
             self._town[key] = milestones(facts, self.campaign, self.today)
         return self._town[key]
 
@@ -137,7 +142,7 @@ class Snapshot:
     def county_facts(self, code: str) -> Facts:
         u = self.upper[code]
         # one Part per group, repeated: facts_of then builds one Child per group, not per township
-        kids = [k for g in self.groups.get(code, ()) for k in (Part("", "", "township", g.state, cohorts_of(g.mask)),) * g.count]
+        kids = [k for g in self.groups.get(code, ()) for k in (Part("", "", "township", g.state, cohorts_of(g.mask, self.campaign)),) * g.count]
         if self._values is None:  # the counties' own checklists, for a guard that reads them: one query
             self._values = defaultdict(dict)
             for unit, item, value in self.session.execute(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from anjian.i18n import _
-from anjian.states.labels import COHORTS, state_name
+from anjian.states.labels import cohort_ids, state_name
 from anjian.states.machines import SPECS
 from anjian.states.milestones import MilestoneStatus
 from anjian.workflow.errors import BadInput
@@ -20,7 +20,7 @@ from anjian.workflow.settings import ForecastSettings
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Unit
 from anjian.workflow.views.forecast import Forecast, forecasts
-from anjian.workflow.views.snapshot import BITS, Snapshot, check_by, no_level, scope_unit
+from anjian.workflow.views.snapshot import Snapshot, check_by, no_level, scope_unit
 
 if TYPE_CHECKING:
     from anjian.workflow.views.timeline import Replay
@@ -176,7 +176,7 @@ def _summed_states(rows: list[CountyStatus]) -> dict[str, int]:
 
 def _county_row(snap: Snapshot, code: str) -> CountyStatus:
     u = snap.upper[code]
-    by = {k: [0, 0] for k in COHORTS}
+    by = {k: [0, 0] for k in snap.campaign.cohort_ids}
     states = dict.fromkeys(TOWNSHIP_STATES, 0)
     townships = accepted = started = late_kids = 0
     for g in snap.groups.get(code, ()):
@@ -184,8 +184,8 @@ def _county_row(snap: Snapshot, code: str) -> CountyStatus:
         states[g.state] = states.get(g.state, 0) + g.count
         accepted += g.count if g.state == "accepted" else 0
         started += g.count if g.state != "not_started" else 0
-        for c in COHORTS:
-            if g.mask & BITS[c]:
+        for c, bit in snap.bits.items():
+            if g.mask & bit:
                 by[c][1] += g.count
                 by[c][0] += g.count if g.state == "accepted" else 0
         if snap.exact and any(m.status == "overdue" for m in snap.township(g.state, g.mask)):
@@ -215,7 +215,7 @@ class _Sum:
     overdue_townships: int = 0
     counties: int = 0
     counties_overdue: int = 0
-    cohorts: dict[str, list[int]] = field(default_factory=lambda: {k: [0, 0] for k in COHORTS})
+    cohorts: dict[str, list[int]] = field(default_factory=lambda: {k: [0, 0] for k in cohort_ids()})
     overdue: set[str] = field(default_factory=set)
     states: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TOWNSHIP_STATES, 0))
 

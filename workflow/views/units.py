@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import func, or_, select
 
 from anjian.i18n import _
-from anjian.states.labels import COHORTS
+from anjian.states.labels import COHORT_NAMES, COHORT_SHORT, choices, parse_cohort
 from anjian.states.machines import SPECS
 from anjian.workflow.engine.facts import APPLY_ACTIONS
 from anjian.workflow.engine.tree import UnitTree
@@ -20,7 +20,7 @@ from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.store.audit import effective_at
 from anjian.workflow.store.db import IN_LIMIT, Database, among, pieces
 from anjian.workflow.store.models import AuditRow, Unit, UnitCohort
-from anjian.workflow.views.snapshot import BITS, Snapshot, check_by, mask_query, no_level, scope_unit
+from anjian.workflow.views.snapshot import Snapshot, check_by, mask_query, no_level, scope_unit
 
 OWING = ("township", "county")
 TRIGGERS = sorted({t for spec in SPECS.values() for t in spec.triggers})  # the audit actions that move a state
@@ -60,10 +60,11 @@ def units(db: Database, now: dt.datetime, level: str | None = None, county: str 
         raise BadInput(_("state “{state}” does not exist; states: {states}").format(state=state, states=", ".join(known)))
     with db.read() as session:
         campaign = campaign_in_force(session)
+        cohort = _cohort(cohort)
         scope = scope_unit(session, county) if county else None
         snap = Snapshot(session, campaign, now)
         within = snap.within(scope) if scope is not None else None
-        masks = mask_query()
+        masks = mask_query(campaign)
         q = (select(Unit.code, Unit.name, Unit.level, Unit.parent_code, Unit.state, func.coalesce(masks.c.mask, 0),
                     Unit.version)
              .outerjoin(masks, masks.c.unit_code == Unit.code).order_by(Unit.code))
@@ -87,7 +88,7 @@ def units(db: Database, now: dt.datetime, level: str | None = None, county: str 
                 late = None
             if overdue and not late:
                 continue
-            cohorts = [c for c in COHORTS if mask & BITS[c]]
+            cohorts = [c for c in campaign.cohort_ids if mask & snap.bits[c]]
             pname = snap.upper[parent].name if parent in snap.upper else None
             out.append(UnitRow(code, name, lvl, parent, st, cohorts, pname, late if lvl in OWING else None,
                                version=version))
@@ -169,3 +170,14 @@ def tally(db: Database, rows: list[UnitRow], by: str) -> list[Tally]:
             a.states[r.state] += 1
         a.overdue += bool(r.overdue)
     return [Tally(k, tree[k].name, tree[k].level, a.units, dict(a.states), a.overdue) for k, a in sorted(acc.items())]
+
+
+def _cohort(text: str | None) -> str | None:
+    """The cohort of the campaign in force an official named (identifier, Chinese, English or short name)."""
+    if not text:
+        return None
+    found = parse_cohort(text)
+    if found is None:
+        raise BadInput(_("{option}: unknown value “{value}”; one of: {choices}").format(
+            option="--cohort", value=text, choices=choices(COHORT_NAMES, COHORT_SHORT)))
+    return found
