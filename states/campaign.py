@@ -33,7 +33,7 @@ from anjian.states.machines import SPECS
 
 KINDS = ("flag", "count", "text")
 IDENT = re.compile(r"[a-z][a-z0-9_]{0,39}")  # a cohort's id: what officials type and the database stores
-BUILTIN = ("chengde-2014",)
+BUILTIN = ("chengde-2014", "zhangjiakou-2015")  # the first is the default
 
 
 class CampaignError(ValueError):

@@ -10,10 +10,12 @@ from anjian.workflow.cli.common import command
 
 
 @click.command()
-@click.option("--registry", metavar="chengde|china|NN|FILE.csv",
+@click.option("--registry", metavar="chengde|china|NN|NNNN|FILE.csv",
               help="Units to load: chengde (the default: 承德市), china (the 44,700-unit national registry shipped "
-              "with anjian), a province's two-digit code (13: Hebei), or a CSV file.")
-@click.option("--campaign", metavar="chengde-2014|FILE.toml", help="Campaign to run (default: chengde-2014).")
+              "with anjian), a province's two-digit code (13: Hebei) or a city's four (1307: Zhangjiakou), or a CSV file.")
+@click.option("--campaign", metavar="chengde-2014|zhangjiakou-2015|FILE.toml",
+              help="Campaign to run: a built-in one (chengde-2014, the default; zhangjiakou-2015, an example of "
+              "another city's) or a campaign file.")
 @click.option("--drill", is_flag=True, help="Make a new database a drill (演练): a practice copy whose writes may "
               "set their time with --now, and whose every output says 演练. A live database never becomes one.")
 @command
@@ -27,6 +29,7 @@ def init(env, registry: str | None, campaign: str | None, drill: bool) -> None:
     Example:
         anjian init --registry chengde --campaign chengde-2014
         anjian --db hebei.db init --registry 13
+        anjian --db 张家口.db init --registry 1307 --campaign zhangjiakou-2015
         anjian --db 演练.db init --drill
     """
     from anjian.workflow.engine.authz import Actor

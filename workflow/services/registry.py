@@ -53,11 +53,11 @@ class Source:
 
 
 def registry_source(spec: str) -> Source:
-    """The registry named `spec`: a built-in one (chengde, china), a province of the national one by its
-    two-digit code (13 = 河北省), or a CSV file."""
+    """The registry named `spec`: a built-in one (chengde, china), a province or a city of the national
+    one by its two- or four-digit code (13 = 河北省, 1307 = 张家口市), or a CSV file."""
     if spec == NATIONAL:
         return Source(spec, national_text())
-    if len(spec) == 2 and spec.isascii() and spec.isdigit():
+    if len(spec) in (2, 4) and spec.isascii() and spec.isdigit():
         return province_source(spec)
     if spec in BUILTIN_REGISTRIES:
         text = resources.files("anjian.states").joinpath("registries", f"{spec}.csv").read_text("utf-8")
@@ -74,13 +74,19 @@ def national_text() -> str:
 
 
 def province_source(prefix: str) -> Source:
-    """One province of the national registry (its row and every unit whose code starts with its two
-    digits), named `china:NN`; an unknown province is bad input naming the provinces there are."""
+    """One province (two digits) or one city (four) of the national registry: its row and every unit
+    whose code starts with those digits, named `china:NN` or `china:NNNN`; an unknown code is bad input
+    naming the provinces there are, or the cities of the province it names."""
     header, *lines = national_text().splitlines()
-    provinces = {line[:2]: line.split(",")[1] for line in lines if line.split(",")[2] == "province"}
-    if prefix not in provinces:
+    level = "province" if len(prefix) == 2 else "city"
+    found = {line[:len(prefix)]: line.split(",")[1] for line in lines
+             if line.split(",")[2] == level and (level == "province" or line.startswith(prefix[:2]))}
+    if prefix not in found and level == "city":
+        raise BadInput(_("--registry {code}: no city has the code {code}; the cities of {province} are: {known}").format(
+            code=prefix, province=prefix[:2], known=", ".join(f"{k} {v}" for k, v in sorted(found.items())) or "—"))
+    if prefix not in found:
         raise BadInput(_("--registry {code}: no province has the code {code}; the provinces are: {known}").format(
-            code=prefix, known=", ".join(f"{k} {v}" for k, v in sorted(provinces.items()))))
+            code=prefix, known=", ".join(f"{k} {v}" for k, v in sorted(found.items()))))
     chosen = [line for line in lines if line.startswith(prefix)]
     return Source(f"{NATIONAL}:{prefix}", "\n".join([header, *chosen]) + "\n")
 
