@@ -17,6 +17,8 @@ from anjian.states.labels import COHORT_SHORT, LEVEL_NAMES, MILESTONE_COHORTS, M
 from anjian.states.labels import COHORTS as COHORTS
 from anjian.workflow.clock import SHANGHAI, from_utc_text
 from anjian.workflow.formats.output import as_csv, to_jsonable
+from anjian.workflow.reports import early_warning as ew
+from anjian.workflow.settings import ForecastSettings
 from anjian.workflow.store.db import Database
 from anjian.workflow.views.status import CountyStatus, Totals, status
 from anjian.workflow.views.timeline import Outcome, TrendPoint
@@ -76,10 +78,16 @@ class ProgressReport:
     trend: dict[str, list[TrendPoint]]  # county code -> its counts, oldest first
     last_change: dt.datetime | None
     drill: bool = False  # from a drill (演练) database: every format says so
+    warning: ForecastSettings = ForecastSettings()  # the early warning's threshold and horizon (预警)
 
     @property
     def names(self) -> dict[str, str]:
         return {c.code: c.name for c in self.counties}
+
+    @property
+    def early_warning(self) -> list[ew.WarningRow]:
+        """Each county's coming milestones at its pace, the warned first (from the counties' forecasts)."""
+        return ew.rows(self.counties, self.milestones)
 
     @property
     def stale(self) -> bool:
@@ -87,8 +95,10 @@ class ProgressReport:
         return self.last_change is not None and self.last_change > self.now
 
 
-def build(db: Database, now: dt.datetime, county: str | None = None) -> ProgressReport:
-    """Everything the progress report shows, for the city or one county (or city) as of `now`."""
+def build(db: Database, now: dt.datetime, county: str | None = None,
+          warning: ForecastSettings | None = None) -> ProgressReport:
+    """Everything the progress report shows, for the city or one county (or city) as of `now`; the early
+    warning by `warning`'s threshold and horizon (the settings' [forecast])."""
     from sqlalchemy import func, select
 
     from anjian.workflow.services.registry import campaign_in_force
@@ -100,7 +110,9 @@ def build(db: Database, now: dt.datetime, county: str | None = None) -> Progress
         rep = replay(session, campaign, now)
         trend, outcomes = rep.trend(), rep.outcomes()
         last = session.scalar(select(func.max(AuditRow.at)).where(AuditRow.action.in_(TRANSITIONS)))
-    st = status(db, now, county, as_of=rep)  # states as the audit log says they stood at `now` (one replay)
+    warning = warning or ForecastSettings()
+    # states as the audit log says they stood at `now` (one replay); the counties' forecasts come with them
+    st = status(db, now, county, as_of=rep, warning=warning)
     late_units = _overdue_as_of(rep, outcomes, {c.code for c in st.counties})
     scope_codes = {c.code for c in st.counties}
     by_id = {m.id: m for m in campaign.milestones}
@@ -127,7 +139,8 @@ def build(db: Database, now: dt.datetime, county: str | None = None) -> Progress
         campaign.title, campaign.id, campaign.issuer, scope, now, st.today, start,
         st.city.state_name if st.city else None, st.counties, st.totals, campaign.stages, campaign.milestones,
         per_county, [MilestoneTally(m, dict(tallies[m.id][0]), dict(tallies[m.id][1])) for m in campaign.milestones],
-        overdue, {c: p for c, p in trend.items() if c in scope_codes}, from_utc_text(last) if last else None, st.drill)
+        overdue, {c: p for c, p in trend.items() if c in scope_codes}, from_utc_text(last) if last else None, st.drill,
+        warning)
 
 
 def _overdue_as_of(rep, outcomes, counties: set[str]) -> list[UnitRow]:
@@ -196,7 +209,7 @@ def county_table(rep: ProgressReport) -> tuple[list[str], list[list[object]]]:
                                               pgettext("export", "{cohort} in all").format(cohort=COHORT_SHORT[c]))),
                pgettext("column", "Next milestone"), pgettext("export", "Its deadline"), pgettext("export", "Days left"),
                pgettext("column", "Overdue milestones"), pgettext("export", "Overdue townships"),
-               *(f"{m.deadline.isoformat()} {m.name}" for m in rep.milestones)]
+               *(f"{m.deadline.isoformat()} {m.name}" for m in rep.milestones), pgettext("column", "Warning")]
     rows = []
     for c in rep.counties:
         nxt = c.next_milestone
@@ -204,7 +217,8 @@ def county_table(rep: ProgressReport) -> tuple[list[str], list[list[object]]]:
                      *(n for k in cohorts for n in c.cohorts[k]),
                      nxt.name if nxt else None, nxt.deadline if nxt else None,
                      nxt.days if nxt else None, _late_words(rep, c.overdue) or None, c.overdue_townships,
-                     *(outcome_words(rep.outcomes[c.code].get(m.id)) or None for m in rep.milestones)])
+                     *(outcome_words(rep.outcomes[c.code].get(m.id)) or None for m in rep.milestones),
+                     ew.county_cell(c)])
     return headers, rows
 
 
@@ -247,6 +261,9 @@ def markdown(rep: ProgressReport) -> str:
               "{counties} counties with an overdue milestone.").format(
                 townships=t.townships, accepted=t.accepted, pct=percent(t.accepted, t.townships), started=t.started,
                 late=t.overdue_townships, counties=t.counties_overdue)]
+    if t.counties_warned:
+        out[-1] += _(" {count} counties warned: a coming milestone is unlikely at their present pace.").format(
+            count=t.counties_warned)
     if rep.stale:
         out += ["", _("> Note: there were changes after {time}; every figure here is replayed from the audit log "
                       "to the report's time.").format(time=f"{rep.last_change.astimezone(SHANGHAI):%Y-%m-%d %H:%M}")]
@@ -272,6 +289,12 @@ def markdown(rep: ProgressReport) -> str:
     out += ["", _("## Milestones per county"), ""]
     out += _md_table([pgettext("column", "County"), *(m.name for m in rep.milestones)], [
         [c.name, *(_md_outcome(rep.outcomes[c.code].get(m.id)) for m in rep.milestones)] for c in rep.counties])
+    out += ["", _("## Early warning ({n} counties warned)").format(n=t.counties_warned), "",
+            ew.explanation(rep.warning), ""]
+    warnings = rep.early_warning
+    bold = (0, 1, 4)  # a warned row's mark, county and chance
+    out += _md_table(ew.headers(), [[f"**{v}**" if r.warning and i in bold else v for i, v in enumerate(ew.cells(r))]
+                                    for r in warnings]) if warnings else [_("No coming milestone waits on acceptances.")]
     out += ["", _("## Overdue units ({n})").format(n=len(rep.overdue)), ""]
     out += _md_table([pgettext("column", "Code"), pgettext("column", "Unit"), pgettext("column", "County"),
                       pgettext("column", "State"), pgettext("column", "Overdue milestones")], [
@@ -307,7 +330,7 @@ def _days_to(deadline: dt.date, today: dt.date) -> str:
 
 # -- Excel -------------------------------------------------------------------------------------------
 def workbook(rep: ProgressReport) -> bytes:
-    """An .xlsx: 县区进度 (with a bar chart), 逾期单位, 趋势 and 节点完成; bold frozen headers, numbers
+    """An .xlsx: 县区进度 (with a bar chart), 逾期单位, 趋势, 节点完成 and 预警; bold frozen headers, numbers
     and dates typed, text always text."""
     import io
 
@@ -347,6 +370,8 @@ def workbook(rep: ProgressReport) -> bytes:
         [c.code, c.name, m.name, m.deadline, words[o.status], o.days,
          o.met_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if o.met_at else None, o.met_seq]
         for c in rep.counties for m in rep.milestones if (o := rep.outcomes[c.code].get(m.id)) is not None])
+    fill_sheet(wb.create_sheet(), pgettext("sheet", "Early warning"), ew.headers(sheet=True),
+               [ew.typed(r) for r in rep.early_warning])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -416,6 +441,8 @@ def as_json(rep: ProgressReport, chart_names: tuple[str, ...] = ()) -> dict:
                         "days": (m.deadline - rep.today).days, "counties": x.counties, "townships": x.townships}
                        for m, x in zip(rep.milestones, rep.tallies, strict=True)],
         "overdue": rep.overdue,
+        "early_warning": rep.early_warning,
+        "warning_settings": rep.warning,
         "trend": rep.trend,
         "charts": _chart_documents(rep, chart_names) if chart_names else {},
     }
@@ -476,6 +503,9 @@ def html(rep: ProgressReport) -> str:
             {"day": p.day.isoformat(), "accepted": p.accepted, "started": p.started, "townships": p.townships}
             for p in pts]} for code, pts in rep.trend.items()],
         charts=charts(rep), cohort_names=[COHORT_SHORT[k] for k in COHORTS[:3]], drill=_drill_banner(rep.drill),
+        warnings=[{"county": r.county, "milestone": r.milestone, "warned": r.warning, "cells": ew.cells(r),
+                   "short": ew.short_name(r)} for r in rep.early_warning],
+        warning_heads=ew.headers(), warning_note=ew.explanation(rep.warning),
     )
 
 
