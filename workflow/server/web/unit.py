@@ -80,7 +80,8 @@ async def shown_page(request: Request, who, code: str, status: int = 200, shown:
         answer = await base.run(request, who, ["units"], {"county": data["code"], "level": level})
         below = answer.data if answer.ok and isinstance(answer.data, list) else []
     forecast = []
-    if data["level"] == "county":
+    # only a milestone still pending can be forecast: after the campaign the page asks nothing more
+    if data["level"] == "county" and any(m.get("status") == "pending" for m in data.get("milestones", [])):
         answer = await base.run(request, who, ["status"], {"county": data["code"]})
         own = [c for c in answer.data.get("counties") or [] if c.get("code") == data["code"]] if answer.ok else []
         forecast = forecast_rows(own[0].get("forecast") or [], data) if own else []
