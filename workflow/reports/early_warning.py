@@ -6,7 +6,7 @@ report's `status` already computed (never a second forecast), and the words ever
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from anjian.i18n import _, pgettext
@@ -95,11 +95,41 @@ def typed(r: WarningRow) -> list[object]:
             r.expected or expected_words(None), r.needed, r.per_week, basis_words(r.basis)]
 
 
+def sheet(rows: list[WarningRow]) -> tuple[list[str], list[list[object]]]:
+    """The workbook sheet's headers and typed rows."""
+    return headers(sheet=True), [typed(r) for r in rows]
+
+
 def county_cell(c: CountyStatus) -> str | None:
     """A county's warned milestones with their chances, for its row of the CSV: 县示范 12%; 重点 30%."""
     warned = sorted((f for f in c.forecast if f.warning), key=lambda f: (f.deadline, f.probability))
     return _("; ").join(f"{MILESTONE_SHORT.get(f.milestone, f.milestone)} {percent_words(f.probability)}"
                         for f in warned) or None
+
+
+def summary(counties_warned: int) -> str:
+    """The sentence the Markdown summary gains ("" when no county is warned)."""
+    return _(" {count} counties warned: a coming milestone is unlikely at their present pace.").format(
+        count=counties_warned) if counties_warned else ""
+
+
+def markdown(rows: list[WarningRow], counties_warned: int, settings: ForecastSettings,
+             table: Callable[[list[str], list[list[object]]], list[str]]) -> list[str]:
+    """The Markdown section's lines, its table drawn by the report's `table`; a warned row's mark, county
+    and chance in bold."""
+    bold = (0, 1, 4)
+    out = ["", _("## Early warning ({n} counties warned)").format(n=counties_warned), "", explanation(settings), ""]
+    if not rows:
+        return [*out, _("No coming milestone waits on acceptances.")]
+    return out + table(headers(), [[f"**{v}**" if r.warning and i in bold else v for i, v in enumerate(cells(r))]
+                                   for r in rows])
+
+
+def html_context(rows: list[WarningRow], settings: ForecastSettings) -> dict[str, object]:
+    """What the HTML template's section reads: the rows as cells, the headers, the explanation."""
+    return {"warnings": [{"county": r.county, "milestone": r.milestone, "warned": r.warning, "cells": cells(r),
+                          "short": short_name(r)} for r in rows],
+            "warning_heads": headers(), "warning_note": explanation(settings)}
 
 
 def explanation(settings: ForecastSettings) -> str:

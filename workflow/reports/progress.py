@@ -85,11 +85,6 @@ class ProgressReport:
         return {c.code: c.name for c in self.counties}
 
     @property
-    def early_warning(self) -> list[ew.WarningRow]:
-        """Each county's coming milestones at its pace, the warned first (from the counties' forecasts)."""
-        return ew.rows(self.counties, self.milestones)
-
-    @property
     def stale(self) -> bool:
         """Whether units changed after `now`: the states shown are today's, the trend stops at `now`."""
         return self.last_change is not None and self.last_change > self.now
@@ -97,8 +92,7 @@ class ProgressReport:
 
 def build(db: Database, now: dt.datetime, county: str | None = None,
           warning: ForecastSettings | None = None) -> ProgressReport:
-    """Everything the progress report shows, for the city or one county (or city) as of `now`; the early
-    warning by `warning`'s threshold and horizon (the settings' [forecast])."""
+    """Everything the progress report shows, for the city or one county (or city) as of `now` (预警 by `warning`)."""
     from sqlalchemy import func, select
 
     from anjian.workflow.services.registry import campaign_in_force
@@ -110,9 +104,7 @@ def build(db: Database, now: dt.datetime, county: str | None = None,
         rep = replay(session, campaign, now)
         trend, outcomes = rep.trend(), rep.outcomes()
         last = session.scalar(select(func.max(AuditRow.at)).where(AuditRow.action.in_(TRANSITIONS)))
-    warning = warning or ForecastSettings()
-    # states as the audit log says they stood at `now` (one replay); the counties' forecasts come with them
-    st = status(db, now, county, as_of=rep, warning=warning)
+    st = status(db, now, county, as_of=rep, warning=warning)  # states as they stood at `now` (one replay)
     late_units = _overdue_as_of(rep, outcomes, {c.code for c in st.counties})
     scope_codes = {c.code for c in st.counties}
     by_id = {m.id: m for m in campaign.milestones}
@@ -140,7 +132,7 @@ def build(db: Database, now: dt.datetime, county: str | None = None,
         st.city.state_name if st.city else None, st.counties, st.totals, campaign.stages, campaign.milestones,
         per_county, [MilestoneTally(m, dict(tallies[m.id][0]), dict(tallies[m.id][1])) for m in campaign.milestones],
         overdue, {c: p for c, p in trend.items() if c in scope_codes}, from_utc_text(last) if last else None, st.drill,
-        warning)
+        warning or ForecastSettings())
 
 
 def _overdue_as_of(rep, outcomes, counties: set[str]) -> list[UnitRow]:
@@ -261,9 +253,7 @@ def markdown(rep: ProgressReport) -> str:
               "{counties} counties with an overdue milestone.").format(
                 townships=t.townships, accepted=t.accepted, pct=percent(t.accepted, t.townships), started=t.started,
                 late=t.overdue_townships, counties=t.counties_overdue)]
-    if t.counties_warned:
-        out[-1] += _(" {count} counties warned: a coming milestone is unlikely at their present pace.").format(
-            count=t.counties_warned)
+    out[-1] += ew.summary(t.counties_warned)
     if rep.stale:
         out += ["", _("> Note: there were changes after {time}; every figure here is replayed from the audit log "
                       "to the report's time.").format(time=f"{rep.last_change.astimezone(SHANGHAI):%Y-%m-%d %H:%M}")]
@@ -289,12 +279,7 @@ def markdown(rep: ProgressReport) -> str:
     out += ["", _("## Milestones per county"), ""]
     out += _md_table([pgettext("column", "County"), *(m.name for m in rep.milestones)], [
         [c.name, *(_md_outcome(rep.outcomes[c.code].get(m.id)) for m in rep.milestones)] for c in rep.counties])
-    out += ["", _("## Early warning ({n} counties warned)").format(n=t.counties_warned), "",
-            ew.explanation(rep.warning), ""]
-    warnings = rep.early_warning
-    bold = (0, 1, 4)  # a warned row's mark, county and chance
-    out += _md_table(ew.headers(), [[f"**{v}**" if r.warning and i in bold else v for i, v in enumerate(ew.cells(r))]
-                                    for r in warnings]) if warnings else [_("No coming milestone waits on acceptances.")]
+    out += ew.markdown(ew.rows(rep.counties, rep.milestones), t.counties_warned, rep.warning, _md_table)
     out += ["", _("## Overdue units ({n})").format(n=len(rep.overdue)), ""]
     out += _md_table([pgettext("column", "Code"), pgettext("column", "Unit"), pgettext("column", "County"),
                       pgettext("column", "State"), pgettext("column", "Overdue milestones")], [
@@ -370,8 +355,7 @@ def workbook(rep: ProgressReport) -> bytes:
         [c.code, c.name, m.name, m.deadline, words[o.status], o.days,
          o.met_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if o.met_at else None, o.met_seq]
         for c in rep.counties for m in rep.milestones if (o := rep.outcomes[c.code].get(m.id)) is not None])
-    fill_sheet(wb.create_sheet(), pgettext("sheet", "Early warning"), ew.headers(sheet=True),
-               [ew.typed(r) for r in rep.early_warning])
+    fill_sheet(wb.create_sheet(), pgettext("sheet", "Early warning"), *ew.sheet(ew.rows(rep.counties, rep.milestones)))
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -441,7 +425,7 @@ def as_json(rep: ProgressReport, chart_names: tuple[str, ...] = ()) -> dict:
                         "days": (m.deadline - rep.today).days, "counties": x.counties, "townships": x.townships}
                        for m, x in zip(rep.milestones, rep.tallies, strict=True)],
         "overdue": rep.overdue,
-        "early_warning": rep.early_warning,
+        "early_warning": ew.rows(rep.counties, rep.milestones),
         "warning_settings": rep.warning,
         "trend": rep.trend,
         "charts": _chart_documents(rep, chart_names) if chart_names else {},
@@ -503,9 +487,7 @@ def html(rep: ProgressReport) -> str:
             {"day": p.day.isoformat(), "accepted": p.accepted, "started": p.started, "townships": p.townships}
             for p in pts]} for code, pts in rep.trend.items()],
         charts=charts(rep), cohort_names=[COHORT_SHORT[k] for k in COHORTS[:3]], drill=_drill_banner(rep.drill),
-        warnings=[{"county": r.county, "milestone": r.milestone, "warned": r.warning, "cells": ew.cells(r),
-                   "short": ew.short_name(r)} for r in rep.early_warning],
-        warning_heads=ew.headers(), warning_note=ew.explanation(rep.warning),
+        **ew.html_context(ew.rows(rep.counties, rep.milestones), rep.warning),
     )
 
 
