@@ -16,6 +16,7 @@ from support import (
     PG,
     T0,
     TEST_OFFICIALS,
+    accept_township,
     add_officials,
     clock_at,
     new_database_url,
@@ -86,6 +87,22 @@ def cli(db_url, tmp_path, monkeypatch) -> Callable[..., Result]:
             return CliRunner().invoke(group, [*extra, *args], input=input, catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture
+def busy_kuancheng(chengde, cli) -> Database:
+    """The early warning's campaign (预警): 宽城 accepts its provincial township 峪耳崖镇 and seven others, one
+    a week from January to March 2015 (the last on 2015-03-09); no other county starts anything. In
+    mid-March 宽城 is on pace and 承德县, whose provincial township never started, is warned."""
+    import datetime as dt
+    import json
+
+    units = json.loads(cli("units", "--county", "130827", "--level", "township", "--format", "json").stdout)
+    others = [u["code"] for u in units if u["code"] != "130827102"][:7]
+    accept_township(chengde, "130827102", frozenset({"provincial_demo"}), "2015-01-05T09:00")
+    for i, code in enumerate(others):
+        accept_township(chengde, code, frozenset(), f"{dt.date(2015, 1, 12) + dt.timedelta(weeks=i)}T09:00")
+    return chengde
 
 
 @pytest.fixture

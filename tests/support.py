@@ -50,6 +50,18 @@ def at(text: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
 
 
+def accept_township(db: Database, code: str, cohorts: frozenset[str], day: str) -> None:
+    """A township's whole path within two weeks of `day` (Shanghai time): start, its checklist, apply
+    seven days later, accepted by a city inspector seven days after that."""
+    from anjian.workflow.services.advance import advance
+
+    when = at(day)
+    advance(db, code, "start", "chief", when)
+    record_checklist(db, code, cohorts, actor="chief", now=when)
+    advance(db, code, "apply", "chief", when + dt.timedelta(days=7))
+    advance(db, code, "accept", "city_inspector", when + dt.timedelta(days=14), note="资料齐全，现场核查合格")
+
+
 def add_officials(db: Database, officials: dict[str, tuple[str, str]]) -> None:
     """Register officials directly (a trusted caller), as an admin would with `anjian user add`: each with
     its `user_add` audit row, stamped no earlier than the log's last row (times never decrease)."""

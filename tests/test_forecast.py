@@ -9,10 +9,8 @@ import json
 import re
 
 import pytest
-from support import at
 
 from anjian.workflow.errors import BadInput
-from anjian.workflow.services.advance import advance
 from anjian.workflow.settings import ForecastSettings, forecast_settings
 from anjian.workflow.views.pace import (
     Calendar,
@@ -94,28 +92,7 @@ def test_forecast_settings_come_from_the_environment_and_are_checked(tmp_path):
         forecast_settings(tmp_path, {"ANJIAN_FORECAST_HORIZON": "soon"})
 
 
-# -- status, on a campaign driven through the services ------------------------------------------------
-def accept(db, fill_checklist, code: str, cohorts: frozenset[str], day: str) -> None:
-    """A township's whole path within two weeks of `day`: start, checklist, apply, accept."""
-    when = at(day)
-    advance(db, code, "start", "chief", when)
-    fill_checklist(db, code, cohorts, actor="chief", now=when)
-    advance(db, code, "apply", "chief", when + dt.timedelta(days=7))
-    advance(db, code, "accept", "city_inspector", when + dt.timedelta(days=14), note="资料齐全，现场核查合格")
-
-
-@pytest.fixture
-def busy_kuancheng(chengde, cli, fill_checklist):
-    """宽城 accepts its provincial township and seven others, one a week from January to March 2015;
-    no other county starts anything."""
-    units = json.loads(cli("units", "--county", KUANCHENG, "--level", "township", "--format", "json").stdout)
-    others = [u["code"] for u in units if u["code"] != YUERYA][:7]
-    accept(chengde, fill_checklist, YUERYA, frozenset({"provincial_demo"}), "2015-01-05T09:00")
-    for i, code in enumerate(others):
-        accept(chengde, fill_checklist, code, frozenset(), (dt.date(2015, 1, 12) + dt.timedelta(weeks=i)).isoformat() + "T09:00")
-    return chengde
-
-
+# -- status, on a campaign driven through the services (conftest's busy_kuancheng) -----------------------
 def rows_of(cli, now: str, *more: str) -> dict[str, dict]:
     r = cli("status", "--format", "json", *more, now=now)
     assert r.exit_code == 0, r.output

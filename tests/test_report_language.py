@@ -111,7 +111,7 @@ def test_progress_exports_in_english_have_no_chinese_but_data(run, data):
         book = openpyxl.load_workbook(io.BytesIO(progress.workbook(rep)))
     assert en_findings(csv_text, data) == []
     assert csv_text.startswith("Code,County,Stage,Townships,Up to standard,Up to standard (%),Started")
-    assert book.sheetnames == ["County progress", "Overdue units", "Trend", "Milestones met"]
+    assert book.sheetnames == ["County progress", "Overdue units", "Trend", "Milestones met", "Early warning"]
     cells = "\n".join(str(v) for ws in book for row in ws.iter_rows(values_only=True) for v in row if v is not None)
     assert en_findings(cells, data) == []
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -312,7 +314,7 @@ def test_xlsx_has_its_sheets_with_typed_cells_and_no_formulas(driven, tmp_path):
     r = run(driven, "report", "progress", "--format", "xlsx", "--out", str(out))
     assert r.exit_code == 0, r.output
     wb = load_workbook(out)
-    assert wb.sheetnames == ["县区进度", "逾期单位", "趋势", "节点完成"]
+    assert wb.sheetnames == ["县区进度", "逾期单位", "趋势", "节点完成", "预警"]
     for ws in wb.worksheets:
         assert ws.freeze_panes == "A2"
         assert all(c.font.bold for c in ws[1] if c.value is not None)
@@ -488,3 +490,87 @@ def test_markdown_report_speaks_english_on_request(chengde, cli, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "progress report (承德市)" in r.stdout and "the city is in the demonstration stage" in r.stdout
     assert "## Counties" in r.stdout and "## Overdue units" in r.stdout and "县区进度" not in r.stdout
+
+
+# -- the early warning (预警), on conftest's busy_kuancheng ---------------------------------------------
+WARN_NOW = "2015-03-16T09:00"  # a week after 宽城's last acceptance: nothing changes after it
+
+
+def status_forecasts(cli) -> tuple[dict, dict[tuple[str, str], dict]]:
+    """`status --format json` at WARN_NOW, and its forecasts by (county, milestone)."""
+    r = cli("status", "--format", "json", now=WARN_NOW)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    return data, {(c["code"], f["milestone"]): f for c in data["counties"] for f in c["forecast"]}
+
+
+def test_the_reports_early_warning_is_the_forecast_status_gives(busy_kuancheng, cli):
+    """The JSON's early_warning has a row for every forecast of `status`, with its very figures: 承德县 warned
+    of provincial_demo on the city's pace, 宽城 on its own pace and warned of nothing; warned rows first,
+    and the totals count the counties warned as `status` does."""
+    st, by_key = status_forecasts(cli)
+    r = cli("report", "progress", "--format", "json", now=WARN_NOW)
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    rows = rep["early_warning"]
+    assert {(w["county"], w["milestone"]) for w in rows} == set(by_key)
+    for w in rows:
+        assert {k: w[k] for k in by_key[w["county"], w["milestone"]]} == by_key[w["county"], w["milestone"]]
+    demo = next(w for w in rows if (w["county"], w["milestone"]) == (CHENGDE_COUNTY, "provincial_demo"))
+    assert demo["warning"] is True and demo["basis"] == "city" and demo["needed"] == 1 and demo["probability"] < 0.5
+    assert demo["county_name"] == "承德县" and demo["milestone_name"] == "省定5家示范镇完成规范化建设"
+    ours = [w for w in rows if w["county"] == KUANCHENG]
+    assert ours and not any(w["warning"] for w in ours) and {w["basis"] for w in ours} == {"county"}
+    flags = [w["warning"] for w in rows]
+    assert flags == sorted(flags, reverse=True) and True in flags and False in flags
+    assert rep["totals"]["counties_warned"] == st["totals"]["counties_warned"] >= 1
+    assert rep["warning_settings"] == {"threshold": 0.5, "horizon_days": 60}
+    assert [c["forecast"] for c in rep["counties"]] == [c["forecast"] for c in st["counties"]]
+
+
+def test_the_html_report_marks_the_warned_first_with_their_chance(busy_kuancheng, cli, tmp_path):
+    """The page's 预警 section lists 承德县's provincial township first, marked and with the chance `status`
+    gives in per cent; 宽城's rows are there unmarked; the card counts the counties warned."""
+    st, by_key = status_forecasts(cli)
+    out = tmp_path / "进度.html"
+    r = cli("report", "progress", "--format", "html", "--out", str(out), now=WARN_NOW)
+    assert r.exit_code == 0, r.output
+    text = out.read_text("utf-8")
+    page = Tables(text)
+    assert "early-warning" in page.ids and "<script" not in text
+    assert re.search(r'id="counties-warned">(\d+)<', text).group(1) == str(st["totals"]["counties_warned"])
+    rows = [(a, [t for _, t in cells]) for a, cells in page.tables["warning-table"] if "data-code" in a]
+    assert rows[0][0].get("class") == "warned"
+    demo = next(cells for a, cells in rows if (a["data-code"], a["data-milestone"]) == (CHENGDE_COUNTY, "provincial_demo"))
+    f = by_key[CHENGDE_COUNTY, "provincial_demo"]
+    assert demo[:5] == ["⚠ 预警", "承德县", "省定示范", "2015-03-31", f"{f['probability']:.0%}"]
+    assert demo[6] == "1" and demo[8] == "全市平均进度"
+    ours = [(a, cells) for a, cells in rows if a["data-code"] == KUANCHENG]
+    assert ours and all("class" not in a and cells[0] == "" for a, cells in ours)
+    full = next(cells for a, cells in ours if a["data-milestone"] == "full_coverage")
+    assert full[4] == f"{by_key[KUANCHENG, 'full_coverage']['probability']:.0%}"
+    assert full[5] == by_key[KUANCHENG, "full_coverage"]["expected"] and full[8] == "本县记录"
+
+
+def test_markdown_csv_and_workbook_carry_the_warning(busy_kuancheng, cli, tmp_path):
+    """Markdown has the 预警 section and the count in its summary; the CSV a 预警 column naming 承德县's
+    warned milestone with its chance; the workbook a 预警 sheet with the chance in per cent."""
+    from openpyxl import load_workbook
+
+    _, by_key = status_forecasts(cli)
+    chance = by_key[CHENGDE_COUNTY, "provincial_demo"]["probability"]
+    md = cli("report", "progress", "--format", "md", now=WARN_NOW)
+    assert md.exit_code == 0, md.output
+    assert "## 预警" in md.stdout and "个县区预警" in md.stdout
+    line = next(x for x in md.stdout.splitlines() if x.startswith("| **⚠ 预警** | **承德县**"))
+    assert f"**{chance:.0%}**" in line
+    r = cli("report", "progress", "--format", "csv", now=WARN_NOW)
+    rows = {row["代码"]: row for row in csv.DictReader(io.StringIO(r.stdout))}
+    assert rows[CHENGDE_COUNTY]["预警"] == f"省定示范 {chance:.0%}" and rows[KUANCHENG]["预警"] == ""
+    out = tmp_path / "进度.xlsx"
+    assert cli("report", "progress", "--format", "xlsx", "--out", str(out), now=WARN_NOW).exit_code == 0
+    sheet = load_workbook(out)["预警"]
+    heads = [c.value for c in sheet[1]]
+    demo = next(row for row in sheet.iter_rows(min_row=2, values_only=True)
+                if row[1] == "承德县" and row[2] == "省定5家示范镇完成规范化建设")
+    assert demo[heads.index("按期完成概率（%）")] == round(100 * chance, 1)

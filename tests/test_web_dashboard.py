@@ -1,5 +1,6 @@
-"""`/dashboard` (全市概况): the city's figures live from `status`, the counties' table, the overdue units,
-the stages and milestones with today, the report's charts as images, and the exports as downloads."""
+"""`/dashboard` (全市概况): the city's figures live from `status`, the early warning, the counties' table, the
+overdue units, the stages and milestones with today, the report's charts as images, and the exports as
+downloads; a county's page with its own forecasts."""
 
 from __future__ import annotations
 
@@ -112,6 +113,8 @@ def test_no_overdue_before_the_first_deadline(served):
         page = office.get("/dashboard")
     assert page.status_code == 200
     assert 'id="overdue-none"' in page.text and 'id="overdue-table"' not in page.text
+    assert card(page.text, "card-warned") == "0"  # no deadline within the warning's 60 days yet
+    assert 'id="warning-none"' in page.text and 'id="warning-table"' not in page.text
 
 
 def test_today_is_marked_among_the_milestones_and_stages(served):
@@ -270,3 +273,62 @@ def test_what_the_page_reads_is_in_the_commands_json(served, tmp_path, cli):
     assert report["totals"]["states"]["applied"] == 1 and len(report["overdue"]) == 11
     r = cli("report", "progress", "--format", "md", "--chart", "stages", now="2015-01-06T09:00")
     assert r.exit_code == 2 and "--chart" in r.output
+
+
+# -- the early warning (预警), on conftest's busy_kuancheng ------------------------------------------------
+WARN_NOW = "2015-03-16T09:00"  # a week after 宽城's last acceptance
+CHENGDE_COUNTY = "130821"
+
+
+def status_at(cli, when: str, *more: str) -> dict:
+    r = cli("status", "--format", "json", *more, now=when)
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def test_the_early_warning_shows_what_status_warns_of(busy_kuancheng, served, cli):
+    """Mid-March 2015 the 预警 card counts the counties `status --format json` warns, and its table lists each
+    warned county-milestone with status's chance and expected day: 承德县's provincial township (linked to
+    its page); 宽城, on pace, is not in it. The page stays script- and style-free."""
+    st = status_at(cli, WARN_NOW)
+    warned = {(c["code"], f["milestone"]): f for c in st["counties"] for f in c["forecast"] if f["warning"]}
+    office = signed_in(served, "office", WARN_NOW)
+    with clock_at(WARN_NOW):
+        page = office.get("/dashboard")
+    assert page.status_code == 200, page.text
+    assert card(page.text, "card-warned") == str(st["totals"]["counties_warned"]) != "0"
+    assert "预警（" in page.text and "预警县区" in page.text
+    table = page.text.split('id="warning-table"')[1].split("</table>")[0]
+    rows = {(c, m): cells for c, m, cells in
+            re.findall(r'<tr data-code="(\d+)" data-milestone="(\w+)">(.*?)</tr>', table, re.S)}
+    assert set(rows) == set(warned) and (CHENGDE_COUNTY, "provincial_demo") in rows
+    assert KUANCHENG not in {code for code, _ in rows}
+    demo, f = rows[CHENGDE_COUNTY, "provincial_demo"], warned[CHENGDE_COUNTY, "provincial_demo"]
+    assert '<a href="/units/130821">承德县</a>' in demo and "省定5家示范镇完成规范化建设" in demo
+    assert f'<td class="num overdue">{f["probability"]:.0%}</td>' in demo
+    assert f"<td>{f['deadline']}</td>" in demo and f"<td>{f['expected']}</td>" in demo
+    assert f'<td class="num">{f["needed"]}</td>' in demo
+    assert "<script" not in page.text and "style=" not in page.text
+
+
+def test_a_countys_page_shows_its_forecasts(busy_kuancheng, served, cli):
+    """/units/承德县 lists its forecasts, the warned provincial township first with status's chance; 宽城's
+    page lists its own, none warned, on its own record."""
+    office = signed_in(served, "office", WARN_NOW)
+    for code, warned in ((CHENGDE_COUNTY, True), (KUANCHENG, False)):
+        own = status_at(cli, WARN_NOW, "--county", code)["counties"][0]["forecast"]
+        with clock_at(WARN_NOW):
+            page = office.get(f"/units/{code}")
+        assert page.status_code == 200, page.text
+        table = page.text.split('id="forecast-table"')[1].split("</table>")[0]
+        rows = re.findall(r'<tr data-milestone="(\w+)"( class="late")?>(.*?)</tr>', table, re.S)
+        assert {m for m, _, _ in rows} == {f["milestone"] for f in own}
+        by_id = {f["milestone"]: f for f in own}
+        for m, late, cells in rows:
+            assert bool(late) == by_id[m]["warning"]
+            assert f'{by_id[m]["probability"]:.0%}</td>' in cells
+        assert bool(rows[0][1]) is warned
+        if warned:
+            assert rows[0][0] == "provincial_demo" and "⚠ 预警" in rows[0][2] and "全市平均进度" in rows[0][2]
+        else:
+            assert all("本县记录" in cells for _, _, cells in rows)

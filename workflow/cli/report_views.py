@@ -50,8 +50,10 @@ def _deliver(content: str | bytes, out: Path | None, fmt: str) -> None:
 def progress(env, county: str | None, fmt: str | None, out: Path | None, chart_names: tuple[str, ...]) -> None:
     """The progress report: per county its townships accepted/total (with progress bars) and per
     cohort, the four stages and their milestones against today, each county's milestones met on
-    time, late or overdue (in days), the overdue units in red, and the counties' trend rebuilt from
-    the audit log as of --now. The HTML page opens offline: charts are inline SVG, no script, no link.
+    time, late or overdue (in days), the overdue units in red, the early warning (each county's
+    coming milestones with the chance of meeting them at its present pace, the warned first), and the
+    counties' trend rebuilt from the audit log as of --now. The HTML page opens offline: charts are
+    inline SVG, no script, no link.
 
     Example:
 
@@ -67,7 +69,7 @@ def progress(env, county: str | None, fmt: str | None, out: Path | None, chart_n
                "(e.g. --out 进度.{fmt})").format(fmt=fmt))
     if chart_names and fmt != "json":
         fail(_("--chart draws a chart into the JSON: give it with --format json (html has every chart already)"))
-    rep = rp.build(env.database(), env.now, county)
+    rep = rp.build(env.database(), env.now, county, warning=env.settings.forecast)
     if fmt == "json":
         from anjian.workflow.formats.output import as_json
 

@@ -12,17 +12,13 @@ from collections import Counter
 from dataclasses import dataclass
 
 from anjian.i18n import _, is_english, pgettext
+from anjian.states import labels
 from anjian.states.campaign import Milestone, Stage
-from anjian.states.labels import (
-    COHORT_SHORT,
-    LEVEL_NAMES,
-    MILESTONE_SHORT,
-    cohort_ids,
-    milestone_cohort_ids,
-    state_name,
-)
+from anjian.states.labels import COHORT_SHORT, LEVEL_NAMES, MILESTONE_SHORT, state_name
 from anjian.workflow.clock import SHANGHAI, from_utc_text
 from anjian.workflow.formats.output import as_csv, to_jsonable
+from anjian.workflow.reports import early_warning as ew
+from anjian.workflow.settings import ForecastSettings
 from anjian.workflow.store.db import Database
 from anjian.workflow.views.status import CountyStatus, Totals, status
 from anjian.workflow.views.timeline import Outcome, TrendPoint
@@ -82,6 +78,7 @@ class ProgressReport:
     trend: dict[str, list[TrendPoint]]  # county code -> its counts, oldest first
     last_change: dt.datetime | None
     drill: bool = False  # from a drill (演练) database: every format says so
+    warning: ForecastSettings = ForecastSettings()  # the early warning's threshold and horizon (预警)
 
     @property
     def names(self) -> dict[str, str]:
@@ -93,8 +90,9 @@ class ProgressReport:
         return self.last_change is not None and self.last_change > self.now
 
 
-def build(db: Database, now: dt.datetime, county: str | None = None) -> ProgressReport:
-    """Everything the progress report shows, for the city or one county (or city) as of `now`."""
+def build(db: Database, now: dt.datetime, county: str | None = None,
+          warning: ForecastSettings | None = None) -> ProgressReport:
+    """Everything the progress report shows, for the city or one county (or city) as of `now` (预警 by `warning`)."""
     from sqlalchemy import func, select
 
     from anjian.workflow.services.registry import campaign_in_force
@@ -106,7 +104,7 @@ def build(db: Database, now: dt.datetime, county: str | None = None) -> Progress
         rep = replay(session, campaign, now)
         trend, outcomes = rep.trend(), rep.outcomes()
         last = session.scalar(select(func.max(AuditRow.at)).where(AuditRow.action.in_(TRANSITIONS)))
-    st = status(db, now, county, as_of=rep)  # states as the audit log says they stood at `now` (one replay)
+    st = status(db, now, county, as_of=rep, warning=warning)  # states as they stood at `now` (one replay)
     late_units = _overdue_as_of(rep, outcomes, {c.code for c in st.counties})
     scope_codes = {c.code for c in st.counties}
     by_id = {m.id: m for m in campaign.milestones}
@@ -133,7 +131,8 @@ def build(db: Database, now: dt.datetime, county: str | None = None) -> Progress
         campaign.title, campaign.id, campaign.issuer, scope, now, st.today, start,
         st.city.state_name if st.city else None, st.counties, st.totals, campaign.stages, campaign.milestones,
         per_county, [MilestoneTally(m, dict(tallies[m.id][0]), dict(tallies[m.id][1])) for m in campaign.milestones],
-        overdue, {c: p for c, p in trend.items() if c in scope_codes}, from_utc_text(last) if last else None, st.drill)
+        overdue, {c: p for c, p in trend.items() if c in scope_codes}, from_utc_text(last) if last else None, st.drill,
+        warning or ForecastSettings())
 
 
 def _overdue_as_of(rep, outcomes, counties: set[str]) -> list[UnitRow]:
@@ -145,7 +144,7 @@ def _overdue_as_of(rep, outcomes, counties: set[str]) -> list[UnitRow]:
     rows = []
     for code in sorted(late):
         _, name, level, parent = rep.tree[code]
-        cohorts = [c for c in cohort_ids() if c in rep.cohorts.get(code, ())]
+        cohorts = [c for c in labels.cohort_ids() if c in rep.cohorts.get(code, ())]
         rows.append(UnitRow(code, name, level, parent, rep.state.get(code), cohorts,
                             rep.tree[parent].name if parent in rep.tree else None, late[code]))
     return rows
@@ -195,14 +194,14 @@ def _late_words(rep: ProgressReport, ids: list[str]) -> str:
 # -- CSV and the workbook's first sheet: one row per county ----------------------------------------
 def county_table(rep: ProgressReport) -> tuple[list[str], list[list[object]]]:
     """Headers and typed rows (numbers stay numbers) of the per-county table."""
-    cohorts = milestone_cohort_ids()
+    cohorts = labels.milestone_cohort_ids()
     headers = [pgettext("column", "Code"), pgettext("column", "County"), pgettext("column", "Stage"), pgettext("column", "Townships"), pgettext("column", "Up to standard"),
                pgettext("export", "Up to standard (%)"), pgettext("column", "Started"),
                *(h for c in cohorts for h in (pgettext("export", "{cohort} up to standard").format(cohort=COHORT_SHORT[c]),
                                               pgettext("export", "{cohort} in all").format(cohort=COHORT_SHORT[c]))),
                pgettext("column", "Next milestone"), pgettext("export", "Its deadline"), pgettext("export", "Days left"),
                pgettext("column", "Overdue milestones"), pgettext("export", "Overdue townships"),
-               *(f"{m.deadline.isoformat()} {m.name}" for m in rep.milestones)]
+               *(f"{m.deadline.isoformat()} {m.name}" for m in rep.milestones), pgettext("column", "Warning")]
     rows = []
     for c in rep.counties:
         nxt = c.next_milestone
@@ -210,7 +209,8 @@ def county_table(rep: ProgressReport) -> tuple[list[str], list[list[object]]]:
                      *(n for k in cohorts for n in c.cohorts[k]),
                      nxt.name if nxt else None, nxt.deadline if nxt else None,
                      nxt.days if nxt else None, _late_words(rep, c.overdue) or None, c.overdue_townships,
-                     *(outcome_words(rep.outcomes[c.code].get(m.id)) or None for m in rep.milestones)])
+                     *(outcome_words(rep.outcomes[c.code].get(m.id)) or None for m in rep.milestones),
+                     ew.county_cell(c)])
     return headers, rows
 
 
@@ -253,15 +253,16 @@ def markdown(rep: ProgressReport) -> str:
               "{counties} counties with an overdue milestone.").format(
                 townships=t.townships, accepted=t.accepted, pct=percent(t.accepted, t.townships), started=t.started,
                 late=t.overdue_townships, counties=t.counties_overdue)]
+    out[-1] += ew.summary(t.counties_warned)
     if rep.stale:
         out += ["", _("> Note: there were changes after {time}; every figure here is replayed from the audit log "
                       "to the report's time.").format(time=f"{rep.last_change.astimezone(SHANGHAI):%Y-%m-%d %H:%M}")]
     out += ["", _("## Counties"), ""]
     out += _md_table([pgettext("column", "County"), pgettext("column", "Stage"), pgettext("column", "All"),
-                      pgettext("column", "Started"), *(COHORT_SHORT[k] for k in milestone_cohort_ids()),
+                      pgettext("column", "Started"), *(COHORT_SHORT[k] for k in labels.milestone_cohort_ids()),
                       pgettext("column", "Next milestone"), pgettext("column", "Late")], [
         [c.name, c.state_name, f"`{text_bar(c.accepted, c.townships)}` {c.accepted}/{c.townships}",
-         f"{c.started}/{c.townships}", *(_frac(c.cohorts[k]) for k in milestone_cohort_ids()),
+         f"{c.started}/{c.townships}", *(_frac(c.cohorts[k]) for k in labels.milestone_cohort_ids()),
          _("{name} ({days} days left)").format(name=c.next_milestone.name, days=c.next_milestone.days)
          if c.next_milestone else None,
          f"**{_late_words(rep, c.overdue)}**" if c.overdue else None] for c in rep.counties])
@@ -278,6 +279,7 @@ def markdown(rep: ProgressReport) -> str:
     out += ["", _("## Milestones per county"), ""]
     out += _md_table([pgettext("column", "County"), *(m.name for m in rep.milestones)], [
         [c.name, *(_md_outcome(rep.outcomes[c.code].get(m.id)) for m in rep.milestones)] for c in rep.counties])
+    out += ew.markdown(ew.rows(rep.counties, rep.milestones), t.counties_warned, rep.warning, _md_table)
     out += ["", _("## Overdue units ({n})").format(n=len(rep.overdue)), ""]
     out += _md_table([pgettext("column", "Code"), pgettext("column", "Unit"), pgettext("column", "County"),
                       pgettext("column", "State"), pgettext("column", "Overdue milestones")], [
@@ -313,7 +315,7 @@ def _days_to(deadline: dt.date, today: dt.date) -> str:
 
 # -- Excel -------------------------------------------------------------------------------------------
 def workbook(rep: ProgressReport) -> bytes:
-    """An .xlsx: 县区进度 (with a bar chart), 逾期单位, 趋势 and 节点完成; bold frozen headers, numbers
+    """An .xlsx: 县区进度 (with a bar chart), 逾期单位, 趋势, 节点完成 and 预警; bold frozen headers, numbers
     and dates typed, text always text."""
     import io
 
@@ -353,6 +355,7 @@ def workbook(rep: ProgressReport) -> bytes:
         [c.code, c.name, m.name, m.deadline, words[o.status], o.days,
          o.met_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if o.met_at else None, o.met_seq]
         for c in rep.counties for m in rep.milestones if (o := rep.outcomes[c.code].get(m.id)) is not None])
+    fill_sheet(wb.create_sheet(), pgettext("sheet", "Early warning"), *ew.sheet(ew.rows(rep.counties, rep.milestones)))
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -422,6 +425,8 @@ def as_json(rep: ProgressReport, chart_names: tuple[str, ...] = ()) -> dict:
                         "days": (m.deadline - rep.today).days, "counties": x.counties, "townships": x.townships}
                        for m, x in zip(rep.milestones, rep.tallies, strict=True)],
         "overdue": rep.overdue,
+        "early_warning": ew.rows(rep.counties, rep.milestones),
+        "warning_settings": rep.warning,
         "trend": rep.trend,
         "charts": _chart_documents(rep, chart_names) if chart_names else {},
     }
@@ -445,7 +450,7 @@ def html(rep: ProgressReport) -> str:
             "code": c.code, "name": c.name, "state": c.state_name, "townships": c.townships,
             "accepted": c.accepted, "started": c.started, "pct": percent(c.accepted, c.townships),
             "started_pct": percent(c.started - c.accepted, c.townships),
-            "cohorts": [_frac(c.cohorts[k]) or "—" for k in milestone_cohort_ids()],
+            "cohorts": [_frac(c.cohorts[k]) or "—" for k in labels.milestone_cohort_ids()],
             "next": (_("{name} ({days} days left)").format(name=short(by_id[c.next_milestone.id]), days=c.next_milestone.days)
                      if c.next_milestone else "—"),
             "next_name": _("{name}, deadline {deadline}").format(name=c.next_milestone.name, deadline=c.next_milestone.deadline)
@@ -481,7 +486,9 @@ def html(rep: ProgressReport) -> str:
         trend=[{"name": rep.names.get(code, code), "points": [
             {"day": p.day.isoformat(), "accepted": p.accepted, "started": p.started, "townships": p.townships}
             for p in pts]} for code, pts in rep.trend.items()],
-        charts=charts(rep), cohort_names=[COHORT_SHORT[k] for k in milestone_cohort_ids()], drill=_drill_banner(rep.drill),
+        charts=charts(rep), cohort_names=[COHORT_SHORT[k] for k in labels.milestone_cohort_ids()],
+        drill=_drill_banner(rep.drill),
+        **ew.html_context(ew.rows(rep.counties, rep.milestones), rep.warning),
     )
 
 

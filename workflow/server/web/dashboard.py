@@ -3,7 +3,8 @@ share up to standard, the counties' table and their milestones, the overdue unit
 milestones against today, the report's charts, and the exports (CSV, XLSX, the HTML report).
 
 The page runs `status` (scoped to the campaign's city) and `units --overdue`: quick on the national
-registry. The charts are images of their own (`/dashboard/chart/NAME.svg`, drawn by `report progress
+registry. The early warning (预警) is `status`'s own: its count of counties warned and each county's
+forecasts, of which the page lists the warned. The charts are images of their own (`/dashboard/chart/NAME.svg`, drawn by `report progress
 --format json --chart NAME`), and the downloads run their command when asked: the report replays the
 audit log and may take longer. Township chiefs see their township on its own page, not the dashboard
 (county officials see it, read only: the page has no form)."""
@@ -144,11 +145,25 @@ def _context(scope: Scope, overdue: list[dict]) -> dict:
         "scope": scope, "data": data, "totals": totals, "pct": _pct(totals["accepted"], totals["townships"]),
         "states": states, "state_words": {s: STATE_NAMES.get(("township", s), s) for s in states},
         "counties": counties, "milestones": milestones, "timeline": timeline, "stages": data.get("stages") or [],
-        "overdue": late_units, "charts": CHARTS,
+        "overdue": late_units, "charts": CHARTS, "warned": warned_rows(data),
         "chart_words": {"stages": _("The plan's four stages, its milestones and today (the red line)"),
                         "counties": _("Townships per county: up to standard, building, not started"),
                         "trend": _("Townships up to standard per county over time")},
     }
+
+
+def warned_rows(data: dict) -> list[dict]:
+    """The county-milestones `status` warns of (its JSON's `forecast` rows), the nearest deadline and the
+    least likely first, in words: the milestone's name, the chance in per cent, the expected day."""
+    from anjian.workflow.reports import early_warning as ew  # the report's words for the same figures
+
+    names = {m["id"]: m["name"] for m in data.get("milestones") or []}
+    rows = [{"code": c["code"], "county": c["name"], "milestone": f["milestone"],
+             "name": names.get(f["milestone"], f["milestone"]), "deadline": f["deadline"], "needed": f["needed"],
+             "probability": f["probability"], "chance": ew.percent_words(f["probability"]),
+             "expected": f["expected"] or ew.expected_words(None)}
+            for c in data.get("counties") or [] for f in c.get("forecast") or [] if f.get("warning")]
+    return sorted(rows, key=lambda r: (r["deadline"], r["probability"], r["code"]))
 
 
 def _pct(done: int, total: int) -> float:

@@ -5,7 +5,7 @@ and each evidence input `evidence:ITEM` (saving runs `record` with the items tha
 triggers its official may fire, buttons `name="trigger"` with a `note` (`advance`); its milestones and
 the inspector's last opinion. A county's page adds its townships, designations and the plan it submitted;
 the city's lists its counties. A GET runs `show` and `history` of the unit (a county or the city also
-`units`); what `show` refuses, the page refuses. A POST answers 303 back here with `?done=…`, or the page
+`units`; a county `status` too, for its early warning: 预警); what `show` refuses, the page refuses. A POST answers 303 back here with `?done=…`, or the page
 again with the refusal: every reason, those naming an item beside that item."""
 
 from __future__ import annotations
@@ -79,10 +79,28 @@ async def shown_page(request: Request, who, code: str, status: int = 200, shown:
         level = "township" if data["level"] == "county" else "county"
         answer = await base.run(request, who, ["units"], {"county": data["code"], "level": level})
         below = answer.data if answer.ok and isinstance(answer.data, list) else []
+    forecast = []
+    # only a milestone still pending can be forecast: after the campaign the page asks nothing more
+    if data["level"] == "county" and any(m.get("status") == "pending" for m in data.get("milestones", [])):
+        answer = await base.run(request, who, ["status"], {"county": data["code"]})
+        own = [c for c in answer.data.get("counties") or [] if c.get("code") == data["code"]] if answer.ok else []
+        forecast = forecast_rows(own[0].get("forecast") or [], data) if own else []
     beside, rest = sort_reasons(details or [], {c["item"] for c in data["checklist"]})
-    context = unit_context(data, rows, below, beside, posted or {})
+    context = unit_context(data, rows, below, beside, posted or {}) | {"forecast": forecast}
     return base.render(request, who, TEMPLATES.get(data["level"], "unit_city"), status, title=data["name"],
                        error=error, error_details=rest, notice=notice, **context)
+
+
+def forecast_rows(forecast: list[dict], data: dict) -> list[dict]:
+    """A county's forecasts (`status` JSON) in words, the warned first: the milestone's name, the chance in
+    per cent, the expected day, the pace a week and what it comes from."""
+    from anjian.workflow.reports import early_warning as ew  # the report's words for the same figures
+
+    names = {m["id"]: m.get("name") or m["id"] for m in data.get("milestones", [])}
+    rows = [dict(f, name=names.get(f["milestone"], f["milestone"]), chance=ew.percent_words(f["probability"]),
+                 expected_words=f["expected"] or ew.expected_words(None), pace=ew.pace_words(f["per_week"]),
+                 basis_words=ew.basis_words(f["basis"])) for f in forecast]
+    return sorted(rows, key=lambda r: (not r["warning"], r["deadline"]))
 
 
 def sort_reasons(details: list[str], items: set[str]) -> tuple[dict[str, list[str]], list[str]]:
