@@ -116,7 +116,9 @@ def test_a_second_campaigns_reminders_assessment_and_report_are_its_own(zjk, tmp
     assert [(s["recipient"], s["units"], s["milestones"], s["kind"]) for s in sent] == [
         ("ab@zb.gov.cn", [ZHANGBEI], ["key_townships"], "reminder")]
     (path,) = outbox.glob("*.eml")
-    text = email.message_from_bytes(path.read_bytes(), policy=policy.default).get_body(("plain",)).get_content()
+    mail = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert mail["From"].addresses[0].display_name == "张家口市安全生产委员会办公室"  # its issuer, when none is set
+    text = mail.get_body(("plain",)).get_content()
     assert "重点乡镇全部达到规范化标准" in text and "2016年6月30日" in text
     assert not any(w in text for w in CHENGDE_WORDS)
     assert as_json(zjk.run("remind", "--format", "json", now="2016-06-16T08:30", user=None))["sent"] == []  # no d-14

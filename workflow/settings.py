@@ -215,7 +215,7 @@ class NotifySettings:
 
     channel: str = "file"
     language: str = "zh"
-    sender: str = "承德市安全生产委员会办公室 <anjian@localhost>"
+    sender: str = ""  # none set: the campaign's issuer at anjian@localhost (reminders.run)
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_security: str = "none"

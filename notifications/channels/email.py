@@ -29,7 +29,7 @@ CHANNEL = Channel(
     transport=lambda values: str(values.value("channel")),
     settings=(
         Setting("channel", "notify", "channel", "ANJIAN_CHANNEL", "file", allowed=(FileOutbox.name, "smtp")),
-        Setting("sender", "notify", "sender", "ANJIAN_MAIL_FROM", "承德市安全生产委员会办公室 <anjian@localhost>"),
+        Setting("sender", "notify", "sender", "ANJIAN_MAIL_FROM", ""),  # "": the campaign's issuer
         Setting("smtp_host", "smtp", "host", "ANJIAN_SMTP_HOST", "localhost"),
         Setting("smtp_port", "smtp", "port", "ANJIAN_SMTP_PORT", 25, int),
         Setting("smtp_security", "smtp", "security", "ANJIAN_SMTP_SECURITY", "none", allowed=("none", "starttls", "tls")),

@@ -72,7 +72,8 @@ def run_pass(db: Database, now: dt.datetime, settings: NotifySettings, outbox: F
         with db.read() as session:
             cal = load_office_calendar(session)
             campaign = campaign_in_force(session)
-            settings = dataclasses.replace(settings, drill=drill_in(session))  # a drill's notices say 演练
+            settings = dataclasses.replace(settings, drill=drill_in(session),  # a drill's notices say 演练
+                                           sender=settings.sender or f"{campaign.issuer or campaign.title} <anjian@localhost>")
             result = PassResult(now.isoformat(), today.isoformat(), cal.is_workday(today), cal.source(today.year), dry_run)
             writer = None
             if not (dry_run or retry_only) and result.workday and _mailboxes(session, settings) > size:
