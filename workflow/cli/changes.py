@@ -31,10 +31,10 @@ def _effective(text: str | None):
 @format_option(("table", "json"))
 @command
 def designate(env, unit, cohort, remove, file, fmt) -> None:
-    """Put a township into a cohort (provincial_demo, county_demo, key, heavy_task), or take it out.
+    """Put a township into one of the campaign's cohorts (by its id or its name: key, 重点), or take it out.
 
-    A file is applied all or nothing; the plan's limits (1–3 county demonstration townships per county,
-    each also a key township) are checked on the result.
+    A file is applied all or nothing; the campaign's limits (how many a county may name, the cohorts a
+    township must already be in) are checked on the result. `anjian status` shows the cohorts.
 
     Example:
 

@@ -33,7 +33,7 @@ class Unit(Base):
 
 
 class UnitCohort(Base):
-    """A township's membership of a cohort (provincial_demo, county_demo, key, heavy_task)."""
+    """A township's membership of one of the campaign's cohorts (key, county_demo, …)."""
 
     __tablename__ = "unit_cohorts"
 
