@@ -152,3 +152,22 @@ def test_two_campaigns_side_by_side_keep_to_their_own(zjk, chengde, cli):
     # no 坝上 township named yet: 张北县 does not owe that milestone (its rule's `when_has`)
     assert [m["id"] for m in zb["milestones"]] == [m for m in MILESTONES if m != "bashang"]
     assert [m["deadline"] for m in zb["milestones"]][0] == "2015-04-30"
+
+
+def test_the_pages_of_a_second_campaign_speak_its_words(zjk, tmp_path):
+    """Served, the second campaign's pages name its cohorts and milestones as its file does (坝上地区乡镇,
+    坝上达标), not as the built-in campaign would."""
+    from support_server import serving
+    from support_web import browser
+
+    from anjian.workflow.settings import resolve
+
+    zjk.run("designate", BASHANG, "坝上", now="2015-03-25T09:00", user="zb_official")
+    settings = resolve(zjk.url, env={"ANJIAN_HOME": str(zjk.home)})
+    with serving(zjk.db, settings) as served:
+        client = browser(served, "zb_official")
+        county = client.get(f"/units/{ZHANGBEI}").text
+        township = client.get(f"/units/{BASHANG}").text
+    assert "坝上地区乡镇" in county and "坝上达标" in county and "各县区建成1-2个示范乡镇" in county
+    assert "坝上地区乡镇" in township and "坝上地区乡镇全部达到规范化标准" in township
+    assert not any(w in county + township for w in CHENGDE_WORDS)

@@ -32,6 +32,7 @@ class ServiceState:
     config: ServiceConfig
     proxy_networks: list = field(default_factory=list)
     drill: bool | None = None  # whether the database is a drill (`init --drill`), read on the first command
+    campaign: object = None  # the campaign in force as last read (states.campaign.Campaign), for the pages' words
     ready: bool = False
     stopping: bool = False  # SIGTERM came: /healthz and /readyz answer 503 while requests in flight finish
     metrics_check: object = None  # who may read /metrics (an address -> bool); None: loopback and metrics_from

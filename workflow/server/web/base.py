@@ -90,7 +90,30 @@ async def signed_in(request: Request):
         return None, RedirectResponse(target, status_code=303)
     if who.must_change:
         return None, RedirectResponse("/password", status_code=303)
+    await campaign_words(request)
     return who, None
+
+
+async def campaign_words(request: Request) -> None:
+    """Name cohorts and milestones in this request's pages as the database's campaign does (a context
+    variable, like the language): re-read only when `init` has loaded another campaign since."""
+    from anjian.states.labels import use_campaign
+
+    st = state(request)
+    st.campaign = await run_in_threadpool(_campaign_in_force, st.db, st.campaign)
+    if st.campaign is not None:
+        use_campaign(st.campaign)
+
+
+def _campaign_in_force(db, known):
+    """The database's campaign: `known` while its SHA-256 is still the one in force (one small read)."""
+    from anjian.workflow.services.registry import campaign_in_force, meta
+
+    with db.read() as session:
+        sha = meta(session, "campaign_sha256")
+        if sha is None:
+            return None
+        return known if known is not None and known.sha256 == sha else campaign_in_force(session)
 
 
 async def run(request: Request, who, path: list[str], params: dict | None = None, workspace=None) -> Answer:
