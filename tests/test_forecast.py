@@ -14,7 +14,7 @@ from support import at
 from anjian.workflow.errors import BadInput
 from anjian.workflow.services.advance import advance
 from anjian.workflow.settings import ForecastSettings, forecast_settings
-from anjian.workflow.views.pace import (
+from anjian.workflow.outlook.pace import (
     Calendar,
     CityPace,
     Draws,
