@@ -12,8 +12,6 @@ import pytest
 from support import at
 
 from anjian.workflow.errors import BadInput
-from anjian.workflow.services.advance import advance
-from anjian.workflow.settings import ForecastSettings, forecast_settings
 from anjian.workflow.outlook.pace import (
     Calendar,
     CityPace,
@@ -24,6 +22,8 @@ from anjian.workflow.outlook.pace import (
     forecast,
     warned,
 )
+from anjian.workflow.services.advance import advance
+from anjian.workflow.settings import ForecastSettings, forecast_settings
 
 TODAY = dt.date(2015, 9, 1)
 DEADLINE = dt.date(2015, 12, 31)

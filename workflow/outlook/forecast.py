@@ -20,10 +20,10 @@ from sqlalchemy import case, func, literal_column, select
 from anjian.states.campaign import Campaign, Milestone
 from anjian.states.milestones import MilestoneStatus
 from anjian.workflow.clock import from_utc_text, local_date
-from anjian.workflow.settings import ForecastSettings
-from anjian.workflow.store.models import AuditRow, Unit
 from anjian.workflow.outlook.pace import Calendar, CityPace, Draws, Record, city_pace, forecast, warned
 from anjian.workflow.outlook.snapshot import BITS, Group, Snapshot, cohorts_of
+from anjian.workflow.settings import ForecastSettings
+from anjian.workflow.store.models import AuditRow, Unit
 
 SEED = 2014  # the same database and `now` give the same figures every time
 ACTIONS = ("start", "accept", "revoke")

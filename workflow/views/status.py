@@ -14,14 +14,14 @@ from anjian.states.labels import COHORTS, state_name
 from anjian.states.machines import SPECS
 from anjian.states.milestones import MilestoneStatus
 from anjian.workflow.errors import BadInput
+from anjian.workflow.outlook.forecast import Forecast, forecasts
+from anjian.workflow.outlook.snapshot import BITS, Snapshot, check_by, no_level, scope_unit
 from anjian.workflow.reminders.workdays import load_office_calendar
 from anjian.workflow.services.registry import campaign_in_force, drill_in
 from anjian.workflow.services.stages import stage_on
 from anjian.workflow.settings import ForecastSettings
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Unit
-from anjian.workflow.outlook.forecast import Forecast, forecasts
-from anjian.workflow.outlook.snapshot import BITS, Snapshot, check_by, no_level, scope_unit
 
 if TYPE_CHECKING:
     from anjian.workflow.views.timeline import Replay
