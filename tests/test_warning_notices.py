@@ -183,6 +183,17 @@ def test_no_warning_once_the_milestone_is_met(slow_county, tmp_path):
     assert [w[3] for w in ours(warned(slow_county))] == [W12, W12]
 
 
+def test_an_overdue_milestone_gets_its_overdue_notice_not_a_warning(slow_county, tmp_path):
+    """The day after provincial_demo's deadline 承德县 is told it is overdue, and warned of it no more."""
+    outbox = tmp_path / "outbox"
+    passes(slow_county, outbox, *WEEK12, "2015-04-01T08:30")
+    with slow_county.read() as session:
+        late = set(session.scalars(select(NoticeItem.recipient).where(
+            NoticeItem.unit_code == CHENGDE_COUNTY, NoticeItem.milestone == "provincial_demo", NoticeItem.rung == "o+1")))
+    assert late == {COUNTY_MAIL, OFFICE_MAIL}
+    assert {w[3] for w in warned(slow_county)} == {W12}
+
+
 def test_no_warning_on_a_day_off(slow_county, tmp_path):
     """A pass on Sunday 22 March sends nothing, so week 12 has no warning; Monday's pass sends week 13's."""
     outbox = tmp_path / "outbox"
