@@ -105,8 +105,8 @@ def plan(session: Session, now: dt.datetime, cal: WorkCalendar, settings: Notify
     """Group what is due by recipient (one message each), leaving out what each already got."""
     campaign = campaign_in_force(session)
     ladder = ladder_of(campaign)
-    dues, paths = due(session, now, cal)
-    dues += warnings(session, now, campaign, cal, settings.forecast)
+    dues, paths, counties = due(session, now, cal)
+    dues += warnings(session, now, campaign, cal, settings.forecast, counties)
     supervisors: dict[str, str | None] = {}
     for d in dues:
         supervisors[d.line.unit_code] = d.parent_code if d.level == "township" else (campaign.city or d.parent_code)

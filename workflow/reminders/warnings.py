@@ -10,12 +10,12 @@ forecast: one met is not, and one overdue gets its overdue notices instead.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from sqlalchemy.orm import Session
 
 from anjian.notifications.render import NoticeLine
-from anjian.workflow.outlook.forecast import forecasts
-from anjian.workflow.outlook.snapshot import Snapshot
+from anjian.workflow.clock import local_date
 from anjian.workflow.reminders.due import Due
 from anjian.workflow.reminders.workdays import WorkCalendar
 from anjian.workflow.settings import ForecastSettings
@@ -34,15 +34,21 @@ def is_weekly(rung: str) -> bool:
     return rung.startswith(WEEKLY)
 
 
-def warnings(session: Session, now: dt.datetime, campaign, cal: WorkCalendar, settings: ForecastSettings) -> list[Due]:
+def warnings(session: Session, now: dt.datetime, campaign, cal: WorkCalendar, settings: ForecastSettings,
+             counties_now: Mapping[str, list] | None = None) -> list[Due]:
     """A line for each county milestone warned of at `now` (none when `settings.notify` is off), each with
-    its forecast: the chance it is met, the median completion day, the townships still needed."""
-    if not settings.notify:
-        return []
-    snap = Snapshot(session, campaign, now)
+    its forecast: the chance it is met, the median completion day, the townships still needed.
+    `counties_now`: the counties' milestone statuses at `now`, when the caller has them (`due`)."""
+    today = local_date(now)
+    if not settings.notify or not any(0 <= (m.deadline - today).days <= settings.horizon_days for m in campaign.milestones):
+        return []  # nothing could be warned of: no forecast (most days of a campaign)
+    # imported here: the forecast brings numpy, which a pass with nothing to forecast need not load
+    from anjian.workflow.outlook.forecast import forecasts
+    from anjian.workflow.outlook.snapshot import Snapshot
+
+    snap = Snapshot(session, campaign, now).knowing(counties_now or {})
     counties = sorted(u.code for u in snap.upper.values() if u.level == "county")
     ahead = forecasts(snap, counties, settings, is_workday=cal.is_workday)
-    today = snap.today
     rung = week_rung(today)
     names = {m.id: m.name for m in campaign.milestones}
     out: list[Due] = []
