@@ -47,7 +47,10 @@ def warnings(session: Session, now: dt.datetime, campaign, cal: WorkCalendar, se
     from anjian.workflow.outlook.snapshot import Snapshot
 
     snap = Snapshot(session, campaign, now).knowing(counties_now or {})
-    counties = sorted(u.code for u in snap.upper.values() if u.level == "county")
+    # only the counties with a milestone still to meet within the horizon can be warned (a county's
+    # forecast does not depend on which others are forecast beside it)
+    counties = sorted(u.code for u in snap.upper.values() if u.level == "county" and any(
+        m.status == "pending" and m.days <= settings.horizon_days for m in snap.county(u.code)))
     ahead = forecasts(snap, counties, settings, is_workday=cal.is_workday)
     rung = week_rung(today)
     names = {m.id: m.name for m in campaign.milestones}
