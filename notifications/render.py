@@ -179,10 +179,10 @@ def _stored_line(x: NoticeLine) -> list:
 
 
 def _line_of(stored: list) -> NoticeLine:
-    code, path, ms, name, deadline, rung, kind, days, *forecast = stored
-    if not forecast:
+    if len(stored) == 8:
+        code, path, ms, name, deadline, rung, kind, days = stored
         return NoticeLine(code, path, ms, name, dt.date.fromisoformat(deadline), rung, kind, days)
-    probability, expected, needed = forecast
+    code, path, ms, name, deadline, rung, kind, days, probability, expected, needed = stored
     return NoticeLine(code, path, ms, name, dt.date.fromisoformat(deadline), rung, kind, days, probability,
                       dt.date.fromisoformat(expected) if expected else None, needed)
 
