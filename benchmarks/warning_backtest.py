@@ -13,7 +13,7 @@ behind on, acceptances in batches (an inspection team accepts several townships 
 priority for the townships of the nearest deadline that it keeps only most of the time.
 
 Every Friday from each campaign's start to its last deadline, the product's own forecaster
-(`anjian.workflow.views.pace`: `city_pace`, `forecast` with its `Draws`, `warned`) reads each county's record so far —
+(`anjian.workflow.outlook.pace`: `city_pace`, `forecast` with its `Draws`, `warned`) reads each county's record so far —
 its first start and its acceptances by day, nothing else — and warns when a coming milestone within the
 horizon is less likely than the threshold. The baseline warns when the county's acceptances so far, over
 the days elapsed since the campaign began, drawn straight on to the deadline fall short of what the
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anjian.workflow.views.pace import RUNS, Calendar, Draws, Record, city_pace, forecast, warned
+from anjian.workflow.outlook.pace import RUNS, Calendar, Draws, Record, city_pace, forecast, warned
 
 RESULTS = Path(__file__).parent / "results" / "warning_backtest.json"
 EARLY = 30  # days ahead a miss must be warned to count as warned in time

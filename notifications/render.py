@@ -22,12 +22,15 @@ TITLES = {
     ("zh", "overdue"): "关于乡镇安全监管规范化建设节点逾期的通知",
     ("en", "reminder"): "Reminder: township safety-supervision standardization deadlines",
     ("en", "overdue"): "Notice: township safety-supervision standardization deadlines missed",
+    ("zh", "warning"): "关于乡镇安全监管规范化建设节点按期完成风险的预警通知",
+    ("en", "warning"): "Early warning: township safety-supervision standardization deadlines at risk",
 }
 
 
 @dataclass(frozen=True)
 class NoticeLine:
-    """One thing a notice tells: a unit's milestone, its deadline, and days left or late."""
+    """One thing a notice tells: a unit's milestone, its deadline, and days left or late; for an early
+    warning (预警) also the forecast at the county's present pace."""
 
     unit_code: str
     unit_path: str
@@ -35,8 +38,13 @@ class NoticeLine:
     milestone_name: str
     deadline: dt.date
     rung: str
-    kind: str  # reminder | overdue
+    kind: str  # reminder | overdue | warning
     days: int
+    # a warning's forecast: the chance the milestone is met by its deadline, the median completion day
+    # (None: not within two years of it) and the townships still to be accepted for it
+    probability: float | None = None
+    expected: dt.date | None = None
+    needed: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,10 @@ class Item(NamedTuple):
     deadline_cn: str
     days: int
     rung: str
+    percent: int = 0  # a warning's: the chance it is met, in whole percent
+    expected: str = ""  # a warning's median completion day ("" when not within two years)
+    expected_cn: str = ""
+    needed: int = 0  # a warning's townships still to be accepted
 
 
 def context(notice_id: str, kind: str, recipient_name: str, recipient_unit: str, lines: list[NoticeLine],
@@ -104,11 +116,18 @@ def context(notice_id: str, kind: str, recipient_name: str, recipient_unit: str,
         return Item(line.unit_path, line.milestone, line.milestone_name, line.deadline.isoformat(),
                     chinese_date(line.deadline), line.days, line.rung)
 
+    def warned(line: NoticeLine) -> Item:
+        expected = line.expected
+        return item(line)._replace(percent=round(100 * (line.probability or 0.0)), needed=line.needed,
+                                   expected=expected.isoformat() if expected else "",
+                                   expected_cn=chinese_date(expected) if expected else "")
+
     return {
         "notice_id": notice_id, "kind": kind, "title": TITLES[(language, kind)],
         "recipient_name": recipient_name, "recipient_unit": recipient_unit,
         "overdue": [item(x) for x in lines if x.kind == "overdue"],
         "reminders": [item(x) for x in lines if x.kind == "reminder"],
+        "warnings": [warned(x) for x in lines if x.kind == "warning"],
         "campaign_title": campaign_title, "issuer": issuer,
         "today": today.isoformat(), "today_cn": chinese_date(today), "drill": drill,
     }
@@ -147,17 +166,32 @@ def content(notice_id: str, kind: str, recipient_name: str, recipient_unit: str,
     return json.dumps({"notice_id": notice_id, "kind": kind, "recipient_name": recipient_name,
                        "recipient_unit": recipient_unit, "campaign_title": campaign_title, "issuer": issuer,
                        "today": today.isoformat(), "language": language, **({"drill": True} if drill else {}),
-                       "lines": [[x.unit_code, x.unit_path, x.milestone, x.milestone_name, x.deadline.isoformat(), x.rung,
-                                  x.kind, x.days] for x in lines]},
+                       "lines": [_stored_line(x) for x in lines]},
                       ensure_ascii=False, separators=(",", ":"))
+
+
+def _stored_line(x: NoticeLine) -> list:
+    """A line as its notice's content keeps it: eight fields, and a warning's forecast as three more."""
+    out = [x.unit_code, x.unit_path, x.milestone, x.milestone_name, x.deadline.isoformat(), x.rung, x.kind, x.days]
+    if x.kind == "warning":
+        out += [x.probability, x.expected.isoformat() if x.expected else None, x.needed]
+    return out
+
+
+def _line_of(stored: list) -> NoticeLine:
+    if len(stored) == 8:
+        code, path, ms, name, deadline, rung, kind, days = stored
+        return NoticeLine(code, path, ms, name, dt.date.fromisoformat(deadline), rung, kind, days)
+    code, path, ms, name, deadline, rung, kind, days, probability, expected, needed = stored
+    return NoticeLine(code, path, ms, name, dt.date.fromisoformat(deadline), rung, kind, days, probability,
+                      dt.date.fromisoformat(expected) if expected else None, needed)
 
 
 def parts_of(stored: str, parts: tuple[str, ...]) -> dict[str, str]:
     """Render the parts of a notice from its stored `content`: the same text, byte for byte, as
     `render_parts` of the context it was made from."""
     d = json.loads(stored)
-    lines = [NoticeLine(code, path, ms, name, dt.date.fromisoformat(deadline), rung, kind, days)
-             for code, path, ms, name, deadline, rung, kind, days in d["lines"]]
+    lines = [_line_of(x) for x in d["lines"]]
     ctx = context(d["notice_id"], d["kind"], d["recipient_name"], d["recipient_unit"], lines, d["campaign_title"],
                   d["issuer"], dt.date.fromisoformat(d["today"]), d["language"], d.get("drill", False))
     return render_parts(ctx, d["language"], parts)

@@ -11,8 +11,7 @@ import re
 import pytest
 
 from anjian.workflow.errors import BadInput
-from anjian.workflow.settings import ForecastSettings, forecast_settings
-from anjian.workflow.views.pace import (
+from anjian.workflow.outlook.pace import (
     Calendar,
     CityPace,
     Draws,
@@ -22,6 +21,7 @@ from anjian.workflow.views.pace import (
     forecast,
     warned,
 )
+from anjian.workflow.settings import ForecastSettings, forecast_settings
 
 TODAY = dt.date(2015, 9, 1)
 DEADLINE = dt.date(2015, 12, 31)

@@ -122,7 +122,9 @@ def test_three_daemons_on_postgresql_send_every_notice_exactly_once(fresh_db, db
     assert inbox.received == Counter({(rcpt, nid): 1 for nid, rcpt in due.items()})
     with fresh_db.read() as s:
         notices = s.execute(select(Notice.id, Notice.status, Notice.attempts, Notice.ambiguous, Notice.owner)).all()
-        items = s.execute(select(NoticeItem.recipient, NoticeItem.unit_code, NoticeItem.milestone)).all()
+        # one rung of the ladder per (recipient, unit, milestone), and one early warning (w-…)
+        items = [(*item, rung.startswith("w-")) for *item, rung in s.execute(
+            select(NoticeItem.recipient, NoticeItem.unit_code, NoticeItem.milestone, NoticeItem.rung))]
         moves = s.scalars(select(AuditRow.action).where(AuditRow.actor == "scheduler")).all()
     assert sorted(n.id for n in notices) == sorted(due)
     assert {(n.status, n.attempts, n.ambiguous) for n in notices} == {("sent", 1, 0)}

@@ -1,7 +1,8 @@
 """The whole campaign replayed day by day, 2014-12-01 to 2017-01-31, on a small registry: the exact set of
 notices the rules call for (working-day shifts, escalations to the supervising level), each sent once,
-none on a day off, none for what was met in time; the city moved by the scheduler on the stage dates;
-and, after downtime, only the latest missed rung."""
+none on a day off, none for what was met in time; the early warnings once a week to a county and its city
+office while a milestone is at risk; the city moved by the scheduler on the stage dates; and, after
+downtime, only the latest missed rung."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from support import PG, record_checklist
 
 from anjian.workflow.clock import SHANGHAI, from_utc_text, local_date, utc_text
 from anjian.workflow.reminders.run import run_pass
+from anjian.workflow.reminders.warnings import week_rung
 from anjian.workflow.services import contacts
 from anjian.workflow.services.advance import advance
 from anjian.workflow.services.checklist import DesignateRow, designate, record
@@ -267,12 +269,16 @@ def replayed(module_db, tmp_path_factory) -> dict:
             act(db, step, at(day, 10), str(plan_file))
         day += dt.timedelta(days=1)
     with db.read() as s:
-        items = [tuple(r) for r in s.execute(select(NoticeItem.rung_date, NoticeItem.recipient, NoticeItem.unit_code,
+        every = [tuple(r) for r in s.execute(select(NoticeItem.rung_date, NoticeItem.recipient, NoticeItem.unit_code,
                                                     NoticeItem.milestone, NoticeItem.rung, NoticeItem.notice_id))]
         notices = {n.id: n for n in s.scalars(select(Notice))}
         city_moves = [(r.at, r.actor, r.action, r.from_state, r.to_state)
                       for r in s.scalars(select(AuditRow).where(AuditRow.unit_code == CITY).order_by(AuditRow.seq))]
-    return {"db": db, "items": items, "notices": notices, "outbox": outbox, "passes": passes, "city": city_moves}
+    # the ladder's items (d-N, o+N), and the early warnings' (w-YYYY-Www) beside them
+    items = [i for i in every if not i[4].startswith("w-")]
+    warnings = [i for i in every if i[4].startswith("w-")]
+    return {"db": db, "items": items, "warnings": warnings, "every": every, "notices": notices, "outbox": outbox,
+            "passes": passes, "city": city_moves}
 
 
 def test_replay_sends_exactly_the_notices_the_rules_call_for(replayed):
@@ -338,9 +344,33 @@ def test_nothing_is_sent_for_milestones_met_in_time(replayed):
             assert all(D(d) <= D(met) for d, _, u, m, _, _ in items if (u, m) == (unit, milestone))
 
 
+def test_early_warnings_go_weekly_to_a_county_and_its_city_office(replayed):
+    """An early warning goes out on the first working day of each ISO week a county milestone still owed is
+    at risk within 60 days of its deadline — the day the deadline comes within 60 days in its first week —
+    to the county's contact and the city office's alike, and never once the milestone is met: 承德县 hears of
+    provincial_demo from 2015-01-30 each week until 高寺台镇 is accepted (2015-03-20), of full_coverage until
+    下板城镇 is (2016-11-25)."""
+    by: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
+    for day, rec, unit, milestone, rung, _ in replayed["warnings"]:
+        assert unit in (A, B) and rung == week_rung(D(day))
+        (met,) = [m for u, ms, _, m in OWED if (u, ms) == (unit, milestone)]
+        assert met is None or D(day) <= D(met)
+        by.setdefault((unit, milestone, rung), set()).add((day, rec))
+    for (unit, milestone, _), got in by.items():
+        assert {rec for _, rec in got} == set(emails(unit) + emails(CITY))
+        (day,) = {D(d) for d, _ in got}
+        first = max(day - dt.timedelta(days=day.weekday()), DEADLINES[milestone] - dt.timedelta(days=60))
+        assert day == on_to_workday(first) and day <= DEADLINES[milestone]
+    weeks = {(u, m): sorted(min(got)[0] for (u2, m2, _), got in by.items() if (u2, m2) == (u, m)) for u, m, _ in by}
+    assert weeks[(A, "provincial_demo")] == ["2015-01-30", "2015-02-02", "2015-02-09", "2015-02-16", "2015-02-25",
+                                             "2015-03-02", "2015-03-09", "2015-03-16"]
+    assert weeks[(A, "full_coverage")][0] == "2016-11-01" and weeks[(A, "full_coverage")][-1] == "2016-11-21"
+    assert weeks[(B, "full_coverage")][-1] == "2016-12-26"
+
+
 def test_each_item_and_each_message_is_sent_once(replayed):
     """No (recipient, unit, milestone, rung) twice; one message per recipient per day; every notice sent."""
-    items = replayed["items"]
+    items = replayed["every"]
     keys = Counter((rec, u, m, rung) for _, rec, u, m, rung, _ in items)
     assert [k for k, n in keys.items() if n > 1] == []
     per_day = Counter((d, rec) for d, rec, *_ in {(i[0], i[1], i[5]) for i in items})
@@ -357,7 +387,7 @@ def test_each_item_and_each_message_is_sent_once(replayed):
 
 def test_nothing_goes_out_on_a_day_off(replayed):
     """Every notice is dated a working day of the official calendar; passes on days off send nothing."""
-    assert all(workday(D(i[0])) for i in replayed["items"])
+    assert all(workday(D(i[0])) for i in replayed["every"])
     assert {D(i[0]) for i in replayed["items"]} & {D("2015-02-28"), D("2017-01-22")}  # make-up days do send
     for p in replayed["passes"]:
         if not workday(D(p.today)):
@@ -370,7 +400,7 @@ def test_the_outbox_holds_each_message_once(replayed):
     files = sorted(outbox.iterdir())
     assert [f.name for f in files if not f.name.endswith(".eml")] == []
     assert sorted(f.stem for f in files) == sorted(replayed["notices"])
-    sent_on = {nid: d for d, *_, nid in replayed["items"]}
+    sent_on = {nid: d for d, *_, nid in replayed["every"]}
     for f in files:
         msg = email.message_from_bytes(f.read_bytes())
         n = replayed["notices"][f.stem]
@@ -437,3 +467,4 @@ def test_a_pass_on_a_day_off_sends_nothing_and_the_next_working_day_catches_up(s
     assert not sunday.workday and sunday.sent == []
     run_pass(db, at(D("2015-03-02"), 8, 30), settings, outbox)
     assert [(d, r) for d, rec, r in items_of(db, T1, "provincial_demo") if rec == emails(T1)[0]] == [("2015-03-02", "d-30")]
+

@@ -37,15 +37,18 @@ LATE = NoticeLine("130827", "承德市宽城满族自治县", "plan_submission",
                   dt.date(2014, 12, 30), "o+78", "overdue", 84)
 SOON = NoticeLine("130827102", "承德市宽城满族自治县峪耳崖镇", "provincial_demo", "省定5家示范镇完成规范化建设",
                   dt.date(2015, 3, 31), "d-7", "reminder", 7)
-SAMPLES = {"reminder": [SOON], "overdue": [LATE], "mixed": [LATE, SOON]}
+WARNED = NoticeLine("130821", "承德市承德县", "provincial_demo", "省定5家示范镇完成规范化建设", dt.date(2015, 3, 31),
+                    "w-2015-W13", "warning", 7, 0.234, dt.date(2015, 8, 14), 4)
+SAMPLES = {"reminder": [SOON], "overdue": [LATE], "mixed": [LATE, SOON], "warning": [WARNED], "all": [LATE, SOON, WARNED]}
 HOSTILE = ["<script>alert(1)</script>", "{{ 7*7 }}", "{% if true %}x{% endif %}"]
 
 
 def sample(kind: str, language: str = "zh", name: str = "李科长", unit: str = "承德市宽城满族自治县",
            lines: list[NoticeLine] | None = None) -> dict:
-    """The context of a notice of this sample kind (reminder, overdue or mixed)."""
+    """The context of a notice of this sample kind (reminder, overdue, warning, mixed or all)."""
     lines = SAMPLES[kind] if lines is None else lines
-    notice_kind = "overdue" if any(x.kind == "overdue" for x in lines) else "reminder"
+    kinds = {x.kind for x in lines}
+    notice_kind = "overdue" if "overdue" in kinds else "warning" if "warning" in kinds else "reminder"
     return context("20150324-0123456789abcdef", notice_kind, name, unit, lines, CAMPAIGN, ISSUER, TODAY, language)
 
 
@@ -93,9 +96,11 @@ def test_render_gives_a_one_line_subject_and_tidy_text(language, kind):
     ("overdue", "【逾期通知】承德市宽城满族自治县：乡镇安全监管规范化建设有 1 项节点已逾期"),
     ("mixed", "【逾期通知】承德市宽城满族自治县：乡镇安全监管规范化建设有 1 项节点已逾期"),
     ("reminder", "【到期提醒】承德市宽城满族自治县：乡镇安全监管规范化建设有 1 项节点即将到期"),
+    ("warning", "【预警通知】承德市宽城满族自治县：乡镇安全监管规范化建设有 1 项节点按目前进度可能不能按期完成"),
+    ("all", "【逾期通知】承德市宽城满族自治县：乡镇安全监管规范化建设有 1 项节点已逾期"),
 ])
 def test_chinese_subject_names_the_kind_and_count(kind, subject):
-    """An overdue item makes the subject an overdue notice; otherwise it is a reminder."""
+    """An overdue item makes the subject an overdue notice; else an early warning makes it a warning; otherwise it is a reminder."""
     assert render(sample(kind)).subject == subject
 
 
@@ -116,6 +121,22 @@ def test_chinese_text_notice_has_the_official_form():
     assert lines[signature - 1] == ""
     assert lines[signature - 2].startswith("请立即组织整改")
     assert lines[-1] == "（本通知由安监规范化建设工作系统自动发送，编号 20150324-0123456789abcdef）"
+
+
+def test_chinese_warning_numbers_its_section_after_the_others_and_says_what_it_means():
+    """The warnings come third after overdue items and reminders (first when alone), each with its chance, expected
+    day and townships still needed, followed by what a warning means and what to do."""
+    text = render(sample("all")).text
+    assert "三、进度预警事项（共 1 项）" in text
+    assert ("1. 按目前进度，承德市承德县“省定5家示范镇完成规范化建设”节点（期限 2015年3月31日，还剩 7 天）按期完成的可能性约为 23%，"
+            "预计 2015年8月14日完成，尚需验收 4 个乡镇。") in text.splitlines()
+    assert "倒排工期" in text and "不是考核结论" in text
+    alone = render(sample("warning")).text
+    assert alone.startswith("关于乡镇安全监管规范化建设节点按期完成风险的预警通知\n")
+    assert "一、进度预警事项（共 1 项）" in alone and "二、" not in alone
+    late = dataclasses.replace(WARNED, probability=0.003, expected=None)
+    text = render(sample("warning", lines=[late])).text
+    assert "按期完成的可能性不足 1%，预计到期限后两年仍难以完成" in text
 
 
 def test_chinese_reminder_only_numbers_its_section_one():
@@ -267,7 +288,8 @@ def test_a_notice_rendered_from_its_stored_content_is_the_same():
 
     lines = [NoticeLine("130827102", "宽城<b>峪耳崖镇</b>", "provincial_demo", "省级示范乡镇达标", dt.date(2015, 3, 31),
                         "d-7", "reminder", 7),
-             NoticeLine("130827", "宽城县", "plan_submission", "县区报送方案", dt.date(2014, 12, 30), "overdue-1", "overdue", 84)]
+             NoticeLine("130827", "宽城县", "plan_submission", "县区报送方案", dt.date(2014, 12, 30), "overdue-1", "overdue", 84),
+             WARNED, dataclasses.replace(WARNED, unit_code="130826", expected=None, probability=0.0)]
     for language in LANGUAGES:
         args = ("20150324-00aa", "overdue", "王站长", "河北省承德市宽城满族自治县", lines, "承德市乡镇安全监管规范化建设",
                 "承德市安委会办公室", dt.date(2015, 3, 24), language)

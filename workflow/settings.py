@@ -227,6 +227,8 @@ class NotifySettings:
     retry_minutes: int = 5
     lease_minutes: int = 15
     drill: bool = False  # set by the pass from the database (never from the config): notices say 演练
+    # when a forecast is a warning (预警), and whether the pass sends it: the config file's [forecast]
+    forecast: ForecastSettings = field(default_factory=lambda: ForecastSettings())
     # Settings a channel declares (anjian.notifications.channels) that have no field above, by name.
     extra: tuple[tuple[str, object], ...] = ()
     tuning: PassTuning = field(default_factory=lambda: pass_tuning(), compare=False)
@@ -300,7 +302,7 @@ def notify_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> Not
                 raise BadInput(_("setting {name} is wrong: {reason}").format(name=s.name, reason=exc)) from None
     fields = {f.name for f in dataclasses.fields(NotifySettings)}
     extra = tuple((s.name, values.pop(s.name, s.default)) for s in declared if s.name not in fields)
-    result = NotifySettings(**values, extra=extra, tuning=pass_tuning(env))
+    result = NotifySettings(**values, extra=extra, tuning=pass_tuning(env), forecast=forecast_settings(data_dir, env))
     checks = [*((s.name, s.allowed) for s in declared if s.allowed), *_ALLOWED.items()]
     for name, allowed in checks:
         if result.value(name) not in allowed:
@@ -369,14 +371,18 @@ class ForecastSettings:
 
     threshold: float = 0.5
     horizon_days: int = 60
+    notify: bool = True  # the reminder pass sends each warning to the county and its city office, once a week
 
 
-FORECAST_ENV = {"threshold": "ANJIAN_FORECAST_THRESHOLD", "horizon_days": "ANJIAN_FORECAST_HORIZON"}
+FORECAST_ENV = {"threshold": "ANJIAN_FORECAST_THRESHOLD", "horizon_days": "ANJIAN_FORECAST_HORIZON",
+                "notify": "ANJIAN_FORECAST_NOTIFY"}
+SWITCH = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
 def forecast_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> ForecastSettings:
-    """The warning's threshold and horizon from the defaults, then the config file's [forecast] table
-    (`threshold`, `horizon_days`), then ANJIAN_FORECAST_THRESHOLD and ANJIAN_FORECAST_HORIZON."""
+    """The warning's threshold and horizon, and whether the pass sends warnings, from the defaults, then the
+    config file's [forecast] table (`threshold`, `horizon_days`, `notify`), then ANJIAN_FORECAST_THRESHOLD,
+    ANJIAN_FORECAST_HORIZON and ANJIAN_FORECAST_NOTIFY."""
     from anjian.workflow.errors import BadInput
 
     env = environ() if env is None else env
@@ -404,4 +410,10 @@ def forecast_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> F
             raise BadInput(_("setting {source} must be a whole number of days (1 to 3660), not {value!r}").format(
                 source=source, value=value))
         values["horizon_days"] = int(text)
+    if "notify" in given:
+        value, source = given["notify"]
+        switch = value if isinstance(value, bool) else SWITCH.get(str(value).strip().lower())
+        if switch is None:
+            raise BadInput(_("setting {source} must be true or false, not {value!r}").format(source=source, value=value))
+        values["notify"] = switch
     return ForecastSettings(**values)  # type: ignore[arg-type]

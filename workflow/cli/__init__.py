@@ -86,7 +86,7 @@ SUMMARIES = {
     "history": "The audit trail, filtered by unit, time and actor.",
     "audit": "Verify the audit log (chain, checkpoint, states); write signed checkpoints.",
     "contact": "Who receives a unit's notices (add, list, remove, import).",
-    "remind": "One reminder pass at `now` (reminders and overdue notices).",
+    "remind": "One reminder pass at `now` (reminders, overdue notices and early warnings).",
     "notices": "What was sent, to whom, when, by which channel, with status.",
     "deadlines": "Deadlines and the working days they are reminded on; --ics exports them.",
     "calendar": "Load the official working-day schedule of a year.",

@@ -9,7 +9,7 @@ import click
 from anjian.i18n import N_, _
 from anjian.workflow.cli.common import command, emit, format_option
 
-KIND_WORDS = {"reminder": N_("deadline reminder"), "overdue": N_("overdue notice")}
+KIND_WORDS = {"reminder": N_("deadline reminder"), "overdue": N_("overdue notice"), "warning": N_("early warning")}
 STATUS_WORDS = {"sent": N_("sent"), "claimed": N_("sending"), "sending": N_("sending"), "retry": N_("to retry"),
                 "failed": N_("failed"), "planned": N_("to send"), "ambiguous": N_("to check")}
 UNITS_SHOWN = 3  # units named in a table cell; the rest are counted
@@ -143,7 +143,9 @@ def contact_remove(env, unit, name) -> None:
 def remind(env, dry_run, fmt) -> None:
     """One reminder pass at `now`: each recipient gets at most one message listing everything due for them.
 
-    Running it twice at the same time sends nothing new. Units without a contact are reported.
+    A county whose forecast (as `status` shows it) warns of a coming milestone gets an early warning,
+    its city office a copy, once a week while it stays warned. Running it twice at the same time
+    sends nothing new. Units without a contact are reported.
 
     \b
     Example:
@@ -158,11 +160,14 @@ def remind(env, dry_run, fmt) -> None:
 
     def text() -> str:
         from anjian.workflow.reminders.notices import unit_names
+        from anjian.workflow.reminders.warnings import is_weekly
 
         listed = res.sent + res.deferred + res.failed
         lonely = sorted({str(s["unit"]) for s in res.skipped if s.get("reason") == "no contact"})
-        bosses = sorted({str(s["unit"]) for s in res.skipped if "for_unit" in s})
-        names = unit_names(db, {c for s in listed for c in s.units[:UNITS_SHOWN]} | set(lonely[:20]) | set(bosses[:20]))
+        bosses = sorted({str(s["unit"]) for s in res.skipped if "for_unit" in s and not is_weekly(s["rung"])})
+        watchers = sorted({str(s["unit"]) for s in res.skipped if "for_unit" in s and is_weekly(s["rung"])})
+        names = unit_names(db, {c for s in listed for c in s.units[:UNITS_SHOWN]} | set(lonely[:20]) | set(bosses[:20])
+                           | set(watchers[:20]))
         day = _("working day") if res.workday else _("day off")
         head = _("{today} ({day}, calendar: {calendar})").format(today=res.today, day=day, calendar=res.calendar) + (
             _("  dry run, nothing sent") if dry_run else "")
@@ -175,6 +180,9 @@ def remind(env, dry_run, fmt) -> None:
         if bosses:
             out.append(_("Higher units without a contact for overdue notices: {count}: ").format(count=len(bosses))
                        + _units(bosses, names, 20))
+        if watchers:
+            out.append(_("Higher units without a contact for early warnings: {count}: ").format(count=len(watchers))
+                       + _units(watchers, names, 20))
         out += [s["reason"] for s in res.skipped if "unit" not in s]
         if res.unsettled:
             out.append(_("{count} notice(s) to check ({new} found by this pass): another pass was interrupted while "

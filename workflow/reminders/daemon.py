@@ -113,6 +113,7 @@ class Daemon:
         """Move the city on the stage dates, then run a reminder pass (on working days)."""
         from anjian.workflow.reminders.notices import unit_names
         from anjian.workflow.reminders.run import run_pass
+        from anjian.workflow.reminders.warnings import is_weekly
         from anjian.workflow.services.stages import tick_city
 
         now = self.clock()
@@ -147,11 +148,16 @@ class Daemon:
             shown = _(", ").join(_("{name} ({code})").format(name=names.get(c, c), code=c) for c in lonely[:30])
             log.warning(_("Units without a contact, not reminded: {count}: ").format(count=len(lonely)) + shown + (
                 _(" and others (anjian remind --dry-run --format json lists them all)") if len(lonely) > 30 else ""))
-        bosses = sorted({str(s["unit"]) for s in result.skipped if "for_unit" in s})
+        bosses = sorted({str(s["unit"]) for s in result.skipped if "for_unit" in s and not is_weekly(s["rung"])})
         if bosses:
             names = unit_names(self.db, bosses)
             log.warning(_("Higher units without a contact for overdue notices: {count}: ").format(count=len(bosses)) + _(", ").join(
                 _("{name} ({code})").format(name=names.get(c, c), code=c) for c in bosses))
+        watchers = sorted({str(s["unit"]) for s in result.skipped if "for_unit" in s and is_weekly(s["rung"])})
+        if watchers:
+            names = unit_names(self.db, watchers)
+            log.warning(_("Higher units without a contact for early warnings: {count}: ").format(count=len(watchers)) + _(", ").join(
+                _("{name} ({code})").format(name=names.get(c, c), code=c) for c in watchers))
         if not retry_only:  # says the pass ran even when nothing was due (the operator's and the tests' cue)
             log.info(_("Reminder pass done: {day}, {sent} sent, {deferred} deferred, {failed} failed").format(
                 day=result.today, sent=len(result.sent), deferred=len(result.deferred), failed=len(result.failed)))

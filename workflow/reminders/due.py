@@ -33,9 +33,9 @@ def ladder_of(campaign) -> Ladder:
     return Ladder(tuple(campaign.reminders.before), campaign.reminders.overdue_every)
 
 
-def due(session: Session, now: dt.datetime, cal: WorkCalendar) -> tuple[list[Due], UnitTree]:
-    """Every (unit, milestone) not met with the rung to send today, for townships and counties, and the
-    units' paths (for the recipients' names)."""
+def due(session: Session, now: dt.datetime, cal: WorkCalendar) -> tuple[list[Due], UnitTree, dict[str, list]]:
+    """Every (unit, milestone) not met with the rung to send today, for townships and counties; the
+    units' paths (for the recipients' names); and each county's milestone statuses (for its forecast)."""
     campaign = campaign_in_force(session)
     ladder = ladder_of(campaign)
     today = local_date(now)
@@ -49,6 +49,7 @@ def due(session: Session, now: dt.datetime, cal: WorkCalendar) -> tuple[list[Due
     paths = UnitTree.upper(session)
     paths.add(loader.units.values())
     out: list[Due] = []
+    counties_now: dict[str, list] = {}
     names = {m.id: m.name for m in campaign.milestones}
     deadlines = {m.id: m.deadline for m in campaign.milestones}
     # The rung depends on the deadline and today only; each one walks the calendar week by week since
@@ -68,6 +69,8 @@ def due(session: Session, now: dt.datetime, cal: WorkCalendar) -> tuple[list[Due
             statuses = seen[key]
         else:
             statuses = milestones(loader.facts(code), campaign, today)
+            if u.level == "county":
+                counties_now[code] = statuses
         for m in statuses:
             if m.status == "met":
                 continue
@@ -76,4 +79,4 @@ def due(session: Session, now: dt.datetime, cal: WorkCalendar) -> tuple[list[Due
                 continue
             line = NoticeLine(code, paths.path(code), m.id, names[m.id], deadlines[m.id], rung.name, rung.kind, m.days)
             out.append(Due(line, u.level, u.parent_code))
-    return out, paths
+    return out, paths, counties_now

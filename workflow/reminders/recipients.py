@@ -1,5 +1,6 @@
 """Who gets what: what is due grouped by recipient (one message each, by each channel a contact has),
-with the supervising unit's contacts told of what is overdue below them."""
+with the supervising unit's contacts told of what is overdue below them and of the early warnings (预警)
+of the counties they supervise."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from sqlalchemy.orm import Session
 
 from anjian.notifications.channels import REGISTRY
 from anjian.notifications.render import NoticeLine
+from anjian.workflow.clock import local_date
 from anjian.workflow.reminders.due import Due, due, ladder_of
 from anjian.workflow.reminders.ladder import rung_order
+from anjian.workflow.reminders.warnings import is_weekly, warnings, week_rung
 from anjian.workflow.reminders.workdays import WorkCalendar
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.settings import NotifySettings
@@ -22,6 +25,9 @@ from anjian.workflow.store.db import among, pieces
 from anjian.workflow.store.models import Contact, NoticeItem
 
 NEVER = -10**6  # the rank of a rung nobody was sent
+# What also goes to the supervising unit's contacts, and why a pass reports it when that unit has none.
+ESCALATED = {"overdue": "no contact at the supervising unit for the overdue escalation",
+             "warning": "no contact at the supervising unit for the early warning"}
 
 
 @dataclass
@@ -43,7 +49,9 @@ class Plan:
 
     @property
     def kind(self) -> str:
-        return "overdue" if any(x.kind == "overdue" for x in self.lines) else "reminder"
+        """What the message is called for its gravest line: overdue, then an early warning, then a reminder."""
+        kinds = {x.kind for x in self.lines}
+        return "overdue" if "overdue" in kinds else "warning" if "warning" in kinds else "reminder"
 
     def key(self) -> str:
         items = sorted(f"{x.unit_code}|{x.milestone}|{x.rung}" for x in self.lines)
@@ -72,23 +80,33 @@ def addresses(contact, routes: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(transport, address) for field_name, transport in routes if (address := getattr(contact, field_name))]
 
 
-def _sent_ranks(session: Session, dues: list[Due], rank: Callable[[str], int]) -> dict[tuple[str, str, str], int]:
-    """The highest rung each (recipient, unit, milestone) was already sent, as its rank on the ladder."""
+Sent = tuple[dict[tuple[str, str, str], int], set[tuple[str, str, str]]]
+
+
+def _sent(session: Session, dues: list[Due], rank: Callable[[str], int], week: str) -> Sent:
+    """What was already sent, in one query: the highest rung on the ladder each (recipient, unit, milestone)
+    got, as its rank, and the (recipient, unit, milestone) warned of in the week `week` (a warning's rung)."""
     sent: dict[tuple[str, str, str], int] = {}
+    warned: set[tuple[str, str, str]] = set()
     milestone_ids = sorted({d.line.milestone for d in dues})
     if milestone_ids:
         for rec, unit, ms, rung in session.execute(select(NoticeItem.recipient, NoticeItem.unit_code, NoticeItem.milestone,
                                                           NoticeItem.rung).where(NoticeItem.milestone.in_(milestone_ids))):
             k = (rec, unit, ms)
+            if is_weekly(rung):
+                if rung == week:
+                    warned.add(k)
+                continue
             sent[k] = max(sent.get(k, NEVER), rank(rung))
-    return sent
+    return sent, warned
 
 
 def plan(session: Session, now: dt.datetime, cal: WorkCalendar, settings: NotifySettings) -> tuple[list[Plan], list[dict]]:
     """Group what is due by recipient (one message each), leaving out what each already got."""
     campaign = campaign_in_force(session)
     ladder = ladder_of(campaign)
-    dues, paths = due(session, now, cal)
+    dues, paths, counties = due(session, now, cal)
+    dues += warnings(session, now, campaign, cal, settings.forecast, counties)
     supervisors: dict[str, str | None] = {}
     for d in dues:
         supervisors[d.line.unit_code] = d.parent_code if d.level == "township" else (campaign.city or d.parent_code)
@@ -100,7 +118,8 @@ def plan(session: Session, now: dt.datetime, cal: WorkCalendar, settings: Notify
             order[rung] = rung_order(rung, ladder)
         return order[rung]
 
-    sent = _sent_ranks(session, dues, rank)
+    week = week_rung(local_date(now))
+    sent, warned = _sent(session, dues, rank, week)
     by = routes(settings)
     plans: dict[tuple[str, str], Plan] = {}
     skipped: list[dict] = []
@@ -109,19 +128,21 @@ def plan(session: Session, now: dt.datetime, cal: WorkCalendar, settings: Notify
         own = contacts.get(line.unit_code, [])
         targets = list(own)
         sup = supervisors.get(line.unit_code)
-        if line.kind == "overdue" and sup:
+        weekly = line.kind == "warning"
+        if line.kind in ESCALATED and sup:
             sup_contacts = contacts.get(sup, [])
             targets += sup_contacts
             if not sup_contacts:
                 skipped.append({"unit": sup, "for_unit": line.unit_code, "milestone": line.milestone,
-                                "rung": line.rung, "reason": "no contact at the supervising unit for the overdue escalation"})
+                                "rung": line.rung, "reason": ESCALATED[line.kind]})
         if not own:
             skipped.append({"unit": line.unit_code, "name": line.unit_path, "milestone": line.milestone,
                             "rung": line.rung, "reason": "no contact"})
-        due_rank = rank(line.rung)
+        due_rank = NEVER if weekly else rank(line.rung)
         for c in targets:
             for channel, address in addresses(c, by):
-                if sent.get((address, line.unit_code, line.milestone), NEVER) >= due_rank:
+                k = (address, line.unit_code, line.milestone)
+                if (k in warned) if weekly else (sent.get(k, NEVER) >= due_rank):
                     continue
                 p = plans.get((channel, address))
                 if p is None:

@@ -13,7 +13,7 @@ from anjian.i18n import _, pgettext
 from anjian.states.campaign import Milestone
 from anjian.states.labels import MILESTONE_SHORT
 from anjian.workflow.settings import ForecastSettings
-from anjian.workflow.views.pace import RUNS, WINDOW
+from anjian.workflow.outlook.pace import RUNS, WINDOW
 from anjian.workflow.views.status import CountyStatus
 
 

@@ -14,13 +14,14 @@ from anjian.states.labels import cohort_ids, state_name
 from anjian.states.machines import SPECS
 from anjian.states.milestones import MilestoneStatus
 from anjian.workflow.errors import BadInput
+from anjian.workflow.outlook.forecast import Forecast, forecasts
+from anjian.workflow.outlook.snapshot import Snapshot, check_by, no_level, scope_unit
+from anjian.workflow.reminders.workdays import load_office_calendar
 from anjian.workflow.services.registry import campaign_in_force, drill_in
 from anjian.workflow.services.stages import stage_on
 from anjian.workflow.settings import ForecastSettings
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Unit
-from anjian.workflow.views.forecast import Forecast, forecasts
-from anjian.workflow.views.snapshot import Snapshot, check_by, no_level, scope_unit
 
 if TYPE_CHECKING:
     from anjian.workflow.views.timeline import Replay
@@ -141,7 +142,8 @@ def status(db: Database, now: dt.datetime, county: str | None = None, by: str = 
             within = snap.within(scope)
             rows = [c for c in rows if c in within]
         per = sorted((_county_row(snap, c) for c in rows), key=lambda r: r.code)
-        ahead = forecasts(snap, rows, warning)  # counted in the totals however the rows are grouped
+        # counted in the totals however the rows are grouped
+        ahead = forecasts(snap, rows, warning, is_workday=load_office_calendar(session).is_workday)
         per = [replace(r, forecast=ahead.get(r.code, [])) for r in per]
         out = per if by == "county" else _grouped(snap, per, by)
         totals = Totals(sum(r.townships for r in per), sum(r.accepted for r in per), sum(r.started for r in per),

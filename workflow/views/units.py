@@ -16,11 +16,11 @@ from anjian.states.machines import SPECS
 from anjian.workflow.engine.facts import APPLY_ACTIONS
 from anjian.workflow.engine.tree import UnitTree
 from anjian.workflow.errors import BadInput
+from anjian.workflow.outlook.snapshot import Snapshot, check_by, mask_query, no_level, scope_unit
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.store.audit import effective_at
 from anjian.workflow.store.db import IN_LIMIT, Database, among, pieces
 from anjian.workflow.store.models import AuditRow, Unit, UnitCohort
-from anjian.workflow.views.snapshot import Snapshot, check_by, mask_query, no_level, scope_unit
 
 OWING = ("township", "county")
 TRIGGERS = sorted({t for spec in SPECS.values() for t in spec.triggers})  # the audit actions that move a state

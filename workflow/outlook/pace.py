@@ -2,7 +2,7 @@
 when it reaches what a coming milestone needs.
 
 Pure: plain data in (working days, counts per day, a seed), numbers out; no database and no clock. The
-product (`views/forecast.py`) and the backtest (`benchmarks/warning_backtest.py`) call these same
+product (`outlook/forecast.py`) and the backtest (`benchmarks/warning_backtest.py`) call these same
 functions, so the figures the backtest prints are the product's.
 
 The model. Acceptances arrive as a Poisson process in working days whose rate λ is uncertain: a Gamma

@@ -1,6 +1,6 @@
 """The early warning (预警) that `status` shows: for each county and each coming milestone it owes and has
 not met, how many of its townships still need acceptance, its pace from the audit log, and the chance it
-meets the deadline at that pace, with the median completion day (`views/pace.py` does the arithmetic).
+meets the deadline at that pace, with the median completion day (`outlook/pace.py` does the arithmetic).
 
 Set-based like the rest of `status`: the counties' records come from one grouped query over the audit
 log's start, accept and revoke rows (counts per county and hour, never a replay per township), and what
@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import case, func, literal_column, select
@@ -19,11 +20,10 @@ from sqlalchemy import case, func, literal_column, select
 from anjian.states.campaign import Campaign, Milestone
 from anjian.states.milestones import MilestoneStatus
 from anjian.workflow.clock import from_utc_text, local_date
-from anjian.workflow.reminders.workdays import load_office_calendar
+from anjian.workflow.outlook.pace import Calendar, CityPace, Draws, Record, city_pace, forecast, warned
+from anjian.workflow.outlook.snapshot import Group, Snapshot, bits, cohorts_of
 from anjian.workflow.settings import ForecastSettings
 from anjian.workflow.store.models import AuditRow, Unit
-from anjian.workflow.views.pace import Calendar, CityPace, Draws, Record, city_pace, forecast, warned
-from anjian.workflow.views.snapshot import Group, Snapshot, bits, cohorts_of
 
 SEED = 2014  # the same database and `now` give the same figures every time
 ACTIONS = ("start", "accept", "revoke")
@@ -103,9 +103,11 @@ def _day(hour: str, late_detail: str) -> dt.date:
     return local_date(from_utc_text(hour + ":00:00.000000Z"))
 
 
-def forecasts(snap: Snapshot, codes: list[str], settings: ForecastSettings | None = None) -> dict[str, list[Forecast]]:
+def forecasts(snap: Snapshot, codes: list[str], settings: ForecastSettings | None = None, *,
+              is_workday: Callable[[dt.date], bool]) -> dict[str, list[Forecast]]:
     """For each county of `codes`, its coming milestones (owed, not met, deadline today or later) that
-    wait on acceptances, each with its forecast."""
+    wait on acceptances, each with its forecast; `is_workday` is the office's calendar (the callers have
+    it loaded: `reminders.workdays`, a layer above)."""
     settings = settings or ForecastSettings()
     owed: dict[str, list[tuple[Milestone, MilestoneStatus, int]]] = {}
     for code in codes:
@@ -120,8 +122,7 @@ def forecasts(snap: Snapshot, codes: list[str], settings: ForecastSettings | Non
         return {}
     today = snap.today
     last = max(s.deadline for coming in owed.values() for _, s, _ in coming)
-    cal = Calendar.of(today - dt.timedelta(days=BACK_DAYS), last + dt.timedelta(days=AHEAD_DAYS),
-                      load_office_calendar(snap.session).is_workday)
+    cal = Calendar.of(today - dt.timedelta(days=BACK_DAYS), last + dt.timedelta(days=AHEAD_DAYS), is_workday)
     recs = records(snap)
     began = snap.campaign.stages[0].starts if snap.campaign.stages else snap.campaign.issued
     pools: dict[str | None, list[str]] = defaultdict(list)
