@@ -113,15 +113,17 @@ def test_a_second_campaigns_reminders_assessment_and_report_are_its_own(zjk, tmp
     walk_to_demonstration(zjk, tmp_path)
     # 2016-06-20 is 10 days before key_townships (2016-06-30): a rung of this campaign's ladder, not Chengde's
     sent = as_json(zjk.run("remind", "--format", "json", now="2016-06-20T08:30", user=None))["sent"]
+    # the d-10 reminder, and with it the early warning (公会镇 has not started): one notice, a 预警通知
     assert [(s["recipient"], s["units"], s["milestones"], s["kind"]) for s in sent] == [
-        ("ab@zb.gov.cn", [ZHANGBEI], ["key_townships"], "reminder")]
+        ("ab@zb.gov.cn", [ZHANGBEI], ["key_townships"], "warning")]
     (path,) = outbox.glob("*.eml")
     mail = email.message_from_bytes(path.read_bytes(), policy=policy.default)
     assert mail["From"].addresses[0].display_name == "张家口市安全生产委员会办公室"  # its issuer, when none is set
     text = mail.get_body(("plain",)).get_content()
-    assert "重点乡镇全部达到规范化标准" in text and "2016年6月30日" in text
+    assert "重点乡镇全部达到规范化标准" in text and "2016年6月30日" in text and "还剩 10 天" in text
     assert not any(w in text for w in CHENGDE_WORDS)
-    assert as_json(zjk.run("remind", "--format", "json", now="2016-06-16T08:30", user=None))["sent"] == []  # no d-14
+    # the next day: no rung of its ladder, and the week's warning has gone
+    assert as_json(zjk.run("remind", "--format", "json", now="2016-06-21T08:30", user=None))["sent"] == []
 
     score = as_json(zjk.run("assessment", "--county", "张北县", "--format", "json", now="2016-07-05T09:00"))
     assert score["campaign"] == "zhangjiakou-2015"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from anjian.i18n import _, pgettext
 from anjian.states.campaign import Milestone
 from anjian.states.labels import MILESTONE_SHORT
-from anjian.workflow.settings import ForecastSettings
 from anjian.workflow.outlook.pace import RUNS, WINDOW
+from anjian.workflow.settings import ForecastSettings
 from anjian.workflow.views.status import CountyStatus
 
 

@@ -426,7 +426,7 @@ def as_json(rep: ProgressReport, chart_names: tuple[str, ...] = ()) -> dict:
                        for m, x in zip(rep.milestones, rep.tallies, strict=True)],
         "overdue": rep.overdue,
         "early_warning": ew.rows(rep.counties, rep.milestones),
-        "warning_settings": rep.warning,
+        "warning_settings": {"threshold": rep.warning.threshold, "horizon_days": rep.warning.horizon_days},
         "trend": rep.trend,
         "charts": _chart_documents(rep, chart_names) if chart_names else {},
     }
