@@ -47,8 +47,8 @@ def warnings(session: Session, now: dt.datetime, campaign, cal: WorkCalendar, se
     from anjian.workflow.outlook.snapshot import Snapshot
 
     snap = Snapshot(session, campaign, now).knowing(counties_now or {})
-    # only the counties with a milestone still to meet within the horizon can be warned (a county's
-    # forecast does not depend on which others are forecast beside it)
+    # only the counties with a milestone still to meet within the horizon can be warned (each county's
+    # chance is drawn on its own, whichever others are forecast beside it: `pace.Draws`)
     counties = sorted(u.code for u in snap.upper.values() if u.level == "county" and any(
         m.status == "pending" and m.days <= settings.horizon_days for m in snap.county(u.code)))
     ahead = forecasts(snap, counties, settings, is_workday=cal.is_workday)
