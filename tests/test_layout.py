@@ -123,3 +123,18 @@ def test_no_import_cycle_anywhere(graph):
 def test_the_cycle_check_sees_imports_inside_functions(graph):
     """The cycle check sees imports made inside functions (the lazy ones that keep --help fast)."""
     assert "anjian.workflow.store.db" in graph.find_modules_directly_imported_by("anjian.workflow.cli.common")
+
+
+def test_every_package_of_the_source_is_installed():
+    """setup.cfg's `packages` lists every folder of the source that holds an __init__.py, and nothing else:
+    a package left out is missing from a non-editable install (CI's) while the checkout still imports it."""
+    import configparser
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = configparser.ConfigParser()
+    cfg.read(repo / "setup.cfg", encoding="utf-8")
+    listed = set(cfg["options"]["packages"].split())
+    tops = ("workflow", "states", "notifications", "templates", "i18n")
+    found = {".".join(("anjian", *p.parent.relative_to(repo).parts))
+             for top in tops for p in (repo / top).rglob("__init__.py") if "__pycache__" not in p.parts}
+    assert found == listed
