@@ -113,9 +113,9 @@ def test_a_second_campaigns_reminders_assessment_and_report_are_its_own(zjk, tmp
     walk_to_demonstration(zjk, tmp_path)
     # 2016-06-20 is 10 days before key_townships (2016-06-30): a rung of this campaign's ladder, not Chengde's
     sent = as_json(zjk.run("remind", "--format", "json", now="2016-06-20T08:30", user=None))["sent"]
-    # the d-10 reminder, and with it the early warning (公会镇 has not started): one notice, a 预警通知
+    # the d-10 reminder, and with it the early warning (公会镇 has not started): one notice, still a reminder
     assert [(s["recipient"], s["units"], s["milestones"], s["kind"]) for s in sent] == [
-        ("ab@zb.gov.cn", [ZHANGBEI], ["key_townships"], "warning")]
+        ("ab@zb.gov.cn", [ZHANGBEI], ["key_townships"], "reminder")]
     (path,) = outbox.glob("*.eml")
     mail = email.message_from_bytes(path.read_bytes(), policy=policy.default)
     assert mail["From"].addresses[0].display_name == "张家口市安全生产委员会办公室"  # its issuer, when none is set

@@ -48,7 +48,7 @@ def sample(kind: str, language: str = "zh", name: str = "李科长", unit: str =
     """The context of a notice of this sample kind (reminder, overdue, warning, mixed or all)."""
     lines = SAMPLES[kind] if lines is None else lines
     kinds = {x.kind for x in lines}
-    notice_kind = "overdue" if "overdue" in kinds else "warning" if "warning" in kinds else "reminder"
+    notice_kind = "overdue" if "overdue" in kinds else "reminder" if "reminder" in kinds else "warning"
     return context("20150324-0123456789abcdef", notice_kind, name, unit, lines, CAMPAIGN, ISSUER, TODAY, language)
 
 

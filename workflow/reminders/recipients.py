@@ -49,9 +49,11 @@ class Plan:
 
     @property
     def kind(self) -> str:
-        """What the message is called for its gravest line: overdue, then an early warning, then a reminder."""
+        """What the message is called: overdue for any overdue line, else reminder for any reminder, else (its
+        lines are early warnings alone) warning. A message that was a reminder or an overdue notice before
+        the warnings stays one (the contract's `kind`); only a message of warnings alone is a new kind."""
         kinds = {x.kind for x in self.lines}
-        return "overdue" if "overdue" in kinds else "warning" if "warning" in kinds else "reminder"
+        return "overdue" if "overdue" in kinds else "reminder" if "reminder" in kinds else "warning"
 
     def key(self) -> str:
         items = sorted(f"{x.unit_code}|{x.milestone}|{x.rung}" for x in self.lines)
