@@ -12,7 +12,6 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner, Result
 from support import (
-    CHINA,
     PG,
     T0,
     TEST_OFFICIALS,
@@ -114,13 +113,11 @@ def fill_checklist() -> Callable[..., None]:
 # -- the national registry (44,700 units): loaded once a session, then copied -------------------------
 @pytest.fixture(scope="session")
 def national_template(tmp_path_factory) -> Iterator[SimpleNamespace]:
-    """The national registry loaded once with `anjian init --registry` into a database no one stays
-    connected to, so that it can be copied (a file copy, or CREATE DATABASE … TEMPLATE)."""
-    if not CHINA.exists():
-        pytest.skip(f"{CHINA} is not here")
+    """The national registry shipped with anjian, loaded once with `anjian init --registry china` into a
+    database no one stays connected to, so that it can be copied (a file copy, or CREATE DATABASE … TEMPLATE)."""
     home = tmp_path_factory.mktemp("national")
     with new_database_url(home) as url:
-        r = run_on(url, home, "init", "--registry", str(CHINA))
+        r = run_on(url, home, "init", "--registry", "china")
         assert r.exit_code == 0, r.output
         if PG:
             _disconnect_everyone(url)

@@ -18,7 +18,6 @@ from anjian.workflow.store.db import Database
 
 T0 = dt.datetime(2014, 12, 15, 9, 0, tzinfo=SHANGHAI)
 PG = os.environ.get("ANJIAN_TEST_PG")  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432
-CHINA = Path(__file__).resolve().parents[2] / "shared" / "data" / "china-divisions.csv"  # 44,700 units
 
 # Officials the tests act as (with `cli(..., user=NAME)`, i.e. `--as NAME` by this OS account, which
 # the first init makes the admin). Permission tests add officials of narrower roles themselves.
