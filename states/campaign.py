@@ -122,6 +122,14 @@ class _Checker(Locator):
                              self.line_of(name, n, None) or self.top_line(name))
         return [(n, entry) for n, entry in enumerate(raw) if isinstance(entry, dict)]
 
+    def named_tables(self, raw: dict, name: str):
+        """The tables `[name.KEY]` with their key and place; anything else under `name` is a problem."""
+        for key, entry in raw.items():
+            if isinstance(entry, dict):
+                yield key, entry, (f"{name}.{key}", None)
+            else:
+                self.problem((name, None, key), f"must be a table [{name}.{key}], not {entry!r}")
+
     def unknown(self, raw: dict, where: tuple[str, int | None], allowed: set[str]) -> None:
         for key in raw:
             if key not in allowed:
@@ -177,11 +185,7 @@ class _Checker(Locator):
         from anjian.states.guards import GUARD_KINDS, GUARD_LEVELS, GUARDS
 
         out: dict[str, GuardSpec] = {}
-        for name, entry in raw.items():
-            w = (f"guards.{name}", None)
-            if not isinstance(entry, dict):
-                self.problem(("guards", None, name), f"must be a table [guards.{name}], not {entry!r}")
-                continue
+        for name, entry, w in self.named_tables(raw, "guards"):
             if not IDENT.fullmatch(name) or any(name in g for g in GUARDS.values()):
                 self.problem((*w, None), f"a guard's name is lower-case letters, digits and _, and not one of the "
                                          f"engine's own, not {name!r}")
@@ -303,11 +307,7 @@ class _Checker(Locator):
         from anjian.states.permissions import ROLE_LEVELS
 
         out: dict[str, Cohort] = {}
-        for cid, entry in raw.items():
-            w = (f"cohorts.{cid}", None)
-            if not isinstance(entry, dict):
-                self.problem(("cohorts", None, cid), f"must be a table [cohorts.{cid}], not {entry!r}")
-                continue
+        for cid, entry, w in self.named_tables(raw, "cohorts"):
             if not IDENT.fullmatch(cid):
                 self.problem((*w, None), f"a cohort's id is lower-case letters, digits and _, not {cid!r}")
                 continue

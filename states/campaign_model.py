@@ -177,12 +177,6 @@ class Campaign:
         t = SPECS[level].transition(trigger)
         return tuple(t["conditions"]) if t else ()
 
-    def guard_names(self, level: str) -> set[str]:
-        """Every guard a unit of `level` may name: the engine's own and the campaign's."""
-        from anjian.states.guards import GUARDS
-
-        return set(GUARDS.get(level, {})) | {g.name for g in self.guards.values() if g.level == level}
-
     def items(self, level: str) -> tuple[Item, ...]:
         return self.checklists.get(level, ())
 

@@ -419,6 +419,24 @@ def test_an_unknown_province_is_refused_naming_the_provinces(fresh_db):
     assert inspect(fresh_db.engine).get_table_names() == [] or levels(fresh_db) == {}
 
 
+def test_a_city_of_the_shipped_national_registry_loads_by_its_code(fresh_db):
+    """`--registry 1307` loads 张家口市 alone: the city, its counties and townships, no province above it."""
+    result = initialize(fresh_db, "1307", None, T0, "admin")
+    assert result.units["city"] == 1 and "province" not in result.units
+    with fresh_db.read() as session:
+        assert session.get(Unit, "130722").name == "张北县"
+        assert session.scalar(select(func.count()).select_from(Unit).where(~Unit.code.startswith("1307"))) == 0
+        assert session.get(Meta, "registry_name").value == "china:1307"
+
+
+def test_an_unknown_city_is_refused_naming_the_cities_of_its_province(fresh_db):
+    """A four-digit code no city has is bad input that lists its province's cities; nothing is loaded."""
+    with pytest.raises(BadInput) as refused:
+        initialize(fresh_db, "1399", None, T0, "admin")
+    assert "1399" in refused.value.message and "1307 张家口市" in refused.value.message
+    assert inspect(fresh_db.engine).get_table_names() == [] or levels(fresh_db) == {}
+
+
 @pytest.mark.slow  # 44,700 units
 def test_the_whole_national_registry_ships_with_anjian(fresh_db):
     """`--registry china` loads the 44,700 units of mainland China from the package, with the counts of
