@@ -65,6 +65,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     # within its jurisdiction; a chief or an inspector has no need of the directory
     "user_list": frozenset({"admin", "city_office", "county_official"}),
     "init": frozenset({"admin"}),
+    "campaign": frozenset({"admin"}),  # add a campaign beside the first
     "checkpoint": frozenset({"admin", "city_office"}),
     "circular": frozenset({"city_office"}),  # the city's safety committee office issues circulars (通报)
     "effective": frozenset({"city_office", "city_inspector"}),  # attest a paper record entered late (补录)

@@ -37,7 +37,7 @@ from anjian.states.campaign import builtin_text
 from anjian.workflow.reports import assessment
 from anjian.workflow.services.checklist import DesignateRow, designate
 from anjian.workflow.services.registry import campaign_in_force
-from anjian.workflow.store.models import AuditRow, Unit
+from anjian.workflow.store.models import AuditRow, Unit, units_table
 
 LATER = "2016-01-05T10:00"  # past every deadline but full coverage
 
@@ -407,7 +407,7 @@ def test_circular_html_is_well_formed_and_escapes_names(run, cli, tmp_path):
     with "<script>" appears as text, never as a tag."""
     evil = "<script>alert(1)</script>张百湾镇"
     with run.db.write() as session:
-        session.execute(update(Unit).where(Unit.code == ZHANGBAIWAN).values(name=evil))
+        session.execute(update(units_table).where(units_table.c.code == ZHANGBAIWAN).values(name=evil))
     out = tmp_path / "通报.html"
     r = cli("report", "circular", "--milestone", "provincial_demo", "--format", "html", "--out", str(out), now=NOW)
     assert r.exit_code == 0, r.output

@@ -123,7 +123,7 @@ def test_a_checkpoint_signed_by_another_key_is_refused(started, cli, home, tmp_p
 
 def test_a_state_changed_behind_the_log_is_named(started, cli):
     """A unit whose state was set directly in the table is named with the state the log implies."""
-    raw(started, "UPDATE units SET state = 'accepted' WHERE code = '130821106'")
+    raw(started, "UPDATE unit_states SET state = 'accepted' WHERE unit_code = '130821106'")
     r = cli("audit", "verify")
     assert r.exit_code == 6
     assert "130821106" in r.output and "'accepted'" in r.output and "'building'" in r.output

@@ -15,7 +15,7 @@ from anjian.workflow.clock import utc_text
 from anjian.workflow.errors import Conflict, Refused
 from anjian.workflow.services.advance import Advancer, advance
 from anjian.workflow.services.checklist import record
-from anjian.workflow.store.models import AuditRow, Unit
+from anjian.workflow.store.models import AuditRow, Unit, UnitState
 
 YUERYA = "130827102"  # 宽城峪耳崖镇
 
@@ -94,7 +94,7 @@ def test_version_changed_between_read_and_write(chengde):
         ref = adv.resolver.resolve(YUERYA)
         adv.prepare(ref, "start", None, [])
         # someone else's write lands between this Advancer's read and its write
-        s.execute(update(Unit).where(Unit.code == YUERYA)
+        s.execute(update(UnitState).where(UnitState.unit_code == YUERYA)
                   .values(version=Unit.version + 1, changed_by="bob", changed_at=utc_text(moved_at))
                   .execution_options(synchronize_session=False))
         adv.commit()

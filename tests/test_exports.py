@@ -15,7 +15,7 @@ from sqlalchemy import update
 from support import T0
 
 from anjian.states.machines import SPECS
-from anjian.workflow.store.models import Unit
+from anjian.workflow.store.models import units_table
 
 YUERYA = "130827102"  # 宽城峪耳崖镇, provincial demonstration township
 KUANCHENG = "130827"
@@ -59,7 +59,7 @@ def sheet_rows(ws) -> list[dict[str, object]]:
 def rename(db, names: dict[str, str]) -> None:
     with db.write() as s:
         for code, name in names.items():
-            s.execute(update(Unit).where(Unit.code == code).values(name=name))
+            s.execute(update(units_table).where(units_table.c.code == code).values(name=name))
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 from support import T0, TEST_OFFICIALS, add_officials, clock_at, new_database_url
 
+from anjian.states import campaign as _campaign  # noqa: F401  (registers the built-in campaign whose cohorts _IDENTIFIERS lists)
 from anjian.states import labels
 from anjian.workflow.cli import cli
 

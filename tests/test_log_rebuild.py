@@ -100,14 +100,14 @@ TAMPERING = [
     ("INSERT INTO calendar_days (day, workday, name, source) VALUES ('2015-05-01', 1, NULL, 'x')",
      "calendar_days 表 2015-05-01", "没有审计记录设定它"),
     ("DELETE FROM calendar_days WHERE day = '2015-01-04'", "calendar_days 表 2015-01-04", "（无此行）"),
-    (f"UPDATE units SET state = 'applied' WHERE code = '{YUERYA}'", f"unit {YUERYA}：units 表中的 state", "'building'"),
-    (f"UPDATE units SET state = 'building' WHERE code = '{TOWN}'", f"unit {TOWN}：units 表中的 state", "'not_started'"),
-    (f"UPDATE units SET version = version + 1 WHERE code = '{YUERYA}'", f"unit {YUERYA}：units 表中的 version", "4"),
+    (f"UPDATE unit_states SET state = 'applied' WHERE unit_code = '{YUERYA}'", f"unit {YUERYA}：units 表中的 state", "'building'"),
+    (f"UPDATE unit_states SET state = 'building' WHERE unit_code = '{TOWN}'", f"unit {TOWN}：units 表中的 state", "'not_started'"),
+    (f"UPDATE unit_states SET version = version + 1 WHERE unit_code = '{YUERYA}'", f"unit {YUERYA}：units 表中的 version", "4"),
     # a township moved into another county (whose officials then act for it), renamed, added, removed
     (f"UPDATE units SET parent_code = '130821' WHERE code = '{YUERYA}'", "units 表的登记字段", "改隶属"),
     (f"UPDATE units SET name = '假镇' WHERE code = '{TOWN}'", "units 表的登记字段", "改名"),
-    ("INSERT INTO units (code, name, short_name, level, parent_code, state, version) "
-     "VALUES ('130827999', '新镇', '新镇', 'township', '130827', 'not_started', 1)", "units 表的登记字段", "增加"),
+    ("INSERT INTO units (code, name, short_name, level, parent_code) "
+     "VALUES ('130827999', '新镇', '新镇', 'township', '130827')", "units 表的登记字段", "增加"),
 ]
 
 
@@ -184,7 +184,7 @@ def test_the_first_of_two_nonsense_rows_is_named(kept):
 def test_a_follow_up_row_with_its_table_change_verifies(kept, cli):
     """A transition that follows from the unit's last row, with the unit's state and version set as the service would, verifies."""
     append(kept, audit.Entry(LATE, "chief", "apply", YUERYA, "building", "applied"))
-    raw(kept, f"UPDATE units SET state = 'applied', version = version + 1 WHERE code = '{YUERYA}'")
+    raw(kept, f"UPDATE unit_states SET state = 'applied', version = version + 1 WHERE unit_code = '{YUERYA}'")
     assert cli("audit", "verify").exit_code == 0
 
 
@@ -194,7 +194,7 @@ def test_rows_of_older_versions_are_taken_leniently_and_said_so(kept, cli, tmp_p
            audit.Entry(LATE, "tester", "designate", YUERYA, "building", "building", detail={"cohort": "key"}))
     raw(kept, "INSERT INTO calendar_days (day, workday, name, source) VALUES ('2016-01-01', 0, '元旦', 'old.csv')")
     raw(kept, f"INSERT INTO unit_cohorts (unit_code, cohort) VALUES ('{YUERYA}', 'key')")
-    raw(kept, f"UPDATE units SET version = version + 1 WHERE code = '{YUERYA}'")
+    raw(kept, f"UPDATE unit_states SET version = version + 1 WHERE unit_code = '{YUERYA}'")
     r = cli("audit", "verify")
     assert r.exit_code == 0, r.output
     assert "注意：日历载入记录" in r.output and "2016" in r.output and "version 未核对" in r.output

@@ -125,3 +125,65 @@ def test_0005_fills_the_evidence_table_from_the_log_then_back(fresh_db):
     migrate(fresh_db, "0004", down=True)
     with fresh_db.engine.connect() as conn:
         assert "evidence" not in sa_inspect(conn).get_table_names()
+
+
+def test_0008_gives_the_states_to_the_first_campaign_and_verify_says_the_same_before_and_after(chengde, tmp_path):
+    """A database of one campaign, written at 0007 (states in `units`, cohorts, checklist values, notice
+    items): at 0008 every state, version, value, cohort and item is campaign 1's, nothing is lost, and
+    `audit verify` is intact before and after, and back at 0007 again. A database running several
+    campaigns refuses to go back below 0008 (their rows would be lost)."""
+    from support import T0, record_checklist
+
+    from anjian.workflow.services import campaigns
+    from anjian.workflow.services.advance import advance
+    from anjian.workflow.services.checklist import DesignateRow, designate
+    from anjian.workflow.store.integrity import verify
+
+    designate(chengde, [DesignateRow(1, "130827102", "key")], "office", T0)
+    advance(chengde, "130827102", "start", "chief_yuerya", T0)
+    record_checklist(chengde, "130827102", frozenset({"key", "provincial_demo"}), actor="chief_yuerya", now=T0)
+    with chengde.engine.begin() as conn:
+        conn.execute(text("INSERT INTO notices (id, key, recipient, recipient_name, channel, kind, language, subject, "
+                          "status, attempts, ambiguous, created_at) VALUES ('n1', :k, 'wang@kc.gov.cn', '王站长', 'file', "
+                          "'reminder', 'zh', '提醒', 'sent', 1, 0, '2015-03-24T00:30:00Z')"), {"k": "k" * 64})
+        conn.execute(text("INSERT INTO notice_items (notice_id, recipient, unit_code, milestone, rung, rung_date) "
+                          "VALUES ('n1', 'wang@kc.gov.cn', '130827102', 'provincial_demo', 'd-7', '2015-03-24')"))
+
+    def snapshot(states_sql: str) -> dict:
+        with chengde.engine.connect() as conn:
+            return {"states": conn.execute(text(states_sql)).all(),
+                    "values": conn.execute(text("SELECT unit_code, item, value, recorded_at, recorded_by FROM "
+                                                "checklist_values ORDER BY unit_code, item")).all(),
+                    "cohorts": conn.execute(text("SELECT unit_code, cohort FROM unit_cohorts ORDER BY 1, 2")).all(),
+                    "items": conn.execute(text("SELECT notice_id, recipient, unit_code, milestone, rung, rung_date "
+                                               "FROM notice_items")).all()}
+
+    def intact() -> None:
+        with chengde.read() as session:
+            v = verify(session)
+        assert v.ok and v.reason is None, v.reason
+
+    at_0008 = "SELECT unit_code, state, version, changed_at, changed_by FROM unit_states ORDER BY unit_code"
+    at_0007 = "SELECT code, state, version, changed_at, changed_by FROM units ORDER BY code"
+    intact()
+    before = snapshot(at_0008)
+    migrate(chengde, "0007", down=True)
+    assert snapshot(at_0007) == before
+    migrate(chengde, "0008")
+    assert snapshot(at_0008) == before
+    with chengde.engine.connect() as conn:
+        assert conn.execute(text("SELECT DISTINCT campaign_no FROM unit_states")).scalars().all() == [1]
+        assert conn.execute(text("SELECT DISTINCT campaign_no FROM checklist_values")).scalars().all() == [1]
+        assert conn.execute(text("SELECT count(*) FROM audit_log WHERE unit_code IS NOT NULL "
+                                 "AND campaign_no IS NULL")).scalar() == 0
+    intact()
+
+    # a second round on the same city (回头看), from a copy of the campaign's file under an id of its own
+    from anjian.states.campaign import builtin_text
+
+    again = tmp_path / "chengde-2017.toml"
+    again.write_text(builtin_text("chengde-2014").replace('id = "chengde-2014"', 'id = "chengde-2017"'), "utf-8")
+    campaigns.add(chengde, str(again), "admin", T0)
+    intact()
+    with pytest.raises(RuntimeError, match="several campaigns"):
+        migrate(chengde, "0007", down=True)

@@ -22,7 +22,7 @@ from anjian.workflow.services.advance import advance
 from anjian.workflow.services.checklist import DesignateRow, designate, record
 from anjian.workflow.services.officials import os_login
 from anjian.workflow.store.db import Database
-from anjian.workflow.store.models import AuditRow, Unit
+from anjian.workflow.store.models import AuditRow, Unit, UnitState
 
 CHENGDE = load(builtin_text("chengde-2014"))
 DESIGNATE = {c.id: frozenset(c.designated_by) for c in CHENGDE.cohorts.values()}  # the campaign's to say
@@ -76,7 +76,7 @@ def matrix_db(tmp_path_factory) -> Iterator[Database]:
 
 def put_in_state(db: Database, code: str, state: str) -> None:
     with db.write() as s:
-        s.execute(update(Unit).where(Unit.code == code).values(state=state))
+        s.execute(update(UnitState).where(UnitState.unit_code == code).values(state=state))
 
 
 def last_seq(db: Database) -> int:

@@ -339,10 +339,10 @@ def test_a_unit_name_that_looks_like_a_formula_stays_text(chengde, cli, tmp_path
     from openpyxl import load_workbook
     from sqlalchemy import update
 
-    from anjian.workflow.store.models import Unit
+    from anjian.workflow.store.models import units_table
 
     with chengde.write() as s:
-        s.execute(update(Unit).where(Unit.code == KUANCHENG).values(name="=HYPERLINK(\"x\",\"y\")"))
+        s.execute(update(units_table).where(units_table.c.code == KUANCHENG).values(name="=HYPERLINK(\"x\",\"y\")"))
     r = cli("report", "progress", "--format", "csv")
     assert r.exit_code == 0, r.output
     assert "'=HYPERLINK" in r.stdout
@@ -414,10 +414,10 @@ def test_markup_in_a_unit_name_is_escaped_in_the_page(chengde, cli, tmp_path):
     """A county named with markup comes out as text in the table and in the charts."""
     from sqlalchemy import update
 
-    from anjian.workflow.store.models import Unit
+    from anjian.workflow.store.models import units_table
 
     with chengde.write() as s:
-        s.execute(update(Unit).where(Unit.code == KUANCHENG).values(name="<script>alert(1)</script>"))
+        s.execute(update(units_table).where(units_table.c.code == KUANCHENG).values(name="<script>alert(1)</script>"))
     out = tmp_path / "p.html"
     assert cli("report", "progress", "--out", str(out)).exit_code == 0
     text = out.read_text("utf-8")

@@ -15,7 +15,7 @@ from anjian.workflow.errors import NotPermitted
 from anjian.workflow.services.advance import advance
 from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database
-from anjian.workflow.store.models import AuditRow, Official, Unit
+from anjian.workflow.store.models import AuditRow, Official, Unit, UnitState
 
 CITY = "130800"  # 承德市
 KUANCHENG = "130827"  # 宽城满族自治县
@@ -87,7 +87,7 @@ def test_verdict_matrix(verdict_db, applicant, trigger, giver):
     add_officials(db, {name: applied_as})
     with db.write() as s:  # the application as the log holds it: what the verdict is checked against
         audit.append(s, [audit.Entry(T0, name, "apply", town, "building", "applied")])
-        s.execute(update(Unit).where(Unit.code == town).values(state=SOURCE[trigger]))
+        s.execute(update(UnitState).where(UnitState.unit_code == town).values(state=SOURCE[trigger]))
     giving = applied_as if giver == "self" else post_of(giver, town, county)
     actor = Actor(name if giver == "self" else f"{giver}-{town}", *giving)
     want = expected(applied_as, giving, giver == "self", trigger, town, county)

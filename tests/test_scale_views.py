@@ -29,7 +29,7 @@ from anjian.workflow.engine.facts import FactsLoader
 from anjian.workflow.services.advance import BatchRow, advance_batch
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.store.db import Database
-from anjian.workflow.store.models import ChecklistValue, Unit, UnitCohort
+from anjian.workflow.store.models import ChecklistValue, Unit, UnitCohort, UnitState
 from anjian.workflow.views.status import CountyStatus, status
 from anjian.workflow.views.units import tally, units
 
@@ -91,10 +91,10 @@ def scramble(db: Database, seed: int) -> None:
                     state = "accepted" if rng.random() < 0.9 else rng.choice(TOWNSHIP_STATES[:4])
                 else:
                     state = rng.choice(TOWNSHIP_STATES)
-                s.execute(update(Unit).where(Unit.code == code).values(state=state))
+                s.execute(update(UnitState).where(UnitState.unit_code == code).values(state=state))
                 s.add_all(UnitCohort(unit_code=code, cohort=c) for c in sorted(cohorts))
         for county in s.scalars(select(Unit.code).where(Unit.level == "county")).all():
-            s.execute(update(Unit).where(Unit.code == county).values(state=rng.choice(COUNTY_STATES)))
+            s.execute(update(UnitState).where(UnitState.unit_code == county).values(state=rng.choice(COUNTY_STATES)))
 
 
 # -- the slow, per-unit truth -----------------------------------------------------------------------
@@ -458,7 +458,7 @@ def test_moves_show_in_the_province_totals(national_registry_copy, china):
                         parse_time("2014-12-16T09:00"))
     assert not res.problems and len(res.applied) == 200
     with national.db.write() as s:
-        s.execute(update(Unit).where(Unit.code.in_(accept)).values(state="accepted"))
+        s.execute(update(UnitState).where(UnitState.unit_code.in_(accept)).values(state="accepted"))
     after = {r["code"]: r for r in as_json(national.run("status", "--by", "province", "--format", "json"))["counties"]}
     prov = {c: china.up(china.unit[c]["parent_code"], "province") for c in picked}
     started = Counter(prov[c] for c in picked)

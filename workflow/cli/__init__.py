@@ -14,6 +14,7 @@ from anjian.workflow.cli.common import global_options
 # command name -> "module:attribute", in the order `--help` lists them
 COMMANDS = {
     "init": "setup:init",
+    "campaign": "campaigns:campaign",
     "status": "views:status",
     "units": "views:units",
     "show": "views:show",
@@ -77,6 +78,7 @@ class LazyGroup(click.Group):
 
 SUMMARIES = {
     "init": "Create or upgrade the database; load the registry and campaign.",
+    "campaign": "The campaigns this database runs side by side: add, list.",
     "status": "The city at a glance: each county's stage, progress and deadlines.",
     "units": "List units, filtered by level, county, cohort, state or overdue.",
     "show": "One unit in full: checklist, milestones, and what each trigger needs.",

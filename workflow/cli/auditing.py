@@ -90,7 +90,7 @@ def _action_id(text: str) -> str:
 
 ACTIONS = {"record": N_("checklist recorded"), "designate": N_("cohort designated"), "undesignate": N_("cohort removed"),
            "denied": N_("refusal recorded"), "circular": N_("circular issued"), "registry_load": N_("registry loaded"),
-           "campaign_load": N_("campaign loaded"), "calendar_load": N_("calendar loaded"), "checkpoint": N_("checkpoint written"),
+           "campaign_load": N_("campaign loaded"), "campaign_add": N_("campaign added"), "calendar_load": N_("calendar loaded"), "checkpoint": N_("checkpoint written"),
            "user_add": N_("official added"), "user_edit": N_("official changed"), "user_enable": N_("official enabled"),
            "user_disable": N_("official disabled"), "contact_add": N_("contact added"),
            "contact_update": N_("contact updated"), "contact_remove": N_("contact removed"),
@@ -140,7 +140,7 @@ def _describe(r) -> str:
     elif r.trigger in ("password_set", "password_change", "signin", "signin_failed", "signout", "token_create",
                        "token_revoke"):
         parts.append(_credential_words(r.detail))
-    elif r.trigger in ("registry_load", "campaign_load"):
+    elif r.trigger in ("registry_load", "campaign_load", "campaign_add"):
         parts.append(str(r.detail.get("source", "")))
     if r.note:
         parts.append(r.note.replace("\n", " ")[:60])

@@ -31,8 +31,13 @@ def _remember(name: str) -> Callable:
     return callback
 
 
-def global_options(f: Callable) -> Callable:
-    """--db, --now and --as, accepted before or after the subcommand."""
+def global_options(f: Callable, campaign: bool = True) -> Callable:
+    """--db, --now, --as and --campaign, accepted before or after the subcommand (`init` has a
+    --campaign of its own, the file to load: there the campaign to work on goes before it)."""
+    if campaign:
+        f = click.option("--campaign", metavar="ID", expose_value=False, callback=_remember("campaign"),
+                         help="Work on this campaign of the database (env ANJIAN_CAMPAIGN); without it, on the "
+                              "one init loaded.")(f)
     f = click.option("--as", "as_user", metavar="NAME", expose_value=False, callback=_remember("as_user"),
                      help="Act as this official (env ANJIAN_USER).")(f)
     f = click.option("--now", metavar="TIME", expose_value=False, callback=_remember("now"),
@@ -73,6 +78,7 @@ class Env:
         self._drill: bool | None = None
         self._current = False  # the schema was checked to be this anjian's
         self.marked = False  # the output already says 演练 (a table from `emit`, or a report's banner)
+        self._scope = None  # the campaign chosen for this command (store.scope), given back when it ends
         ctx.find_root().ensure_object(dict)["env"] = self
 
     @property
@@ -192,7 +198,20 @@ class Env:
                 self._actor = identify(session, self.login, self.settings.as_user)
         return self._actor
 
+    def release(self) -> None:
+        """Forget the campaign this command chose (a process that runs several commands, as the tests do)."""
+        if self._scope is not None:
+            from anjian.workflow.store import scope
+
+            scope.unchoose(self._scope)
+            self._scope = None
+
     def database(self, initialized: bool = True):
+        if self._db is None:
+            from anjian.workflow.settings import environ
+            from anjian.workflow.store import scope
+
+            self._scope = scope.choose(self._opts.get("campaign") or (None if self.call else environ().get("ANJIAN_CAMPAIGN")))
         if self._db is None and self.call is not None:
             self._db, self._current = self.call.db, True  # the service checked its schema when it started
         if self._db is None:
@@ -265,8 +284,10 @@ def command(f: Callable) -> Callable:
             if code is None:
                 _unexpected(exc, env)
             fail(exc.message, exc.details, code)
+        finally:
+            env.release()
 
-    return global_options(wrapper)
+    return global_options(wrapper, campaign=f.__name__ != "init")
 
 
 def _refuse_undecodable(values: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ import click
 from anjian.i18n import _
 
 # Commands that always run here: they set up this machine, or sign in to the server.
-LOCAL_ONLY = {"login", "logout", "serve", "init", "daemon", "user passwd"}
+LOCAL_ONLY = {"login", "logout", "serve", "init", "daemon", "user passwd", "campaign add"}
 CLI_MEDIA = "application/vnd.anjian.cli+json"
 CHUNK = 1 << 16
 
@@ -125,6 +125,9 @@ def forward(ctx: click.Context, server: Server) -> None:
     now = root.get("now") or environ().get("ANJIAN_NOW")  # read as of a time, as embedded; a write refuses it
     if now:
         params["now"] = now
+    campaign = root.get("campaign") or environ().get("ANJIAN_CAMPAIGN")
+    if campaign:
+        params["campaign"] = campaign
     typed: dict[str, str] = {}
     with _client(server) as client:
         for name, value in list(params.items()):

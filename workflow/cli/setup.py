@@ -18,8 +18,11 @@ from anjian.workflow.cli.common import command
               "another city's) or a campaign file.")
 @click.option("--drill", is_flag=True, help="Make a new database a drill (演练): a practice copy whose writes may "
               "set their time with --now, and whose every output says 演练. A live database never becomes one.")
+@click.option("--cover", type=click.Choice(["registry", "city"]), default="registry", show_default=True,
+              help="Which units the campaign covers: every unit of the registry, or only its city's (and the units "
+              "above it), so that other cities' campaigns can run beside it (anjian campaign add).")
 @command
-def init(env, registry: str | None, campaign: str | None, drill: bool) -> None:
+def init(env, registry: str | None, campaign: str | None, drill: bool, cover: str) -> None:
     """Create or upgrade the database and load the registry and campaign.
 
     Running it again changes nothing and says so. A registry CSV has the columns
@@ -30,6 +33,7 @@ def init(env, registry: str | None, campaign: str | None, drill: bool) -> None:
         anjian init --registry chengde --campaign chengde-2014
         anjian --db hebei.db init --registry 13
         anjian --db 张家口.db init --registry 1307 --campaign zhangjiakou-2015
+        anjian --db hebei.db init --registry 13 --cover city
         anjian --db 演练.db init --drill
     """
     from anjian.workflow.engine.authz import Actor
@@ -43,7 +47,7 @@ def init(env, registry: str | None, campaign: str | None, drill: bool) -> None:
     db = env.database(initialized=False)
     try:
         result = initialize(db, registry, campaign, now, Actor.system(env.login), login=env.login,
-                            as_user=env.settings.as_user, drill=drill)
+                            as_user=env.settings.as_user, drill=drill, cover=cover)
     except BaseException:
         if fresh:  # a first init that failed leaves no database for the next command to stumble on
             db.dispose()

@@ -37,10 +37,12 @@ BY_CHOICE = click.Choice(["county", "city", "province"])
 @click.option("--county", metavar="UNIT", help="Only this county — or the counties of this city or province.")
 @click.option("--by", type=BY_CHOICE, default="county", show_default=True,
               help="One row per county, or summed per city or province.")
+@click.option("--campaigns", "campaigns", is_flag=True,
+              help="List the campaigns this database runs instead (as anjian campaign list).")
 @format_option(EXPORTS)
 @out_option()
 @command
-def status(env, county: str | None, by: str, fmt: str, out) -> None:
+def status(env, county: str | None, by: str, fmt: str, out, campaigns: bool = False) -> None:
     """The city at a glance: per county its stage, townships accepted/total per cohort,
     the next milestone with days left, what is overdue, and a warning of a coming
     milestone it is unlikely to meet at its present pace (each milestone's chance and
@@ -55,6 +57,10 @@ def status(env, county: str | None, by: str, fmt: str, out) -> None:
         anjian status --by province
         anjian status --format xlsx --out 进度.xlsx
     """
+    if campaigns:
+        from anjian.workflow.cli.campaigns import show_campaigns
+
+        return show_campaigns(env, fmt if fmt in ("table", "json", "csv") else "table")
     from anjian.workflow.formats import output as render
     from anjian.workflow.views.status import status as compute
 

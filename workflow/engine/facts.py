@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from anjian.states.campaign import Campaign
 from anjian.states.guards import Child, Evidence, Facts
 from anjian.workflow.engine.tree import tree_of
+from anjian.workflow.store import scope
 from anjian.workflow.store.db import among, pieces
 from anjian.workflow.store.models import AuditRow, ChecklistValue, Unit, UnitCohort
 
@@ -104,7 +105,7 @@ class FactsLoader:
             rows = self.session.execute(
                 select(AuditRow.unit_code, AuditRow.actor).where(among(self.session, AuditRow.unit_code, part),
                                                                  AuditRow.action.in_(APPLY_ACTIONS))
-                .order_by(AuditRow.seq))
+                .order_by(AuditRow.seq).execution_options(**scope.its_rows))
             for code, actor in rows:
                 self.applicants[code].append(actor)
 

@@ -24,6 +24,7 @@ from anjian.workflow.clock import utc_text
 from anjian.workflow.reminders.recipients import Plan
 from anjian.workflow.reminders.results import SentView
 from anjian.workflow.settings import NotifySettings
+from anjian.workflow.store import scope
 from anjian.workflow.store.db import Database, among, pieces
 from anjian.workflow.store.models import Notice, NoticeContent, NoticeItem
 
@@ -200,7 +201,8 @@ def claim_staged(db: Database, staged: list[Staged], before: Before | None = Non
 def _insert_staged(session: Session, staged: Sequence[Staged]) -> None:
     _insert(session, Notice.__table__, [s.row for s in staged])
     _insert(session, NoticeContent.__table__, [s.said for s in staged])
-    _insert(session, NoticeItem.__table__, [i for s in staged for i in s.items])
+    no = scope.number(session)  # the items are told about in the campaign the pass runs for
+    _insert(session, NoticeItem.__table__, [i | {"campaign_no": no} for s in staged for i in s.items])
 
 
 def _insert(session: Session, table, rows: list[dict]) -> None:

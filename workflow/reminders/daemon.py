@@ -110,7 +110,23 @@ class Daemon:
         self._lock: SingleInstance | None = None
 
     def tick(self, retry_only: bool = False) -> None:
-        """Move the city on the stage dates, then run a reminder pass (on working days)."""
+        """Move the city on the stage dates, then run a reminder pass (on working days): for the chosen
+        campaign, or for each campaign of the database in turn."""
+        from anjian.workflow.store import scope
+
+        ids: list[str | None] = [scope.choice()]
+        if ids[0] is None:
+            try:
+                with self.db.read() as session:
+                    known = [cid for _no, cid in scope.campaigns(session)]
+            except Exception:  # noqa: BLE001 - a database out of reach: the pass below logs it
+                known = []
+            ids = known if len(known) > 1 else [None]
+        for cid in ids:
+            with scope.chosen(cid):
+                self._tick(retry_only)
+
+    def _tick(self, retry_only: bool) -> None:
         from anjian.workflow.reminders.notices import unit_names
         from anjian.workflow.reminders.run import run_pass
         from anjian.workflow.reminders.warnings import is_weekly

@@ -21,6 +21,7 @@ from anjian.workflow.reminders.warnings import is_weekly, warnings, week_rung
 from anjian.workflow.reminders.workdays import WorkCalendar
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.settings import NotifySettings
+from anjian.workflow.store import scope
 from anjian.workflow.store.db import among, pieces
 from anjian.workflow.store.models import Contact, NoticeItem
 
@@ -41,6 +42,7 @@ class Plan:
     lines: list[NoticeLine]
     unit_path: str = ""
     _has: set[NoticeLine] = field(default_factory=set, repr=False)
+    campaign: str = ""  # the campaign it is about, when not the database's first (part of its key)
 
     def add(self, line: NoticeLine) -> None:
         if line not in self._has:
@@ -57,7 +59,8 @@ class Plan:
 
     def key(self) -> str:
         items = sorted(f"{x.unit_code}|{x.milestone}|{x.rung}" for x in self.lines)
-        return hashlib.sha256("\n".join([self.channel, self.address, *items]).encode("utf-8")).hexdigest()
+        within = [f"campaign|{self.campaign}"] if self.campaign else []
+        return hashlib.sha256("\n".join([self.channel, self.address, *within, *items]).encode("utf-8")).hexdigest()
 
 
 def contacts_by_unit(session: Session, codes: list[str]) -> dict[str, list]:
@@ -152,6 +155,8 @@ def plan(session: Session, now: dt.datetime, cal: WorkCalendar, settings: Notify
                 p.add(line)
     out = list(plans.values())
     paths.ensure(p.unit_code for p in out)
+    within = campaign.id if scope.number(session) != scope.FIRST else ""
     for p in out:
         p.unit_path = paths.path(p.unit_code)
+        p.campaign = within
     return out, skipped

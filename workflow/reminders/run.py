@@ -48,6 +48,23 @@ from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Contact
 
 
+def run_passes(db: Database, now: dt.datetime, settings: NotifySettings, outbox: FileOutbox | os.PathLike | str,
+               dry_run: bool = False, retry_only: bool = False) -> list[tuple[str, PassResult]]:
+    """A reminder pass for the chosen campaign, or for each campaign of the database in turn (the
+    daemon's and `remind`'s case where a database runs several): (campaign id, result) each."""
+    from anjian.workflow.store import scope
+
+    if scope.choice() is not None:
+        return [(scope.choice(), run_pass(db, now, settings, outbox, dry_run, retry_only))]
+    with db.read() as session:
+        ids = [cid for _no, cid in scope.campaigns(session)]
+    out = []
+    for cid in ids:
+        with scope.chosen(cid):
+            out.append((cid, run_pass(db, now, settings, outbox, dry_run, retry_only)))
+    return out
+
+
 def run_pass(db: Database, now: dt.datetime, settings: NotifySettings, outbox: FileOutbox | os.PathLike | str,
              dry_run: bool = False, retry_only: bool = False) -> PassResult:
     """One reminder pass: finish what an earlier pass left, then claim, send and mark what is due.

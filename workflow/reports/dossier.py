@@ -37,7 +37,7 @@ LOG_ACTIONS = {
     "denied": N_("operation refused"), "contact_add": N_("contact added"), "contact_update": N_("contact updated"),
     "contact_remove": N_("contact removed"), "user_add": N_("official added"), "user_edit": N_("official changed"),
     "user_enable": N_("official enabled"), "user_disable": N_("official disabled"), "registry_load": N_("registry loaded"),
-    "campaign_load": N_("campaign loaded"), "calendar_load": N_("calendar loaded"), "checkpoint": N_("checkpoint written"),
+    "campaign_load": N_("campaign loaded"), "campaign_add": N_("campaign added"), "calendar_load": N_("calendar loaded"), "checkpoint": N_("checkpoint written"),
     "notice_settle": N_("notices settled"), "circular": N_("circular printed and issued"),
 }
 STORED_WORDS = {"ok": N_("stored copy intact, hash matches"), "altered": N_("stored copy altered, hash differs"),

@@ -1,8 +1,7 @@
 """The progress report (进度报告): the city's state per county and cohort, the campaign's stages and
 milestones against today, who is overdue, and the counties' trend rebuilt from the audit log — as
-one self-contained HTML page with inline SVG charts, Markdown, CSV or an Excel workbook.
-
-`build` gathers the data (a frozen ProgressReport); the functions after it only render it.
+one self-contained HTML page with inline SVG charts, Markdown, CSV or an Excel workbook. `build` gathers
+the data (a frozen ProgressReport); the functions after it only render it.
 """
 
 from __future__ import annotations
@@ -97,13 +96,15 @@ def build(db: Database, now: dt.datetime, county: str | None = None,
 
     from anjian.workflow.services.registry import campaign_in_force
     from anjian.workflow.store.models import AuditRow
+    from anjian.workflow.store.scope import its_rows
     from anjian.workflow.views.timeline import TRANSITIONS, replay
 
     with db.read() as session:
         campaign = campaign_in_force(session)
         rep = replay(session, campaign, now)
         trend, outcomes = rep.trend(), rep.outcomes()
-        last = session.scalar(select(func.max(AuditRow.at)).where(AuditRow.action.in_(TRANSITIONS)))
+        last = session.scalar(select(func.max(AuditRow.at)).where(AuditRow.action.in_(TRANSITIONS)),
+                              execution_options=its_rows)
     st = status(db, now, county, as_of=rep, warning=warning)  # states as they stood at `now` (one replay)
     late_units = _overdue_as_of(rep, outcomes, {c.code for c in st.counties})
     scope_codes = {c.code for c in st.counties}

@@ -116,9 +116,9 @@ def run(path: list[str], argv: list[str], call: Call, *, lang: str = "zh", colum
 
 
 def api_params(cmd: click.Command) -> list[click.Parameter]:
-    """The parameters a remote caller may give (not --help, --db, --as; --now is `now`)."""
+    """The parameters a remote caller may give (not --help, --db, --as; --now is `now`, --campaign `campaign`)."""
     return [p for p in cmd.params if p.name not in ("help", "db", "as_user") and p.expose_value is not False
-            or p.name == "now"]
+            or p.name in ("now", "campaign")]
 
 
 def argv_of(cmd: click.Command, params: dict) -> list[str]:

@@ -22,10 +22,10 @@ from anjian.workflow.engine.names import Resolver, UnitRef
 from anjian.workflow.errors import BadInput, Conflict, NotPermitted, Refused
 from anjian.workflow.services.late import effective_detail
 from anjian.workflow.services.registry import campaign_in_force
-from anjian.workflow.store import audit
+from anjian.workflow.store import audit, scope
 from anjian.workflow.store.db import Database, among, pieces
 from anjian.workflow.store.evidence import EvidenceFile, examine, keep
-from anjian.workflow.store.models import Unit
+from anjian.workflow.store.models import Unit, UnitState
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,10 @@ class Advancer:
                   for code, state in final.items()]
         if params:
             self._refuse_stale(list(final))
-            stmt = (update(Unit.__table__).where(Unit.code == bindparam("c"), Unit.version == bindparam("v"))
+            states = UnitState.__table__.c
+            stmt = (update(UnitState.__table__)
+                    .where(states.campaign_no == scope.number(self.session), states.unit_code == bindparam("c"),
+                           states.version == bindparam("v"))
                     .values(state=bindparam("state"), version=bindparam("nv"), changed_at=stamp, changed_by=by))
             conn = self.session.connection()
             changed = conn.execute(stmt, params).rowcount

@@ -22,10 +22,10 @@ from anjian.workflow.formats.tables import Record
 from anjian.workflow.services.advance import audit_batch_denials
 from anjian.workflow.services.late import effective_detail
 from anjian.workflow.services.registry import campaign_in_force
-from anjian.workflow.store import audit
+from anjian.workflow.store import audit, scope
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.evidence import examine, keep
-from anjian.workflow.store.models import ChecklistValue, Unit, UnitCohort
+from anjian.workflow.store.models import ChecklistValue, Unit, UnitCohort, UnitState
 
 TRUE_WORDS = {"是", "有", "已", "已落实", "已建立", "yes", "y", "true", "t", "1", "√", "✓", "✔", "ok"}
 FALSE_WORDS = {"否", "无", "未", "未落实", "no", "n", "false", "f", "0", "×", "✗"}
@@ -130,8 +130,8 @@ def normalize_value(item: Item, raw: str) -> str:
 
 
 def _bump(session: Session, ref: UnitRef, now: dt.datetime, actor: Acting) -> None:
-    session.execute(update(Unit).where(Unit.code == ref.code)
-                    .values(version=Unit.version + 1, changed_at=utc_text(now), changed_by=name_of(actor))
+    session.execute(update(UnitState).where(UnitState.campaign_no == scope.number(session), UnitState.unit_code == ref.code)
+                    .values(version=UnitState.version + 1, changed_at=utc_text(now), changed_by=name_of(actor))
                     .execution_options(synchronize_session=False))
 
 

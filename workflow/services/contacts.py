@@ -20,7 +20,7 @@ from anjian.workflow.errors import BadInput, NotPermitted
 from anjian.workflow.formats.tables import Record
 from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database
-from anjian.workflow.store.models import Contact, Unit
+from anjian.workflow.store.models import Contact, units_table
 
 # Deliberately plain: one @, no spaces, no control characters, a dotted domain (or localhost for tests).
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+$")
@@ -215,7 +215,8 @@ def listing(db: Database, unit: str | None = None, actor: Acting | None = None) 
         ref = Resolver(session).resolve(unit) if unit else None
         if actor is not None:
             authz.may(session, actor, "contact", ref.code if ref else None, ref.name if ref else None)
-        q = select(Contact, Unit.name).join(Unit, Unit.code == Contact.unit_code).order_by(Contact.unit_code, Contact.name)
+        q = (select(Contact, units_table.c.name).join(units_table, units_table.c.code == Contact.unit_code)
+             .order_by(Contact.unit_code, Contact.name))
         if ref is not None:
             q = q.where(Contact.unit_code == ref.code)
         rows = [ContactView(c.id, c.unit_code, n, c.name, c.email, c.webhook) for c, n in session.execute(q)]

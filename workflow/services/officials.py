@@ -25,7 +25,7 @@ from anjian.workflow.engine.names import Resolver
 from anjian.workflow.errors import BadInput, NotPermitted
 from anjian.workflow.store import audit
 from anjian.workflow.store.db import Database
-from anjian.workflow.store.models import Official, Password, Unit
+from anjian.workflow.store.models import Official, Password, units_table
 
 
 def os_login() -> str:
@@ -80,8 +80,9 @@ def ensure_admin(session: Session, login: str, now: dt.datetime) -> str | None:
     """On a database with no officials, make the current account its admin (the first `init`)."""
     if session.scalar(select(func.count()).select_from(Official)):
         return None
-    top = session.scalar(select(Unit.code).where(Unit.parent_code.is_(None)).order_by(Unit.code).limit(1)) or \
-        session.scalar(select(Unit.code).order_by(func.length(Unit.code), Unit.code).limit(1))
+    units = units_table.c  # the registry's, whichever campaign covers them
+    top = session.scalar(select(units.code).where(units.parent_code.is_(None)).order_by(units.code).limit(1)) or \
+        session.scalar(select(units.code).order_by(func.length(units.code), units.code).limit(1))
     session.add(Official(name=login, role="admin", unit_code=top, os_user=login, active=1, created_at=utc_text(audit.stamp(session, now)),
                          created_by=login))
     session.flush()
@@ -156,7 +157,7 @@ def set_active(db: Database, name: str, active: bool, actor: Acting | str, now: 
         o.active = int(active)
         audit.append(session, [audit.Entry(now, str(actor), "user_enable" if active else "user_disable", o.unit_code,
                                            detail={"name": o.name} | _by(actor))])
-        return _view(o, session.get(Unit, o.unit_code).name)
+        return _view(o, session.scalar(select(units_table.c.name).where(units_table.c.code == o.unit_code)))
 
 
 def _admins(session: Session) -> int:
@@ -215,8 +216,8 @@ def listing(db: Database, actor: Acting | None = None) -> list[OfficialView]:
     with db.read() as session:
         if actor is not None:
             authz.may(session, actor, "user_list")
-        rows = session.execute(select(Official, Unit.name, Password)
-                               .join(Unit, Unit.code == Official.unit_code)
+        rows = session.execute(select(Official, units_table.c.name, Password)
+                               .join(units_table, units_table.c.code == Official.unit_code)
                                .outerjoin(Password, Password.official == Official.name).order_by(Official.name))
         views = [_view(o, n, pw) for o, n, pw in rows]
         if actor is not None:

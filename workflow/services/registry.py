@@ -26,10 +26,11 @@ from anjian.workflow.engine.authz import Acting, acting, may, name_of, refusals_
 from anjian.workflow.engine.names import fold, short_name
 from anjian.workflow.errors import BadInput, NotInitialized
 from anjian.workflow.formats.tables import decode, parse_csv, read_bytes, refuse_if
-from anjian.workflow.store import audit
+from anjian.workflow.store import audit, scope
 from anjian.workflow.store.db import Database
-from anjian.workflow.store.models import Meta, Unit, UnitCohort
+from anjian.workflow.store.models import CampaignRow, Meta, Unit, UnitCohort, UnitState, units_table
 from anjian.workflow.store.rebuild import units_digest
+from anjian.workflow.store.scope import FIRST
 
 LEVELS = ("province", "city", "county", "township")
 # What everything a drill (演练, `init --drill`) database prints starts with: never taken for the real thing.
@@ -172,11 +173,21 @@ def _campaign_from_text(text: str) -> Campaign:
 
 
 def campaign_in_force(session: Session) -> Campaign:
-    """The campaign this database runs (loaded by `init`)."""
+    """The campaign this command works on: the database's only one, or the one chosen (`--campaign`)
+    among several (`store.scope`)."""
     text = session.get(Meta, "campaign")
     if text is None:
         raise NotInitialized("this database has no campaign yet: run `anjian init` first")
-    campaign = _campaign_from_text(text.value)
+    no = scope.number(session)
+    if no != FIRST:
+        text = session.get(CampaignRow, no)
+        if text is None:
+            raise NotInitialized(f"campaign {no} of this database has no file")
+        return _in_use(_campaign_from_text(text.text))
+    return _in_use(_campaign_from_text(text.value))
+
+
+def _in_use(campaign: Campaign) -> Campaign:
     use_campaign(campaign)  # what this command or request prints names the campaign's cohorts as it does
     return campaign
 
@@ -225,7 +236,7 @@ def drill_in(session: Session) -> bool:
     if meta(session, "drill") != "1":
         return False
     load = session.scalar(select(AuditRow.detail).where(AuditRow.action == "registry_load")
-                          .order_by(AuditRow.seq).limit(1))
+                          .order_by(AuditRow.seq).limit(1).execution_options(**{scope.EVERY_CAMPAIGN: True}))
     return load is not None and json.loads(load).get("drill") is True
 
 
@@ -236,13 +247,13 @@ def _schema_words(migrations: list[str]) -> str:
 
 
 def initialize(db: Database, registry: str | None, campaign: str | None, now: dt.datetime, actor: Acting | str,
-               login: str | None = None, as_user: str | None = None, drill: bool = False) -> InitResult:
+               login: str | None = None, as_user: str | None = None, drill: bool = False,
+               cover: str = "registry") -> InitResult:
     """Create or upgrade the schema, then load the registry and campaign unless already there; with
     `drill` a new database is made a drill (`_mark_drill`). Both files are read and validated before
     the database is touched, so bad input changes nothing. On a database with no officials the current
     OS account (`login`, by default this process's) becomes its admin; once there are officials, only an
-    admin may run init (when `login` is given: the CLI's case, whose `actor` is `Actor.system(login)`
-    until the officials are there)."""
+    admin may run init (the CLI's case: `login` given, `actor` is `Actor.system(login)` until then)."""
     from anjian.workflow.services.officials import ensure_admin, identify, os_login
 
     actor = acting(actor)
@@ -263,7 +274,8 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
         loaded_sha = meta(session, "registry_sha256")
         if loaded_sha is None:
             messages += _mark_drill(session) if drill else []
-            _load_units(session, rows, reg_source, now, actor, drill)
+            covered = _cover(cover, rows, new_campaign.city, reg_source.name)
+            _load_units(session, rows, reg_source, now, actor, drill, covered)
             messages.append(_("Registry {name} loaded: {count} unit(s)").format(name=reg_source.name, count=len(rows)))
             changed = True
         elif loaded_sha != reg_source.sha256 and registry is not None:
@@ -275,7 +287,7 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
             messages.append(_("Registry {name} already loaded, unchanged").format(name=meta(session, "registry_name")))
         old = meta(session, "campaign_sha256")
         if old is not None and campaign is None:
-            new_campaign = campaign_in_force(session)  # a plain re-run keeps the campaign in force
+            new_campaign = _campaign_from_text(meta(session, "campaign"))  # a plain re-run keeps the first campaign
         if old != new_campaign.sha256:
             _set_meta(session, "campaign", camp_source.text)
             _set_meta(session, "campaign_sha256", new_campaign.sha256)
@@ -308,27 +320,61 @@ def meta_name(db: Database) -> str:
         return meta(session, "registry_name") or ""
 
 
+def _cover(cover: str, rows: list[dict], city: str, name: str) -> set[str] | None:
+    """The units the first campaign covers: all (None), or those of its city (`subtree`) for --cover city."""
+    if cover != "city":
+        return None
+    if not any(r["code"] == city for r in rows):
+        raise BadInput(_("--cover city: the campaign's city {city} is not in the registry {name}").format(
+            city=city, name=name))
+    return set(subtree([(r["code"], r["parent_code"]) for r in rows], city))
+
+
+def subtree(pairs: list[tuple[str, str | None]], city: str) -> list[str]:
+    """The codes a campaign of `city` covers, from (code, parent) pairs: the city, every unit under it,
+    and the units above it up to the registry's root (a province, for its officials' jurisdiction)."""
+    parent = dict(pairs)
+    children: dict[str | None, list[str]] = {}
+    for code, p in pairs:
+        children.setdefault(p, []).append(code)
+    out, todo = [], [city]
+    while todo:
+        code = todo.pop()
+        out.append(code)
+        todo += children.get(code, [])
+    up = parent.get(city)
+    while up is not None and up in parent:
+        out.append(up)
+        up = parent[up]
+    return sorted(out)
+
+
 def _load_units(session: Session, rows: list[dict], source: Source, now: dt.datetime, actor: Acting,
-                drill: bool = False) -> None:
+                drill: bool = False, covered: set[str] | None = None) -> None:
+    """The registry's units, and their states in the first campaign: every unit's, or (`covered`, init
+    --cover city) those of the campaign's city alone."""
     stamp = utc_text(now)
     conn = session.connection()  # Core executemany: the ORM's bulk path costs more than the insert itself
     units = [
         {"code": r["code"], "name": r["name"], "short_name": short_name(fold(r["name"]), r["level"]),
-         "level": r["level"], "parent_code": r["parent_code"],
-         "state": SPECS[r["level"]].initial if r["level"] in SPECS else None,
-         "version": 1, "changed_at": stamp, "changed_by": name_of(actor)}
+         "level": r["level"], "parent_code": r["parent_code"]}
         for r in rows
     ]
-    conn.execute(insert(Unit.__table__), units)
-    cohorts = [{"unit_code": r["code"], "cohort": c} for r in rows for c in r["cohorts"]]
+    conn.execute(insert(units_table), units)
+    mine = rows if covered is None else [r for r in rows if r["code"] in covered]
+    conn.execute(insert(UnitState.__table__), [
+        {"campaign_no": FIRST, "unit_code": r["code"], "state": SPECS[r["level"]].initial if r["level"] in SPECS else None,
+         "version": 1, "changed_at": stamp, "changed_by": name_of(actor)} for r in mine])
+    cohorts = [{"unit_code": r["code"], "cohort": c} for r in mine for c in r["cohorts"]]
     if cohorts:
-        conn.execute(insert(UnitCohort.__table__), cohorts)
+        conn.execute(insert(UnitCohort.__table__), [c | {"campaign_no": FIRST} for c in cohorts])
     levels = Counter(r["level"] for r in rows)
     _set_meta(session, "registry_name", source.name)
     _set_meta(session, "registry_sha256", source.sha256)
     audit.append(session, [audit.Entry(now, actor, "registry_load", detail={
         "source": source.name, "sha256": source.sha256, "units": len(rows), "levels": dict(levels),
         "cohorts": len(cohorts), "seeded": _seeded(cohorts), "units_sha256": units_digest(registry_columns(units))}
+        | ({"covered": len(mine)} if covered is not None else {})
         | ({"drill": True, "meta": {"drill": "1"}} if drill else {}))])
 
 

@@ -16,10 +16,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from anjian.workflow.clock import utc_text
+from anjian.workflow.store import scope
 from anjian.workflow.store.evidence import attached
 from anjian.workflow.store.models import AuditRow, EvidenceRow
 
 GENESIS = "0" * 64
+IN_CAMPAIGN = "in_campaign"  # the detail key naming the campaign a row changed, when not the first
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,15 @@ def row_hash(prev_hash: str, seq: int, at: str, actor: str, unit_code: str | Non
 
 def head(session: Session) -> tuple[int, str]:
     """The last sequence number and hash (0 and the genesis hash for an empty log)."""
-    row = session.execute(select(AuditRow.seq, AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)).first()
+    row = session.execute(select(AuditRow.seq, AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)
+                          .execution_options(**{scope.EVERY_CAMPAIGN: True})).first()
     return (row.seq, row.hash) if row else (0, GENESIS)
 
 
 def last_at(session: Session) -> str | None:
     """The stored time of the last row (None for an empty log)."""
-    return session.scalar(select(AuditRow.at).order_by(AuditRow.seq.desc()).limit(1))
+    return session.scalar(select(AuditRow.at).order_by(AuditRow.seq.desc()).limit(1)
+                          .execution_options(**{scope.EVERY_CAMPAIGN: True}))
 
 
 def stamp(session: Session, now: dt.datetime) -> dt.datetime:
@@ -83,17 +87,22 @@ def append(session: Session, entries: Iterable[Entry]) -> list[int]:
     # restored) must not make the log's times decrease, since deadlines and deductions are read from them.
     floor = last_at(session) or ""
     rows, files = [], []
+    # A row written while working on a campaign other than the first names it (`rebuild.IN_CAMPAIGN`):
+    # one chain for every campaign, each row saying whose state it changed.
+    no = scope.resolved(session)
+    named = {IN_CAMPAIGN: scope.campaign_id(session)} if no is not None and no != scope.FIRST else {}
     for e in entries:
         seq += 1
         at = floor = max(utc_text(e.at), floor)  # the stored form is fixed-width UTC: text order is time order
         actor = str(e.actor)
         by = getattr(e.actor, "by", None)
         evidence = canonical(list(e.evidence))
-        detail = canonical({**e.detail, "by": by} if by else e.detail)
+        detail = canonical({**e.detail, **named, "by": by} if by else {**e.detail, **named})
         h = row_hash(prev, seq, at, actor, e.unit_code, e.action, e.from_state, e.to_state, e.note, evidence, detail)
         rows.append({"seq": seq, "at": at, "actor": actor, "unit_code": e.unit_code, "action": e.action,
                      "from_state": e.from_state, "to_state": e.to_state, "note": e.note, "evidence": evidence,
-                     "detail": detail, "prev_hash": prev, "hash": h})
+                     "detail": detail, "prev_hash": prev, "hash": h,
+                     "campaign_no": no if e.unit_code is not None else None})
         if e.evidence:
             files += attached(seq, e.unit_code, e.action, list(e.evidence), e.detail)
         prev = h
@@ -144,9 +153,9 @@ def history(session: Session, unit_codes: list[str] | None = None, since: dt.dat
             actions: list[str] | None = None, newest_first: bool = False, offset: int = 0) -> list[HistoryRow]:
     """Audit rows, oldest first (or newest first), filtered by unit(s), time (`since` ≤ at < `until`),
     actor and action; `offset` rows skipped, then at most `limit`."""
-    from anjian.workflow.store.models import Unit
+    from anjian.workflow.store.models import units_table
 
-    q = select(AuditRow, Unit.name).outerjoin(Unit, Unit.code == AuditRow.unit_code)
+    q = select(AuditRow, units_table.c.name).outerjoin(units_table, units_table.c.code == AuditRow.unit_code)
     q = q.order_by(AuditRow.seq.desc() if newest_first else AuditRow.seq)
     if unit_codes is not None:
         q = q.where(AuditRow.unit_code.in_(unit_codes))
@@ -158,6 +167,8 @@ def history(session: Session, unit_codes: list[str] | None = None, since: dt.dat
         q = q.where(AuditRow.actor == actor)
     if actions is not None:
         q = q.where(AuditRow.action.in_(actions))
+    if scope.choice() is not None:  # a campaign named: its rows and the database's; else the whole chain
+        q = q.execution_options(**scope.its_rows)
     if offset:
         q = q.offset(offset)
     if limit is not None:

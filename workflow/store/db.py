@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from anjian.i18n import _
 from anjian.workflow.errors import BadInput, DatabaseUnavailable
+from anjian.workflow.store import scope as _scope  # noqa: F401  (confines every session to its campaign)
 from anjian.workflow.store.files import create_file, make_folders
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -48,7 +48,8 @@ class Verdict:
 
 
 COLS = (AuditRow.seq, AuditRow.at, AuditRow.actor, AuditRow.unit_code, AuditRow.action, AuditRow.from_state,
-        AuditRow.to_state, AuditRow.note, AuditRow.evidence, AuditRow.detail, AuditRow.prev_hash, AuditRow.hash)
+        AuditRow.to_state, AuditRow.note, AuditRow.evidence, AuditRow.detail, AuditRow.prev_hash, AuditRow.hash,
+        AuditRow.campaign_no)
 
 
 def stream(session: Session, batch: int = 20000) -> Iterator[tuple]:
@@ -67,7 +68,7 @@ def stream(session: Session, batch: int = 20000) -> Iterator[tuple]:
 
 
 def _content_hash(row: tuple, seq: int, prev: str) -> str:
-    _, at, actor, unit, action, frm, to, note, evidence, detail, _, _ = row
+    _, at, actor, unit, action, frm, to, note, evidence, detail = row[:10]
     return row_hash(prev, seq, at, actor, unit, action, frm, to, note, evidence, detail)
 
 

@@ -6,39 +6,86 @@ so the audit chain hashes identically on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from typing import TYPE_CHECKING
+
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 
 class Base(DeclarativeBase):
     pass
 
 
-class Unit(Base):
-    """A city, county or township (or a province in a national registry) and its current state."""
+units_table = Table(
+    "units", Base.metadata,
+    Column("code", String(12), primary_key=True),
+    Column("name", String(64), nullable=False, index=True),
+    Column("short_name", String(64), nullable=False, index=True),
+    Column("level", String(10), nullable=False),
+    Column("parent_code", String(12), index=True),
+    Index("ix_units_level_parent", "level", "parent_code"),
+)
+"""The registry: a city, county or township (or a province in a national registry). A unit is the
+registry's; its state in a campaign is `UnitState`'s."""
 
-    __tablename__ = "units"
 
-    code: Mapped[str] = mapped_column(String(12), primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), index=True)
-    short_name: Mapped[str] = mapped_column(String(64), index=True)
-    level: Mapped[str] = mapped_column(String(10))
-    parent_code: Mapped[str | None] = mapped_column(String(12), index=True)
+class UnitState(Base):
+    """A unit's state in one campaign (`campaign_no`: 1 for the campaign `init` loaded, then one more for
+    each `campaign add`), with the version that optimistic concurrency checks."""
+
+    __tablename__ = "unit_states"
+
+    campaign_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, server_default="1")
+    unit_code: Mapped[str] = mapped_column(ForeignKey("units.code"), primary_key=True)
     state: Mapped[str | None] = mapped_column(String(20))
     version: Mapped[int] = mapped_column(Integer, default=1)
     changed_at: Mapped[str | None] = mapped_column(String(32))
     changed_by: Mapped[str | None] = mapped_column(String(128))
 
-    __table_args__ = (Index("ix_units_level_parent", "level", "parent_code"),)
+    __table_args__ = (Index("ix_unit_states_unit_code", "unit_code"),)
+
+
+class Unit(Base):
+    """A unit of the registry as the campaign in scope sees it: the registry's columns and its state
+    there (`store.scope` confines every ORM query to that campaign). Read through the ORM; its state is
+    written to `unit_states` with the campaign's number."""
+
+    __table__ = units_table.join(UnitState.__table__, units_table.c.code == UnitState.__table__.c.unit_code)
+    code = column_property(units_table.c.code, UnitState.__table__.c.unit_code)
+    campaign_no = UnitState.__table__.c.campaign_no
+    __mapper_args__ = {"primary_key": [units_table.c.code]}
+
+    if TYPE_CHECKING:
+        name: Mapped[str]
+        short_name: Mapped[str]
+        level: Mapped[str]
+        parent_code: Mapped[str | None]
+        state: Mapped[str | None]
+        version: Mapped[int]
+        changed_at: Mapped[str | None]
+        changed_by: Mapped[str | None]
 
 
 class UnitCohort(Base):
-    """A township's membership of one of the campaign's cohorts (key, county_demo, …)."""
+    """A township's membership of one of a campaign's cohorts (key, county_demo, …)."""
 
     __tablename__ = "unit_cohorts"
 
+    campaign_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, server_default="1")
     unit_code: Mapped[str] = mapped_column(ForeignKey("units.code"), primary_key=True)
     cohort: Mapped[str] = mapped_column(String(20), primary_key=True, index=True)
+
+    __mapper_args__ = {"primary_key": ["unit_code", "cohort"]}  # within the campaign in scope
 
 
 class ChecklistValue(Base):
@@ -46,11 +93,14 @@ class ChecklistValue(Base):
 
     __tablename__ = "checklist_values"
 
+    campaign_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, server_default="1")
     unit_code: Mapped[str] = mapped_column(ForeignKey("units.code"), primary_key=True)
     item: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     recorded_at: Mapped[str] = mapped_column(String(32))
     recorded_by: Mapped[str] = mapped_column(String(128))
+
+    __mapper_args__ = {"primary_key": ["unit_code", "item"]}  # within the campaign in scope
 
 
 class AuditRow(Base):
@@ -70,8 +120,12 @@ class AuditRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The campaign whose state the row changed (NULL: the database's, such as an official or a contact).
+    # Not hashed: the hashed detail names a campaign other than the first (`in_campaign`), and `audit
+    # verify` checks that this column agrees with it.
+    campaign_no: Mapped[int | None] = mapped_column(Integer)
 
-    __table_args__ = (Index("ix_audit_unit_seq", "unit_code", "seq"),)
+    __table_args__ = (Index("ix_audit_unit_seq", "unit_code", "seq"), Index("ix_audit_campaign", "campaign_no"))
 
 
 class EvidenceRow(Base):
@@ -95,6 +149,21 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class CampaignRow(Base):
+    """A campaign added beside the first (`anjian campaign add`): its number, id and file. The first
+    campaign, the one `init` loads, lives in `meta` (campaign, campaign_sha256) as it always has."""
+
+    __tablename__ = "campaigns"
+
+    no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[str] = mapped_column(String(32))
+    added_by: Mapped[str] = mapped_column(String(128))
 
 
 class Contact(Base):
@@ -162,6 +231,7 @@ class NoticeItem(Base):
 
     __tablename__ = "notice_items"
 
+    campaign_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, server_default="1")
     recipient: Mapped[str] = mapped_column(String(500), primary_key=True)
     unit_code: Mapped[str] = mapped_column(String(12), primary_key=True)
     milestone: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -169,7 +239,8 @@ class NoticeItem(Base):
     notice_id: Mapped[str] = mapped_column(ForeignKey("notices.id"), index=True)
     rung_date: Mapped[str] = mapped_column(String(10))
 
-    __table_args__ = (PrimaryKeyConstraint("recipient", "unit_code", "milestone", "rung", name="pk_notice_items"),)
+    __table_args__ = (PrimaryKeyConstraint("campaign_no", "recipient", "unit_code", "milestone", "rung",
+                                         name="pk_notice_items"),)
 
 
 class CalendarDay(Base):

@@ -25,14 +25,17 @@ from sqlalchemy.orm import Session
 from anjian.i18n import N_, _
 from anjian.states.machines import SPECS
 from anjian.workflow.clock import shown
+from anjian.workflow.store.audit import IN_CAMPAIGN
 from anjian.workflow.store.models import (
     CalendarDay,
+    CampaignRow,
     ChecklistValue,
     Contact,
     Meta,
     Official,
-    Unit,
     UnitCohort,
+    UnitState,
+    units_table,
 )
 
 # trigger -> (the machine's level, {from_state: to_state}); each trigger belongs to one machine
@@ -43,6 +46,7 @@ for _level, _spec in SPECS.items():
         MOVES.setdefault(_t["trigger"], (_level, {}))[1].update(dict.fromkeys(_sources, _t["dest"]))
 ABSENT = N_("(no such row)")
 COLUMNS = {"checklist_values": ("value", "recorded_at", "recorded_by"), "unit_cohorts": (),
+           "campaigns": ("id", "title", "text", "sha256", "added_at", "added_by"),
            "officials": ("role", "unit_code", "os_user", "active", "created_at", "created_by"),
            "contacts": ("id", "email", "webhook", "created_at"), "meta": ("value",),
            "calendar_days": ("workday", "name", "source")}  # compared beside each table's key
@@ -62,7 +66,8 @@ class Digest(str):
     """A value the log keeps as the SHA-256 of its text (the campaign's TOML)."""
 
 
-REGISTRY_COLUMNS = (Unit.code, Unit.name, Unit.short_name, Unit.level, Unit.parent_code)
+REGISTRY_COLUMNS = tuple(units_table.c[n] for n in ("code", "name", "short_name", "level", "parent_code"))
+
 
 
 def units_digest(rows: Iterable[tuple]) -> str:
@@ -96,10 +101,13 @@ class Rebuild:
     def __init__(self) -> None:
         self.last_at: str | None = None
         self.last_seq = 0
-        self.state: dict[str, tuple[str, int, str]] = {}  # unit -> (state, seq, level)
-        self.version: dict[str, tuple[object, int]] = {}  # unit -> (version or UNKNOWN, seq)
-        self.values: dict[tuple[str, str], tuple[tuple, int]] = {}
-        self.cohorts: dict[tuple[str, str], tuple[tuple | None, int]] = {}
+        # keyed by campaign number first: (no, unit), (no, unit, item), (no, unit, cohort)
+        self.state: dict[tuple[int, str], tuple[str, int, str]] = {}  # -> (state, seq, level)
+        self.version: dict[tuple[int, str], tuple[object, int]] = {}  # -> (version or UNKNOWN, seq)
+        self.values: dict[tuple[int, str, str], tuple[tuple, int]] = {}
+        self.cohorts: dict[tuple[int, str, str], tuple[tuple | None, int]] = {}
+        self.numbers: dict[str, int] = {}  # campaign id -> number, from the campaign_add rows
+        self.campaigns: dict[int, tuple[tuple | None, int]] = {}
         self.officials: dict[str, tuple[tuple | None, int]] = {}
         self.contacts: dict[tuple[str, str], tuple[tuple | None, int]] = {}
         self.meta: dict[str, tuple[tuple | None, int]] = {}
@@ -119,10 +127,14 @@ class Rebuild:
                                           "cannot go back)").format(at=_shown(at), last=_shown(last), seq=self.last_seq))
         self.last_at, self.last_seq = at, seq
         move = MOVES.get(action)
-        if move is not None:
-            return self._transition(row, move)
-        handler = HANDLERS.get(action)
         text = row[9]
+        if len(row) > 12 and row[12] is not None and row[12] != self._campaign_of(text):
+            return Problem("table", seq, _("row {seq} is filed under campaign {stored} in audit_log.campaign_no, but its "
+                                           "hashed detail says campaign {want} (changed outside the audit log)").format(
+                seq=seq, stored=row[12], want=self._campaign_of(text)))
+        if move is not None:
+            return self._transition(row, move, self._campaign_of(text))
+        handler = HANDLERS.get(action)
         if handler is None and '"meta"' not in text:
             return None
         detail = json.loads(text) if text and text != "{}" else {}
@@ -133,7 +145,16 @@ class Rebuild:
                 self.meta[key] = ((value,) if value is not None else None, seq)
         return None
 
-    def _transition(self, row: tuple, move: tuple[str, dict[str, str]]) -> Problem | None:
+    def _campaign_of(self, text: str | None, detail: dict | None = None) -> int:
+        """The number of the campaign an audit row changed (1 unless its detail names another)."""
+        if detail is None:
+            if not text or IN_CAMPAIGN not in text:
+                return 1
+            detail = json.loads(text)
+        named = detail.get(IN_CAMPAIGN)
+        return 1 if named is None else self.numbers.get(named, -1)
+
+    def _transition(self, row: tuple, move: tuple[str, dict[str, str]], no: int) -> Problem | None:
         seq, unit, action, frm, to = row[0], row[3], row[4], row[5], row[6]
         level, moves = move
         if unit is None:
@@ -141,7 +162,7 @@ class Rebuild:
         if moves.get(frm) != to:
             return Problem("continuity", seq, _("{unit}: the {level} machine has no transition from {frm!r} by {action} to {to!r}").format(
                 unit=unit, level=level, frm=frm, action=action, to=to))
-        before = self.state.get(unit)
+        before = self.state.get((no, unit))
         if before is not None and before[2] != level:
             return Problem("continuity", seq, _("{unit}: {action} is a trigger of the {level} machine, but row {seq} moved "
                                                 "it by the {other} machine").format(unit=unit, action=action, level=level,
@@ -152,16 +173,16 @@ class Rebuild:
         if frm != state:
             return Problem("continuity", seq, _("{unit} goes from {frm!r} to {to!r}, but {why} (from_state does not "
                                                 "follow the unit's previous row)").format(unit=unit, frm=frm, to=to, why=why))
-        self.state[unit] = (to, seq, level)
-        self._bump(unit, seq, None)
+        self.state[no, unit] = (to, seq, level)
+        self._bump((no, unit), seq, None)
         return None
 
-    def _bump(self, unit: str, seq: int, version: object) -> None:
-        """One more change of the unit (its version + 1), or the version the row says it reached."""
+    def _bump(self, key: tuple[int, str], seq: int, version: object) -> None:
+        """One more change of the unit in its campaign (its version + 1), or the version the row says it reached."""
         if version is None:
-            old = self.version.get(unit, (1, 0))[0]
+            old = self.version.get(key, (1, 0))[0]
             version = old + 1 if old is not UNKNOWN else UNKNOWN
-        self.version[unit] = (version, seq)
+        self.version[key] = (version, seq)
 
     def note(self, words: str) -> None:
         self.notes[words] = None
@@ -170,15 +191,23 @@ class Rebuild:
     def compare(self, session: Session) -> Problem | None:
         """The first table (units, then the others) that differs from what the log implies."""
         conn = session.connection()
-        units = self._units(conn.execute(select(Unit.code, Unit.level, Unit.state, Unit.version))) or self._registry_columns(session)
+        states = UnitState.__table__.c
+        units = self._units(conn.execute(
+            select(states.campaign_no, states.unit_code, units_table.c.level, states.state, states.version)
+            .join_from(UnitState.__table__, units_table, units_table.c.code == states.unit_code))) \
+            or self._registry_columns(session)
         if units:
             return units
         tables: list[tuple[str, Iterable, dict, Callable]] = [
-            ("checklist_values", conn.execute(select(ChecklistValue.unit_code, ChecklistValue.item, ChecklistValue.value,
-                                                     ChecklistValue.recorded_at, ChecklistValue.recorded_by)),
-             self.values, lambda r: ((r[0], r[1]), tuple(r[2:]))),
-            ("unit_cohorts", conn.execute(select(UnitCohort.unit_code, UnitCohort.cohort)),
-             self.cohorts, lambda r: ((r[0], r[1]), ())),
+            ("checklist_values", conn.execute(select(ChecklistValue.campaign_no, ChecklistValue.unit_code, ChecklistValue.item,
+                                                     ChecklistValue.value, ChecklistValue.recorded_at,
+                                                     ChecklistValue.recorded_by)),
+             self.values, lambda r: ((r[0], r[1], r[2]), tuple(r[3:]))),
+            ("unit_cohorts", conn.execute(select(UnitCohort.campaign_no, UnitCohort.unit_code, UnitCohort.cohort)),
+             self.cohorts, lambda r: ((r[0], r[1], r[2]), ())),
+            ("campaigns", conn.execute(select(CampaignRow.no, CampaignRow.id, CampaignRow.title, CampaignRow.text,
+                                              CampaignRow.sha256, CampaignRow.added_at, CampaignRow.added_by)),
+             self.campaigns, lambda r: (r[0], tuple(r[1:]))),
             ("officials", conn.execute(select(Official.name, Official.role, Official.unit_code, Official.os_user,
                                               Official.active, Official.created_at, Official.created_by)),
              self.officials, lambda r: (r[0], tuple(r[1:]))),
@@ -199,29 +228,31 @@ class Rebuild:
     def _units(self, stored: Iterable[tuple]) -> Problem | None:
         """The first unit whose state or version is not the one the log leaves it in."""
         first = None
-        for code, level, state, version in stored:
-            moved = self.state.pop(code, None)
+        for no, code, level, state, version in stored:
+            key = (no, code)
+            moved = self.state.pop(key, None)
             if level not in SPECS:
                 continue
             want = moved[0] if moved else SPECS[level].initial
             if state != want:
-                found = (code, "state", state, want, moved[1] if moved else None)
+                found = (key, "state", state, want, moved[1] if moved else None)
             else:
-                v, seq = self.version.get(code, (1, None))
+                v, seq = self.version.get(key, (1, None))
                 if v is UNKNOWN or version == v:
                     continue
-                found = (code, "version", version, v, seq)
+                found = (key, "version", version, v, seq)
             first = min(first, found) if first else found
         if self.state:  # moved by the log, but not in the table
-            code = min(self.state)
-            found = (code, "state", ABSENT, self.state[code][0], self.state[code][1])
+            key = min(self.state)
+            found = (key, "state", ABSENT, self.state[key][0], self.state[key][1])
             first = min(first, found) if first else found
         if first is None:
             return None
-        code, column, got, want, seq = first
+        (no, code), column, got, want, seq = first
+        where = "" if no == 1 else _(" (campaign {no})").format(no=no)
         return Problem("state", None, _("unit {code}: {column} in the units table is {got}, the audit log implies {want} "
                                         "({setter}; changed outside the audit log)").format(
-            code=code, column=column, got=_show(got), want=_show(want), setter=_setter(seq)))
+            code=code + where, column=column, got=_show(got), want=_show(want), setter=_setter(seq)))
 
     def _table(self, table: str, stored: Iterable[tuple], implied: dict, columns: tuple[str, ...]) -> Problem | None:
         """The smallest key at which the stored table and the implied one differ (extra, missing or changed)."""
@@ -242,6 +273,8 @@ class Rebuild:
         if first is None:
             return None
         key, got, want, seq = first
+        if table in ("checklist_values", "unit_cohorts"):
+            key = key[1:] if key[0] == 1 else (_("campaign {no}").format(no=key[0]), *key[1:])
         shown_key = " / ".join(str(k) for k in key) if isinstance(key, tuple) else str(key)
         return Problem("table", None, _("table {table}, {key}: stored as {got}, the audit log implies {want} "
                                         "({setter}; changed outside the audit log)").format(
@@ -285,19 +318,19 @@ def _setter(seq: int | None) -> str:
 
 # -- what each kind of row sets -----------------------------------------------------------------------
 def _record(rb: Rebuild, row: tuple, d: dict) -> None:
-    seq, unit = row[0], row[3]
+    seq, unit, no = row[0], row[3], rb._campaign_of(None, d)
     if "item" in d and unit:
-        rb.values[unit, d["item"]] = ((d.get("value"), row[1], row[2]), seq)
-        rb._bump(unit, seq, d.get("version"))
+        rb.values[no, unit, d["item"]] = ((d.get("value"), row[1], row[2]), seq)
+        rb._bump((no, unit), seq, d.get("version"))
 
 
 def _designate(rb: Rebuild, row: tuple, d: dict) -> None:
-    seq, unit = row[0], row[3]
-    rb.cohorts[unit, d.get("cohort")] = (() if row[4] == "designate" else None, seq)
+    seq, unit, no = row[0], row[3], rb._campaign_of(None, d)
+    rb.cohorts[no, unit, d.get("cohort")] = (() if row[4] == "designate" else None, seq)
     if "version" not in d:
         rb.note(_("designations written by an older version do not record the unit's version: those units' "
                   "version is not checked"))
-    rb._bump(unit, seq, d.get("version", UNKNOWN))
+    rb._bump((no, unit), seq, d.get("version", UNKNOWN))
 
 
 def _registry(rb: Rebuild, row: tuple, d: dict) -> None:
@@ -312,7 +345,7 @@ def _registry(rb: Rebuild, row: tuple, d: dict) -> None:
     if isinstance(seeded, dict):
         for cohort, codes in seeded.items():
             for code in codes:
-                rb.cohorts[code, cohort] = ((), seq)
+                rb.cohorts[1, code, cohort] = ((), seq)
     elif d.get("cohorts"):
         rb.unseeded += d["cohorts"]
         rb.note(_("the registry load (#{seq}) does not list the cohorts it brought in: unit_cohorts rows without a "
@@ -322,6 +355,16 @@ def _registry(rb: Rebuild, row: tuple, d: dict) -> None:
 def _campaign(rb: Rebuild, row: tuple, d: dict) -> None:
     rb.meta["campaign"] = ((Digest(d.get("sha256")),), row[0])
     rb.meta["campaign_sha256"] = ((d.get("sha256"),), row[0])
+
+
+def _campaign_add(rb: Rebuild, row: tuple, d: dict) -> None:
+    """A campaign added beside the first: its row in `campaigns`, and the cohorts its file brought in."""
+    no, cid = d.get("no"), d.get("campaign")
+    rb.numbers[cid] = no
+    rb.campaigns[no] = ((cid, d.get("title"), Digest(d.get("sha256")), d.get("sha256"), row[1], row[2]), row[0])
+    for cohort, codes in (d.get("seeded") or {}).items():
+        for code in codes:
+            rb.cohorts[no, code, cohort] = ((), row[0])
 
 
 def _user_add(rb: Rebuild, row: tuple, d: dict) -> None:
@@ -376,7 +419,7 @@ def _calendar(rb: Rebuild, row: tuple, d: dict) -> None:
 
 HANDLERS: dict[str, Callable[[Rebuild, tuple, dict], None]] = {
     "record": _record, "designate": _designate, "undesignate": _designate, "registry_load": _registry,
-    "campaign_load": _campaign, "user_add": _user_add, "user_enable": _user_active, "user_disable": _user_active,
+    "campaign_load": _campaign, "campaign_add": _campaign_add, "user_add": _user_add, "user_enable": _user_active, "user_disable": _user_active,
     "user_edit": _user_edit, "contact_update": _contact_update,
     "contact_add": _contact_add, "contact_remove": _contact_remove, "calendar_load": _calendar,
 }

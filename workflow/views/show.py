@@ -21,6 +21,7 @@ from anjian.workflow.engine.names import Resolver
 from anjian.workflow.errors import NotPermitted
 from anjian.workflow.services.registry import campaign_in_force
 from anjian.workflow.services.stages import stage_on
+from anjian.workflow.store import scope
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import AuditRow, EvidenceRow, Unit
 
@@ -168,7 +169,7 @@ def _evidence(session, code: str, items: set[str]) -> dict[str, list[dict]]:
                            .join(AuditRow, AuditRow.seq == EvidenceRow.seq)
                            .where(EvidenceRow.unit_code == code, EvidenceRow.subject.in_(sorted(items)),
                                   AuditRow.action == "record")
-                           .order_by(EvidenceRow.seq, EvidenceRow.position)).all()
+                           .order_by(EvidenceRow.seq, EvidenceRow.position).execution_options(**scope.its_rows)).all()
     latest: dict[str, int] = {}
     out: dict[str, list[dict]] = {}
     for seq, item, path, sha, at in rows:
@@ -181,7 +182,7 @@ def _evidence(session, code: str, items: set[str]) -> dict[str, list[dict]]:
 def _last_remark(session, code: str) -> Remark | None:
     """The last reject or revoke of a unit: why it is rectifying."""
     row = session.scalars(select(AuditRow).where(AuditRow.unit_code == code, AuditRow.action.in_(("reject", "revoke")))
-                          .order_by(AuditRow.seq.desc()).limit(1)).first()
+                          .order_by(AuditRow.seq.desc()).limit(1).execution_options(**scope.its_rows)).first()
     if row is None:
         return None
     return Remark(row.action, row.actor, shown(row.at)[:16], row.note)

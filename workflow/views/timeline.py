@@ -25,6 +25,7 @@ from anjian.states.milestones import is_met
 from anjian.workflow.clock import from_utc_text, local_date
 from anjian.workflow.engine.facts import Part, facts_of
 from anjian.workflow.engine.tree import UnitTree
+from anjian.workflow.store import scope
 from anjian.workflow.store.audit import effective_at
 from anjian.workflow.store.db import among
 from anjian.workflow.store.models import AuditRow, ChecklistValue, Unit, UnitCohort
@@ -93,8 +94,9 @@ class Replay:
             select(AuditRow.seq, AuditRow.at, AuditRow.unit_code, AuditRow.action, AuditRow.to_state, AuditRow.detail)
             .where(AuditRow.unit_code.is_not(None), AuditRow.action.in_(TRANSITIONS | set(DESIGNATIONS)),
                    *([among(session, AuditRow.unit_code, sorted(only))] if only is not None else []))
-            .order_by(AuditRow.seq)).all()
-        start = session.execute(select(AuditRow.at).where(AuditRow.action == "registry_load").order_by(AuditRow.seq)).scalar()
+            .order_by(AuditRow.seq).execution_options(**scope.its_rows)).all()
+        start = session.execute(select(AuditRow.at).where(AuditRow.action == "registry_load").order_by(AuditRow.seq)
+                                .execution_options(**{scope.EVERY_CAMPAIGN: True})).scalar()
         self.start = from_utc_text(start) if start else now
         # The cohorts of the start: today's, with every designation since undone, newest first.
         import json

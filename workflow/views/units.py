@@ -18,6 +18,7 @@ from anjian.workflow.engine.tree import UnitTree
 from anjian.workflow.errors import BadInput
 from anjian.workflow.outlook.snapshot import Snapshot, check_by, mask_query, no_level, scope_unit
 from anjian.workflow.services.registry import campaign_in_force
+from anjian.workflow.store import scope
 from anjian.workflow.store.audit import effective_at
 from anjian.workflow.store.db import IN_LIMIT, Database, among, pieces
 from anjian.workflow.store.models import AuditRow, Unit, UnitCohort
@@ -119,7 +120,8 @@ def _applicants(session, codes: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for part in pieces(session, codes):
         q = (select(AuditRow.unit_code, AuditRow.actor)
-             .where(among(session, AuditRow.unit_code, part), AuditRow.action.in_(APPLY_ACTIONS)).order_by(AuditRow.seq))
+             .where(among(session, AuditRow.unit_code, part), AuditRow.action.in_(APPLY_ACTIONS)).order_by(AuditRow.seq)
+             .execution_options(**scope.its_rows))
         for code, actor in session.execute(q):
             names = out.setdefault(code, [])
             if actor in names:

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,26 +95,57 @@ async def signed_in(request: Request):
     return who, None
 
 
+CAMPAIGN_COOKIE = "anjian_campaign"
+_CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
 async def campaign_words(request: Request) -> None:
-    """Name cohorts and milestones in this request's pages as the database's campaign does (a context
-    variable, like the language): re-read only when `init` has loaded another campaign since."""
+    """Name cohorts and milestones in this request's pages as the campaign they show does (a context
+    variable, like the language): the one the official chose (`?campaign=ID`, then kept in a cookie), or
+    the database's first. Each campaign's file is re-read only when it changed."""
     from anjian.states.labels import use_campaign
 
     st = state(request)
-    st.campaign = await run_in_threadpool(_campaign_in_force, st.db, st.campaign)
-    if st.campaign is not None:
-        use_campaign(st.campaign)
+    asked = request.query_params["campaign"] if "campaign" in request.query_params else \
+        request.cookies.get(CAMPAIGN_COOKIE)
+    asked = asked if asked and _CAMPAIGN_ID.match(asked) else None
+    known = st.campaign if isinstance(st.campaign, dict) else {}
+    campaign, listing, chosen = await run_in_threadpool(_campaign_in_force, st.db, known, asked)
+    request.state.campaigns = listing
+    request.state.campaign_id = chosen
+    if campaign is not None:
+        st.campaign = {**known, campaign.id: campaign}
+        use_campaign(campaign)
 
 
-def _campaign_in_force(db, known):
-    """The database's campaign: `known` while its SHA-256 is still the one in force (one small read)."""
+def _campaign_in_force(db, known: dict, asked: str | None):
+    """(the campaign, [(id, title)] of the database's campaigns, the id chosen or None for the first): the
+    campaign from `known` while its SHA-256 is still the one the database holds (small reads). An id the
+    database does not run is taken as no choice."""
     from anjian.workflow.services.registry import campaign_in_force, meta
+    from anjian.workflow.store import scope
+    from anjian.workflow.store.models import CampaignRow
 
     with db.read() as session:
         sha = meta(session, "campaign_sha256")
         if sha is None:
-            return None
-        return known if known is not None and known.sha256 == sha else campaign_in_force(session)
+            return None, [], None
+        ids = scope.campaigns(session)
+        chosen = asked if any(cid == asked for _n, cid in ids[1:]) else None
+        with scope.chosen(chosen):
+            no = scope.number(session)
+            if no != scope.FIRST:
+                sha = session.get(CampaignRow, no).sha256
+            ids_titles = [(cid, _title(session, n)) for n, cid in ids] if len(ids) > 1 else []
+            current = next((c for c in known.values() if c.sha256 == sha), None)
+            return (current or campaign_in_force(session)), ids_titles, chosen
+
+
+def _title(session, no: int) -> str:
+    from anjian.workflow.services.registry import _campaign_from_text, meta
+    from anjian.workflow.store.models import CampaignRow
+
+    return _campaign_from_text(meta(session, "campaign")).title if no == 1 else session.get(CampaignRow, no).title
 
 
 async def run(request: Request, who, path: list[str], params: dict | None = None, workspace=None) -> Answer:
@@ -122,6 +154,8 @@ async def run(request: Request, who, path: list[str], params: dict | None = None
 
     st = state(request)
     params = dict(params or {})
+    if getattr(request.state, "campaign_id", None):
+        params.setdefault("campaign", request.state.campaign_id)  # the campaign the official chose
     found = runner.find(path)
     if found is None:
         return Answer(2, message=_("no such command: {name}").format(name=" ".join(path)))
@@ -190,11 +224,19 @@ def render(request: Request, who, template: str, status: int = 200, **context) -
     values = {"who": who.actor if who else None, "role_name": ROLE_NAMES.get(who.actor.role, "") if who else "",
               "nav": nav(who) if who else [], "csrf": who.csrf if who else None, "path": request.url.path,
               "lang": "en" if language(request) == "en" else "zh-CN", "drill": bool(state(request).drill),
-              "error": None, "error_details": [], "notice": None}
+              "error": None, "error_details": [], "notice": None,
+              "campaigns": getattr(request.state, "campaigns", []) if who else [],
+              "campaign_id": getattr(request.state, "campaign_id", None)}
     values.update(context)
     with in_language(language(request)):
         html = environment().get_template(f"web/{template}.html.j2").render(values)
-    return HTMLResponse(html, status_code=status)
+    response = HTMLResponse(html, status_code=status)
+    asked = request.query_params.get("campaign")
+    if who and asked is not None:  # the choice is kept for the pages that follow
+        chosen = getattr(request.state, "campaign_id", None)
+        response.set_cookie(CAMPAIGN_COOKIE, chosen or "", max_age=None if chosen else 0, httponly=True,
+                            secure=state(request).config.cookie_secure, samesite="strict", path="/")
+    return response
 
 
 def refused_page(request: Request, who, status: int, message: str) -> HTMLResponse:
