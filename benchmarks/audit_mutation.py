@@ -43,7 +43,7 @@ from anjian.workflow.store.audit import GENESIS, Entry, canonical, row_hash
 from anjian.workflow.store.checkpoints import Checkpoint, load_key, make_checkpoint, read_checkpoint
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.integrity import verify
-from anjian.workflow.store.models import ChecklistValue, Contact, Unit, UnitCohort
+from anjian.workflow.store.models import ChecklistValue, Contact, UnitCohort, UnitState, units_table
 
 T0 = dt.datetime(2014, 12, 15, 9, 0, tzinfo=SHANGHAI)
 COLUMNS = ("seq", "at", "actor", "unit_code", "action", "from_state", "to_state", "note", "evidence", "detail",
@@ -168,9 +168,10 @@ def fill(db: Database, rows: int, rng: random.Random, batch: int | None = None) 
         with db.write() as session:
             done += len(audit.append(session, writer.entries(min(rng.randint(1, 40), rows - done))))
     with db.write() as session:
-        session.execute(insert(Unit), [{"code": code, "name": name, "short_name": name, "level": "township",
-                                        "parent_code": county, "state": writer.state[code], "version": writer.version[code]}
-                                       for code, name, county in writer.units])
+        session.execute(insert(units_table), [{"code": code, "name": name, "short_name": name, "level": "township",
+                                               "parent_code": county} for code, name, county in writer.units])
+        session.execute(insert(UnitState), [{"campaign_no": 1, "unit_code": code, "state": writer.state[code],
+                                             "version": writer.version[code]} for code, _name, _county in writer.units])
         if writer.values:
             session.execute(insert(ChecklistValue), [{"unit_code": u, "item": i, "value": v, "recorded_at": at, "recorded_by": by}
                                                      for (u, i), (v, at, by) in writer.values.items()])

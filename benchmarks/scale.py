@@ -152,7 +152,7 @@ def anchor_advance(engine: str, url: str, codes: list[str]) -> float:
     conn.commit()
     ph = _ph(engine)
     t = time.perf_counter()
-    cur.executemany(f"UPDATE units SET version = version WHERE code = {ph}", [(c,) for c in codes])
+    cur.executemany(f"UPDATE unit_states SET version = version WHERE unit_code = {ph}", [(c,) for c in codes])
     cur.executemany(f"INSERT INTO anchor_audit VALUES ({','.join([ph] * 8)})",
                     [(i, "2015-01-05T02:00:00Z", "bench", c, "start", "not_started", "building",
                       hashlib.sha256(c.encode()).hexdigest()) for i, c in enumerate(codes)])
@@ -277,7 +277,7 @@ def grow_audit(db, engine: str, url: str, total: int) -> int:
     bumps = Counter(codes[s % len(codes)] for s in range(start + 1, seq + 1))
     values = {(codes[s % len(codes)], items[s % 4]) for s in range(start + 1, seq + 1)}
     p = _ph(engine)
-    cur.executemany(f"UPDATE units SET version = version + {p} WHERE code = {p}", [(n, c) for c, n in bumps.items()])
+    cur.executemany(f"UPDATE unit_states SET version = version + {p} WHERE unit_code = {p}", [(n, c) for c, n in bumps.items()])
     cur.executemany(f"DELETE FROM checklist_values WHERE unit_code = {p} AND item = {p}", list(values))
     cur.executemany(f"INSERT INTO checklist_values (unit_code, item, value, recorded_at, recorded_by) VALUES ({p}, {p}, {p}, {p}, {p})",
                     [(c, i, "是", at, "bench") for c, i in values])

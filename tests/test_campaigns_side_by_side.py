@@ -213,3 +213,34 @@ def test_the_pages_show_the_campaign_the_official_chose(hebei, tmp_path):
     zb = as_json(hebei.run(ZJK, "units", "--cohort", "bashang", "--format", "json", now="2015-01-02T09:00"))
     assert [u["code"] for u in zb] == [ZB_KEY]
     assert ZB_KEY not in {u["code"] for u in as_json(hebei.run(CD, "units", "--format", "json", now="2015-01-02T09:00"))}
+
+
+def test_a_second_round_on_the_same_city_tells_each_contact_what_it_takes(hebei, tmp_path, monkeypatch):
+    """A follow-up round on 承德市 (回头看: a copy of the campaign's file under an id of its own) covers the same
+    units: the same milestone and rung are told once in each campaign, and a contact that takes only one
+    campaign's notices gets only those."""
+    from anjian.states.campaign import builtin_text
+    from anjian.workflow.reminders.run import run_passes
+    from anjian.workflow.settings import resolve
+
+    again = tmp_path / "chengde-2017.toml"
+    again.write_text(builtin_text(CD).replace(f'id = "{CD}"', 'id = "chengde-2017"'), "utf-8")
+    hebei.run(None, "campaign", "add", str(again), now="2014-12-12T09:10", user=None)
+    outbox = tmp_path / "outbox"
+    hebei.run(None, "contact", "add", "宽城满族自治县", "--name", "安监局", "--email", "all@kc.gov.cn",
+              now="2014-12-13T09:00", user=None)
+    hebei.run(None, "contact", "add", "宽城满族自治县", "--name", "李科长", "--email", "li@kc.gov.cn",
+              "--campaigns", CD, now="2014-12-13T09:00", user=None)
+    r = hebei.run(None, "contact", "add", "宽城满族自治县", "--name", "王科长", "--email", "w@kc.gov.cn",
+                  "--campaigns", "baoding-2015", now="2014-12-13T09:00", user=None, code=2)
+    assert "baoding-2015" in r.output
+    listed = as_json(hebei.run(None, "contact", "list", "宽城满族自治县", "--format", "json", now="2014-12-13T09:00"))
+    assert {c["name"]: c["campaigns"] for c in listed} == {"安监局": None, "李科长": CD}
+
+    settings = resolve(hebei.url, env={"ANJIAN_HOME": str(hebei.home), "ANJIAN_OUTBOX": str(outbox)})
+    day = "2014-12-25T08:30"  # 5 days before the plans are due (2014-12-30), in both rounds
+    passes = dict(run_passes(hebei.db, at(day), settings.notify, outbox))
+    told = {cid: sorted(s.recipient for s in r.sent) for cid, r in passes.items()}
+    assert told == {CD: ["all@kc.gov.cn", "li@kc.gov.cn"], ZJK: [], "chengde-2017": ["all@kc.gov.cn"]}
+    assert [s for r in dict(run_passes(hebei.db, at(day), settings.notify, outbox)).values() for s in r.sent] == []
+    assert "完整" in hebei.run(None, "audit", "verify", now=day, user=None).output

@@ -46,7 +46,7 @@ def test_add_then_list_shows_the_contact(chengde, cli):
     assert r.exit_code == 0, r.output
     assert r.output.strip() == "已添加联系人 王站长（峪耳崖镇）：wang@kc.gov.cn"
     assert listed(cli) == [{"id": 1, "unit": YUERYA, "unit_name": "峪耳崖镇", "name": "王站长",
-                            "email": "wang@kc.gov.cn", "webhook": None}]
+                            "email": "wang@kc.gov.cn", "webhook": None, "campaigns": None}]
     table = cli("contact", "list")
     assert table.exit_code == 0
     assert "王站长" in table.output and "wang@kc.gov.cn" in table.output and "共 1 个" in table.output

@@ -95,7 +95,7 @@ def test_version_changed_between_read_and_write(chengde):
         adv.prepare(ref, "start", None, [])
         # someone else's write lands between this Advancer's read and its write
         s.execute(update(UnitState).where(UnitState.unit_code == YUERYA)
-                  .values(version=Unit.version + 1, changed_by="bob", changed_at=utc_text(moved_at))
+                  .values(version=UnitState.version + 1, changed_by="bob", changed_at=utc_text(moved_at))
                   .execution_options(synchronize_session=False))
         adv.commit()
     assert "bob" in exc.value.message and "2014-12-15 10:00:00" in exc.value.message

@@ -50,8 +50,10 @@ def contact() -> None:
 @click.option("--name", required=True, help="The person's name.")
 @click.option("--email", metavar="ADDRESS", help="E-mail address.")
 @click.option("--webhook", metavar="URL", help="Group-robot webhook URL (WeCom/DingTalk style).")
+@click.option("--campaigns", metavar="ID,ID", help="Only the notices of these campaigns (where the database runs "
+              "several; by default those of every campaign that covers the unit).")
 @command
-def contact_add(env, unit, name, email, webhook) -> None:
+def contact_add(env, unit, name, email, webhook, campaigns) -> None:
     """Add a contact to a unit.
 
     \b
@@ -61,7 +63,7 @@ def contact_add(env, unit, name, email, webhook) -> None:
     from anjian.workflow.services import contacts
 
     now = env.write_now
-    c = contacts.add(env.database(), unit, name, email, webhook, env.actor, now, hooks=_hooks(env))
+    c = contacts.add(env.database(), unit, name, email, webhook, env.actor, now, hooks=_hooks(env), campaigns=campaigns)
     click.echo(_("Contact added: {name} ({unit}): {email} {webhook}").format(
         name=c.name, unit=c.unit_name, email=c.email or "", webhook=c.webhook or "").rstrip())
 
@@ -70,7 +72,8 @@ def contact_add(env, unit, name, email, webhook) -> None:
 @click.argument("file", metavar="FILE.csv")
 @command
 def contact_import(env, file) -> None:
-    """Add or update contacts from a CSV file (columns unit,name,email,webhook); all rows or none.
+    """Add or update contacts from a CSV file (columns unit,name,email,webhook, and campaigns where the
+    database runs several); all rows or none.
 
     Run it again with the file changed: a unit's contact of the same name takes the new address or
     webhook; rows as they are stored change nothing.
@@ -83,7 +86,7 @@ def contact_import(env, file) -> None:
     from anjian.workflow.services import contacts
 
     now = env.write_now
-    recs, problems = _read_table(tables, file, ("unit", "name"), ("email", "webhook"), env.settings.limits)
+    recs, problems = _read_table(tables, file, ("unit", "name"), ("email", "webhook", "campaigns"), env.settings.limits)
     done = contacts.import_many(env.database(), recs, env.actor, now, unreadable=problems, hooks=_hooks(env))
     click.echo(_("Contacts added: {added}, updated: {updated}, unchanged: {unchanged}").format(
         added=len(done.added), updated=len(done.updated), unchanged=done.unchanged))
@@ -114,6 +117,10 @@ def contact_list(env, unit, fmt) -> None:
     rows = contacts.listing(env.database(), unit, env.actor)
     headers = [_("Unit code"), _("Unit"), _("Name"), _("E-mail"), _("Webhook")]
     table = [[c.unit, c.unit_name, c.name, c.email, c.webhook] for c in rows]
+    if any(c.campaigns for c in rows):  # a database of several campaigns, some contacts taking only some
+        headers.append(_("Campaigns"))
+        for line, c in zip(table, rows, strict=True):
+            line.append(c.campaigns or _("all"))
     emit(fmt, lambda: render.table(headers, table) + "\n" + _("{count} contact(s) in all").format(count=len(rows)), rows,
          lambda: render.as_csv(headers, table))
 

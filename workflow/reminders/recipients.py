@@ -68,10 +68,12 @@ def contacts_by_unit(session: Session, codes: list[str]) -> dict[str, list]:
     id order."""
     fields = [getattr(Contact, f) for f in dict.fromkeys(c.contact_field for c in REGISTRY)]
     out: dict[str, list] = {}
+    this = scope.campaign_id(session)  # a contact may take the notices of some campaigns only
     for part in pieces(session, codes):
-        for c in session.execute(select(Contact.unit_code, Contact.name, *fields)
+        for c in session.execute(select(Contact.unit_code, Contact.name, Contact.campaigns, *fields)
                                  .where(among(session, Contact.unit_code, part)).order_by(Contact.id)):
-            out.setdefault(c.unit_code, []).append(c)
+            if c.campaigns is None or this in c.campaigns.split(","):
+                out.setdefault(c.unit_code, []).append(c)
     return out
 
 

@@ -18,7 +18,7 @@ from anjian.workflow.engine.authz import Acting
 from anjian.workflow.engine.names import Resolver
 from anjian.workflow.errors import BadInput, NotPermitted
 from anjian.workflow.formats.tables import Record
-from anjian.workflow.store import audit
+from anjian.workflow.store import audit, scope
 from anjian.workflow.store.db import Database
 from anjian.workflow.store.models import Contact, units_table
 
@@ -34,6 +34,7 @@ class ContactView:
     name: str
     email: str | None
     webhook: str | None
+    campaigns: str | None = None  # the campaigns whose notices it takes (comma-separated ids); None: all
 
 
 def check_name(name: str) -> str:
@@ -91,10 +92,11 @@ class Imported:
 
 
 def add(db: Database, unit: str, name: str, email: str | None, webhook: str | None, actor: Acting | str, now: dt.datetime,
-        hooks: Policy | None = None) -> ContactView:
-    """Add a contact to a unit (a name may appear once per unit); `hooks`: where webhooks may go."""
-    return add_many(db, [Record(0, {"unit": unit, "name": name, "email": email or "", "webhook": webhook or ""})], actor, now,
-                    hooks=hooks)[0]
+        hooks: Policy | None = None, campaigns: str | None = None) -> ContactView:
+    """Add a contact to a unit (a name may appear once per unit); `hooks`: where webhooks may go;
+    `campaigns`: the ids of the campaigns whose notices it takes (comma-separated; none: all)."""
+    return add_many(db, [Record(0, {"unit": unit, "name": name, "email": email or "", "webhook": webhook or "",
+                                    "campaigns": campaigns or ""})], actor, now, hooks=hooks)[0]
 
 
 def add_many(db: Database, records: list[Record], actor: Acting | str, now: dt.datetime,
@@ -138,6 +140,7 @@ def _write(db: Database, records: list[Record], actor: Acting | str, now: dt.dat
                 email, hook = check_email(r.values.get("email")), check_webhook(r.values.get("webhook"), hooks)
                 if not email and not hook:
                     raise BadInput(_("give --email or --webhook (or both)"))
+                subscribed = check_campaigns(session, r.values.get("campaigns"))
                 if (ref.code, name) in seen:  # twice in one file: which row is meant is not guessed
                     raise BadInput(_("{unit} already has a contact named {name}").format(unit=ref.name, name=name))
                 old = session.scalar(select(Contact).where(Contact.unit_code == ref.code, Contact.name == name))
@@ -148,11 +151,11 @@ def _write(db: Database, records: list[Record], actor: Acting | str, now: dt.dat
                 continue
             seen.add((ref.code, name))
             if old is None:
-                staged.append((ref, name, email, hook))
-            elif (old.email, old.webhook) == (email, hook):
+                staged.append((ref, name, email, hook, subscribed))
+            elif (old.email, old.webhook, old.campaigns) == (email, hook, subscribed):
                 unchanged += 1
             else:
-                changes.append((old, ref.name, email, hook))
+                changes.append((old, ref.name, email, hook, subscribed))
         if denials:
             raise authz.denied(_("contacts refused: {count} row(s) not permitted; nothing was written").format(
                 count=len(denials)), None).with_details(denials)
@@ -168,22 +171,38 @@ def _apply(session, actor, now: dt.datetime, staged: list, changes: list) -> tup
     """Write the checked rows: new contacts, and new addresses of existing ones; one audit row each."""
     out, updated = [], []
     created = utc_text(audit.stamp(session, now))
-    for ref, name, email, hook in staged:
-        c = Contact(unit_code=ref.code, name=name, email=email, webhook=hook, created_at=created)
+    for ref, name, email, hook, subscribed in staged:
+        c = Contact(unit_code=ref.code, name=name, email=email, webhook=hook, created_at=created, campaigns=subscribed)
         session.add(c)
         session.flush()
-        out.append(ContactView(c.id, ref.code, ref.name, name, email, hook))
-    for old, unit_name, email, hook in changes:
-        old.email, old.webhook = email, hook
-        updated.append(ContactView(old.id, old.unit_code, unit_name, old.name, email, hook))
+        out.append(ContactView(c.id, ref.code, ref.name, name, email, hook, subscribed))
+    for old, unit_name, email, hook, subscribed in changes:
+        old.email, old.webhook, old.campaigns = email, hook, subscribed
+        updated.append(ContactView(old.id, old.unit_code, unit_name, old.name, email, hook, subscribed))
     session.flush()
-    # the keys the log rebuild reads (store/rebuild.py): name, email, webhook, id
-    audit.append(session, [audit.Entry(now, actor, "contact_add", c.unit, detail={"name": c.name, "email": c.email,
-                                                                                   "webhook": c.webhook, "id": c.id})
-                           for c in out] + [
-        audit.Entry(now, actor, "contact_update", c.unit, detail={"name": c.name, "email": c.email, "webhook": c.webhook,
-                                                                  "id": c.id}) for c in updated])
+    # the keys the log rebuild reads (store/rebuild.py): name, email, webhook, id, campaigns (when given)
+    audit.append(session, [audit.Entry(now, actor, "contact_add", c.unit, detail=_said(c)) for c in out] + [
+        audit.Entry(now, actor, "contact_update", c.unit, detail=_said(c)) for c in updated])
     return out, updated
+
+
+def _said(c: ContactView) -> dict:
+    return {"name": c.name, "email": c.email, "webhook": c.webhook, "id": c.id} | (
+        {"campaigns": c.campaigns} if c.campaigns else {})
+
+
+def check_campaigns(session, text: str | None) -> str | None:
+    """The campaigns a contact takes the notices of, as stored: ids of this database's campaigns,
+    comma-separated in its order; None (every campaign) for none given."""
+    wanted = [w.strip() for w in re.split(r"[,，、\s]+", text or "") if w.strip()]
+    if not wanted:
+        return None
+    known = [cid for _no, cid in scope.campaigns(session)]
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise BadInput(_("--campaigns: this database has no campaign {ids}; it runs: {known}").format(
+            ids=_(", ").join(unknown), known=_(", ").join(known)))
+    return ",".join(cid for cid in known if cid in wanted)
 
 
 _LINE = re.compile(r"^\D{0,6}?(\d+)\D")
@@ -219,7 +238,7 @@ def listing(db: Database, unit: str | None = None, actor: Acting | None = None) 
              .order_by(Contact.unit_code, Contact.name))
         if ref is not None:
             q = q.where(Contact.unit_code == ref.code)
-        rows = [ContactView(c.id, c.unit_code, n, c.name, c.email, c.webhook) for c, n in session.execute(q)]
+        rows = [ContactView(c.id, c.unit_code, n, c.name, c.email, c.webhook, c.campaigns) for c, n in session.execute(q)]
         if actor is not None:
             rows = [r for r in rows if authz.within_reach(session, actor, r.unit)]
         return rows

@@ -177,6 +177,9 @@ class Contact(Base):
     email: Mapped[str | None] = mapped_column(String(254))
     webhook: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[str] = mapped_column(String(32))
+    # The campaigns whose notices it takes (their ids, comma-separated, in the database's order); NULL:
+    # those of every campaign that covers its unit.
+    campaigns: Mapped[str | None] = mapped_column(String(500))
 
     __table_args__ = (UniqueConstraint("unit_code", "name", name="uq_contacts_unit_name"),)
 

@@ -48,7 +48,7 @@ ABSENT = N_("(no such row)")
 COLUMNS = {"checklist_values": ("value", "recorded_at", "recorded_by"), "unit_cohorts": (),
            "campaigns": ("id", "title", "text", "sha256", "added_at", "added_by"),
            "officials": ("role", "unit_code", "os_user", "active", "created_at", "created_by"),
-           "contacts": ("id", "email", "webhook", "created_at"), "meta": ("value",),
+           "contacts": ("id", "email", "webhook", "created_at", "campaigns"), "meta": ("value",),
            "calendar_days": ("workday", "name", "source")}  # compared beside each table's key
 UNKNOWN = object()  # a field the log does not determine (written before it was logged)
 
@@ -212,7 +212,7 @@ class Rebuild:
                                               Official.active, Official.created_at, Official.created_by)),
              self.officials, lambda r: (r[0], tuple(r[1:]))),
             ("contacts", conn.execute(select(Contact.unit_code, Contact.name, Contact.id, Contact.email, Contact.webhook,
-                                             Contact.created_at)),
+                                             Contact.created_at, Contact.campaigns)),
              self.contacts, lambda r: ((r[0], r[1]), tuple(r[2:]))),
             ("meta", conn.execute(select(Meta.key, Meta.value)), self.meta, lambda r: (r[0], (r[1],))),
             ("calendar_days", (r for r in conn.execute(select(CalendarDay.day, CalendarDay.workday, CalendarDay.name,
@@ -389,13 +389,15 @@ def _user_edit(rb: Rebuild, row: tuple, d: dict) -> None:
 def _contact_add(rb: Rebuild, row: tuple, d: dict) -> None:
     if "id" not in d:
         rb.note(_("contacts added by an older version do not record their id: those contacts' id is not checked"))
-    rb.contacts[row[3], d.get("name")] = ((d.get("id", UNKNOWN), d.get("email"), d.get("webhook"), row[1]), row[0])
+    rb.contacts[row[3], d.get("name")] = ((d.get("id", UNKNOWN), d.get("email"), d.get("webhook"), row[1],
+                                           d.get("campaigns")), row[0])
 
 
 def _contact_update(rb: Rebuild, row: tuple, d: dict) -> None:
-    """A contact's address or webhook changed by a re-run import: same id, same creation time."""
-    old = rb.contacts.get((row[3], d.get("name")), ((UNKNOWN,) * 4, 0))[0] or (UNKNOWN,) * 4
-    rb.contacts[row[3], d.get("name")] = ((d.get("id", old[0]), d.get("email"), d.get("webhook"), old[3]), row[0])
+    """A contact's address, webhook or campaigns changed by a re-run import: same id, same creation time."""
+    old = rb.contacts.get((row[3], d.get("name")), ((UNKNOWN,) * 5, 0))[0] or (UNKNOWN,) * 5
+    rb.contacts[row[3], d.get("name")] = ((d.get("id", old[0]), d.get("email"), d.get("webhook"), old[3],
+                                           d.get("campaigns")), row[0])
 
 
 def _contact_remove(rb: Rebuild, row: tuple, d: dict) -> None:

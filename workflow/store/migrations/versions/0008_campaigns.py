@@ -7,6 +7,8 @@ about it belong to a campaign, by its number.
 - `unit_cohorts`, `checklist_values` and `notice_items` gain `campaign_no` (1 for every row already there)
   in their primary key.
 - `campaigns` lists the campaigns added beside the first (`anjian campaign add`).
+- `contacts.campaigns` names the campaigns whose notices a contact takes (NULL, as for every contact
+  already there: every campaign that covers its unit).
 - `audit_log.campaign_no` says whose state a row changed (1 for every row about a unit already there;
   NULL for the database's own rows), so that a campaign's views replay its rows alone.
 
@@ -119,6 +121,7 @@ def upgrade() -> None:
     op.add_column("audit_log", sa.Column("campaign_no", sa.Integer, nullable=True))
     _file_rows_under_campaign_1()
     op.create_index("ix_audit_campaign", "audit_log", ["campaign_no"])
+    op.add_column("contacts", sa.Column("campaigns", sa.String(500), nullable=True))
     op.create_table(
         "campaigns",
         sa.Column("no", sa.Integer, primary_key=True, autoincrement=False),
@@ -137,6 +140,7 @@ def downgrade() -> None:
     if conn.execute(sa.text("SELECT count(*) FROM campaigns")).scalar():
         raise RuntimeError("this database runs several campaigns: a schema before 0008 can keep only the first")
     op.drop_table("campaigns")
+    op.execute("ALTER TABLE contacts DROP COLUMN campaigns")
     op.drop_index("ix_audit_campaign", table_name="audit_log")
     op.execute("ALTER TABLE audit_log DROP COLUMN campaign_no")
     for name in TABLES:
