@@ -96,8 +96,9 @@ def test_a_database_lists_its_campaigns_and_each_command_works_on_the_one_named(
     assert {c["code"][:4] for c in zjk["counties"]} == {"1307"} and len(zjk["counties"]) == 19
     assert zjk["campaign"] == ZJK and "bashang" in zjk["counties"][0]["cohorts"]
     # a unit of one campaign is not one of the other's; an unknown campaign is named as such
-    r = hebei.run(CD, "show", ZB_DEMO, now="2015-01-02T09:00", code=2)
-    assert ZB_DEMO in r.output
+    r = hebei.run(CD, "show", "张北镇", now="2015-01-02T09:00", code=2)
+    assert f"张北镇（{ZB_DEMO}）不在工作方案 {CD} 的范围内" in r.output and "--campaign" in r.output
+    assert "名录中没有" in hebei.run(CD, "show", "不存在镇", now="2015-01-02T09:00", code=2).output
     r = hebei.run("baoding-2015", "status", now="2015-01-02T09:00", code=2)
     assert "baoding-2015" in r.output and CD in r.output and ZJK in r.output
     # adding it again changes nothing; another file under its id is refused

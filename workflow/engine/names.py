@@ -180,6 +180,7 @@ class Resolver:
         if len(found) == 1:
             return _ref(found[0])
         if not found:
+            self._outside_campaign(query, what)
             hint = self._similar(fold(query)) if hint else ""
             raise BadInput(_("{what} “{query}”: no such unit in the registry").format(what=_(what), query=query)
                            + (_("; did you mean: {hint}").format(hint=hint) if hint else ""))
@@ -190,6 +191,22 @@ class Resolver:
             .format(what=_(what), query=query, count=len(found)),
             listed + ([more] if more else []),
         )
+
+    def _outside_campaign(self, query: str, what: str) -> None:
+        """BadInput for a unit of the registry that the campaign in scope does not cover (another city's,
+        where the database runs several campaigns): said as such, not as a unit that does not exist."""
+        from anjian.workflow.store import scope
+        from anjian.workflow.store.models import units_table
+
+        if not scope.several(self.session):
+            return
+        units = units_table.c
+        row = self.session.execute(select(units.code, units.name).where(
+            (units.code == query) | (units.name == query) | (units.short_name == query)).limit(1)).first()
+        if row is not None:
+            raise BadInput(_("{what} “{query}”: {name} ({code}) is not covered by the campaign {campaign}; name its "
+                             "campaign with --campaign (anjian campaign list)").format(
+                what=_(what), query=query, name=row.name, code=row.code, campaign=scope.campaign_id(self.session)))
 
     def _similar(self, q: str) -> str:
         if not q or q.isdigit():

@@ -120,6 +120,12 @@ def _resolve(session: Session, wanted: str | None) -> int:
         id=wanted, ids=_(", ").join(i for _n, i in known) or _("none yet (run `anjian init`)")))
 
 
+def several(session: Session) -> bool:
+    """Whether this session's database runs more than one campaign."""
+    number(session)
+    return bool(session.info.get(_SEVERAL))
+
+
 def resolved(session: Session) -> int | None:
     """The number this session has already resolved, without resolving it (None: not yet)."""
     cached = session.info.get(_KEY)
