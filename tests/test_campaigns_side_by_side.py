@@ -99,6 +99,10 @@ def test_a_database_lists_its_campaigns_and_each_command_works_on_the_one_named(
     r = hebei.run(CD, "show", "张北镇", now="2015-01-02T09:00", code=2)
     assert f"张北镇（{ZB_DEMO}）不在工作方案 {CD} 的范围内" in r.output and "--campaign" in r.output
     assert "名录中没有" in hebei.run(CD, "show", "不存在镇", now="2015-01-02T09:00", code=2).output
+    # an official of one campaign's city does not act in the other's, and is told so (refused, audited)
+    r = hebei.run(ZJK, "advance", ZB_DEMO, "start", now="2015-01-02T09:00", user="yy_chief", code=4)
+    assert f"任职于峪耳崖镇（{YUERYA}），不在工作方案 {ZJK} 的范围内" in r.output
+    assert as_json(hebei.run(ZJK, "show", ZB_DEMO, "--format", "json", now="2015-01-02T09:00"))["state"] == "not_started"
     r = hebei.run("baoding-2015", "status", now="2015-01-02T09:00", code=2)
     assert "baoding-2015" in r.output and CD in r.output and ZJK in r.output
     # adding it again changes nothing; another file under its id is refused

@@ -136,6 +136,8 @@ def misposted(session: Session, actor: Actor) -> str | None:
     node = tree.get(actor.unit_code)
     if node is not None and node.level in levels:
         return None
+    if node is None and (outside := _outside_campaign(session, actor)):
+        return outside
     where = (_("{unit}（{code}）is a {level} unit").format(unit=node.name, code=node.code,
                                                           level=LEVEL_NAMES.get(node.level, node.level))
              if node is not None else _("unit {code} does not exist").format(code=actor.unit_code))
@@ -143,6 +145,21 @@ def misposted(session: Session, actor: Actor) -> str | None:
              "their role or unit (disable them and register them again at the right unit: anjian user disable, "
              "anjian user add)").format(actor=actor.shown, role=P.ROLES.get(actor.role, actor.role), role_id=actor.role,
                                         posts=posts(actor.role), where=where)
+
+
+def _outside_campaign(session: Session, actor: Actor) -> str | None:
+    """Why an official posted at a unit of the registry that the campaign in scope does not cover (another
+    city's, where the database runs several campaigns) does not act in it; None if the unit is not in the
+    registry at all."""
+    from anjian.workflow.store import scope
+    from anjian.workflow.store.models import units_table
+
+    name = session.scalar(select(units_table.c.name).where(units_table.c.code == actor.unit_code))
+    if name is None:
+        return None
+    return _("{actor} is posted at {unit}（{code}）, which the campaign {campaign} does not cover: they do not act "
+             "in it (name their campaign with --campaign)").format(
+        actor=actor.shown, unit=name, code=actor.unit_code, campaign=scope.campaign_id(session))
 
 
 def _check(session: Session, actor: Actor, roles: frozenset[str], what: str, unit_code: str | None, unit_name: str | None) -> None:
@@ -244,11 +261,12 @@ def refusals_audited(db, actor: Acting | str, now: dt.datetime, action: str) -> 
         yield
     except NotPermitted as exc:
         from anjian.workflow.store import audit
-        from anjian.workflow.store.models import Unit
+        from anjian.workflow.store.models import units_table
 
         unit = getattr(exc, "unit_code", None)
-        with db.write() as session:
-            code = unit if unit and session.scalar(select(func.count()).select_from(Unit).where(Unit.code == unit)) else None
+        with db.write() as session:  # the unit named if the registry has it, whichever campaign covers it
+            code = unit if unit and session.scalar(select(func.count()).select_from(units_table)
+                                                   .where(units_table.c.code == unit)) else None
             detail = {"attempted": action, "reason": exc.message}
             if exc.details:  # the why, where the message only sums up (a batch, a guard's verdict)
                 detail["details"] = list(exc.details[:DETAILS_KEPT])
