@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from anjian.states import labels
+from anjian.states.campaign_machines import IDENT, MachineChecks
 from anjian.states.campaign_model import (  # noqa: F401  (the model's names, as they have always been imported)
     Applicable,
     Assessment,
@@ -29,11 +30,11 @@ from anjian.states.campaign_model import (  # noqa: F401  (the model's names, as
     applicable_items,
 )
 from anjian.states.locate import Locator
-from anjian.states.machines import SPECS
+from anjian.states.machines import CLOSED, SPECS, begin_trigger, city_spec
 
 KINDS = ("flag", "count", "text")
-IDENT = re.compile(r"[a-z][a-z0-9_]{0,39}")  # a cohort's id: what officials type and the database stores
-BUILTIN = ("chengde-2014", "zhangjiakou-2015")  # the first is the default
+BUILTIN = ("chengde-2014", "zhangjiakou-2015", "chengde-2017-review")  # the first is the default
+
 
 
 class CampaignError(ValueError):
@@ -73,7 +74,7 @@ def builtin() -> Campaign:
     return load(builtin_text(BUILTIN[0]), BUILTIN[0])
 
 
-class _Checker(Locator):
+class _Checker(MachineChecks, Locator):
     """Builds a Campaign while collecting problems, each with the line of its field."""
 
     def __init__(self, text: str):
@@ -82,6 +83,7 @@ class _Checker(Locator):
         self.cohort_ids: tuple[str, ...] = ()
         self.declared: dict[str, GuardSpec] = {}
         self.named_guards: dict[str, str] = {}
+        self.stage_ids: list[str] = []
 
     def problem(self, where: tuple[str, int | None, str | None], message: str, line: int | None = None) -> None:
         table, index, key = where
@@ -138,7 +140,7 @@ class _Checker(Locator):
     # -- building ---------------------------------------------------------------------------------
     def build(self, data: dict, sha: str) -> Campaign:
         self.unknown(data, ("", None), {"campaign", "stages", "cohorts", "milestones", "checklist", "areas", "reminders",
-                                     "assessment", "guards", "triggers"})
+                                     "assessment", "guards", "triggers", "machines"})
         head = self.table(data.get("campaign", {}), "campaign")
         w = ("campaign", None)
         self.unknown(head, w, {"id", "title", "issuer", "issued", "city", "timezone"})
@@ -158,10 +160,22 @@ class _Checker(Locator):
                              "unknown checklist level (allowed: county, township)")
         checklists = {level: self.items(level, lists.get(level, []), areas) for level in ("township", "county")}
         self.declared = self.guards(self.table(data.get("guards", {}), "guards"))
+        self.words: dict[tuple, tuple[str, str]] = {}
+        self.specs = dict(SPECS)
+        if stages:
+            self.specs["city"] = city_spec([s.id for s in stages])
+            for stage in stages:
+                if stage.id not in SPECS["city"].states:  # a stage the engine has no word for: the file's
+                    self.words["state", "city", stage.id] = (stage.name, stage.name_en)
+                    self.words["trigger", begin_trigger(stage.id)] = (
+                        f"进入{stage.name}", f"begin the {stage.name_en or stage.id.replace('_', ' ')}")
+        self.machines(self.table(data.get("machines", {}), "machines"))
         triggers = self.triggers(self.table(data.get("triggers", {}), "triggers"))
         # checked against the city machine's stages, so that one bad stage is not reported again per milestone
         before = len(self.problems)
-        milestones = self.milestones(data.get("milestones", []), issued, set(SPECS["city"].states[:-1]))
+        # every stage id declared, with its stage where its dates were good (one bad date is reported once)
+        declared = {sid: next((s for s in stages if s.id == sid), None) for sid in self.stage_ids}
+        milestones = self.milestones(data.get("milestones", []), issued, declared)
         self.milestones_ok = len(self.problems) == before
         return Campaign(
             id=self.take(head, w, "id", str) or "",
@@ -173,7 +187,7 @@ class _Checker(Locator):
             stages=stages, cohorts=cohorts, milestones=milestones, checklists=checklists,
             areas=dict(areas), sha256=sha, reminders=self.reminders(self.table(data.get("reminders", {}), "reminders")),
             assessment=self.assessment(self.table(data.get("assessment", {}), "assessment"), data.get("milestones", [])),
-            guards=self.declared, triggers=triggers,
+            guards=self.declared, triggers=triggers, machines=self.specs, words=self.words,
         )
 
     def known_guards(self, level: str) -> set[str]:
@@ -213,8 +227,8 @@ class _Checker(Locator):
     def triggers(self, raw: dict) -> dict[tuple[str, str], tuple[str, ...]]:
         out: dict[tuple[str, str], tuple[str, ...]] = {}
         for level, table in raw.items():
-            if level not in SPECS:
-                self.problem(("triggers", None, level), f"unknown level (allowed: {', '.join(SPECS)})")
+            if level not in self.specs:
+                self.problem(("triggers", None, level), f"unknown level (allowed: {', '.join(self.specs)})")
                 continue
             if not isinstance(table, dict):
                 self.problem(("triggers", None, level), f"must be a table [triggers.{level}], not {table!r}")
@@ -222,8 +236,8 @@ class _Checker(Locator):
             w = (f"triggers.{level}", None)
             known = self.known_guards(level)
             for trigger, names in table.items():
-                if trigger not in SPECS[level].triggers:
-                    self.problem((*w, trigger), f"unknown {level} trigger (triggers: {', '.join(SPECS[level].triggers)})")
+                if trigger not in self.specs[level].triggers:
+                    self.problem((*w, trigger), f"unknown {level} trigger (triggers: {', '.join(self.specs[level].triggers)})")
                     continue
                 if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                     self.problem((*w, trigger), f"must be a list of guard names, not {names!r}")
@@ -284,23 +298,32 @@ class _Checker(Locator):
         return Reminders(tuple(sorted(set(before), reverse=True)), every)
 
     def stages(self, raw: list) -> tuple[Stage, ...]:
+        """The campaign's stages in order: the city machine's states (then `closed`), as many as the plan has."""
         out: list[Stage] = []
-        city_states = SPECS["city"].states
         for n, entry in self.array(raw, "stages"):
             w = ("stages", n)
-            self.unknown(entry, w, {"id", "name", "starts", "ends"})
+            self.unknown(entry, w, {"id", "name", "name_en", "starts", "ends"})
             sid = self.take(entry, w, "id", str)
             starts, ends = self.take(entry, w, "starts", dt.date), self.take(entry, w, "ends", dt.date)
-            if sid is not None and sid not in city_states[:-1]:
-                self.problem((*w, "id"), f"unknown state {sid!r} (the city machine's stages: {', '.join(city_states[:-1])})")
+            if sid is not None and (not IDENT.fullmatch(sid) or sid == CLOSED):
+                self.problem((*w, "id"), f"a stage's id is lower-case letters, digits and _, and not {CLOSED!r} (the "
+                                         f"city's state once the last stage ends), not {sid!r}")
+                sid = None
+            if sid and any(s.id == sid for s in out):
+                self.problem((*w, "id"), f"duplicate stage {sid!r}")
+                sid = None
             if starts and ends and ends < starts:
                 self.problem((*w, "ends"), f"{ends} is before starts {starts}")
             if out and starts and starts <= out[-1].starts:
                 self.problem((*w, "starts"), f"{starts} is not after the previous stage's start {out[-1].starts} (dates out of order)")
+            if sid:
+                self.stage_ids.append(sid)
             if sid and starts and ends:
-                out.append(Stage(sid, self.take(entry, w, "name", str, sid), starts, ends))
-        if not self.problems and [s.id for s in out] != list(city_states[:-1]):
-            self.problem(("stages", None, None), f"must declare the stages {', '.join(city_states[:-1])} in this order")
+                out.append(Stage(sid, self.take(entry, w, "name", str, sid) or sid, starts, ends,
+                                 self.take(entry, w, "name_en", str, "") or ""))
+        if not out and not self.problems:
+            self.problem(("stages", None, None), "a campaign needs at least one stage ([[stages]] with id, name, starts, ends)",
+                         self.top_line("stages") or 1)
         return tuple(out)
 
     def cohorts(self, raw: dict) -> dict[str, Cohort]:
@@ -331,7 +354,7 @@ class _Checker(Locator):
         self.cohort_ids = tuple(raw)
         return out
 
-    def milestones(self, raw: list, issued: dt.date, stage_ids: set[str]) -> tuple[Milestone, ...]:
+    def milestones(self, raw: list, issued: dt.date, stage_ids: dict[str, Stage | None]) -> tuple[Milestone, ...]:
         from anjian.states.guards import GUARDS
 
         out: list[Milestone] = []
@@ -341,7 +364,9 @@ class _Checker(Locator):
             mid, deadline = self.take(entry, w, "id", str), self.take(entry, w, "deadline", dt.date)
             stage = self.take(entry, w, "stage", str)
             if stage and stage_ids and stage not in stage_ids:
-                self.problem((*w, "stage"), f"unknown stage {stage!r}")
+                self.problem((*w, "stage"), f"unknown stage {stage!r} (stages: {', '.join(stage_ids)})")
+            elif stage and deadline and stage_ids.get(stage) and issued <= deadline < stage_ids[stage].starts:
+                self.problem((*w, "deadline"), f"{deadline} is before its stage {stage!r} starts ({stage_ids[stage].starts})")
             if deadline and deadline < issued:
                 self.problem((*w, "deadline"), f"{deadline} is before the campaign was issued ({issued})")
             if deadline and out and deadline < out[-1].deadline:
@@ -386,7 +411,7 @@ class _Checker(Locator):
             return None
         bad = False
         for s in names["states"]:
-            if s not in SPECS[level].states:
+            if s not in self.specs[level].states:
                 say("states", f"unknown {level} state {s!r}")
                 bad = True
         for g in names["guards"]:

@@ -8,7 +8,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from anjian.states.machines import SPECS
+from anjian.states.machines import SPECS, MachineSpec
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class Stage:
     name: str
     starts: dt.date
     ends: dt.date
+    name_en: str = ""
 
 
 @dataclass(frozen=True)
@@ -169,13 +170,29 @@ class Campaign:
     assessment: Assessment = Assessment()
     guards: dict[str, GuardSpec] = field(default_factory=dict)
     triggers: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    # the machines by level: the city's from the stages, the county's from `[machines.county]` where the
+    # file declares it, else the engine's (states.machines)
+    machines: dict[str, MachineSpec] = field(default_factory=lambda: dict(SPECS))
+    # the words of the states and triggers the file declares: ("state", level, id) or ("trigger", id) -> (zh, en)
+    words: dict[tuple, tuple[str, str]] = field(default_factory=dict)
+
+    def machine(self, level: str | None) -> MachineSpec | None:
+        return self.machines.get(level) if level else None
 
     def conditions(self, level: str, trigger: str) -> tuple[str, ...]:
-        """The guards a trigger checks: the campaign's (its `[triggers.LEVEL]` table), else the engine's."""
+        """The guards a trigger checks: the campaign's (its `[triggers.LEVEL]` table), else its machine's."""
         if (level, trigger) in self.triggers:
             return self.triggers[level, trigger]
-        t = SPECS[level].transition(trigger)
+        spec = self.machine(level)
+        t = spec.transition(trigger) if spec else None
         return tuple(t["conditions"]) if t else ()
+
+    def word(self, key: tuple, lang: str) -> str | None:
+        """The name the file gives a state (("state", level, id)) or a trigger (("trigger", id)) in `lang`."""
+        found = self.words.get(key)
+        if found is None:
+            return None
+        return (found[1] if lang == "en" else "") or found[0]
 
     def items(self, level: str) -> tuple[Item, ...]:
         return self.checklists.get(level, ())

@@ -67,7 +67,56 @@ class CampaignWords(Mapping):
         return sum(1 for _k in self)
 
 
+class MachineWords(Words):
+    """The words of states ((level, id) keys) or triggers (id keys): the engine's, translated, and those a
+    campaign's file declares for its own machines (its stages, its `[machines.county]`), which win."""
+
+    def __init__(self, ids: dict, kind: str):
+        super().__init__(ids)
+        self._kind = kind
+
+    def _key(self, key) -> tuple:
+        return (self._kind, *key) if isinstance(key, tuple) else (self._kind, key)
+
+    def _campaign(self):
+        try:
+            return current_campaign()
+        except LookupError:
+            return None
+
+    def __getitem__(self, key):
+        campaign = self._campaign()
+        word = campaign.word(self._key(key), language_now()) if campaign is not None else None
+        return word if word is not None else super().__getitem__(key)
+
+    def __iter__(self) -> Iterator:
+        """The states (or triggers) of the campaign in use's machines: the engine's it keeps, then its own."""
+        campaign = self._campaign()
+        if campaign is None:
+            return iter(self._ids)
+        own = [k[1:] if len(k) > 2 else k[1] for k in campaign.words if k[0] == self._kind]
+        return iter(k for k in dict.fromkeys([*self._ids, *own]) if self._in(campaign, k))
+
+    def _in(self, campaign, key) -> bool:
+        if self._kind == "state":
+            spec = campaign.machines.get(key[0])
+            return spec is not None and key[1] in spec.states
+        return any(key in spec.triggers for spec in campaign.machines.values())
+
+    def __len__(self) -> int:
+        return sum(1 for _k in self)
+
+    def __contains__(self, key) -> bool:
+        campaign = self._campaign()
+        return key in self._ids or campaign is not None and self._key(key) in campaign.words
+
+
 _campaign: ContextVar = ContextVar("anjian_campaign", default=None)
+
+
+def words_in_use():
+    """The campaign `use_campaign` set for this context, or None (the built-in one's words)."""
+    return _campaign.get()
 
 
 def use_campaign(campaign) -> None:
@@ -127,7 +176,7 @@ LEVEL_NAMES = Words({"province": N_("province"), "city": N_("city"), "county": N
 # A milestone's status as `show`, the dossier and the tables print it.
 MILESTONE_STATUS = Words({"met": N_("met"), "pending": N_("not yet due"), "overdue": N_("overdue")})
 
-STATE_NAMES = Words({
+STATE_NAMES = MachineWords({
     ("township", "not_started"): N_("not started"),
     ("township", "building"): N_("building"),
     ("township", "applied"): N_("applied for acceptance"),
@@ -143,9 +192,9 @@ STATE_NAMES = Words({
     ("city", "key_compliance"): N_("key-township stage"),
     ("city", "full_coverage"): N_("full-coverage stage"),
     ("city", "closed"): N_("closed"),
-})
+}, "state")
 
-TRIGGER_NAMES = Words({
+TRIGGER_NAMES = MachineWords({
     "start": N_("start building"),
     "apply": N_("apply for acceptance"),
     "accept": N_("accept"),
@@ -160,7 +209,7 @@ TRIGGER_NAMES = Words({
     "begin_key_compliance": N_("begin the key-township stage"),
     "begin_full_coverage": N_("begin the full-coverage stage"),
     "close": N_("close"),
-})
+}, "trigger")
 
 ROLE_NAMES = Words({
     "city_office": N_("city safety committee office"),

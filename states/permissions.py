@@ -43,6 +43,27 @@ TRIGGERS: dict[tuple[str, str], frozenset[str]] = {
     ("city", "close"): frozenset({"city_office"}),
 }
 
+# Who may move the city into a stage by hand, in a campaign of any stages (the scheduler does on the date).
+CITY_STAGES = frozenset({"city_office"})
+
+
+def trigger_roles(level: str | None, trigger: str, campaign=None) -> frozenset[str]:
+    """The roles that may fire `trigger` on a unit of `level` in `campaign` (else in the campaign in use):
+    the `by` its file gives the transition, else the engine's table above; nobody for a trigger the
+    campaign's machine does not have."""
+    from anjian.states.machines import of
+
+    spec = of(level, campaign)
+    if spec is None or trigger not in spec.triggers:
+        return frozenset()
+    declared = spec.roles(trigger)
+    if declared is not None:
+        return declared
+    if level == "city":
+        return CITY_STAGES
+    return TRIGGERS.get((level, trigger), frozenset())
+
+
 # level of the unit whose checklist is recorded -> roles that may record it
 RECORD: dict[str, frozenset[str]] = {
     "township": frozenset({"township_chief", "county_official", "city_office"}),

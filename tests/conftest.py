@@ -42,6 +42,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(autouse=True)
+def _campaign_words_restored() -> Iterator[None]:
+    """A test that calls a service directly loads its campaign's words for the rest of the thread (as a
+    command does until it ends, `Env.release`): give the words in use before back after each test."""
+    from anjian.states.labels import use_campaign, words_in_use
+
+    before = words_in_use()
+    yield
+    use_campaign(before)
+
+
 @pytest.fixture
 def db_url(tmp_path) -> Iterator[str]:
     """The URL of an empty database that exists only for this test."""

@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -228,3 +228,16 @@ def run_on(url: str, home: Path, *args: str, now: str = "2014-12-15T09:00") -> R
     env = {"ANJIAN_HOME": str(home), "ANJIAN_DB": None, "ANJIAN_NOW": None, "ANJIAN_USER": None}
     with clock_at(now):
         return CliRunner().invoke(group, ["--db", url, *args], env=env, catch_exceptions=False)
+
+
+def campaign_runner(url: str, home: Path, user: str = "cd_office") -> Callable[..., Result]:
+    """`run(campaign, *args, now=, user=, code=)`: `anjian --campaign CAMPAIGN --as USER ARGS…` on a
+    database of several campaigns, asserting its exit code."""
+
+    def run(campaign: str | None, *args: str, now: str, user: str | None = user, code: int = 0) -> Result:
+        r = run_on(url, home, *(("--campaign", campaign) if campaign else ()), *(("--as", user) if user else ()),
+                   *args, now=now)
+        assert r.exit_code == code, (campaign, args, r.output)
+        return r
+
+    return run

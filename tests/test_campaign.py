@@ -117,25 +117,28 @@ def test_loading_is_stable_and_fingerprinted():
 
 
 # -- bad files --------------------------------------------------------------------------------------
-def test_unknown_stage_id_names_its_line_and_field():
-    """A stage whose id is not a stage of the city machine is refused at its `id` line."""
-    problems = problems_of(edited(21, '"demonstration"', '"demo"'))
-    assert len(problems) == 1
-    assert problems[0].startswith("line 21, stages[1].id: unknown state 'demo'")
+def test_a_stage_s_id_is_checked_at_its_line_and_a_renamed_stage_at_each_milestone_naming_it():
+    """A stage's id is the file's own (the city machine is the stages), but it must be an identifier; a
+    stage renamed leaves every milestone that names the old id refused at its `stage` line."""
+    problems = problems_of(edited(21, '"demonstration"', '"Demo"'))
+    assert problems[0].startswith("line 21, stages[1].id: a stage's id is lower-case letters, digits and _")
+    assert problems_of(edited(21, '"demonstration"', '"demo"')) == [
+        f"line {n}, milestones[{k}].stage: unknown stage 'demonstration' (stages: mobilization, demo, key_compliance, "
+        "full_coverage)" for n, k in ((123, 1), (135, 2), (147, 3))]
 
 
 def test_unknown_stage_of_a_milestone_names_its_line_and_field():
     """A milestone naming a stage that does not exist is refused at its `stage` line."""
     assert problems_of(edited(123, '"demonstration"', '"demonstraton"')) == [
-        "line 123, milestones[1].stage: unknown stage 'demonstraton'"]
+        "line 123, milestones[1].stage: unknown stage 'demonstraton' (stages: mobilization, demonstration, "
+        "key_compliance, full_coverage)"]
 
 
-def test_stages_missing_or_reordered_are_refused():
-    """The stages must be the city machine's four, in order."""
+def test_stages_reordered_leave_a_milestone_due_before_its_stage():
+    """Two stages' ids swapped: the milestone of the stage that now starts later falls due before it."""
     swapped = edited(27, '"key_compliance"', '"full_coverage"', edited(33, '"full_coverage"', '"key_compliance"'))
-    problems = problems_of(swapped)
-    assert problems == ["line 14, stages: must declare the stages mobilization, demonstration, key_compliance, "
-                        "full_coverage in this order"]
+    assert problems_of(swapped) == [
+        "line 155, milestones[4].deadline: 2015-12-31 is before its stage 'key_compliance' starts (2016-01-01)"]
 
 
 def test_out_of_order_milestone_deadline_names_its_line_and_field():

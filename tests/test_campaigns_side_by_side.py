@@ -11,7 +11,7 @@ import json
 
 import pytest
 from sqlalchemy import text
-from support import at, drop_audit_guards, new_database_url, record_checklist, run_on
+from support import at, campaign_runner, drop_audit_guards, new_database_url, record_checklist, run_on
 
 from anjian.workflow.services import contacts
 from anjian.workflow.store import scope
@@ -43,12 +43,7 @@ def hebei(tmp_path):
         db = Database(url)
         add_officials(db, OFFICIALS)
 
-        def run(campaign: str | None, *args: str, now: str, user: str | None = "cd_office", code: int = 0):
-            r = run_on(url, home, *(("--campaign", campaign) if campaign else ()),
-                       *(("--as", user) if user else ()), *args, now=now)
-            assert r.exit_code == code, (campaign, args, r.output)
-            return r
-
+        run = campaign_runner(url, home)
         yield type("Hebei", (), {"url": url, "db": db, "run": staticmethod(run), "home": home})
         db.dispose()
 

@@ -274,7 +274,8 @@ def advance(env, unit, trigger, note, evidence, expect_version, file, partial, e
     """Fire a trigger for a unit. If a guard refuses, every unmet reason is printed (exit 3).
 
     Township triggers: start, apply, accept, reject, resubmit, revoke.
-    County triggers: submit_plan, approve_demonstration, certify_key_compliance, certify_full_coverage.
+    County triggers: submit_plan, approve_demonstration, certify_key_compliance, certify_full_coverage
+    (a campaign may declare its own: `anjian show COUNTY` lists them).
     A --file batch is all or nothing unless --partial.
 
     Example:

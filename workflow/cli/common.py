@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from anjian.i18n import N_, _
+from anjian.states.labels import use_campaign, words_in_use
 
 FORMATS = ("table", "json", "csv")
 EXPORTS = (*FORMATS, "xlsx")  # the views officials take into a spreadsheet
@@ -24,8 +25,7 @@ def _remember(name: str) -> Callable:
     def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
         if value is not None:
             ctx.ensure_object(dict)[name] = value
-            root = ctx.find_root()
-            root.ensure_object(dict)[name] = value
+            ctx.find_root().ensure_object(dict)[name] = value
         return value
 
     return callback
@@ -79,6 +79,7 @@ class Env:
         self._current = False  # the schema was checked to be this anjian's
         self.marked = False  # the output already says 演练 (a table from `emit`, or a report's banner)
         self._scope = None  # the campaign chosen for this command (store.scope), given back when it ends
+        self._words = words_in_use()  # the campaign whose words were in use before, in use again when it ends
         ctx.find_root().ensure_object(dict)["env"] = self
 
     @property
@@ -199,11 +200,11 @@ class Env:
         return self._actor
 
     def release(self) -> None:
-        """Forget the campaign this command chose (a process that runs several commands, as the tests do)."""
+        """Forget the campaign chosen and the words loaded (a process running several commands: tests, service)."""
+        use_campaign(self._words)
         if self._scope is not None:
-            from anjian.workflow.store import scope
-
-            scope.unchoose(self._scope)
+            from anjian.workflow.store.scope import unchoose
+            unchoose(self._scope)
             self._scope = None
 
     def database(self, initialized: bool = True):

@@ -24,10 +24,27 @@ def diagram(env, machine: str, fmt: str, out) -> None:
         anjian diagram township --format svg --out 乡镇.svg
         anjian diagram county --format mermaid
     """
+    from anjian.states.labels import campaign_words
     from anjian.workflow.reports import diagram as diagrams
 
-    text = diagrams.render(machine, fmt)
+    with campaign_words(_in_force(env)):
+        text = diagrams.render(machine, fmt)
     if out is None:
         click.echo(text.rstrip("\n"))
     else:
         write_file(out, text.encode("utf-8"))
+
+
+def _in_force(env):
+    """The machines of the campaign the database runs (the one `--campaign` chooses), where a database has
+    been set up; else the built-in campaign's."""
+    from anjian.states.labels import current_campaign
+    from anjian.workflow.errors import DatabaseUnavailable, NotInitialized
+    from anjian.workflow.services.registry import campaign_in_force
+
+    try:
+        db = env.database()  # an existing database only: drawing a machine creates none
+        with db.read() as session:
+            return campaign_in_force(session)
+    except (NotInitialized, DatabaseUnavailable):  # none yet (no file, or an empty one): the built-in campaign's
+        return current_campaign()

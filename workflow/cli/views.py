@@ -13,7 +13,6 @@ from anjian.states.labels import (
     STATE_NAMES,
     milestone_cohort_ids,
     parse_level,
-    parse_state,
     value_words,
 )
 from anjian.states.labels import LEVEL_NAMES as LEVEL_WORDS
@@ -147,16 +146,15 @@ def milestone_word(mid: str, name: str | None = None) -> str:
 
 
 def _state_order(state: str) -> tuple[int, str]:
-    from anjian.states.machines import SPECS
+    from anjian.states.machines import specs
 
     for i, level in enumerate(("township", "county", "city")):
-        if state in SPECS[level].states:
-            return i * 10 + SPECS[level].states.index(state), state
+        if state in specs()[level].states:
+            return i * 10 + specs()[level].states.index(state), state
     return 99, state
 
 
 def _state_word(state: str) -> str:
-    from anjian.states.labels import STATE_NAMES
 
     for level in ("township", "county", "city"):
         if (level, state) in STATE_NAMES:
@@ -197,7 +195,7 @@ def units(env, level, county, cohort, state, overdue, by, fmt, out) -> None:
 
     level = _parsed(level, parse_level, LEVEL_WORDS, "--level")
     # --cohort is read by the view, against the cohorts of the campaign in force
-    state = _parsed(state, lambda t: parse_state(t, level), STATE_NAMES, "--state")
+    # --state too: a campaign may declare states of its own (its stages, its county machine)
     res = compute(env.database(), env.now, level, county, cohort, state, overdue, moved=not by)
     if by:
         groups = tally(env.database(), res, by)

@@ -177,7 +177,7 @@ def _check(session: Session, actor: Actor, roles: frozenset[str], what: str, uni
 
 def may_fire(session: Session, actor: Acting, level: str, trigger: str, unit_code: str, unit_name: str) -> None:
     if official := _official(actor):
-        _check(session, official, P.TRIGGERS.get((level, trigger), frozenset()), _("fire “{trigger}”（{trigger_id}）on a {level}").format(
+        _check(session, official, P.trigger_roles(level, trigger), _("fire “{trigger}”（{trigger_id}）on a {level}").format(
             trigger=TRIGGER_NAMES.get(trigger, trigger), trigger_id=trigger, level=LEVEL_NAMES.get(level, level)), unit_code, unit_name)
 
 

@@ -1,5 +1,5 @@
-"""Runs the declared machines with the `transitions` library: one shared Machine per unit type,
-fired for one loaded unit at a time (never `add_model` per row: its cost grows with the square)."""
+"""Runs the declared machines with the `transitions` library: one shared Machine per campaign and unit
+type, fired for one loaded unit at a time (never `add_model` per row: its cost grows with the square)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from functools import cache
 from anjian.i18n import _
 from anjian.states.guards import Facts, unmet
 from anjian.states.labels import TRIGGER_NAMES, state_name
-from anjian.states.machines import SPECS
+from anjian.states.machines import MachineSpec, of
 
 
 @dataclass(frozen=True)
@@ -42,17 +42,23 @@ class Subject:
         return not any(self.unmet(g) for g in facts.campaign.conditions(facts.level, event.event.name))
 
 
+def machine(level: str, campaign=None):
+    """The one Machine for a unit type in `campaign` (else the campaign in use), built from its data."""
+    spec: MachineSpec = of(level, campaign)
+    return _machine(spec.states, spec.initial, tuple((t["trigger"], t["source"], t["dest"]) for t in spec.transitions))
+
+
 @cache
-def machine(level: str):
-    """The one Machine for a unit type, built from the data in `states.machines`."""
+def _machine(states: tuple[str, ...], initial: str, moves: tuple[tuple[str, str, str], ...]):
+    """A Machine per shape: campaigns whose machines are alike (Chengde's and Zhangjiakou's) share one.
+    Its one condition asks the unit's campaign for the guards, so the guards need not be in the key."""
     from transitions import Machine
 
-    spec = SPECS[level]
     return Machine(
         model=None,
-        states=list(spec.states),
-        transitions=[{**t, "conditions": ["guards_hold"]} for t in spec.transitions],
-        initial=spec.initial,
+        states=list(states),
+        transitions=[{"trigger": t, "source": src, "dest": dest, "conditions": ["guards_hold"]} for t, src, dest in moves],
+        initial=initial,
         auto_transitions=False,
         send_event=True,
     )
@@ -60,7 +66,7 @@ def machine(level: str):
 
 def check(facts: Facts, trigger: str) -> TriggerCheck:
     """Evaluate a trigger for a unit without firing it."""
-    spec = SPECS[facts.level]
+    spec = facts.campaign.machines[facts.level]
     t = spec.transition(trigger)
     if t is None:
         raise KeyError(trigger)
@@ -77,13 +83,14 @@ def check(facts: Facts, trigger: str) -> TriggerCheck:
 
 def fire(facts: Facts, trigger: str) -> str:
     """Fire a trigger through `transitions` and return the new state; the caller checked it first."""
-    facts.dest = SPECS[facts.level].transition(trigger)["dest"]
+    facts.dest = facts.campaign.machines[facts.level].transition(trigger)["dest"]
     subject = Subject(facts)
-    ok = machine(facts.level).events[trigger].trigger(subject)
+    ok = machine(facts.level, facts.campaign).events[trigger].trigger(subject)
     if not ok:  # a guard changed its mind between check and fire: a bug, not an official's error
         raise RuntimeError(f"{trigger} refused by the machine after its check passed")
     return subject.state
 
 
-def triggers(level: str) -> tuple[str, ...]:
-    return SPECS[level].triggers
+def triggers(level: str, campaign=None) -> tuple[str, ...]:
+    spec = of(level, campaign)
+    return spec.triggers if spec else ()

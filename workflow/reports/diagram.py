@@ -1,4 +1,4 @@
-"""The campaign's machines drawn from the very data the engine runs (`states.machines.SPECS`), with the
+"""The campaign's machines drawn from the very data the engine runs (the campaign's `machines`), with the
 `transitions` library's own diagram support: each edge names its trigger and guards, each state and
 trigger reads in Chinese with its id beside it."""
 
@@ -42,13 +42,15 @@ def graph_machine(level: str, engine: str):
     campaign in use checks for each trigger, and labels."""
     from transitions.extensions.diagrams import GraphMachine
 
-    spec, campaign = SPECS[level], current_campaign()
+    campaign = current_campaign()
+    spec = campaign.machines[level]
     gm = GraphMachine(
         model=None,
         states=list(spec.states),
         # transitions appends " [guard & guard]" to the label; in dot, put the guards on a line of their own
         # the guards the campaign checks for each trigger (the runtime Machine asks them through one condition)
-        transitions=[dict(t, label=trigger_label(t["trigger"]) + ("\\n" if engine == "graphviz" else ""),
+        transitions=[dict({k: t[k] for k in ("trigger", "source", "dest")},
+                          label=trigger_label(t["trigger"]) + ("\\n" if engine == "graphviz" else ""),
                           conditions=list(campaign.conditions(level, t["trigger"]))) for t in spec.transitions],
         initial=spec.initial,
         auto_transitions=False,
@@ -103,5 +105,5 @@ def _graphviz(level: str):
     graph = gm.graph_cls(gm).get_graph()
     # Where a unit starts, as in UML (and as mermaid's `[*] -->`).
     graph.node("__start__", label="", shape="point", width="0.15", style="filled", fillcolor="black")
-    graph.edge("__start__", SPECS[level].initial)
+    graph.edge("__start__", current_campaign().machines[level].initial)
     return graph

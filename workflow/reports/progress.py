@@ -97,13 +97,13 @@ def build(db: Database, now: dt.datetime, county: str | None = None,
     from anjian.workflow.services.registry import campaign_in_force
     from anjian.workflow.store.models import AuditRow
     from anjian.workflow.store.scope import its_rows
-    from anjian.workflow.views.timeline import TRANSITIONS, replay
+    from anjian.workflow.views.timeline import replay
 
     with db.read() as session:
         campaign = campaign_in_force(session)
         rep = replay(session, campaign, now)
         trend, outcomes = rep.trend(), rep.outcomes()
-        last = session.scalar(select(func.max(AuditRow.at)).where(AuditRow.action.in_(TRANSITIONS)),
+        last = session.scalar(select(func.max(AuditRow.at)).where(AuditRow.action.in_(rep.moving)),
                               execution_options=its_rows)
     st = status(db, now, county, as_of=rep, warning=warning)  # states as they stood at `now` (one replay)
     late_units = _overdue_as_of(rep, outcomes, {c.code for c in st.counties})

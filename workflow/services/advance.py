@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from anjian.i18n import _
 from anjian.states.guards import Evidence, Facts, unmet
 from anjian.states.labels import LEVEL_NAMES, TRIGGER_NAMES
-from anjian.states.machines import SPECS
+from anjian.states.machines import of, specs
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine import authz, machine
 from anjian.workflow.engine.authz import Acting, name_of
@@ -72,7 +72,7 @@ def normalize_trigger(name: str) -> str:
 def trigger_for(unit: UnitRef, trigger: str) -> str:
     """The trigger name checked against the unit's machine; BadInput lists the valid ones."""
     t = normalize_trigger(trigger)
-    spec = SPECS.get(unit.level)
+    spec = of(unit.level)
     if spec is None:
         raise BadInput(_("{unit} ({code}) is a {level}: it has no state machine in this campaign").format(
             unit=unit.name, code=unit.code, level=LEVEL_NAMES.get(unit.level, unit.level)))
@@ -86,7 +86,7 @@ def trigger_for(unit: UnitRef, trigger: str) -> str:
 def levels_for(trigger: str) -> tuple[str, ...]:
     """The unit levels whose machine has this trigger: narrows a name like 宽城 (county or town)."""
     t = normalize_trigger(trigger)
-    return tuple(level for level, spec in SPECS.items() if t in spec.triggers)
+    return tuple(level for level, spec in specs().items() if t in spec.triggers)
 
 
 # Guards that say who may act rather than what must be true: the contract's exit 4, not 3.
@@ -94,7 +94,7 @@ PERMISSION_GUARDS = ("inspector_is_not_applicant",)
 
 
 def _not_permitted(facts: Facts, trigger: str) -> bool:
-    t = SPECS[facts.level].transition(trigger)
+    t = facts.campaign.machines[facts.level].transition(trigger)
     return facts.state == t["source"] and any(
         g in facts.campaign.conditions(facts.level, trigger) and unmet(facts, g) for g in PERMISSION_GUARDS)
 
@@ -138,7 +138,7 @@ class Advancer:
                     actor=name_of(self.actor), **names), unit.code).with_details(verdict.unmet)
             reasons = list(verdict.unmet)
             u = self.loader.units[unit.code]
-            if facts.state != SPECS[unit.level].transition(trigger)["source"] and u.changed_by and u.changed_at:
+            if facts.state != facts.campaign.machines[unit.level].transition(trigger)["source"] and u.changed_by and u.changed_at:
                 from anjian.workflow.clock import (
                     shown,  # the race's losers learn who moved the unit, and when
                 )

@@ -16,7 +16,6 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from anjian.i18n import _
-from anjian.states.machines import SPECS
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine.authz import Acting, acting, may, name_of, refusals_audited
 from anjian.workflow.errors import BadInput, NotInitialized
@@ -78,7 +77,7 @@ def add(db: Database, spec: str, actor: Acting | str, now: dt.datetime) -> Added
         no = max(known.values()) + 1
         stamp, by = utc_text(audit.stamp(session, now)), name_of(actor)
         session.connection().execute(insert(UnitState.__table__), [
-            {"campaign_no": no, "unit_code": code, "state": SPECS[level].initial if level in SPECS else None,
+            {"campaign_no": no, "unit_code": code, "state": new.machines[level].initial if level in new.machines else None,
              "version": 1, "changed_at": stamp, "changed_by": by} for code, level in units])
         session.add(CampaignRow(no=no, id=new.id, title=new.title, text=source.text, sha256=new.sha256,
                                 added_at=stamp, added_by=by))

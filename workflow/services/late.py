@@ -15,15 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from anjian.i18n import _
-from anjian.states.machines import SPECS
+from anjian.states.machines import every_trigger
 from anjian.workflow.clock import from_utc_text, local_date
 from anjian.workflow.engine import authz
 from anjian.workflow.engine.authz import Acting
 from anjian.workflow.errors import BadInput
 from anjian.workflow.store import scope
 from anjian.workflow.store.models import AuditRow
-
-TRANSITIONS = frozenset(t["trigger"] for spec in SPECS.values() for t in spec.transitions)
 
 
 def effective_detail(session: Session, actor: Acting, unit_code: str, unit_name: str, effective: dt.date,
@@ -34,7 +32,7 @@ def effective_detail(session: Session, actor: Acting, unit_code: str, unit_name:
         raise BadInput(_("--effective {date}: a late entry's date cannot be after today ({today})").format(
             date=effective, today=local_date(now)))
     last = session.execute(select(AuditRow.at, AuditRow.detail)
-                           .where(AuditRow.unit_code == unit_code, AuditRow.action.in_(TRANSITIONS))
+                           .where(AuditRow.unit_code == unit_code, AuditRow.action.in_(every_trigger()))
                            .order_by(AuditRow.seq.desc()).limit(1).execution_options(**scope.its_rows)).first()
     if last is not None:
         before = json.loads(last.detail or "{}").get("effective") or local_date(from_utc_text(last.at)).isoformat()

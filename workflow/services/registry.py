@@ -20,7 +20,7 @@ from anjian.i18n import _
 from anjian.states import campaign as campaigns
 from anjian.states.campaign import Campaign, CampaignError
 from anjian.states.labels import campaign_words, cohort_ids, parse_cohort, parse_level, use_campaign
-from anjian.states.machines import SPECS
+from anjian.states.machines import shape
 from anjian.workflow.clock import utc_text
 from anjian.workflow.engine.authz import Acting, acting, may, name_of, refusals_audited
 from anjian.workflow.engine.names import fold, short_name
@@ -187,6 +187,30 @@ def campaign_in_force(session: Session) -> Campaign:
     return _in_use(_campaign_from_text(text.value))
 
 
+def _load_campaign(session: Session, old: str | None, new: Campaign, source: Source, now: dt.datetime,
+                   actor: Acting) -> tuple[bool, str]:
+    """The first campaign's file in `meta`, audited, unless it is already the one loaded: (changed, message)."""
+    if old == new.sha256:
+        return False, _("Campaign {id} already loaded, unchanged").format(id=new.id)
+    if old is not None:
+        _same_machines(_campaign_from_text(meta(session, "campaign")), new, source.name)
+    _set_meta(session, "campaign", source.text)
+    _set_meta(session, "campaign_sha256", new.sha256)
+    audit.append(session, [audit.Entry(now, actor, "campaign_load", detail={
+        "campaign": new.id, "source": source.name, "sha256": new.sha256, "replaced": old})])
+    return True, _("Campaign {id} loaded ({title})").format(id=new.id, title=new.title)
+
+
+def _same_machines(was: Campaign, new: Campaign, source: str) -> None:
+    """A file replacing the campaign a database runs may change its dates, guards and words, not its
+    machines: its units have states in them, and its log is replayed on them."""
+    if shape(was) != shape(new):
+        raise BadInput(_("{source}: its machines (stages, states or transitions) differ from those of the "
+                         "campaign {id} this database runs, whose units already have states in them; a file may "
+                         "change dates, guards and words, not the machines: add it as a campaign of its own "
+                         "(anjian campaign add)").format(source=source, id=was.id))
+
+
 def _in_use(campaign: Campaign) -> Campaign:
     use_campaign(campaign)  # what this command or request prints names the campaign's cohorts as it does
     return campaign
@@ -275,7 +299,7 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
         if loaded_sha is None:
             messages += _mark_drill(session) if drill else []
             covered = _cover(cover, rows, new_campaign.city, reg_source.name)
-            _load_units(session, rows, reg_source, now, actor, drill, covered)
+            _load_units(session, rows, reg_source, now, actor, drill, covered, new_campaign)
             messages.append(_("Registry {name} loaded: {count} unit(s)").format(name=reg_source.name, count=len(rows)))
             changed = True
         elif loaded_sha != reg_source.sha256 and registry is not None:
@@ -288,16 +312,9 @@ def initialize(db: Database, registry: str | None, campaign: str | None, now: dt
         old = meta(session, "campaign_sha256")
         if old is not None and campaign is None:
             new_campaign = _campaign_from_text(meta(session, "campaign"))  # a plain re-run keeps the first campaign
-        if old != new_campaign.sha256:
-            _set_meta(session, "campaign", camp_source.text)
-            _set_meta(session, "campaign_sha256", new_campaign.sha256)
-            audit.append(session, [audit.Entry(now, actor, "campaign_load", detail={
-                "campaign": new_campaign.id, "source": camp_source.name, "sha256": new_campaign.sha256,
-                "replaced": old})])
-            messages.append(_("Campaign {id} loaded ({title})").format(id=new_campaign.id, title=new_campaign.title))
-            changed = True
-        else:
-            messages.append(_("Campaign {id} already loaded, unchanged").format(id=new_campaign.id))
+        loaded = _load_campaign(session, old, new_campaign, camp_source, now, actor)
+        messages.append(loaded[1])
+        changed = changed or loaded[0]
         admin = ensure_admin(session, login or os_login(), now)
         if admin:
             messages.append(_("Operating-system account {login} is now the admin of this database").format(login=admin))
@@ -350,7 +367,7 @@ def subtree(pairs: list[tuple[str, str | None]], city: str) -> list[str]:
 
 
 def _load_units(session: Session, rows: list[dict], source: Source, now: dt.datetime, actor: Acting,
-                drill: bool = False, covered: set[str] | None = None) -> None:
+                drill: bool = False, covered: set[str] | None = None, campaign: Campaign | None = None) -> None:
     """The registry's units, and their states in the first campaign: every unit's, or (`covered`, init
     --cover city) those of the campaign's city alone."""
     stamp = utc_text(now)
@@ -362,8 +379,9 @@ def _load_units(session: Session, rows: list[dict], source: Source, now: dt.date
     ]
     conn.execute(insert(units_table), units)
     mine = rows if covered is None else [r for r in rows if r["code"] in covered]
+    machines = (campaign or campaigns.builtin()).machines
     conn.execute(insert(UnitState.__table__), [
-        {"campaign_no": FIRST, "unit_code": r["code"], "state": SPECS[r["level"]].initial if r["level"] in SPECS else None,
+        {"campaign_no": FIRST, "unit_code": r["code"], "state": machines[r["level"]].initial if r["level"] in machines else None,
          "version": 1, "changed_at": stamp, "changed_by": name_of(actor)} for r in mine])
     cohorts = [{"unit_code": r["code"], "cohort": c} for r in mine for c in r["cohorts"]]
     if cohorts:

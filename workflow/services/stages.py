@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from anjian.states.campaign import Campaign
-from anjian.states.machines import SPECS
+from anjian.states.machines import CLOSED
 from anjian.workflow.engine import machine
 from anjian.workflow.engine.authz import Acting, Actor
 from anjian.workflow.engine.names import UnitRef
@@ -33,7 +33,7 @@ def tick_city(db: Database, now: dt.datetime, actor: Acting = SCHEDULER_ACTOR) -
         ref = UnitRef(city.code, city.name, city.level, city.parent_code, city.state, city.version)
         while True:
             state = adv.loader.overlay.get(city.code, city.state)
-            nxt = next((t["trigger"] for t in SPECS["city"].transitions if t["source"] == state), None)
+            nxt = next((t["trigger"] for t in campaign.machines["city"].transitions if t["source"] == state), None)
             if nxt is None or not machine.check(adv.loader.facts(city.code), nxt).allowed:
                 break
             adv.prepare(ref, nxt, None, [])
@@ -45,9 +45,9 @@ def stage_on(campaign: Campaign, today: dt.date) -> str:
     once it has run, so that no view shows a stage the daemon has not caught up with yet."""
     stages = campaign.stages
     if not stages:
-        return SPECS["city"].initial
+        return campaign.machines["city"].initial
     if today > stages[-1].ends:
-        return "closed"
+        return CLOSED
     current = stages[0].id  # before the first stage starts, the city is in its first (mobilizing) stage
     for stage in stages:
         if today >= stage.starts:

@@ -22,7 +22,7 @@ from anjian.workflow.store.audit import GENESIS, row_hash
 from anjian.workflow.store.checkpoints import PREFIX, Checkpoint
 from anjian.workflow.store.evidence import attached
 from anjian.workflow.store.models import AuditRow, EvidenceRow
-from anjian.workflow.store.rebuild import Rebuild
+from anjian.workflow.store.rebuild import Rebuild, machines_of
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def verify(session: Session, checkpoint: Checkpoint | None = None, replay: bool 
     table with the files the log attaches."""
     expected, prev, before_prev, count = 1, GENESIS, None, 0
     known = checkpoint.prefixes if checkpoint else b""
-    log = Rebuild()  # what the log implies for the tables written beside it
+    log = Rebuild(machines_of(session))  # what the log implies for the tables written beside it, by each campaign's machines
     files: list[dict] = []  # the evidence rows the log implies
     pending = None  # a row that makes no sense, reported unless the next row shows it was inserted
     for row in stream(session):

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from anjian.i18n import N_, _
-from anjian.states.machines import SPECS
+from anjian.states.machines import SPECS, MachineSpec
 from anjian.workflow.clock import shown
 from anjian.workflow.store.audit import IN_CAMPAIGN
 from anjian.workflow.store.models import (
@@ -38,12 +38,37 @@ from anjian.workflow.store.models import (
     units_table,
 )
 
-# trigger -> (the machine's level, {from_state: to_state}); each trigger belongs to one machine
-MOVES: dict[str, tuple[str, dict[str, str]]] = {}
-for _level, _spec in SPECS.items():
-    for _t in _spec.transitions:
-        _sources = _t["source"] if isinstance(_t["source"], list | tuple) else [_t["source"]]
-        MOVES.setdefault(_t["trigger"], (_level, {}))[1].update(dict.fromkeys(_sources, _t["dest"]))
+
+def moves_of(specs: dict[str, MachineSpec]) -> dict[str, tuple[str, dict[str, str]]]:
+    """trigger -> (the machine's level, {from_state: to_state}); each trigger belongs to one machine."""
+    out: dict[str, tuple[str, dict[str, str]]] = {}
+    for level, spec in specs.items():
+        for t in spec.transitions:
+            sources = t["source"] if isinstance(t["source"], list | tuple) else [t["source"]]
+            out.setdefault(t["trigger"], (level, {}))[1].update(dict.fromkeys(sources, t["dest"]))
+    return out
+
+
+MOVES = moves_of(SPECS)  # the engine's machines: a campaign's own file gives its own (`machines_of`)
+
+
+def machines_of(session: Session) -> dict[int, dict[str, MachineSpec]]:
+    """Each campaign's machines by its number, from the files the database keeps. A file that no longer
+    loads is left out (its campaign is replayed on the engine's machines): the `meta` and `campaigns`
+    tables are compared with the log, which names a file changed behind it."""
+    from anjian.states.campaign import CampaignError, load
+
+    texts = [(1, session.get(Meta, "campaign"))] + [(r.no, r) for r in session.scalars(select(CampaignRow))]
+    out: dict[int, dict[str, MachineSpec]] = {}
+    for no, row in texts:
+        text = getattr(row, "value", None) or getattr(row, "text", None)
+        if not text:
+            continue
+        try:
+            out[no] = load(text).machines
+        except CampaignError:
+            continue
+    return out
 ABSENT = N_("(no such row)")
 COLUMNS = {"checklist_values": ("value", "recorded_at", "recorded_by"), "unit_cohorts": (),
            "campaigns": ("id", "title", "text", "sha256", "added_at", "added_by"),
@@ -98,7 +123,10 @@ def _shown(at: str) -> str:
 class Rebuild:
     """What the log implies, built one row at a time (rows in sequence order, the chain already checked)."""
 
-    def __init__(self) -> None:
+    def __init__(self, machines: dict[int, dict[str, MachineSpec]] | None = None) -> None:
+        # each campaign's machines (by number), and the moves of each: the engine's where none is given
+        self.machines = machines or {}
+        self.moves = {no: moves_of(specs) for no, specs in self.machines.items()}
         self.last_at: str | None = None
         self.last_seq = 0
         # keyed by campaign number first: (no, unit), (no, unit, item), (no, unit, cohort)
@@ -126,14 +154,15 @@ class Rebuild:
             return Problem("time", seq, _("time {at} is earlier than {last} of row {seq} (the audit log's time "
                                           "cannot go back)").format(at=_shown(at), last=_shown(last), seq=self.last_seq))
         self.last_at, self.last_seq = at, seq
-        move = MOVES.get(action)
         text = row[9]
+        no = self._campaign_of(text) if text and IN_CAMPAIGN in text else 1
+        move = self.moves.get(no, MOVES).get(action)
         if len(row) > 12 and row[12] is not None and row[12] != self._campaign_of(text):
             return Problem("table", seq, _("row {seq} is filed under campaign {stored} in audit_log.campaign_no, but its "
                                            "hashed detail says campaign {want} (changed outside the audit log)").format(
                 seq=seq, stored=row[12], want=self._campaign_of(text)))
         if move is not None:
-            return self._transition(row, move, self._campaign_of(text))
+            return self._transition(row, move, no)
         handler = HANDLERS.get(action)
         if handler is None and '"meta"' not in text:
             return None
@@ -167,15 +196,18 @@ class Rebuild:
             return Problem("continuity", seq, _("{unit}: {action} is a trigger of the {level} machine, but row {seq} moved "
                                                 "it by the {other} machine").format(unit=unit, action=action, level=level,
                                                                                     seq=before[1], other=before[2]))
+        initial = self._specs(no)[level].initial
         state, why = (before[0], _("row {seq} left it in {state!r}").format(seq=before[1], state=before[0])) if before else \
-            (SPECS[level].initial, _("no row moved it before, so it should be in the initial state {state!r}").format(
-                state=SPECS[level].initial))
+            (initial, _("no row moved it before, so it should be in the initial state {state!r}").format(state=initial))
         if frm != state:
             return Problem("continuity", seq, _("{unit} goes from {frm!r} to {to!r}, but {why} (from_state does not "
                                                 "follow the unit's previous row)").format(unit=unit, frm=frm, to=to, why=why))
         self.state[no, unit] = (to, seq, level)
         self._bump((no, unit), seq, None)
         return None
+
+    def _specs(self, no: int) -> dict[str, MachineSpec]:
+        return self.machines.get(no, SPECS)
 
     def _bump(self, key: tuple[int, str], seq: int, version: object) -> None:
         """One more change of the unit in its campaign (its version + 1), or the version the row says it reached."""
@@ -231,9 +263,10 @@ class Rebuild:
         for no, code, level, state, version in stored:
             key = (no, code)
             moved = self.state.pop(key, None)
-            if level not in SPECS:
+            specs = self._specs(no)
+            if level not in specs:
                 continue
-            want = moved[0] if moved else SPECS[level].initial
+            want = moved[0] if moved else specs[level].initial
             if state != want:
                 found = (key, "state", state, want, moved[1] if moved else None)
             else:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from anjian.states.guards import ItemStatus, checklist, inspector_is_not_applicant
 from anjian.states.labels import cohort_ids, state_name
-from anjian.states.machines import SPECS
+from anjian.states.machines import of
 from anjian.states.milestones import MilestoneStatus, milestones
 from anjian.states.permissions import INSPECTION_TRIGGERS
 from anjian.workflow.clock import local_date, shown
@@ -81,9 +81,10 @@ class ShowResult:
     @property
     def next_triggers(self) -> list[TriggerStatus]:
         """The triggers that could apply next: those that leave the current state."""
-        if self.level not in SPECS:
+        spec = of(self.level)
+        if spec is None:
             return []
-        here = {t["trigger"] for t in SPECS[self.level].transitions if t["source"] == self.state}
+        here = {t["trigger"] for t in spec.transitions if t["source"] == self.state}
         return [t for t in self.triggers if t.name in here]
 
 
@@ -106,8 +107,9 @@ def show(db: Database, unit: str, now: dt.datetime, actor: str | None = None, vi
         items = checklist(facts) if owing else []
         ms = milestones(facts, campaign, local_date(now)) if owing else []
         triggers = []
-        here = {t["trigger"] for t in SPECS[u.level].transitions if t["source"] == u.state} if u.level in SPECS else set()
-        for t in SPECS[u.level].triggers if u.level in SPECS else ():
+        spec = campaign.machine(u.level)
+        here = {t["trigger"] for t in spec.transitions if t["source"] == u.state} if spec else set()
+        for t in spec.triggers if spec else ():
             verdict = machine.check(loader.facts(ref.code, actor=actor), t)  # fresh facts: a check may set `dest`
             permitted = None if viewer is None else _permitted(session, loader, viewer, u, t)
             triggers.append(TriggerStatus(t, verdict.allowed, list(verdict.unmet), verdict.dest, t in here, permitted))

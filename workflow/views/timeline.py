@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from anjian.states.campaign import Campaign
 from anjian.states.guards import Facts
-from anjian.states.machines import SPECS
+from anjian.states.machines import every_trigger
 from anjian.states.milestones import is_met
 from anjian.workflow.clock import from_utc_text, local_date
 from anjian.workflow.engine.facts import Part, facts_of
@@ -30,7 +30,6 @@ from anjian.workflow.store.audit import effective_at
 from anjian.workflow.store.db import among
 from anjian.workflow.store.models import AuditRow, ChecklistValue, Unit, UnitCohort
 
-TRANSITIONS = frozenset(t["trigger"] for spec in SPECS.values() for t in spec.transitions)
 DESIGNATIONS = ("designate", "undesignate")
 
 
@@ -71,6 +70,7 @@ class Replay:
 
     def __init__(self, session: Session, campaign: Campaign, now: dt.datetime, only: frozenset[str] | None = None):
         self.campaign, self.now = campaign, now
+        self.moving = every_trigger(campaign)  # the audit actions that move a unit's state in this campaign
         self.only = only  # the units evaluated and counted (None: all); a show replays one unit's rows
         self.today = local_date(now)
         units = select(Unit.code, Unit.name, Unit.level, Unit.parent_code)
@@ -81,7 +81,7 @@ class Replay:
         for u in self.tree:
             if u.level == "township" and u.parent:
                 self.children[u.parent].append(u.code)
-        self.state = {u.code: SPECS[u.level].initial for u in self.tree if u.level in SPECS}
+        self.state = {u.code: campaign.machines[u.level].initial for u in self.tree if u.level in campaign.machines}
         cohorts: dict[str, set[str]] = defaultdict(set)
         for code, cohort in session.execute(select(UnitCohort.unit_code, UnitCohort.cohort)):
             cohorts[code].add(cohort)
@@ -92,7 +92,7 @@ class Replay:
             self.values[code][item] = value
         events = session.execute(
             select(AuditRow.seq, AuditRow.at, AuditRow.unit_code, AuditRow.action, AuditRow.to_state, AuditRow.detail)
-            .where(AuditRow.unit_code.is_not(None), AuditRow.action.in_(TRANSITIONS | set(DESIGNATIONS)),
+            .where(AuditRow.unit_code.is_not(None), AuditRow.action.in_(self.moving | set(DESIGNATIONS)),
                    *([among(session, AuditRow.unit_code, sorted(only))] if only is not None else []))
             .order_by(AuditRow.seq).execution_options(**scope.its_rows)).all()
         start = session.execute(select(AuditRow.at).where(AuditRow.action == "registry_load").order_by(AuditRow.seq)
@@ -170,7 +170,7 @@ class Replay:
                 continue  # later than now; a row written after it with an earlier time still counts
             if code not in self.tree:
                 continue
-            if action in TRANSITIONS:
+            if action in self.moving:
                 if to_state:
                     self.state[code] = to_state
                 self.last_seq[code] = seq

@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select
 
 from anjian.i18n import _
 from anjian.states.labels import COHORT_NAMES, COHORT_SHORT, choices, parse_cohort
-from anjian.states.machines import SPECS
+from anjian.states.machines import every_trigger, specs
 from anjian.workflow.engine.facts import APPLY_ACTIONS
 from anjian.workflow.engine.tree import UnitTree
 from anjian.workflow.errors import BadInput
@@ -24,7 +24,6 @@ from anjian.workflow.store.db import IN_LIMIT, Database, among, pieces
 from anjian.workflow.store.models import AuditRow, Unit, UnitCohort
 
 OWING = ("township", "county")
-TRIGGERS = sorted({t for spec in SPECS.values() for t in spec.triggers})  # the audit actions that move a state
 
 
 @dataclass(frozen=True)
@@ -56,11 +55,10 @@ def units(db: Database, now: dt.datetime, level: str | None = None, county: str 
     """Units filtered by level, county (or city, province), cohort, state, and whether any milestone is
     overdue — two queries for the whole registry, whatever its size; with `moved`, since when each listed
     unit is in its state and who applied for an applied township (a look at the end of each one's history)."""
-    known = sorted({s for spec in SPECS.values() for s in spec.states})
-    if state and state not in known:  # a misspelt state would otherwise list nothing, silently
-        raise BadInput(_("state “{state}” does not exist; states: {states}").format(state=state, states=", ".join(known)))
     with db.read() as session:
         campaign = campaign_in_force(session)
+        if state:  # by its id or its name in either language; a misspelt one would otherwise list nothing, silently
+            state = _state(state, level)
         cohort = _cohort(cohort)
         scope = scope_unit(session, county) if county else None
         snap = Snapshot(session, campaign, now)
@@ -95,15 +93,27 @@ def units(db: Database, now: dt.datetime, level: str | None = None, county: str 
                                version=version))
         if not moved:
             return out
-        since = _since(session, [u.code for u in out if u.state and u.level in SPECS and u.state != SPECS[u.level].initial])
+        since = _since(session, [u.code for u in out if u.state and u.level in specs() and u.state != specs()[u.level].initial])
         applied = _applicants(session, [u.code for u in out if u.level == "township" and u.state == "applied"])
         return [replace(u, since=since[u.code], applicants=applied.get(u.code)) if u.code in since else u for u in out]
+
+
+def _state(text: str, level: str | None) -> str:
+    """The state an official typed (identifier, Chinese or English name) among the campaign's, or BadInput
+    naming the choices (the campaign in force is loaded: its own states are among them)."""
+    from anjian.states.labels import STATE_NAMES, choices, parse_state
+
+    ident = parse_state(text, level)
+    if ident is None:
+        raise BadInput(_("{option}: unknown value “{value}”; one of: {choices}").format(
+            option="--state", value=text, choices=choices(STATE_NAMES)))
+    return ident
 
 
 def _since(session, codes: list[str]) -> dict[str, str]:
     """When each unit entered its state: the time of its latest transition (a late entry's attested date).
     One index probe per unit, read backwards from the end of its history, wherever its rows lie."""
-    last = (select(AuditRow.seq).where(AuditRow.unit_code == Unit.code, AuditRow.action.in_(TRIGGERS))
+    last = (select(AuditRow.seq).where(AuditRow.unit_code == Unit.code, AuditRow.action.in_(sorted(every_trigger())))
             .order_by(AuditRow.seq.desc()).limit(1).correlate(Unit).scalar_subquery())
     out: dict[str, str] = {}
     for part in pieces(session, codes):

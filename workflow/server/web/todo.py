@@ -49,15 +49,15 @@ def next_steps(who, unit: dict) -> list[dict]:
     """The unit's triggers from its present state that the official's role may fire (allowed now, or the
     reasons it is not), as `show` judged them; the machine and the permissions are the states' data. A
     city's stages move on their dates, by the scheduler: no one's decision."""
-    from anjian.states.machines import SPECS
-    from anjian.states.permissions import TRIGGERS
+    from anjian.states.machines import of
+    from anjian.states.permissions import trigger_roles
 
-    spec = SPECS.get(unit["level"])
+    spec = of(unit["level"])
     if spec is None or unit["level"] == "city":
         return []
     return [t for t in unit.get("triggers", [])
             if (spec.transition(t["name"]) or {}).get("source") == unit["state"]
-            and who.actor.role in TRIGGERS.get((unit["level"], t["name"]), ())]
+            and who.actor.role in trigger_roles(unit["level"], t["name"])]
 
 
 def speak(request: Request) -> None:

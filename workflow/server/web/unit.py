@@ -124,6 +124,7 @@ def unit_context(data: dict, rows: list[dict], below: list[dict], beside: dict[s
         MILESTONE_SHORT,
         MILESTONE_STATUS,
         TRIGGER_NAMES,
+        current_campaign,
         state_name,
     )
 
@@ -146,7 +147,9 @@ def unit_context(data: dict, rows: list[dict], below: list[dict], beside: dict[s
                 "reasons": [r for r in t["unmet"] if not ((m := ENDS_WITH_ITEM.search(r)) and m.group(1) in item_codes)]}
                for t in data["triggers"] if t.get("next") and t.get("permitted")]
     opinion = next((r for r in reversed(rows) if r["trigger"] in VERDICTS), None)
-    plans = [dict(r, when=when(r["at"]), files=files_of(r["evidence"])) for r in rows if r["trigger"] == "submit_plan"]
+    # the county's plan (or report) documents: the files of each trigger whose guards ask for one
+    documented = {t["name"] for t in data["triggers"] if "plan_document_attached" in current_campaign().conditions(data["level"], t["name"])}
+    plans = [dict(r, when=when(r["at"]), files=files_of(r["evidence"])) for r in rows if r["trigger"] in documented]
     return {
         "unit": data, "code": data["code"], "version": data["version"],
         "level_name": LEVEL_NAMES.get(data["level"], data["level"]),
