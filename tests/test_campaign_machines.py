@@ -9,6 +9,7 @@ On SQLite, or on PostgreSQL when ANJIAN_TEST_PG names a server."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import text
@@ -235,3 +236,34 @@ def test_stages_are_the_file_s_and_checked():
     with pytest.raises(CampaignError) as caught:
         load(twice)
     assert any("stages[1].id: duplicate stage 'self_inspection'" in p for p in caught.value.problems), caught.value.problems
+
+
+def test_the_county_page_offers_its_campaign_s_own_steps_to_the_roles_that_may_take_them(chengde):
+    """Served: the county's page in the 回头看 shows its own state and, to its county official, its own
+    button (报送自查报告, with the report to upload); fired from the page, the county moves and the report is
+    listed. The city inspector sees the spot check, not the report."""
+    from support_server import serving
+    from support_web import browser, csrf_of
+
+    from anjian.workflow.settings import resolve
+
+    chengde.run(REVIEW, "record", KUANCHENG, "county.review_group=王局长", "county.townships_inspected=18",
+                now="2017-03-02T09:00", user="kc_official")
+    settings = resolve(chengde.url, env={"ANJIAN_HOME": str(chengde.home)})
+    with serving(chengde.db, settings) as served:
+        county = browser(served, "kc_official")
+        page = county.get(f"/units/{KUANCHENG}", params={"campaign": REVIEW})
+        assert page.status_code == 200 and "自查自纠" in page.text
+        assert 'value="report_self_inspection"' in page.text and "报送自查报告" in page.text
+        assert 'value="pass_spot_check"' not in page.text and 'value="submit_plan"' not in page.text
+        version = re.search(r'name="version" value="(\d+)"', page.text)[1]
+        done = county.post(f"/units/{KUANCHENG}", data={"csrf_token": csrf_of(page.text), "trigger": "report_self_inspection",
+                                                        "version": version},
+                           files={"evidence": ("自查报告.pdf", b"%PDF-1.4 self-inspection", "application/pdf")})
+        assert done.status_code == 303, done.text
+        after = county.get(f"/units/{KUANCHENG}")
+        assert "自查报告已报送" in after.text and "自查报告.pdf" in after.text
+        inspector = browser(served, "cd_inspector")
+        seen = inspector.get(f"/units/{KUANCHENG}", params={"campaign": REVIEW})
+        assert 'value="pass_spot_check"' in seen.text and 'value="report_self_inspection"' not in seen.text
+    assert as_json(chengde.run(CD, "show", KUANCHENG, "--format", "json", now="2017-03-03T09:00"))["state"] == "mobilization"

@@ -49,7 +49,7 @@ def _deliver(content: str | bytes, out: Path | None, fmt: str) -> None:
 @command
 def progress(env, county: str | None, fmt: str | None, out: Path | None, chart_names: tuple[str, ...]) -> None:
     """The progress report: per county its townships accepted/total (with progress bars) and per
-    cohort, the four stages and their milestones against today, each county's milestones met on
+    cohort, the campaign's stages and their milestones against today, each county's milestones met on
     time, late or overdue (in days), the overdue units in red, the early warning (each county's
     coming milestones with the chance of meeting them at its present pace, the warned first), and the
     counties' trend rebuilt from the audit log as of --now. The HTML page opens offline: charts are

@@ -13,9 +13,10 @@ from anjian.workflow.cli.common import command
 @click.option("--registry", metavar="chengde|china|NN|NNNN|FILE.csv",
               help="Units to load: chengde (the default: 承德市), china (the 44,700-unit national registry shipped "
               "with anjian), a province's two-digit code (13: Hebei) or a city's four (1307: Zhangjiakou), or a CSV file.")
-@click.option("--campaign", metavar="chengde-2014|zhangjiakou-2015|FILE.toml",
+@click.option("--campaign", metavar="chengde-2014|zhangjiakou-2015|chengde-2017-review|FILE.toml",
               help="Campaign to run: a built-in one (chengde-2014, the default; zhangjiakou-2015, an example of "
-              "another city's) or a campaign file.")
+              "another city's; chengde-2017-review, of a follow-up with three stages and a county machine of its "
+              "own) or a campaign file.")
 @click.option("--drill", is_flag=True, help="Make a new database a drill (演练): a practice copy whose writes may "
               "set their time with --now, and whose every output says 演练. A live database never becomes one.")
 @click.option("--cover", type=click.Choice(["registry", "city"]), default="registry", show_default=True,

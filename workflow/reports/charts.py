@@ -25,7 +25,7 @@ ACCEPTED, STARTED, IDLE, LATE, TODAY = "#2e7d32", "#f9a825", "#cfd8dc", "#c62828
 # The charts' titles (aria-label and <title>), translated when drawn.
 COUNTIES_LABEL = N_("Townships per county: up to standard, building, not started")
 TREND_LABEL = N_("Townships up to standard per county over time")
-STAGES_LABEL = N_("The plan's four stages, its milestones and today")
+STAGES_LABEL = N_("The plan's stages, its milestones and today")
 LINE_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#a6761d", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd"]
 

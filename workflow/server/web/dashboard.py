@@ -146,7 +146,7 @@ def _context(scope: Scope, overdue: list[dict]) -> dict:
         "states": states, "state_words": {s: STATE_NAMES.get(("township", s), s) for s in states},
         "counties": counties, "milestones": milestones, "timeline": timeline, "stages": data.get("stages") or [],
         "overdue": late_units, "charts": CHARTS, "warned": warned_rows(data),
-        "chart_words": {"stages": _("The plan's four stages, its milestones and today (the red line)"),
+        "chart_words": {"stages": _("The plan's stages, its milestones and today (the red line)"),
                         "counties": _("Townships per county: up to standard, building, not started"),
                         "trend": _("Townships up to standard per county over time")},
     }
