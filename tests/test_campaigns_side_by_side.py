@@ -145,16 +145,19 @@ def test_reminders_assessment_and_reports_keep_to_their_campaign(hebei, tmp_path
     assert {s["recipient"] for s in cd} == {"ab@kc.gov.cn"} and {s["recipient"] for s in zjk} == {"ab@zb.gov.cn"}
     assert all(u.startswith("1308") for s in cd for u in s["units"])
     assert all(u.startswith("1307") for s in zjk for u in s["units"])
-    # the daemon's pass runs each campaign in turn, and a second pass sends nothing again
+    # `remind` with no campaign named runs each campaign's pass in turn, as the daemon does (`run_passes`),
+    # and a second pass sends nothing again
     from anjian.workflow.reminders.run import run_passes
     from anjian.workflow.settings import resolve
 
+    both = as_json(hebei.run(None, "remind", "--format", "json", now=day, user=None))
+    assert both["campaigns"] == [CD, ZJK]
+    assert {s["recipient"] for s in both["sent"]} == {"ab@kc.gov.cn", "ab@zb.gov.cn"}
+    assert len(list(outbox.glob("*.eml"))) == len(both["sent"])
+    assert "chengde-2014、zhangjiakou-2015" in hebei.run(None, "remind", now=day, user=None).output
     settings = resolve(hebei.url, env={"ANJIAN_HOME": str(hebei.home), "ANJIAN_OUTBOX": str(outbox)})
-    passes = run_passes(hebei.db, at(day), settings.notify, outbox)
-    assert [cid for cid, _r in passes] == [CD, ZJK]
-    assert {s.recipient for _c, r in passes for s in r.sent} == {"ab@kc.gov.cn", "ab@zb.gov.cn"}
-    assert len(list(outbox.glob("*.eml"))) == len([s for _c, r in passes for s in r.sent])
     again = run_passes(hebei.db, at(day), settings.notify, outbox)
+    assert [cid for cid, _r in again] == [CD, ZJK]
     assert [s for _c, r in again for s in r.sent] == []
     zb_notices = as_json(hebei.run(ZJK, "notices", "--unit", ZHANGBEI, "--format", "json", now=day))
     assert zb_notices and all(n["recipient"] == "ab@zb.gov.cn" for n in zb_notices)

@@ -149,6 +149,7 @@ def contact_remove(env, unit, name) -> None:
 @command
 def remind(env, dry_run, fmt) -> None:
     """One reminder pass at `now`: each recipient gets at most one message listing everything due for them.
+    On a database of several campaigns, each campaign's pass in turn unless --campaign names one.
 
     A county whose forecast (as `status` shows it) warns of a coming milestone gets an early warning,
     its city office a copy, once a week while it stays warned. Running it twice at the same time
@@ -159,11 +160,13 @@ def remind(env, dry_run, fmt) -> None:
         anjian remind --now 2015-03-24T08:30 --dry-run
     """
     from anjian.workflow.formats import output as render
-    from anjian.workflow.reminders.run import run_pass
+    from anjian.workflow.reminders.results import PassResult
+    from anjian.workflow.reminders.run import run_passes
 
     now = env.now if dry_run else env.write_now  # a dry run only reads: at --now, as of then
     db = env.database()
-    res = run_pass(db, now, _notify(env), env.settings.outbox, dry_run=dry_run)
+    # the campaign named (--campaign), else each campaign of the database in turn, as the daemon does
+    res = PassResult.merged(run_passes(db, now, _notify(env), env.settings.outbox, dry_run=dry_run))
 
     def text() -> str:
         from anjian.workflow.reminders.notices import unit_names
@@ -177,7 +180,8 @@ def remind(env, dry_run, fmt) -> None:
                            | set(watchers[:20]))
         day = _("working day") if res.workday else _("day off")
         head = _("{today} ({day}, calendar: {calendar})").format(today=res.today, day=day, calendar=res.calendar) + (
-            _("  dry run, nothing sent") if dry_run else "")
+            _("  dry run, nothing sent") if dry_run else "") + (
+            _("  campaigns: {ids}").format(ids="、".join(res.campaigns)) if res.campaigns else "")
         rows = [[s.notice_id, s.recipient, s.channel, _(KIND_WORDS[s.kind]), _(STATUS_WORDS[s.status]), _units(s.units, names),
                  s.milestones] for s in listed]
         headers = [_("Notice"), _("Recipient"), _("Channel"), _("Kind"), _("Status"), _("Units"), _("Milestones")]
