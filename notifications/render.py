@@ -109,8 +109,10 @@ class Item(NamedTuple):
 
 
 def context(notice_id: str, kind: str, recipient_name: str, recipient_unit: str, lines: list[NoticeLine],
-            campaign_title: str, issuer: str, today: dt.date, language: str, drill: bool = False) -> dict:
-    """What the templates see. `drill`: the notice comes from a drill (演练) database, and says so in
+            campaign_title: str, issuer: str, today: dt.date, language: str, drill: bool = False,
+            campaign_document: str = "") -> dict:
+    """What the templates see. `campaign_document`: the plan's document as the notice cites it, where its
+    campaign names one (else the Chinese notice cites the title's 推进方案). `drill`: the notice comes from a drill (演练) database, and says so in
     its subject and its first line, so that no one acts on it."""
     def item(line: NoticeLine) -> Item:
         return Item(line.unit_path, line.milestone, line.milestone_name, line.deadline.isoformat(),
@@ -128,7 +130,7 @@ def context(notice_id: str, kind: str, recipient_name: str, recipient_unit: str,
         "overdue": [item(x) for x in lines if x.kind == "overdue"],
         "reminders": [item(x) for x in lines if x.kind == "reminder"],
         "warnings": [warned(x) for x in lines if x.kind == "warning"],
-        "campaign_title": campaign_title, "issuer": issuer,
+        "campaign_title": campaign_title, "campaign_document": campaign_document, "issuer": issuer,
         "today": today.isoformat(), "today_cn": chinese_date(today), "drill": drill,
     }
 
@@ -159,13 +161,15 @@ def render(ctx: dict, language: str = "zh") -> Rendered:
 
 
 def content(notice_id: str, kind: str, recipient_name: str, recipient_unit: str, lines: list[NoticeLine],
-            campaign_title: str, issuer: str, today: dt.date, language: str, drill: bool = False) -> str:
+            campaign_title: str, issuer: str, today: dt.date, language: str, drill: bool = False,
+            campaign_document: str = "") -> str:
     """What a notice says, as the JSON of what its parts are rendered from (the arguments of `context`,
     lines in the order given): stored when the notice is claimed, a tenth of the size of its text and
     HTML, and rendered by `parts_of` where it is sent."""
     return json.dumps({"notice_id": notice_id, "kind": kind, "recipient_name": recipient_name,
                        "recipient_unit": recipient_unit, "campaign_title": campaign_title, "issuer": issuer,
                        "today": today.isoformat(), "language": language, **({"drill": True} if drill else {}),
+                       **({"campaign_document": campaign_document} if campaign_document else {}),
                        "lines": [_stored_line(x) for x in lines]},
                       ensure_ascii=False, separators=(",", ":"))
 
@@ -193,7 +197,8 @@ def parts_of(stored: str, parts: tuple[str, ...]) -> dict[str, str]:
     d = json.loads(stored)
     lines = [_line_of(x) for x in d["lines"]]
     ctx = context(d["notice_id"], d["kind"], d["recipient_name"], d["recipient_unit"], lines, d["campaign_title"],
-                  d["issuer"], dt.date.fromisoformat(d["today"]), d["language"], d.get("drill", False))
+                  d["issuer"], dt.date.fromisoformat(d["today"]), d["language"], d.get("drill", False),
+                  d.get("campaign_document", ""))
     return render_parts(ctx, d["language"], parts)
 
 

@@ -143,7 +143,7 @@ class _Checker(MachineChecks, Locator):
                                      "assessment", "guards", "triggers", "machines"})
         head = self.table(data.get("campaign", {}), "campaign")
         w = ("campaign", None)
-        self.unknown(head, w, {"id", "title", "issuer", "issued", "city", "timezone"})
+        self.unknown(head, w, {"id", "title", "issuer", "issued", "city", "timezone", "document"})
         issued = self.take(head, w, "issued", dt.date) or dt.date.min
         timezone = self.take(head, w, "timezone", str, "Asia/Shanghai") or "Asia/Shanghai"
         try:
@@ -188,6 +188,7 @@ class _Checker(MachineChecks, Locator):
             areas=dict(areas), sha256=sha, reminders=self.reminders(self.table(data.get("reminders", {}), "reminders")),
             assessment=self.assessment(self.table(data.get("assessment", {}), "assessment"), data.get("milestones", [])),
             guards=self.declared, triggers=triggers, machines=self.specs, words=self.words,
+            document=self.take(head, w, "document", str, "") or "",
         )
 
     def known_guards(self, level: str) -> set[str]:

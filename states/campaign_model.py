@@ -175,6 +175,8 @@ class Campaign:
     machines: dict[str, MachineSpec] = field(default_factory=lambda: dict(SPECS))
     # the words of the states and triggers the file declares: ("state", level, id) or ("trigger", id) -> (zh, en)
     words: dict[tuple, tuple[str, str]] = field(default_factory=dict)
+    # the plan's document as notices and circulars cite it (《…》); none: the title and 推进方案
+    document: str = ""
 
     def machine(self, level: str | None) -> MachineSpec | None:
         return self.machines.get(level) if level else None

@@ -267,3 +267,27 @@ def test_the_county_page_offers_its_campaign_s_own_steps_to_the_roles_that_may_t
         seen = inspector.get(f"/units/{KUANCHENG}", params={"campaign": REVIEW})
         assert 'value="pass_spot_check"' in seen.text and 'value="report_self_inspection"' not in seen.text
     assert as_json(chengde.run(CD, "show", KUANCHENG, "--format", "json", now="2017-03-03T09:00"))["state"] == "mobilization"
+
+
+def test_notices_and_circulars_cite_the_campaign_s_own_document(chengde, monkeypatch):
+    """The 回头看 names its document (`[campaign] document`): its reminders and circulars cite it, where
+    the first campaign's keep citing 《…推进方案》."""
+    import email
+    from email import policy
+
+    from anjian.workflow.services import contacts
+
+    outbox = chengde.folder / "outbox"
+    monkeypatch.setenv("ANJIAN_OUTBOX", str(outbox))
+    with scope.chosen(REVIEW):
+        contacts.add(chengde.db, "宽城满族自治县", "宽城县安监局", "ab@kc.gov.cn", None, "admin", at("2017-02-21T09:00"))
+    day = "2017-05-17T08:30"  # 14 days before the self-inspection report is due
+    sent = as_json(chengde.run(REVIEW, "remind", "--format", "json", now=day, user=None))["sent"]
+    assert [s["milestones"] for s in sent] == [["self_inspection"]]
+    msg = email.message_from_bytes((outbox / f"{sent[0]['notice_id']}.eml").read_bytes(), policy=policy.default)
+    text_ = msg.get_body(("plain",)).get_content()
+    assert "根据《承德市乡镇安全监管规范化建设“回头看”工作方案（示例）》的时间安排" in text_
+    r = chengde.run(REVIEW, "report", "circular", "--milestone", "self_inspection", now="2017-06-05T09:00")
+    assert "按照《承德市乡镇安全监管规范化建设“回头看”工作方案（示例）》要求，2017年5月31日前应完成" in r.output
+    r = chengde.run(CD, "report", "circular", "--milestone", "plan_submission", now="2017-06-05T09:00")
+    assert "按照《承德市乡镇安全监管规范化建设推进方案》要求" in r.output

@@ -99,8 +99,9 @@ def stage(p: Plan, stamp: Stamp, campaign, settings: NotifySettings) -> Staged:
     kind = p.kind
     lines = sorted(p.lines, key=lambda x: (x.kind != "overdue", x.deadline, x.unit_code))
     args = (nid, kind, p.name, p.unit_path, lines, campaign.title, campaign.issuer, today, settings.language)
-    subject = render_parts(context(*args, drill=settings.drill), settings.language, ("subject",))["subject"]
-    stored = content(*args, drill=settings.drill)
+    cited = {"drill": settings.drill, "campaign_document": campaign.document}
+    subject = render_parts(context(*args, **cited), settings.language, ("subject",))["subject"]
+    stored = content(*args, **cited)
     created = stamp.created
     row = {"id": nid, "key": key, "recipient": p.address, "recipient_name": p.name, "channel": p.channel,
            "kind": kind, "language": settings.language, "subject": subject, "status": "claimed",

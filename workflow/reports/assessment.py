@@ -153,6 +153,7 @@ class Circular:
     sha256: str = ""
     issued_seq: int | None = None
     drill: str = ""  # from a drill (演练) database: the banner its text starts with
+    campaign_document: str = ""  # the plan's document as the circular cites it, where its campaign names one
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -194,7 +195,7 @@ def circular(db: Database, now: dt.datetime, milestone: str, language: str = "zh
                      campaign.issuer or _("Office of the city work safety committee"), campaign.title, level,
                      [x for x in lines if x.status == "on_time"], [x for x in lines if x.status == "late"],
                      [x for x in lines if x.status == "overdue"], [x for x in lines if x.status == "pending"], deductions,
-                     drill=drill)
+                     drill=drill, campaign_document=campaign.document)
     text = render_circular(draft, fmt)
     return Circular(**{**asdict_shallow(draft), "text": text, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()})
 
