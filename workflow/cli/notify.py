@@ -165,7 +165,6 @@ def remind(env, dry_run, fmt) -> None:
 
     now = env.now if dry_run else env.write_now  # a dry run only reads: at --now, as of then
     db = env.database()
-    # the campaign named (--campaign), else each campaign of the database in turn, as the daemon does
     res = PassResult.merged(run_passes(db, now, _notify(env), env.settings.outbox, dry_run=dry_run))
 
     def text() -> str:
