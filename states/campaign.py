@@ -53,8 +53,10 @@ def builtin_text(name: str) -> str:
     return resources.files("anjian.states").joinpath("campaigns", f"{name}.toml").read_text("utf-8")
 
 
-def load(text: str, source: str = "<campaign>") -> Campaign:
-    """Parse and validate a campaign; raise CampaignError listing every problem with its line."""
+def load(text: str, source: str = "<campaign>", stored: bool = False) -> Campaign:
+    """Parse and validate a campaign; raise CampaignError listing every problem with its line.
+    `stored`: a file a database already runs, loaded again, which checks added since it was loaded (a
+    milestone due before its stage starts) do not refuse: a database never stops opening over one."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -62,6 +64,7 @@ def load(text: str, source: str = "<campaign>") -> Campaign:
         where = f"line {at[1]}, {Locator(text).label_at(int(at[1]))}: " if at else ""
         raise CampaignError(source, [f"{where}TOML syntax: {exc}"]) from None
     checker = _Checker(text)
+    checker.stored = stored
     campaign = checker.build(data, hashlib.sha256(text.encode("utf-8")).hexdigest())
     if checker.problems:
         raise CampaignError(source, checker.problems)
@@ -84,6 +87,7 @@ class _Checker(MachineChecks, Locator):
         self.declared: dict[str, GuardSpec] = {}
         self.named_guards: dict[str, str] = {}
         self.stage_ids: list[str] = []
+        self.stored = False  # a file loaded again from a database (see `load`)
 
     def problem(self, where: tuple[str, int | None, str | None], message: str, line: int | None = None) -> None:
         table, index, key = where
@@ -366,7 +370,8 @@ class _Checker(MachineChecks, Locator):
             stage = self.take(entry, w, "stage", str)
             if stage and stage_ids and stage not in stage_ids:
                 self.problem((*w, "stage"), f"unknown stage {stage!r} (stages: {', '.join(stage_ids)})")
-            elif stage and deadline and stage_ids.get(stage) and issued <= deadline < stage_ids[stage].starts:
+            elif stage and deadline and stage_ids.get(stage) and issued <= deadline < stage_ids[stage].starts \
+                    and not self.stored:
                 self.problem((*w, "deadline"), f"{deadline} is before its stage {stage!r} starts ({stage_ids[stage].starts})")
             if deadline and deadline < issued:
                 self.problem((*w, "deadline"), f"{deadline} is before the campaign was issued ({issued})")

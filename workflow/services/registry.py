@@ -169,7 +169,7 @@ def parse_campaign(source: Source) -> Campaign:
 
 @lru_cache(maxsize=8)
 def _campaign_from_text(text: str) -> Campaign:
-    return campaigns.load(text)
+    return campaigns.load(text, stored=True)
 
 
 def campaign_in_force(session: Session) -> Campaign:

@@ -65,7 +65,7 @@ def machines_of(session: Session) -> dict[int, dict[str, MachineSpec]]:
         if not text:
             continue
         try:
-            out[no] = load(text).machines
+            out[no] = load(text, stored=True).machines
         except CampaignError:
             continue
     return out
