@@ -41,8 +41,8 @@ class MachineChecks:
                 for sid in states:
                     if sid not in reached:
                         self.problem((*w, "states"), f"state {sid!r} is the destination of no transition (it could never be reached)")
-                if len(self.problems) == before:
-                    self.specs[level] = MachineSpec(level, tuple(states), states[0], tuple(transitions))
+            if states:  # with problems, the file is refused; the rest of it is still checked against its own states
+                self.specs[level] = MachineSpec(level, tuple(states), states[0], tuple(transitions))
 
     def machine_states(self, entry: dict, w: tuple[str, None]) -> list[str]:
         raw = self.take(entry, w, "states", list)

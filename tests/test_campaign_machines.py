@@ -201,7 +201,9 @@ BAD = [
     ('[machines.county]\nstates = [{ id = "a", name = "甲" }, { id = "b", name = "乙" }]\n\n'
      '[[machines.county.transitions]]\ntrigger = "apply"\nname = "走"\nsource = "a"\ndest = "b"\nby = ["city_office"]\n',
      "not 'apply'"),
-    ('[machines.city]\nstates = ["a"]\n', "only [machines.county] may be declared (the city machine is the campaign's [[stages]])"),
+    ('[machines.city]\nstates = ["a"]\n\n[machines.county]\nstates = [{ id = "a", name = "甲" }, { id = "b", name = "乙" }]\n\n'
+     '[[machines.county.transitions]]\ntrigger = "go"\nname = "走"\nsource = "a"\ndest = "b"\nby = ["city_office"]\n',
+     "only [machines.county] may be declared (the city machine is the campaign's [[stages]])"),
     ('[machines.county]\nstates = [{ id = "a", name = "甲" }, { id = "b", name = "乙" }]\n\n'
      '[[machines.county.transitions]]\ntrigger = "go"\nname = "走"\nsource = "a"\ndest = "b"\nby = ["city_office"]\n'
      'guards = ["checklist_complete"]\n',
@@ -214,14 +216,14 @@ def test_a_machine_shaped_wrongly_is_refused_with_its_line(extra, problem):
     base = builtin_text(REVIEW)
     cut = base.index("[machines.county]")
     end = base.index("[[milestones]]")
-    milestones = base[end:].replace('states = ["reported", "spot_checked", "consolidated"]', 'states = ["mobilization"]') \
-        .replace('{ level = "county", states = ["spot_checked", "consolidated"] }', '{ level = "county", states = ["mobilization"] }') \
-        .replace('{ level = "county", states = ["consolidated"] }', '{ level = "county", states = ["mobilization"] }')
+    milestones = base[end:].replace('states = ["reported", "spot_checked", "consolidated"]', 'states = ["b"]') \
+        .replace('{ level = "county", states = ["spot_checked", "consolidated"] }', '{ level = "county", states = ["b"] }') \
+        .replace('{ level = "county", states = ["consolidated"] }', '{ level = "county", states = ["b"] }')
     text_ = base[:cut] + extra + "\n" + milestones
     with pytest.raises(CampaignError) as caught:
         load(text_)
     found = [p for p in caught.value.problems if problem in p]
-    assert found, caught.value.problems
+    assert found and len(caught.value.problems) == 1, caught.value.problems  # the one mistake, nothing in its wake
     line = int(found[0].split(",")[0].removeprefix("line "))
     assert 1 <= line <= text_.count("\n") + 1
 
