@@ -88,6 +88,8 @@ class _Checker(MachineChecks, Locator):
         self.named_guards: dict[str, str] = {}
         self.stage_ids: list[str] = []
         self.stored = False  # a file loaded again from a database (see `load`)
+        self.specs = dict(SPECS)  # the machines being built: the engine's, until the file shapes its own
+        self.words: dict[tuple, tuple[str, str]] = {}  # the words the file gives its own states and triggers
 
     def problem(self, where: tuple[str, int | None, str | None], message: str, line: int | None = None) -> None:
         table, index, key = where
@@ -164,8 +166,6 @@ class _Checker(MachineChecks, Locator):
                              "unknown checklist level (allowed: county, township)")
         checklists = {level: self.items(level, lists.get(level, []), areas) for level in ("township", "county")}
         self.declared = self.guards(self.table(data.get("guards", {}), "guards"))
-        self.words: dict[tuple, tuple[str, str]] = {}
-        self.specs = dict(SPECS)
         if stages:
             self.specs["city"] = city_spec([s.id for s in stages])
             for stage in stages:

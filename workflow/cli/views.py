@@ -148,14 +148,14 @@ def milestone_word(mid: str, name: str | None = None) -> str:
 def _state_order(state: str) -> tuple[int, str]:
     from anjian.states.machines import specs
 
+    machines = specs()
     for i, level in enumerate(("township", "county", "city")):
-        if state in specs()[level].states:
-            return i * 10 + specs()[level].states.index(state), state
+        if state in machines[level].states:
+            return i * 10 + machines[level].states.index(state), state
     return 99, state
 
 
 def _state_word(state: str) -> str:
-
     for level in ("township", "county", "city"):
         if (level, state) in STATE_NAMES:
             return STATE_NAMES[level, state]
